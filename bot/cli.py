@@ -1,0 +1,109 @@
+"""The `crowddesk` command line: init, data validate, train, run, shell, demo, kb."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+EXIT_ERROR = 1
+
+
+def _project_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--project", "-p", type=Path, default=Path("."),
+                        help="bot project folder (default: current directory)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crowddesk", description=__doc__)
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    verbs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    init = verbs.add_parser("init", help="create a new, working bot project")
+    init.add_argument("directory", type=Path)
+
+    data = verbs.add_parser("data", help="check project files")
+    data_verbs = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    validate = data_verbs.add_parser("validate", help="report every problem with file and line")
+    _project_arg(validate)
+
+    train = verbs.add_parser("train", help="train and calibrate a model into models/")
+    _project_arg(train)
+    train.add_argument("--force", action="store_true", help="retrain even if nothing changed")
+
+    run = verbs.add_parser("run", help="start the HTTP server (or `run actions`: the action server)")
+    run.add_argument("target", nargs="?", choices=["actions"], help="`actions` starts the action server")
+    _project_arg(run)
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=None, help="default 5005 (server) / 5055 (actions)")
+    run.add_argument("--model", type=Path, help="model folder (default: newest in models/)")
+    run.add_argument("--database-url", help="SQLAlchemy URL (default: endpoints.yml, then SQLite)")
+
+    shell = verbs.add_parser("shell", help="chat with the trained bot in the terminal")
+    _project_arg(shell)
+    shell.add_argument("--model", type=Path)
+    shell.add_argument("--database-url")
+
+    demo = verbs.add_parser("demo", help="train if needed, start actions + server, and chat")
+    _project_arg(demo)
+    demo.add_argument("--port", type=int, default=5005)
+    demo.add_argument("--actions-port", type=int, default=5055)
+
+    kb = verbs.add_parser("kb", help="manage the knowledge base")
+    kb_verbs = kb.add_subparsers(dest="kb_command", required=True, metavar="ACTION")
+    kb_import = kb_verbs.add_parser("import", help="import FAQ entries (yaml, csv, markdown, rasa)")
+    kb_import.add_argument("source", type=Path)
+    kb_import.add_argument("--format", help="yaml, csv, markdown or rasa (default: from the file)")
+    kb_list = kb_verbs.add_parser("list", help="list entries")
+    kb_list.add_argument("--status", choices=["draft", "published", "retired"])
+    kb_list.add_argument("--tag")
+    kb_list.add_argument("--search")
+    kb_list.add_argument("--limit", type=int, default=50)
+    kb_list.add_argument("--json", action="store_true")
+    kb_show = kb_verbs.add_parser("show", help="show one entry")
+    kb_show.add_argument("entry_id")
+    kb_add = kb_verbs.add_parser("add", help="add one entry")
+    kb_add.add_argument("--id")
+    kb_add.add_argument("--question", "-q", action="append", required=True, help="repeat for variants")
+    kb_add.add_argument("--answer", "-a", required=True)
+    kb_add.add_argument("--source-url", default="")
+    kb_add.add_argument("--tag", action="append", default=[])
+    kb_add.add_argument("--language", default="en")
+    kb_retire = kb_verbs.add_parser("retire", help="stop serving an entry (kept for audit)")
+    kb_retire.add_argument("entry_id")
+    for sub in (kb_import, kb_list, kb_show, kb_add, kb_retire):
+        _project_arg(sub)
+        sub.add_argument("--database-url")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from crowddesk.bot import commands  # heavy imports only once a command runs
+
+    handler = {
+        "init": commands.init,
+        "data": commands.data_validate,
+        "train": commands.train,
+        "run": commands.run,
+        "shell": commands.shell,
+        "demo": commands.demo,
+        "kb": commands.kb,
+    }[args.command]
+    try:
+        return handler(args)
+    except commands.USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""What each `crowddesk` verb does; bot/cli.py only parses arguments."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from crowddesk.bot.action_server import (
+    DEFAULT_PORT as ACTIONS_PORT,
+    ActionServerStartError,
+    action_server_command,
+    start_action_server,
+    stop,
+)
+from crowddesk.bot.assemble import Bot, assemble, models_dir, open_database
+from crowddesk.bot.model import ModelError
+from crowddesk.bot.project import load_project
+from crowddesk.bot.scaffold import ScaffoldError, scaffold_project
+from crowddesk.bot.training import train as train_model
+from crowddesk.bot.validation import validate_project
+from crowddesk.bot.yaml_files import ProjectFileError
+from crowddesk.knowledge_base.importers import KBImportError, importer_for
+from crowddesk.knowledge_base.store import KnowledgeBaseStore
+from crowddesk.knowledge_base.types import EntryStatus, KBEntry
+
+SERVER_PORT = 5005
+
+
+class CommandError(Exception):
+    """A user-facing failure, printed as one line."""
+
+
+USER_ERRORS = (
+    CommandError, ProjectFileError, ModelError, KBImportError, ActionServerStartError, ScaffoldError,
+)
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def init(args: argparse.Namespace) -> int:
+    created = scaffold_project(args.directory)
+    say(f"Created a bot project in {args.directory} ({len(created)} files). Next:")
+    say(f"  cd {args.directory} && crowddesk train && crowddesk shell")
+    return 0
+
+
+def _report_problems(project_root: Path) -> int:
+    """Print every problem in the project's files; returns the number of errors."""
+    problems = validate_project(project_root)
+    for problem in problems:
+        where = f"{problem.path}:{problem.line}" if problem.line else problem.path
+        key = f"{problem.key}: " if problem.key else ""
+        say(f"{where}: {problem.severity}: {key}{problem.message}")
+    errors = sum(1 for p in problems if p.severity == "error")
+    if problems:
+        say(f"{errors} error(s), {len(problems) - errors} warning(s)")
+    return errors
+
+
+def data_validate(args: argparse.Namespace) -> int:
+    errors = _report_problems(args.project)
+    if not errors:
+        say("Project files are valid.")
+    return 1 if errors else 0
+
+
+def train(args: argparse.Namespace) -> int:
+    if _report_problems(args.project):
+        raise CommandError("fix the errors above, then train again")
+    project = load_project(args.project)
+    result = train_model(project, models_dir(project.root), force=args.force, progress=say,
+                         show_bars=sys.stderr.isatty())
+    report = result.report
+    if not result.skipped:
+        say(f"Model saved to {result.model_dir}")
+    say(
+        f"Answer threshold {report.answer_threshold:.3f} for target precision "
+        f"{report.target_precision:.0%}: expected automation rate {report.expected_automation_rate:.1%} "
+        f"at {report.expected_precision:.1%} precision on held-out folds "
+        f"({report.examples} examples, {report.intents} intents, {report.kb_entries} FAQ entries)."
+    )
+    return 0
+
+
+def _bot(args: argparse.Namespace, action_endpoint: str | None = None) -> Bot:
+    return assemble(args.project, model_dir=getattr(args, "model", None),
+                    database_url=getattr(args, "database_url", None), action_endpoint=action_endpoint)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.target == "actions":
+        command = action_server_command("actions", args.port or ACTIONS_PORT)
+        say(f"Starting the action server: {' '.join(command[1:])}")
+        return subprocess.call(command, cwd=args.project)
+    import uvicorn
+
+    from crowddesk.bot.server import create_app
+
+    app = create_app(_bot(args))
+    uvicorn.run(app, host=args.host, port=args.port or SERVER_PORT, log_level="info")
+    return 0
+
+
+def shell(args: argparse.Namespace) -> int:
+    asyncio.run(_chat_then_close(_bot(args)))
+    return 0
+
+
+async def _chat_then_close(bot: Bot) -> None:
+    from crowddesk.bot.shell import chat
+
+    try:
+        await chat(bot.engine)
+    finally:
+        await bot.aclose()
+
+
+def demo(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from crowddesk.bot.server import create_app
+
+    project = load_project(args.project)
+    train_model(project, models_dir(project.root), progress=say, show_bars=sys.stderr.isatty())
+    say(f"Starting the action server on 127.0.0.1:{args.actions_port}")
+    actions = start_action_server(project.root, port=args.actions_port)
+    try:
+        bot = assemble(project.root, action_endpoint=f"http://127.0.0.1:{args.actions_port}/webhook")
+        server = uvicorn.Server(uvicorn.Config(create_app(bot), host="127.0.0.1", port=args.port,
+                                               log_level="warning"))
+        if not sys.stdin.isatty():
+            say(f"Serving on http://127.0.0.1:{args.port} (API docs at /docs). Ctrl+C stops.")
+            server.run()
+            return 0
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        say(f"HTTP API on http://127.0.0.1:{args.port} (docs at /docs); chat below.")
+        asyncio.run(_chat_then_close(bot))
+        server.should_exit = True
+        thread.join(timeout=10)
+        return 0
+    finally:
+        stop(actions)
+
+
+def kb(args: argparse.Namespace) -> int:
+    project = load_project(args.project)
+    store = KnowledgeBaseStore(open_database(project, args.database_url))
+    if args.kb_command == "import":
+        return _kb_import(store, args.source, args.format)
+    if args.kb_command == "list":
+        status = EntryStatus(args.status) if args.status else None
+        entries = store.list(status=status, tag=args.tag, text=args.search, limit=args.limit)
+        if args.json:
+            say(json.dumps([e.as_dict() for e in entries], indent=2, ensure_ascii=False))
+        else:
+            for entry in entries:
+                say(f"{entry.id:40.40}  {entry.status.value:9}  {entry.title[:70]}")
+            say(f"{len(entries)} of {store.count(status)} entries")
+        return 0
+    if args.kb_command == "show":
+        entry = store.get(args.entry_id)
+        if entry is None:
+            raise CommandError(f"no KB entry {args.entry_id!r} (see `crowddesk kb list`)")
+        say(json.dumps(entry.as_dict(), indent=2, ensure_ascii=False))
+        return 0
+    if args.kb_command == "add":
+        entry = KBEntry(
+            id=args.id or _slug_id(args.question[0]), questions=args.question, answer=args.answer,
+            source_url=args.source_url, tags=args.tag, language=args.language,
+        )
+        created = store.upsert(entry)
+        say(f"{'Added' if created else 'Updated'} {entry.id}")
+        return 0
+    try:
+        store.set_status(args.entry_id, EntryStatus.RETIRED)
+    except KeyError as exc:
+        raise CommandError(str(exc.args[0]) if exc.args else str(exc)) from exc
+    say(f"Retired {args.entry_id}")
+    return 0
+
+
+def _kb_import(store: KnowledgeBaseStore, source: Path, format: str | None) -> int:
+    from tqdm import tqdm
+
+    importer = importer_for(source, format)
+    entries = importer.load(source)
+    added = updated = unchanged = 0
+    for entry in tqdm(entries, desc=f"Importing {source.name}", unit="entry", disable=not sys.stderr.isatty()):
+        before = store.get(entry.id)
+        if store.upsert(entry):
+            added += 1
+        elif before is not None and before == store.get(entry.id):
+            unchanged += 1
+        else:
+            updated += 1
+    say(f"{source}: {len(entries)} entries read; {added} added, {updated} updated, {unchanged} unchanged")
+    return 0
+
+
+def _slug_id(question: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", question.lower()).strip("-")[:60]
+    return f"manual:{slug or 'entry'}"

@@ -1,0 +1,333 @@
+"""The conversation engine: one message in, one decision, events persisted, replies out.
+
+Turns of one conversation run one at a time (a per-conversation lock); CPU-bound NLU and
+blocking database calls run in worker threads so the event loop keeps serving others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from crowddesk.bot.action_client import ActionClient, ActionServerError
+from crowddesk.bot.domain import Domain
+from crowddesk.bot.handoff import SlaTargets, build_handoff
+from crowddesk.bot.policy import (
+    ConversationContext,
+    Decision,
+    DecisionKind,
+    HandoffReason,
+    SupportPolicy,
+)
+from crowddesk.bot.responses import ResponseRenderer
+from crowddesk.bot.store import ConversationRecord, ConversationStore, NewHandoff
+from crowddesk.connectors.types import Button, InboundMessage, OutboundMessage
+from crowddesk.knowledge_base.index import KnowledgeBase
+from crowddesk.knowledge_base.types import Candidate
+from crowddesk.nlu.pipeline import NLUPipeline, Understanding
+from crowddesk.nlu.types import Parse
+
+logger = logging.getLogger(__name__)
+
+class MessageRejected(ValueError):
+    """The message can't be processed as sent (empty, too long); nothing was stored."""
+
+    def __init__(self, reason: str, status_code: int) -> None:
+        super().__init__(reason)
+        self.status_code = status_code
+
+
+@dataclass
+class Turn:
+    """What one message produced, accumulated before it is written in one transaction."""
+
+    record: ConversationRecord | None
+    channel: str
+    slots: dict[str, Any]
+    failed_turns: int
+    events: list[dict[str, Any]] = field(default_factory=list)
+    replies: list[OutboundMessage] = field(default_factory=list)
+    handoff: NewHandoff | None = None
+
+    def add(self, event: str, **data: Any) -> None:
+        self.events.append({"event": event, "timestamp": time.time(), **data})
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        domain: Domain,
+        nlu: NLUPipeline,
+        knowledge_base: KnowledgeBase,
+        policy: SupportPolicy,
+        store: ConversationStore,
+        rules: dict[str, list[str]],
+        actions: ActionClient | None,
+        sla: SlaTargets = SlaTargets(),
+        max_message_chars: int = 4000,
+    ) -> None:
+        self.domain = domain
+        self.nlu = nlu
+        self.knowledge_base = knowledge_base
+        self.policy = policy
+        self.store = store
+        self.rules = rules
+        self.actions = actions
+        self.sla = sla
+        self.max_message_chars = max_message_chars
+        self.renderer = ResponseRenderer(domain)
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def check(self, message: InboundMessage) -> None:
+        if not message.text.strip():
+            raise MessageRejected("message is empty", 400)
+        if len(message.text) > self.max_message_chars:
+            raise MessageRejected(
+                f"message is {len(message.text)} characters; the limit is {self.max_message_chars}",
+                413,
+            )
+
+    def _lock(self, sender_id: str) -> asyncio.Lock:
+        lock = self._locks.get(sender_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[sender_id] = lock
+        return lock
+
+    async def handle(self, message: InboundMessage) -> list[OutboundMessage]:
+        """Process one customer message; returns the bot's replies (none while a human owns it)."""
+        self.check(message)
+        async with self._lock(message.sender_id):
+            record = await asyncio.to_thread(self.store.get, message.sender_id)
+            turn = Turn(
+                record=record,
+                channel=message.channel,
+                slots=self._initial_slots(record),
+                failed_turns=record.failed_turns if record else 0,
+            )
+            self._maybe_start_session(turn, record)
+            owner = record.owner if record else "bot"
+            if owner != "bot":
+                # A human owns the conversation: the message joins the ticket, the bot stays quiet.
+                turn.add("user", text=message.text, input_channel=message.channel,
+                         message_id=message.message_id, parse_data=None)
+                await self._save(message.sender_id, turn, owner=owner, latest=record.latest_message if record else None)
+                return []
+            understanding = await asyncio.to_thread(self.nlu.understand, message.text)
+            candidates = await asyncio.to_thread(self.candidates, understanding)
+            parse = understanding.parse
+            turn.add(
+                "user", text=message.text, input_channel=message.channel,
+                message_id=message.message_id,
+                parse_data={**parse.as_rasa(), "kb_candidates": [c.as_dict() for c in candidates]},
+            )
+            self._fill_slots(turn, parse)
+            history = await asyncio.to_thread(self.store.events, message.sender_id)
+            decision = self.policy.decide(
+                parse, candidates,
+                ConversationContext(turn.failed_turns, _last_answer_automated(history)),
+                from_button=understanding.from_payload,
+            )
+            await self._execute(message, turn, parse, candidates, decision, history)
+            owner = "queued" if turn.handoff else "bot"
+            turn.add("action", name="action_listen")
+            await self._save(message.sender_id, turn, owner=owner, latest=parse.as_rasa())
+            return turn.replies
+
+    def candidates(self, understanding: Understanding) -> list[Candidate]:
+        if understanding.vector is None:
+            return []
+        return self.knowledge_base.search(understanding.parse.text, understanding.vector)
+
+    # -- turn building -------------------------------------------------------------------
+
+    def _initial_slots(self, record: ConversationRecord | None) -> dict[str, Any]:
+        slots = {name: slot.initial_value for name, slot in self.domain.slots.items()}
+        if record:
+            slots.update(record.slots)
+        return slots
+
+    def _maybe_start_session(self, turn: Turn, record: ConversationRecord | None) -> None:
+        expiry_minutes = self.domain.session_config.session_expiration_time
+        expired = (
+            record is not None and expiry_minutes > 0
+            and (time.time() - record.updated_at.timestamp()) > expiry_minutes * 60
+        )
+        if record is None or expired:
+            if expired and not self.domain.session_config.carry_over_slots_to_new_session:
+                turn.slots = self._initial_slots(None)
+            turn.add("action", name="action_session_start")
+            turn.add("session_started")
+
+    def _fill_slots(self, turn: Turn, parse: Parse) -> None:
+        for name, slot in self.domain.slots.items():
+            for mapping in slot.mappings:
+                value = _mapped_value(mapping, parse)
+                if value is not None and turn.slots.get(name) != value:
+                    turn.slots[name] = value
+                    turn.add("slot", name=name, value=value)
+                    break
+
+    async def _execute(
+        self, message: InboundMessage, turn: Turn, parse: Parse,
+        candidates: list[Candidate], decision: Decision, history: list[dict[str, Any]],
+    ) -> None:
+        sender = message.sender_id
+        kind = decision.kind
+        if kind is DecisionKind.ANSWER_FROM_KB and decision.option is not None:
+            entry = await asyncio.to_thread(self.knowledge_base.entry, decision.option.key)
+            if entry is not None:
+                text = entry.answer + (f"\n\nSource: {entry.source_url}" if entry.source_url else "")
+                self._utter(turn, "action_answer_from_kb", decision, OutboundMessage(
+                    sender, text, custom={"kb_entry": entry.id, "source_url": entry.source_url,
+                                          "confidence": round(decision.confidence, 4)}))
+                turn.failed_turns = 0
+                return
+            decision = Decision(DecisionKind.HAND_OFF, decision.confidence, decision.option,
+                                handoff_reason=HandoffReason.LOW_CONFIDENCE)
+            kind = decision.kind
+        if kind is DecisionKind.RESPOND and decision.option is not None:
+            try:
+                await self._run_rule(turn, sender, parse, self.rules[decision.option.key], decision, history)
+                turn.failed_turns = 0
+                return
+            except ActionServerError as exc:
+                logger.error("custom action failed for %s: %s", sender, exc)
+                decision = Decision(DecisionKind.HAND_OFF, decision.confidence, decision.option,
+                                    handoff_reason=HandoffReason.ACTION_FAILED)
+                kind = decision.kind
+        if kind is DecisionKind.CLARIFY:
+            text = (self.renderer.render("utter_clarify", sender, turn.slots).text
+                    if self.renderer.has("utter_clarify") else "Did you mean one of these?")
+            buttons = tuple(Button(o.title, o.payload) for o in decision.options)
+            self._utter(turn, "action_clarify", decision, OutboundMessage(sender, text, buttons))
+            turn.failed_turns += 1
+            return
+        if kind is DecisionKind.REPHRASE:
+            self._utter(turn, "action_default_fallback", decision, self._fallback(sender, turn))
+            turn.failed_turns += 1
+            return
+        await self._hand_off(message, turn, parse, candidates, decision, history)
+
+    def _fallback(self, sender: str, turn: Turn) -> OutboundMessage:
+        if self.renderer.has("utter_default"):
+            return self.renderer.render("utter_default", sender, turn.slots)
+        return OutboundMessage(sender, "Sorry, I didn't get that. Could you rephrase?")
+
+    async def _run_rule(
+        self, turn: Turn, sender: str, parse: Parse, actions: list[str], decision: Decision,
+        history: list[dict[str, Any]],
+    ) -> None:
+        for action in actions:
+            if action.startswith("utter_") and self.renderer.has(action):
+                self._utter(turn, action, decision, self.renderer.render(action, sender, turn.slots))
+            else:
+                await self._run_custom_action(turn, sender, parse, action, decision, history)
+
+    async def _run_custom_action(
+        self, turn: Turn, sender: str, parse: Parse, action: str, decision: Decision,
+        history: list[dict[str, Any]],
+    ) -> None:
+        if self.actions is None:
+            raise ActionServerError(f"{action!r} needs an action server; set action_endpoint in endpoints.yml")
+        tracker = {
+            "sender_id": sender,
+            "slots": turn.slots,
+            "latest_message": parse.as_rasa(),
+            "events": [*history, *turn.events],
+            "paused": False,
+            "followup_action": None,
+            "active_loop": {},
+            "latest_action_name": "action_listen",
+            "latest_input_channel": turn.channel,
+        }
+        result = await self.actions.run(action, sender, tracker, self.domain.as_rasa_dict())
+        turn.add("action", name=action, policy="SupportPolicy", confidence=decision.confidence)
+        for event in result.events:
+            if event.get("event") == "slot" and isinstance(event.get("name"), str):
+                turn.slots[event["name"]] = event.get("value")
+            turn.events.append({**event, "timestamp": event.get("timestamp") or time.time()})
+        for response in result.responses:
+            turn.replies.append(self._action_response(sender, turn, response))
+            turn.add("bot", text=turn.replies[-1].text, data=_bot_data(turn.replies[-1]))
+
+    def _action_response(self, sender: str, turn: Turn, response: dict[str, Any]) -> OutboundMessage:
+        template = response.get("response") or response.get("template")
+        if template and self.renderer.has(template):
+            extras = {k: v for k, v in response.items() if k not in ("response", "template")}
+            return self.renderer.render(template, sender, turn.slots, **extras)
+        return OutboundMessage(
+            sender,
+            str(response.get("text") or ""),
+            tuple(Button(b["title"], b["payload"]) for b in response.get("buttons") or []),
+            image=response.get("image"),
+            custom=response.get("custom") or {},
+        )
+
+    async def _hand_off(
+        self, message: InboundMessage, turn: Turn, parse: Parse, candidates: list[Candidate],
+        decision: Decision, history: list[dict[str, Any]],
+    ) -> None:
+        sender = message.sender_id
+        considered = []
+        for candidate in candidates:
+            entry = await asyncio.to_thread(self.knowledge_base.entry, candidate.entry_id)
+            considered.append((candidate, self.policy.retriever_calibration(candidate.score), entry))
+        reply_name = ("utter_out_of_scope"
+                      if decision.handoff_reason is HandoffReason.OUT_OF_SCOPE
+                      and self.renderer.has("utter_out_of_scope") else "utter_handoff")
+        if self.renderer.has(reply_name):
+            self._utter(turn, reply_name, decision, self.renderer.render(reply_name, sender, turn.slots))
+        queued = await asyncio.to_thread(self.store.list_handoffs, "queued")
+        wait_minutes = self.sla.expected_wait_minutes(message.channel, len(queued))
+        if self.renderer.has("utter_handoff_queued"):
+            self._utter(turn, "utter_handoff_queued", decision, self.renderer.render(
+                "utter_handoff_queued", sender, turn.slots, wait_minutes=wait_minutes))
+        turn.handoff = build_handoff(
+            sender_id=sender, channel=message.channel, parse=parse, decision=decision,
+            candidates=considered, events=[*history, *turn.events], sla=self.sla,
+        )
+        turn.add("handoff", reason=turn.handoff.reason, priority=turn.handoff.priority,
+                 due_at=turn.handoff.due_at.isoformat())
+        turn.failed_turns = 0
+
+    def _utter(self, turn: Turn, action: str, decision: Decision, reply: OutboundMessage) -> None:
+        turn.add("action", name=action, policy="SupportPolicy", confidence=round(decision.confidence, 4))
+        turn.add("bot", text=reply.text, data=_bot_data(reply), metadata={"utter_action": action})
+        turn.replies.append(reply)
+
+    async def _save(self, sender_id: str, turn: Turn, *, owner: str, latest: dict[str, Any] | None) -> None:
+        await asyncio.to_thread(
+            self.store.record_turn, sender_id, turn.channel, turn.events, turn.slots,
+            turn.failed_turns, owner, latest, turn.handoff,
+        )
+
+
+def _bot_data(reply: OutboundMessage) -> dict[str, Any]:
+    return {"buttons": [b.as_dict() for b in reply.buttons] or None, "image": reply.image,
+            "custom": reply.custom or None}
+
+
+def _mapped_value(mapping: Any, parse: Parse) -> Any:
+    intents = mapping.intent if isinstance(mapping.intent, list) else [mapping.intent] if mapping.intent else []
+    if intents and parse.intent.name not in intents:
+        return None
+    if mapping.type == "from_entity":
+        return next((e.value for e in parse.entities if e.entity == mapping.entity), None)
+    if mapping.type == "from_intent" and intents:
+        return mapping.value
+    return None
+
+
+def _last_answer_automated(history: list[dict[str, Any]]) -> bool:
+    """Whether the bot's previous reply was an answer the customer could now reject."""
+    for event in reversed(history):
+        if event["event"] == "action" and event.get("name") != "action_listen":
+            return event.get("name") == "action_answer_from_kb"
+    return False
+

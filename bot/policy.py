@@ -1,0 +1,209 @@
+"""One decision per message: respond by rule, answer from the KB, clarify, or hand off.
+
+The policy sees calibrated confidences only: intent probabilities from the classifier and
+retriever scores mapped to probabilities by the calibration `crowddesk train` fits. Both are
+"how likely is this answer right", so one threshold (chosen on held-out folds for the target
+precision) governs every automated reply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from crowddesk.bot.config import PolicySettings
+from crowddesk.knowledge_base.types import Candidate
+from crowddesk.nlu.types import Parse
+
+
+# Rasa's conventional intent for "no"; after an automated answer it means the answer missed.
+DENY_INTENT = "deny"
+# Clarification buttons for KB entries without an intent carry `/kb{"entry_id": "<id>"}`.
+KB_PAYLOAD_INTENT = "kb"
+
+
+class DecisionKind(str, Enum):
+    RESPOND = "respond"  # follow the rule for the intent (responses and/or custom actions)
+    ANSWER_FROM_KB = "answer_from_kb"
+    CLARIFY = "clarify"
+    HAND_OFF = "hand_off"
+    REPHRASE = "rephrase"  # the customer said the last answer was wrong: ask again
+
+
+class HandoffReason(str, Enum):
+    OUT_OF_SCOPE = "out_of_scope"
+    LOW_CONFIDENCE = "low_confidence"
+    CUSTOMER_REQUEST = "customer_request"
+    FAILED_TURNS = "failed_turns"
+    ACTION_FAILED = "action_failed"
+
+
+@dataclass(frozen=True)
+class Option:
+    """Something the bot could do with a message: follow an intent's rule or serve a KB entry."""
+
+    kind: str  # "intent" or "kb"
+    key: str  # intent name or KB entry id
+    title: str
+    confidence: float
+    intent: str | None = None  # the retrieval intent a KB entry answers, if any
+
+    @property
+    def payload(self) -> str:
+        """A Rasa-style button payload that selects this option without NLU."""
+        if self.kind == "intent":
+            return f"/{self.key}"
+        if self.intent:
+            return f"/{self.intent}"
+        return '/%s{"entry_id": "%s"}' % (KB_PAYLOAD_INTENT, self.key)
+
+
+@dataclass(frozen=True)
+class Decision:
+    kind: DecisionKind
+    confidence: float
+    option: Option | None = None
+    options: tuple[Option, ...] = ()
+    handoff_reason: HandoffReason | None = None
+    counts_as_failure: bool = False
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Chosen by `crowddesk train` on held-out folds; stored in the model artifact."""
+
+    answer: float
+    clarify_floor: float
+
+
+@dataclass(frozen=True)
+class RetrieverCalibration:
+    """Piecewise-linear map from a retriever score to P(the entry is the right answer)."""
+
+    scores: tuple[float, ...]
+    probabilities: tuple[float, ...]
+
+    def __call__(self, score: float) -> float:
+        if not self.scores:
+            return 0.0
+        return float(np.interp(score, self.scores, self.probabilities))
+
+
+@dataclass(frozen=True)
+class ConversationContext:
+    failed_turns: int
+    last_answer_was_automated: bool
+
+
+class SupportPolicy:
+    """Turns a parse and KB candidates into exactly one `Decision`."""
+
+    def __init__(
+        self,
+        settings: PolicySettings,
+        thresholds: Thresholds,
+        retriever_calibration: RetrieverCalibration,
+        *,
+        rule_intents: Sequence[str],
+        entry_intents: Mapping[str, str],
+        entry_titles: Mapping[str, str],
+    ) -> None:
+        self.settings = settings
+        self.thresholds = thresholds
+        self.retriever_calibration = retriever_calibration
+        self._rule_intents = frozenset(rule_intents)
+        # A retrieval intent (faq/x) and the KB entry imported from it are one answer.
+        self._entry_for_intent = {intent: entry for entry, intent in entry_intents.items()}
+        self._entry_intents = dict(entry_intents)
+        self._entry_titles = dict(entry_titles)
+
+    def options(self, parse: Parse, candidates: Sequence[Candidate]) -> list[Option]:
+        """Every answer the bot could give, best first, with calibrated confidences."""
+        best: dict[tuple[str, str], Option] = {}
+
+        def offer(option: Option) -> None:
+            known = best.get((option.kind, option.key))
+            if known is None or option.confidence > known.confidence:
+                best[(option.kind, option.key)] = option
+
+        if parse.intent.name == KB_PAYLOAD_INTENT:
+            for entity in parse.entities:
+                if entity.entity == "entry_id":
+                    key = str(entity.value)
+                    offer(Option("kb", key, self._entry_titles.get(key, key), parse.intent.confidence))
+            return list(best.values())
+        for score in parse.intent_ranking:
+            entry_id = self._entry_for_intent.get(score.name)
+            if entry_id is not None:
+                title = self._entry_titles.get(entry_id, entry_id)
+                offer(Option("kb", entry_id, title, score.confidence, score.name))
+            else:
+                offer(Option("intent", score.name, score.name, score.confidence))
+        for candidate in candidates:
+            offer(
+                Option(
+                    "kb",
+                    candidate.entry_id,
+                    candidate.title,
+                    self.retriever_calibration(candidate.score),
+                    self._entry_intents.get(candidate.entry_id),
+                )
+            )
+        return sorted(best.values(), key=lambda o: o.confidence, reverse=True)
+
+    def decide(
+        self,
+        parse: Parse,
+        candidates: Sequence[Candidate],
+        context: ConversationContext,
+        *,
+        from_button: bool = False,
+    ) -> Decision:
+        s = self.settings
+        ranked = self.options(parse, candidates)
+        top = ranked[0] if ranked else None
+        confidence = top.confidence if top else 0.0
+
+        if top is not None and top.kind == "intent":
+            if top.key in s.handoff_intents:
+                return Decision(DecisionKind.HAND_OFF, confidence, top,
+                                handoff_reason=HandoffReason.CUSTOMER_REQUEST)
+            if top.key == s.out_of_scope_intent:
+                return Decision(DecisionKind.HAND_OFF, confidence, top,
+                                handoff_reason=HandoffReason.OUT_OF_SCOPE)
+
+        if top is not None and (from_button or confidence >= self.thresholds.answer):
+            if top.kind == "kb":
+                return Decision(DecisionKind.ANSWER_FROM_KB, confidence, top)
+            if top.key == DENY_INTENT and context.last_answer_was_automated:
+                return self._after_failure(
+                    context, Decision(DecisionKind.REPHRASE, confidence, top, counts_as_failure=True)
+                )
+            if top.key in self._rule_intents:
+                return Decision(DecisionKind.RESPOND, confidence, top)
+
+        answerable = [
+            o for o in ranked
+            if (o.kind == "kb" or o.key in self._rule_intents)
+            and o.key not in s.handoff_intents and o.key != s.out_of_scope_intent
+        ]
+        choices = [o for o in answerable if o.confidence >= self.thresholds.clarify_floor]
+        choices = choices[: s.max_clarify_options]
+        if len(choices) >= 2 and choices[0].confidence - choices[1].confidence <= s.clarify_margin:
+            close = tuple(o for o in choices if choices[0].confidence - o.confidence <= s.clarify_margin)
+            return self._after_failure(
+                context,
+                Decision(DecisionKind.CLARIFY, confidence, top, options=close, counts_as_failure=True),
+            )
+        return Decision(DecisionKind.HAND_OFF, confidence, top,
+                        handoff_reason=HandoffReason.LOW_CONFIDENCE)
+
+    def _after_failure(self, context: ConversationContext, decision: Decision) -> Decision:
+        """A clarification or a rejected answer is a failed turn; too many in a row go to a human."""
+        if context.failed_turns + 1 >= self.settings.max_failed_turns:
+            return Decision(DecisionKind.HAND_OFF, decision.confidence, decision.option,
+                            handoff_reason=HandoffReason.FAILED_TURNS)
+        return decision

@@ -1,0 +1,132 @@
+"""The HTTP server: channels, Rasa-compatible model and tracker endpoints, health."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from crowddesk.bot.assemble import Bot
+from crowddesk.bot.engine import MessageRejected
+from crowddesk.bot.store import HandoffRecord
+from crowddesk.connectors.rest import rest_router
+from crowddesk.connectors.types import InboundMessage, OutboundMessage
+
+MAX_BODY_BYTES = 256 * 1024
+
+
+class ParseRequest(BaseModel):
+    text: str = Field(min_length=1, max_length=4000)
+
+
+def handoff_view(record: HandoffRecord | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    return {
+        "id": record.id,
+        "status": record.status,
+        "reason": record.reason,
+        "priority": record.priority,
+        "created_at": record.created_at.isoformat(),
+        "due_at": record.due_at.isoformat(),
+        "assigned_to": record.assigned_to,
+        "packet": record.packet,
+    }
+
+
+def create_app(bot: Bot) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await bot.aclose()
+
+    app = FastAPI(
+        title="CrowdDesk",
+        version="0.1.0",
+        description="Support bot API: REST channel, NLU parse, conversation trackers.",
+        lifespan=lifespan,
+    )
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return JSONResponse(
+                {"error": f"request body is {length} bytes; the limit is {MAX_BODY_BYTES}"},
+                status_code=413,
+            )
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return JSONResponse({"error": "request body is not valid JSON"}, status_code=400)
+        details = [
+            {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "reason": e.get("msg")}
+            for e in errors
+        ]
+        summary = "; ".join(f"{d['field'] or 'body'}: {d['reason']}" for d in details)
+        return JSONResponse({"error": f"invalid request: {summary}", "details": details}, status_code=422)
+
+    @app.exception_handler(MessageRejected)
+    async def rejected(_: Request, exc: MessageRejected) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status_code)
+
+    async def handle(message: InboundMessage) -> list[OutboundMessage]:
+        return await bot.engine.handle(message)
+
+    app.include_router(rest_router(handle))
+
+    @app.get("/health", tags=["operations"])
+    async def health() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "model": bot.model.path.name if bot.model.path else None,
+            "kb_entries": len(bot.knowledge_base.retriever),
+        }
+
+    @app.post("/model/parse", tags=["nlu"], summary="Understand a text (Rasa shape + KB candidates)")
+    async def parse(body: ParseRequest) -> dict[str, Any]:
+        understanding = await asyncio.to_thread(bot.nlu.understand, body.text)
+        candidates = await asyncio.to_thread(bot.engine.candidates, understanding)
+        calibrate = bot.engine.policy.retriever_calibration
+        return {
+            **understanding.parse.as_rasa(),
+            "kb_candidates": [
+                {**c.as_dict(), "confidence": round(calibrate(c.score), 4)} for c in candidates
+            ],
+        }
+
+    @app.get("/conversations/{sender_id}/tracker", tags=["conversations"])
+    async def tracker(sender_id: str) -> dict[str, Any]:
+        record = await asyncio.to_thread(bot.conversations.get, sender_id)
+        events = await asyncio.to_thread(bot.conversations.events, sender_id)
+        active = await asyncio.to_thread(bot.conversations.active_handoff, sender_id)
+        latest_action = next(
+            (e.get("name") for e in reversed(events) if e["event"] == "action"), None
+        )
+        return {
+            "sender_id": sender_id,
+            "slots": record.slots if record else {},
+            "latest_message": (record.latest_message if record else None) or {},
+            "latest_event_time": events[-1]["timestamp"] if events else None,
+            "latest_action_name": latest_action,
+            "latest_input_channel": record.channel if record else None,
+            "paused": bool(record and record.owner != "bot"),
+            "owner": record.owner if record else "bot",
+            "active_loop": {},
+            "events": events,
+            "handoff": handoff_view(active),
+        }
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    return app

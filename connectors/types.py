@@ -1,0 +1,49 @@
+"""The messages that cross the channel seam, in a platform-neutral shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Button:
+    title: str
+    payload: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"title": self.title, "payload": self.payload}
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One customer message as a channel hands it to the engine."""
+
+    channel: str
+    sender_id: str
+    text: str
+    message_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One bot (or agent) message for a channel to render natively; `custom` carries extras
+    such as the KB entry and its source, which text-only channels may ignore."""
+
+    recipient_id: str
+    text: str
+    buttons: tuple[Button, ...] = ()
+    image: str | None = None
+    custom: dict[str, Any] = field(default_factory=dict)
+
+    def as_rasa(self) -> dict[str, Any]:
+        """The shape Rasa's REST channel returns, so existing clients keep working."""
+        body: dict[str, Any] = {"recipient_id": self.recipient_id, "text": self.text}
+        if self.buttons:
+            body["buttons"] = [b.as_dict() for b in self.buttons]
+        if self.image:
+            body["image"] = self.image
+        if self.custom:
+            body["custom"] = self.custom
+        return body

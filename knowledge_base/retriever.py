@@ -1,0 +1,282 @@
+"""Dense (FAISS) + lexical (BM25) retrieval of knowledge-base entries.
+
+Every question variant of every entry is one row of a FAISS inner-product index (rows are
+L2-normalised, so inner product = cosine). A query's score for an entry blends the best cosine
+over the entry's variants with the entry's normalised BM25 score:
+
+    score = (1 - lexical_weight) * clip(max cosine, 0, 1) + lexical_weight * bm25
+
+Taking the MAX over variants (not the mean) keeps an entry with a single question, as imported
+from one community thread, as answerable as one with twenty paraphrases.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Protocol
+
+import faiss
+import numpy as np
+
+from crowddesk.knowledge_base.lexical import LexicalIndex, top_indices
+from crowddesk.knowledge_base.types import Candidate, KBEntry
+
+# Dense hits fetched per requested candidate: several variants of one entry often crowd the top.
+HITS_PER_CANDIDATE = 8
+MAX_DENSE_HITS = 2048
+# Entries taken from the lexical ranking per requested candidate, scored exactly on the dense side.
+LEXICAL_HITS_PER_CANDIDATE = 2
+HNSW_NEIGHBOURS = 32
+HNSW_EF_CONSTRUCTION = 128
+HNSW_EF_SEARCH = 96
+
+
+class Retriever(Protocol):
+    """Ranks knowledge-base entries for a query; scores are comparable across queries."""
+
+    def search(
+        self,
+        text: str,
+        vector: np.ndarray,
+        *,
+        top_k: int = 5,
+        exclude_question: str | None = None,
+    ) -> list[Candidate]: ...
+
+
+def normalise_question(text: str) -> str:
+    """The form under which two question texts count as the same question."""
+    return " ".join(text.split()).casefold()
+
+
+class FaissRetriever:
+    """A `Retriever` over a fixed set of entries; safe to search from several threads at once."""
+
+    def __init__(
+        self,
+        entries: Sequence[KBEntry],
+        question_vectors: np.ndarray,
+        *,
+        lexical_weight: float = 0.35,
+        exact_below: int = 50_000,
+        answer_weight: float = 0.25,
+    ) -> None:
+        """`question_vectors` has one row per question variant, in entry order then question order.
+
+        `answer_weight` is the weight of an entry's answer words in its lexical document (its
+        questions weigh 1); 0 leaves answers out of the lexical signal.
+        """
+        if not 0.0 <= lexical_weight <= 1.0:
+            raise ValueError(f"lexical_weight must be in [0, 1], got {lexical_weight}")
+        self._entries = list(entries)
+        self._lexical_weight = lexical_weight
+        self._position = self._positions_by_id(self._entries)
+        self._vectors = self._checked_vectors(self._entries, question_vectors)
+
+        counts = [len(entry.questions) for entry in self._entries]
+        self._variant_entry = np.repeat(np.arange(len(self._entries)), counts)
+        self._entry_start = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        self._variant_text = [q for entry in self._entries for q in entry.questions]
+        self._rows_by_question: dict[str, list[int]] = defaultdict(list)
+        for row, text in enumerate(self._variant_text):
+            self._rows_by_question[normalise_question(text)].append(row)
+
+        self._lexical = LexicalIndex(
+            [entry.questions for entry in self._entries],
+            answers=[entry.answer for entry in self._entries],
+            answer_weight=answer_weight,
+        )
+        self.index_kind = "flat" if len(self._vectors) < exact_below else "hnsw"
+        self._index = self._build_index(self._vectors, self.index_kind)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def dimension(self) -> int:
+        return int(self._vectors.shape[1])
+
+    def entry(self, entry_id: str) -> KBEntry:
+        try:
+            return self._entries[self._position[entry_id]]
+        except KeyError:
+            raise KeyError(f"no knowledge-base entry with id {entry_id!r} in this index") from None
+
+    def search(
+        self,
+        text: str,
+        vector: np.ndarray,
+        *,
+        top_k: int = 5,
+        exclude_question: str | None = None,
+    ) -> list[Candidate]:
+        """The `top_k` best entries for one query, best first.
+
+        Variants equal to `exclude_question` (case- and whitespace-insensitive) are ignored on
+        both the dense and the lexical side, so a known question does not match itself.
+        """
+        return self.search_many(
+            [text], np.asarray(vector).reshape(1, -1), top_k=top_k, exclude_questions=[exclude_question]
+        )[0]
+
+    def search_many(
+        self,
+        texts: Sequence[str],
+        vectors: np.ndarray,
+        top_k: int = 5,
+        *,
+        exclude_questions: Sequence[str | None] | None = None,
+    ) -> list[list[Candidate]]:
+        """`search` for many queries at once, with a single batched FAISS search."""
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if exclude_questions is None:
+            exclude_questions = [None] * len(texts)
+        if not len(texts) == len(vectors) == len(exclude_questions):
+            raise ValueError(
+                f"search_many needs as many vectors ({len(vectors)}) and exclude_questions "
+                f"({len(exclude_questions)}) as texts ({len(texts)})"
+            )
+        if not self._entries or not len(texts):
+            return [[] for _ in texts]
+        queries = _normalised_rows(vectors, "query vectors")
+        if queries.shape[1] != self.dimension:
+            raise ValueError(
+                f"query vectors have dimension {queries.shape[1]}, the index has {self.dimension}"
+            )
+
+        excluded = [self._excluded_rows(question) for question in exclude_questions]
+        hit_count = min(
+            top_k * HITS_PER_CANDIDATE + max(len(rows) for rows in excluded),
+            MAX_DENSE_HITS,
+            len(self._vectors),
+        )
+        similarities, rows = self._dense_search(queries, hit_count)
+        return [
+            self._rank(texts[i], queries[i], rows[i], similarities[i], excluded[i], top_k)
+            for i in range(len(texts))
+        ]
+
+    def _rank(
+        self,
+        text: str,
+        query: np.ndarray,
+        hit_rows: np.ndarray,
+        hit_similarities: np.ndarray,
+        excluded: frozenset[int],
+        top_k: int,
+    ) -> list[Candidate]:
+        # Per entry: (best cosine, row of the variant that achieved it).
+        best: dict[int, tuple[float, int]] = {}
+        for row, similarity in zip(hit_rows.tolist(), hit_similarities.tolist()):
+            if row < 0 or row in excluded:  # FAISS pads with -1 when it finds fewer hits
+                continue
+            entry = int(self._variant_entry[row])
+            if entry not in best or similarity > best[entry][0]:
+                best[entry] = (similarity, row)
+
+        lexical = self._lexical.scores(text, without_variants=excluded)
+        for entry in top_indices(lexical, top_k * LEXICAL_HITS_PER_CANDIDATE).tolist():
+            if lexical[entry] > 0 and entry not in best:
+                exact = self._exact_dense(entry, query, excluded)
+                if exact is not None:
+                    best[entry] = exact
+
+        candidates = []
+        for entry, (similarity, row) in best.items():
+            dense = min(max(similarity, 0.0), 1.0)
+            lexical_score = float(lexical[entry])
+            score = (1.0 - self._lexical_weight) * dense + self._lexical_weight * lexical_score
+            candidates.append((score, entry, dense, lexical_score, row))
+        candidates.sort(key=lambda c: (-c[0], c[1]))
+        return [
+            Candidate(
+                entry_id=self._entries[entry].id,
+                title=self._entries[entry].title,
+                score=score,
+                dense=dense,
+                lexical=lexical_score,
+                matched_question=self._variant_text[row],
+            )
+            for score, entry, dense, lexical_score, row in candidates[:top_k]
+        ]
+
+    def _exact_dense(
+        self, entry: int, query: np.ndarray, excluded: frozenset[int]
+    ) -> tuple[float, int] | None:
+        """Best cosine over the entry's non-excluded variants, or None if all are excluded."""
+        rows = [
+            row
+            for row in range(self._entry_start[entry], self._entry_start[entry + 1])
+            if row not in excluded
+        ]
+        if not rows:
+            return None
+        similarities = self._vectors[rows] @ query
+        best = int(np.argmax(similarities))
+        return float(similarities[best]), rows[best]
+
+    def _excluded_rows(self, question: str | None) -> frozenset[int]:
+        if question is None:
+            return frozenset()
+        return frozenset(self._rows_by_question.get(normalise_question(question), ()))
+
+    def _dense_search(self, queries: np.ndarray, hit_count: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.index_kind == "hnsw":
+            # Per-call parameters rather than setting index.hnsw.efSearch: no shared state changes.
+            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, hit_count))
+            return self._index.search(queries, hit_count, params=params)
+        return self._index.search(queries, hit_count)
+
+    @staticmethod
+    def _build_index(vectors: np.ndarray, kind: str) -> faiss.Index:
+        dimension = vectors.shape[1]
+        if kind == "flat":
+            index = faiss.IndexFlatIP(dimension)
+        else:
+            index = faiss.IndexHNSWFlat(dimension, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            index.hnsw.efSearch = HNSW_EF_SEARCH
+        if len(vectors):
+            index.add(vectors)
+        return index
+
+    @staticmethod
+    def _positions_by_id(entries: Sequence[KBEntry]) -> dict[str, int]:
+        positions: dict[str, int] = {}
+        for position, entry in enumerate(entries):
+            if entry.id in positions:
+                raise ValueError(f"duplicate knowledge-base entry id {entry.id!r}")
+            if not entry.questions:
+                raise ValueError(f"knowledge-base entry {entry.id!r} has no questions to index")
+            positions[entry.id] = position
+        return positions
+
+    @staticmethod
+    def _checked_vectors(entries: Sequence[KBEntry], question_vectors: np.ndarray) -> np.ndarray:
+        vectors = np.asarray(question_vectors, dtype=np.float32)
+        variant_count = sum(len(entry.questions) for entry in entries)
+        if vectors.ndim != 2:
+            if variant_count == 0 and vectors.size == 0:
+                return np.zeros((0, 0), dtype=np.float32)
+            raise ValueError(
+                f"question_vectors must be a 2-D array (variants x dimension), got shape {vectors.shape}"
+            )
+        if len(vectors) != variant_count:
+            raise ValueError(
+                f"question_vectors has {len(vectors)} rows but the entries have {variant_count} "
+                "question variants; need one row per variant, in entry then question order"
+            )
+        return _normalised_rows(vectors, "question_vectors")
+
+
+def _normalised_rows(vectors: np.ndarray, what: str) -> np.ndarray:
+    """A C-contiguous float32 copy with unit-length rows (FAISS inner product = cosine then)."""
+    if vectors.ndim != 2:
+        raise ValueError(f"{what} must be a 2-D array, got shape {vectors.shape}")
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    if np.any(norms == 0) or not np.all(np.isfinite(norms)):
+        raise ValueError(f"{what} contain a zero or non-finite row; cannot compute cosine similarity")
+    return np.ascontiguousarray(vectors / norms, dtype=np.float32)

@@ -1,0 +1,308 @@
+"""Knowledge-base entries with their question variants, and a cache of encoded text vectors."""
+
+from __future__ import annotations
+
+import builtins  # KnowledgeBaseStore.list shadows `list` inside the class body
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import numpy as np
+from sqlalchemy import (
+    JSON,
+    Engine,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
+
+from crowddesk.bot.database import UtcDateTime, insert_missing
+from crowddesk.knowledge_base.types import EntryStatus, KBEntry
+
+MAX_ID_LENGTH = 255
+MAX_LANGUAGE_LENGTH = 16
+# Keeps each IN (...) / multi-row INSERT well under both backends' bound-parameter limits.
+_BATCH = 500
+# Vectors are stored as little-endian float32 so a cache file moves between machines intact.
+_VECTOR_DTYPE = np.dtype("<f4")
+
+_Item = TypeVar("_Item")
+
+
+class KnowledgeBaseTables(DeclarativeBase):
+    pass
+
+
+class KBEntryRow(KnowledgeBaseTables):
+    __tablename__ = "kb_entries"
+
+    id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH), primary_key=True)
+    answer: Mapped[str] = mapped_column(Text)
+    source_url: Mapped[str] = mapped_column(String(2048))
+    tags: Mapped[list[str]] = mapped_column(JSON)
+    language: Mapped[str] = mapped_column(String(MAX_LANGUAGE_LENGTH))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    intent: Mapped[str | None] = mapped_column(String(MAX_ID_LENGTH), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class KBQuestionRow(KnowledgeBaseTables):
+    __tablename__ = "kb_questions"
+    __table_args__ = (UniqueConstraint("entry_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("kb_entries.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class EmbeddingRow(KnowledgeBaseTables):
+    __tablename__ = "embedding_cache"
+
+    encoder: Mapped[str] = mapped_column(String(255), primary_key=True)
+    text_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    dim: Mapped[int] = mapped_column(Integer)
+
+
+class KnowledgeBaseStore:
+    """Persists KB entries (questions kept in order) and caches text embeddings per encoder.
+
+    Timestamps are the store's: `created_at` is set once, `updated_at` only when content changes.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def upsert(self, entry: KBEntry) -> bool:
+        """Create or replace an entry (questions included); True if it was created."""
+        _check_entry(entry)
+        now = datetime.now(UTC)
+        with self._sessions.begin() as session:
+            created = insert_missing(
+                session,
+                KBEntryRow,
+                [{**_content_columns(entry), "id": entry.id, "created_at": now, "updated_at": now}],
+            )
+            if created:
+                _replace_questions(session, entry.id, entry.questions)
+                return True
+            row = session.scalars(
+                select(KBEntryRow).where(KBEntryRow.id == entry.id).with_for_update()
+            ).one()
+            stored = _to_entry(row, _questions_of(session, [entry.id])[entry.id])
+            if _content(stored) == _content(entry):
+                return False
+            for column, value in _content_columns(entry).items():
+                setattr(row, column, value)
+            row.updated_at = now
+            _replace_questions(session, entry.id, entry.questions)
+            return False
+
+    def get(self, entry_id: str) -> KBEntry | None:
+        with self._sessions() as session:
+            entries = _load_entries(session, select(KBEntryRow).where(KBEntryRow.id == entry_id))
+            return entries[0] if entries else None
+
+    def count(self, status: EntryStatus | None = None) -> int:
+        query = select(func.count()).select_from(KBEntryRow)
+        if status is not None:
+            query = query.where(KBEntryRow.status == EntryStatus(status).value)
+        with self._sessions() as session:
+            return session.scalar(query) or 0
+
+    def published(self) -> builtins.list[KBEntry]:
+        """Every published entry, ordered by id, questions in their stored order."""
+        query = select(KBEntryRow).where(KBEntryRow.status == EntryStatus.PUBLISHED.value)
+        with self._sessions() as session:
+            return _load_entries(session, query.order_by(KBEntryRow.id))
+
+    def set_status(self, entry_id: str, status: EntryStatus) -> KBEntry:
+        """Move an entry to `status`; raises KeyError if there is no such entry."""
+        new_status = EntryStatus(status).value
+        with self._sessions.begin() as session:
+            row = session.scalars(
+                select(KBEntryRow).where(KBEntryRow.id == entry_id).with_for_update()
+            ).one_or_none()
+            if row is None:
+                raise KeyError(f"no knowledge-base entry with id {entry_id!r}")
+            if row.status != new_status:
+                row.status = new_status
+                row.updated_at = datetime.now(UTC)
+            return _to_entry(row, _questions_of(session, [entry_id])[entry_id])
+
+    def cached_vectors(self, encoder: str, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """The cached vectors of those `texts` that `encoder` has encoded before, keyed by text."""
+        texts_by_hash = {_text_hash(text): text for text in texts}
+        vectors: dict[str, np.ndarray] = {}
+        with self._sessions() as session:
+            for hashes in _batches(list(texts_by_hash)):
+                rows = session.scalars(
+                    select(EmbeddingRow).where(
+                        EmbeddingRow.encoder == encoder, EmbeddingRow.text_hash.in_(hashes)
+                    )
+                )
+                for row in rows:
+                    vector = np.frombuffer(row.vector, dtype=_VECTOR_DTYPE)
+                    if vector.shape != (row.dim,):
+                        raise ValueError(
+                            f"embedding_cache row ({encoder!r}, {row.text_hash}) holds "
+                            f"{vector.size} floats but says dim={row.dim}"
+                        )
+                    vectors[texts_by_hash[row.text_hash]] = vector.astype(np.float32)
+        return vectors
+
+    def store_vectors(self, encoder: str, vectors: Mapping[str, np.ndarray]) -> None:
+        """Cache `encoder`'s vector for each text; texts already cached keep their vector."""
+        rows = [_embedding_row(encoder, text, vector) for text, vector in vectors.items()]
+        with self._sessions.begin() as session:
+            for batch in _batches(rows):
+                insert_missing(session, EmbeddingRow, batch)
+
+    def list(
+        self,
+        status: EntryStatus | None = None,
+        tag: str | None = None,
+        text: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> builtins.list[KBEntry]:
+        """Entries ordered by id, filtered by status, by tag, and by a case-insensitive
+        substring of the id, any question or the answer (non-ASCII letters match case-
+        insensitively on PostgreSQL only: SQLite's LIKE folds ASCII alone)."""
+        if limit < 0 or offset < 0:
+            raise ValueError(f"limit and offset must be >= 0, got limit={limit}, offset={offset}")
+        query = select(KBEntryRow)
+        if status is not None:
+            query = query.where(KBEntryRow.status == EntryStatus(status).value)
+        with self._sessions() as session:
+            if tag is not None:
+                query = query.where(_has_tag(session, tag))
+            if text:
+                query = query.where(_mentions(text))
+            return _load_entries(session, query.order_by(KBEntryRow.id).limit(limit).offset(offset))
+
+
+def _check_entry(entry: KBEntry) -> None:
+    if not entry.id or len(entry.id) > MAX_ID_LENGTH:
+        raise ValueError(f"KB entry id must be 1 to {MAX_ID_LENGTH} characters, got {entry.id!r}")
+    if not any(question.strip() for question in entry.questions):
+        raise ValueError(f"KB entry {entry.id!r} has no question")
+    if len(entry.language) > MAX_LANGUAGE_LENGTH:
+        raise ValueError(f"KB entry {entry.id!r} has language code {entry.language!r}, too long")
+    if entry.status not in {status.value for status in EntryStatus}:
+        raise ValueError(f"KB entry {entry.id!r} has unknown status {entry.status!r}")
+
+
+def _content_columns(entry: KBEntry) -> dict[str, Any]:
+    return {
+        "answer": entry.answer,
+        "source_url": entry.source_url,
+        "tags": list(entry.tags),
+        "language": entry.language,
+        "status": EntryStatus(entry.status).value,
+        "intent": entry.intent,
+    }
+
+
+def _content(entry: KBEntry) -> tuple[Any, ...]:
+    return (list(entry.questions), *_content_columns(entry).values())
+
+
+def _replace_questions(session: Session, entry_id: str, questions: Sequence[str]) -> None:
+    session.execute(delete(KBQuestionRow).where(KBQuestionRow.entry_id == entry_id))
+    session.add_all(
+        KBQuestionRow(entry_id=entry_id, position=position, text=question)
+        for position, question in enumerate(questions)
+    )
+
+
+def _questions_of(session: Session, entry_ids: Sequence[str]) -> dict[str, list[str]]:
+    questions: dict[str, list[str]] = {entry_id: [] for entry_id in entry_ids}
+    for ids in _batches(entry_ids):
+        rows = session.execute(
+            select(KBQuestionRow.entry_id, KBQuestionRow.text)
+            .where(KBQuestionRow.entry_id.in_(ids))
+            .order_by(KBQuestionRow.entry_id, KBQuestionRow.position)
+        )
+        for entry_id, text in rows:
+            questions[entry_id].append(text)
+    return questions
+
+
+def _load_entries(session: Session, query: Any) -> list[KBEntry]:
+    rows = session.scalars(query).all()
+    questions = _questions_of(session, [row.id for row in rows])
+    return [_to_entry(row, questions[row.id]) for row in rows]
+
+
+def _to_entry(row: KBEntryRow, questions: list[str]) -> KBEntry:
+    return KBEntry(
+        id=row.id,
+        questions=questions,
+        answer=row.answer,
+        source_url=row.source_url,
+        tags=list(row.tags),
+        language=row.language,
+        status=EntryStatus(row.status),
+        intent=row.intent,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _has_tag(session: Session, tag: str) -> ColumnElement[bool]:
+    # Both backends expand a JSON array into rows with a `value` column, under different names.
+    on_postgresql = session.get_bind().dialect.name == "postgresql"
+    expand = func.json_array_elements_text if on_postgresql else func.json_each
+    elements = expand(KBEntryRow.tags).table_valued("value")
+    return exists(select(elements.c.value).where(elements.c.value == tag))
+
+
+def _mentions(text: str) -> ColumnElement[bool]:
+    in_questions = exists(
+        select(KBQuestionRow.id).where(
+            KBQuestionRow.entry_id == KBEntryRow.id,
+            KBQuestionRow.text.icontains(text, autoescape=True),
+        )
+    )
+    return or_(
+        KBEntryRow.id.icontains(text, autoescape=True),
+        KBEntryRow.answer.icontains(text, autoescape=True),
+        in_questions,
+    )
+
+
+def _embedding_row(encoder: str, text: str, vector: np.ndarray) -> dict[str, Any]:
+    values = np.asarray(vector, dtype=_VECTOR_DTYPE)
+    if values.ndim != 1:
+        raise ValueError(
+            f"vector for text {text[:60]!r} has shape {values.shape}; expected one dimension"
+        )
+    return {
+        "encoder": encoder,
+        "text_hash": _text_hash(text),
+        "vector": values.tobytes(),
+        "dim": int(values.size),
+    }
+
+
+def _text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _batches(items: Sequence[_Item]) -> Iterable[Sequence[_Item]]:
+    for start in range(0, len(items), _BATCH):
+        yield items[start : start + _BATCH]

@@ -1,0 +1,329 @@
+"""Intent classifier: logistic regression over embeddings (+ TF-IDF) with temperature calibration.
+
+Saved as numpy .npz + JSON, never pickle, so an artifact can't run code when loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from joblib import Parallel, delayed
+from scipy import sparse
+from sklearn.linear_model import LogisticRegression
+
+from crowddesk.nlu.calibration import fit_temperature, softmax
+from crowddesk.nlu.lexical import LexicalFeatures
+
+FORMAT_VERSION = 1
+SETTINGS_FILE = "intent_classifier.json"
+ARRAYS_FILE = "intent_classifier.npz"
+# lbfgs on unit-norm features converges in a few hundred iterations; the margin avoids a
+# ConvergenceWarning on large, nearly separable training sets.
+_MAX_ITER = 10_000
+
+
+class ClassifierArtifactError(ValueError):
+    """A saved classifier is missing, corrupt, or written by an incompatible version."""
+
+
+@dataclass(frozen=True)
+class _LinearHead:
+    """Logits = features @ coef.T + intercept, one row of coef per class (binary included)."""
+
+    coef: np.ndarray  # (n_classes, n_features)
+    intercept: np.ndarray  # (n_classes,)
+
+    def logits(self, features: sparse.csr_matrix | np.ndarray) -> np.ndarray:
+        return np.asarray(features @ self.coef.T) + self.intercept
+
+
+def _fit_head(
+    features: sparse.csr_matrix | np.ndarray,
+    label_idx: np.ndarray,
+    n_classes: int,
+    *,
+    regularization: float,
+) -> _LinearHead:
+    """Fit multinomial logistic regression; classes absent from `label_idx` get logit -inf.
+
+    Absent classes happen in calibration folds when a class has fewer examples than folds.
+    """
+    present = np.unique(label_idx)
+    coef = np.zeros((n_classes, features.shape[1]), dtype=np.float64)
+    intercept = np.full(n_classes, -np.inf)
+    if len(present) == 1:
+        # Only one class to learn from: a constant predictor for it.
+        intercept[present[0]] = 0.0
+        return _LinearHead(coef, intercept)
+    model = LogisticRegression(C=regularization, solver="lbfgs", max_iter=_MAX_ITER)
+    model.fit(features, label_idx)
+    if len(present) == 2:
+        # sklearn keeps a single row for binary problems; split it symmetrically so that
+        # softmax over the two rows equals its sigmoid.
+        half_coef, half_intercept = model.coef_[0] / 2, model.intercept_[0] / 2
+        coef[present[0]], coef[present[1]] = -half_coef, half_coef
+        intercept[present[0]], intercept[present[1]] = -half_intercept, half_intercept
+    else:
+        coef[present] = model.coef_
+        intercept[present] = model.intercept_
+    return _LinearHead(coef, intercept)
+
+
+def _fit_parts(
+    texts: list[str],
+    embeddings: np.ndarray,
+    label_idx: np.ndarray,
+    n_classes: int,
+    *,
+    lexical_features: bool,
+    regularization: float,
+) -> tuple[LexicalFeatures | None, _LinearHead]:
+    lexical = LexicalFeatures.fit(texts) if lexical_features else None
+    head = _fit_head(
+        _features(lexical, texts, embeddings), label_idx, n_classes, regularization=regularization
+    )
+    return lexical, head
+
+
+def _features(
+    lexical: LexicalFeatures | None, texts: Sequence[str], embeddings: np.ndarray
+) -> sparse.csr_matrix | np.ndarray:
+    if lexical is None:
+        return embeddings
+    return sparse.hstack([sparse.csr_matrix(embeddings), lexical.transform(texts)], format="csr")
+
+
+def _stratified_folds(label_idx: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    """Fold number per example, each class dealt round-robin over the folds.
+
+    sklearn's StratifiedKFold warns when a class has fewer members than folds, which is normal
+    here (FAQ intents often have 2-3 examples); dealing by hand handles that without a warning.
+    Each class starts where the previous one stopped, so small classes don't all pile into
+    fold 0 and every fold gets an example as long as there are at least `n_folds` examples.
+    """
+    rng = np.random.default_rng(seed)
+    folds = np.empty(len(label_idx), dtype=np.int64)
+    offset = 0
+    for cls in np.unique(label_idx):
+        members = rng.permutation(np.flatnonzero(label_idx == cls))
+        folds[members] = (offset + np.arange(len(members))) % n_folds
+        offset += len(members)
+    return folds
+
+
+class CalibratedIntentClassifier:
+    """Ranks intents for a message; `predict_proba` returns temperature-calibrated probabilities."""
+
+    def __init__(
+        self,
+        *,
+        lexical_features: bool = True,
+        regularization: float = 10.0,
+        calibration_folds: int = 5,
+        random_state: int = 0,
+    ) -> None:
+        if regularization <= 0:
+            raise ValueError(f"regularization must be > 0, got {regularization}")
+        if calibration_folds < 2:
+            raise ValueError(f"calibration_folds must be >= 2, got {calibration_folds}")
+        self.lexical_features = lexical_features
+        self.regularization = regularization
+        self.calibration_folds = calibration_folds
+        self.random_state = random_state
+        self.classes: list[str] = []
+        self.temperature: float = 1.0
+        self._embedding_dim = 0
+        self._lexical: LexicalFeatures | None = None
+        self._head: _LinearHead | None = None
+
+    # ---- training -----------------------------------------------------------------------
+
+    def fit(
+        self,
+        texts: Sequence[str],
+        embeddings: np.ndarray,
+        labels: Sequence[str],
+        *,
+        progress: Callable[[str], None] | None = None,
+    ) -> np.ndarray:
+        """Train; returns the OUT-OF-FOLD calibrated probabilities (n, len(classes)) so callers
+        can choose thresholds on held-out predictions without refitting."""
+        texts = list(texts)
+        embeddings = self._check_inputs(texts, embeddings, expected_dim=None)
+        if len(labels) != len(texts):
+            raise ValueError(f"got {len(texts)} texts but {len(labels)} labels")
+        classes = sorted(set(labels))
+        if len(classes) < 2:
+            raise ValueError(
+                f"an intent classifier needs at least 2 intents, got {len(classes)}: {classes}"
+            )
+        report = progress or (lambda _message: None)
+        class_index = {name: i for i, name in enumerate(classes)}
+        label_idx = np.array([class_index[label] for label in labels], dtype=np.int64)
+
+        n_folds = min(self.calibration_folds, len(texts))  # every fold gets an example
+        folds = _stratified_folds(label_idx, n_folds, self.random_state)
+        # The fold models and the final model are independent: fit them side by side.
+        subsets = [folds != fold for fold in range(n_folds)] + [np.ones(len(texts), dtype=bool)]
+        workers = min(len(subsets), os.cpu_count() or 1)
+        report(f"fitting {n_folds} calibration folds and the final model on {workers} cores")
+        fitted = Parallel(n_jobs=workers)(
+            delayed(_fit_parts)(
+                [t for t, keep in zip(texts, subset) if keep],
+                embeddings[subset],
+                label_idx[subset],
+                len(classes),
+                lexical_features=self.lexical_features,
+                regularization=self.regularization,
+            )
+            for subset in subsets
+        )
+        oof_logits = np.full((len(texts), len(classes)), -np.inf)
+        for fold, (lexical, head) in enumerate(fitted[:n_folds]):
+            held_out = folds == fold
+            held_out_texts = [t for t, keep in zip(texts, held_out) if keep]
+            oof_logits[held_out] = head.logits(
+                _features(lexical, held_out_texts, embeddings[held_out])
+            )
+
+        # An example whose class was missing from its fold's training part has no finite logit
+        # for its label; it says nothing about temperature, but stays in the returned (honest)
+        # out-of-fold probabilities as a miss.
+        rows = np.arange(len(texts))
+        usable = np.isfinite(oof_logits[rows, label_idx])
+        self.temperature = (
+            fit_temperature(oof_logits[usable], label_idx[usable]) if usable.any() else 1.0
+        )
+
+        self.classes = classes
+        self._embedding_dim = embeddings.shape[1]
+        self._lexical, self._head = fitted[n_folds]
+        return softmax(oof_logits, self.temperature)
+
+    @staticmethod
+    def _check_inputs(
+        texts: Sequence[str], embeddings: np.ndarray, expected_dim: int | None
+    ) -> np.ndarray:
+        embeddings = np.asarray(embeddings, dtype=np.float64)
+        if embeddings.ndim != 2 or embeddings.shape[0] != len(texts):
+            raise ValueError(
+                f"embeddings must be (n_texts, dim) = ({len(texts)}, dim), got {embeddings.shape}"
+            )
+        if expected_dim is not None and embeddings.shape[1] != expected_dim:
+            raise ValueError(
+                f"embeddings have dimension {embeddings.shape[1]}, but the classifier was trained "
+                f"on dimension {expected_dim} (was the encoder changed?)"
+            )
+        return embeddings
+
+    # ---- prediction ---------------------------------------------------------------------
+
+    def predict_proba(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities, shape (n, len(classes)), columns in `self.classes` order."""
+        if self._head is None:
+            raise RuntimeError("the intent classifier is not trained; call fit() or load()")
+        texts = list(texts)
+        embeddings = self._check_inputs(texts, embeddings, expected_dim=self._embedding_dim)
+        if not texts:
+            return np.zeros((0, len(self.classes)))
+        logits = self._head.logits(_features(self._lexical, texts, embeddings))
+        return softmax(logits, self.temperature)
+
+    # ---- persistence --------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        if self._head is None:
+            raise RuntimeError("cannot save an untrained intent classifier")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {
+            "coef": self._head.coef,
+            "intercept": self._head.intercept,
+        }
+        settings: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            "classes": self.classes,
+            "temperature": self.temperature,
+            "embedding_dim": self._embedding_dim,
+            "lexical_features": self.lexical_features,
+            "regularization": self.regularization,
+            "calibration_folds": self.calibration_folds,
+            "random_state": self.random_state,
+        }
+        if self._lexical is not None:
+            settings["lexical_vocabularies"] = self._lexical.vocabularies()
+            for block, idf in self._lexical.idf_arrays().items():
+                arrays[f"idf_{block}"] = idf
+        np.savez(directory / ARRAYS_FILE, **arrays)
+        (directory / SETTINGS_FILE).write_text(
+            json.dumps(settings, ensure_ascii=False), encoding="utf-8"
+        )
+
+    @classmethod
+    def load(cls, directory: Path) -> CalibratedIntentClassifier:
+        directory = Path(directory)
+        settings_path, arrays_path = directory / SETTINGS_FILE, directory / ARRAYS_FILE
+        for path in (settings_path, arrays_path):
+            if not path.is_file():
+                raise ClassifierArtifactError(f"intent classifier artifact missing: {path}")
+        try:
+            settings = json.loads(settings_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ClassifierArtifactError(f"{settings_path}: not valid JSON ({err})") from err
+        if not isinstance(settings, dict):
+            raise ClassifierArtifactError(f"{settings_path}: expected a JSON object")
+        version = settings.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ClassifierArtifactError(
+                f"{settings_path}: format_version {version!r} is not supported (this version "
+                f"reads {FORMAT_VERSION}); retrain the model"
+            )
+        try:
+            with np.load(arrays_path, allow_pickle=False) as stored:
+                arrays = {name: stored[name] for name in stored.files}
+        except (OSError, ValueError, zipfile.BadZipFile) as err:
+            raise ClassifierArtifactError(f"{arrays_path}: cannot read arrays ({err})") from err
+        try:
+            return cls._from_saved(settings, arrays)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ClassifierArtifactError(
+                f"{directory}: inconsistent intent classifier artifact ({err!r})"
+            ) from err
+
+    @classmethod
+    def _from_saved(
+        cls, settings: dict[str, Any], arrays: dict[str, np.ndarray]
+    ) -> CalibratedIntentClassifier:
+        classifier = cls(
+            lexical_features=bool(settings["lexical_features"]),
+            regularization=float(settings["regularization"]),
+            calibration_folds=int(settings["calibration_folds"]),
+            random_state=int(settings["random_state"]),
+        )
+        classifier.classes = [str(name) for name in settings["classes"]]
+        classifier.temperature = float(settings["temperature"])
+        classifier._embedding_dim = int(settings["embedding_dim"])
+        if classifier.lexical_features:
+            classifier._lexical = LexicalFeatures.from_state(
+                settings["lexical_vocabularies"],
+                {name[len("idf_"):]: a for name, a in arrays.items() if name.startswith("idf_")},
+            )
+        lexical_dim = classifier._lexical.dimension if classifier._lexical else 0
+        expected = (len(classifier.classes), classifier._embedding_dim + lexical_dim)
+        coef, intercept = arrays["coef"], arrays["intercept"]
+        if coef.shape != expected or intercept.shape != (expected[0],):
+            raise ValueError(
+                f"coef {coef.shape} / intercept {intercept.shape} do not match "
+                f"{expected[0]} classes x {expected[1]} features"
+            )
+        if not classifier.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {classifier.temperature}")
+        classifier._head = _LinearHead(coef, intercept)
+        return classifier

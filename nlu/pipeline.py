@@ -1,0 +1,51 @@
+"""Message understanding: one encode per message, shared by the classifier and the retriever."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from crowddesk.nlu.classifier import CalibratedIntentClassifier
+from crowddesk.nlu.encoders import Encoder
+from crowddesk.nlu.entities import EntityExtractor
+from crowddesk.nlu.payload import parse_payload
+from crowddesk.nlu.types import Entity, IntentScore, Parse
+
+RANKING_SIZE = 10
+
+
+@dataclass(frozen=True)
+class Understanding:
+    parse: Parse
+    vector: np.ndarray | None  # None for button payloads, which skip NLU
+    from_payload: bool
+
+
+class NLUPipeline:
+    """Encoder + calibrated intent classifier + entity extractor."""
+
+    def __init__(
+        self, encoder: Encoder, classifier: CalibratedIntentClassifier, entities: EntityExtractor
+    ) -> None:
+        self.encoder = encoder
+        self.classifier = classifier
+        self.entities = entities
+
+    def understand(self, text: str) -> Understanding:
+        payload = parse_payload(text)
+        if payload is not None:
+            entities = [
+                Entity(name, value, 0, 0, extractor="payload")
+                for name, value in payload.entities.items()
+            ]
+            intent = IntentScore(payload.intent, 1.0)
+            return Understanding(Parse(text, intent, [intent], entities), None, True)
+        vector = self.encoder.encode([text])
+        probabilities = self.classifier.predict_proba([text], vector)[0]
+        order = np.argsort(-probabilities)[:RANKING_SIZE]
+        ranking = [
+            IntentScore(self.classifier.classes[i], float(probabilities[i])) for i in order
+        ]
+        parse = Parse(text, ranking[0], ranking, self.entities.extract(text))
+        return Understanding(parse, vector[0], False)

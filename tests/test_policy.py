@@ -1,0 +1,110 @@
+"""The support policy's one decision per message, on constructed parses and candidates."""
+
+from __future__ import annotations
+
+from crowddesk.bot.config import PolicySettings
+from crowddesk.bot.policy import (
+    ConversationContext,
+    DecisionKind,
+    HandoffReason,
+    RetrieverCalibration,
+    SupportPolicy,
+    Thresholds,
+)
+from crowddesk.knowledge_base.types import Candidate
+from crowddesk.nlu.payload import parse_payload
+from crowddesk.nlu.types import Entity, IntentScore, Parse
+
+FRESH = ConversationContext(failed_turns=0, last_answer_was_automated=False)
+
+
+def make_policy(**overrides: object) -> SupportPolicy:
+    settings = PolicySettings(**overrides)  # type: ignore[arg-type]
+    return SupportPolicy(
+        settings,
+        Thresholds(answer=0.6, clarify_floor=0.2),
+        # Retriever score -> probability: 0.5 -> 0.1, 0.9 -> 0.95.
+        RetrieverCalibration((0.5, 0.9), (0.1, 0.95)),
+        rule_intents=["greet", "track_card_delivery"],
+        entry_intents={"faq/card_arrival": "faq/card_arrival", "faq/lost_card": "faq/lost_card"},
+        entry_titles={"faq/card_arrival": "Where is my card?", "faq/lost_card": "I lost my card"},
+    )
+
+
+def parse(*ranking: tuple[str, float]) -> Parse:
+    scores = [IntentScore(name, conf) for name, conf in ranking]
+    return Parse("text", scores[0], scores)
+
+
+def candidate(entry_id: str, score: float) -> Candidate:
+    return Candidate(entry_id, entry_id, score, score, 0.0, entry_id)
+
+
+def test_confident_faq_intent_answers_from_the_linked_kb_entry() -> None:
+    decision = make_policy().decide(parse(("faq/card_arrival", 0.9), ("greet", 0.05)), [], FRESH)
+    assert decision.kind is DecisionKind.ANSWER_FROM_KB
+    assert decision.option is not None and decision.option.key == "faq/card_arrival"
+
+
+def test_confident_rule_intent_responds() -> None:
+    decision = make_policy().decide(parse(("greet", 0.97)), [], FRESH)
+    assert decision.kind is DecisionKind.RESPOND and decision.option.key == "greet"
+
+
+def test_retriever_alone_can_answer_an_entry_without_an_intent() -> None:
+    decision = make_policy().decide(
+        parse(("greet", 0.3), ("faq/lost_card", 0.2)), [candidate("csv:reset-pin", 0.9)], FRESH
+    )
+    assert decision.kind is DecisionKind.ANSWER_FROM_KB
+    assert decision.option.key == "csv:reset-pin"
+    assert decision.confidence == 0.95
+
+
+def test_out_of_scope_and_requests_for_a_person_hand_off() -> None:
+    policy = make_policy()
+    oos = policy.decide(parse(("out_of_scope", 0.8)), [], FRESH)
+    assert oos.kind is DecisionKind.HAND_OFF and oos.handoff_reason is HandoffReason.OUT_OF_SCOPE
+    human = policy.decide(parse(("human_handoff", 0.4), ("greet", 0.3)), [], FRESH)
+    assert human.handoff_reason is HandoffReason.CUSTOMER_REQUEST
+
+
+def test_low_confidence_hands_off() -> None:
+    decision = make_policy().decide(parse(("faq/card_arrival", 0.3), ("greet", 0.05)), [], FRESH)
+    assert decision.kind is DecisionKind.HAND_OFF
+    assert decision.handoff_reason is HandoffReason.LOW_CONFIDENCE
+
+
+def test_close_candidates_get_a_clarifying_question_with_buttons() -> None:
+    decision = make_policy().decide(
+        parse(("faq/card_arrival", 0.45), ("faq/lost_card", 0.40), ("greet", 0.15)), [], FRESH
+    )
+    assert decision.kind is DecisionKind.CLARIFY
+    assert [o.key for o in decision.options] == ["faq/card_arrival", "faq/lost_card"]
+    assert decision.options[0].payload == "/faq/card_arrival"
+
+
+def test_second_failed_turn_in_a_row_hands_off() -> None:
+    close = parse(("faq/card_arrival", 0.45), ("faq/lost_card", 0.40))
+    failed_once = ConversationContext(failed_turns=1, last_answer_was_automated=False)
+    decision = make_policy().decide(close, [], failed_once)
+    assert decision.kind is DecisionKind.HAND_OFF
+    assert decision.handoff_reason is HandoffReason.FAILED_TURNS
+
+
+def test_no_after_an_automated_answer_is_a_failed_turn() -> None:
+    after_answer = ConversationContext(failed_turns=0, last_answer_was_automated=True)
+    decision = make_policy().decide(parse(("deny", 0.9)), [], after_answer)
+    assert decision.kind is DecisionKind.REPHRASE and decision.counts_as_failure
+
+
+def test_button_payload_for_a_kb_entry_answers_it() -> None:
+    policy = make_policy()
+    option = policy.options(parse(("faq/lost_card", 0.1)), [candidate("csv:reset-pin", 0.6)])
+    kb_button = next(o for o in option if o.key == "csv:reset-pin").payload
+    assert kb_button == '/kb{"entry_id": "csv:reset-pin"}'
+    payload = parse_payload(kb_button)
+    assert payload is not None
+    pressed = Parse(kb_button, IntentScore(payload.intent, 1.0), [IntentScore(payload.intent, 1.0)],
+                    [Entity("entry_id", payload.entities["entry_id"], 0, 0, "payload")])
+    decision = policy.decide(pressed, [], FRESH, from_button=True)
+    assert decision.kind is DecisionKind.ANSWER_FROM_KB and decision.option.key == "csv:reset-pin"

