@@ -66,7 +66,6 @@ def build_handoff(
     reason = decision.handoff_reason or HandoffReason.LOW_CONFIDENCE
     priority = "high" if reason is HandoffReason.FAILED_TURNS else "normal"
     due_at = sla.due_at(channel, priority, now)
-    first_question = next((e.get("text", "") for e in events if e["event"] == "user"), parse.text)
     packet = {
         "sender_id": sender_id,
         "channel": channel,
@@ -74,7 +73,7 @@ def build_handoff(
         "priority": priority,
         "created_at": now.isoformat(),
         "sla_due_at": due_at.isoformat(),
-        "summary": _summary(first_question, parse, reason),
+        "summary": _summary(parse, reason),
         "intent": {"name": parse.intent.name, "confidence": round(parse.intent.confidence, 4)},
         "entities": [e.as_rasa() for e in parse.entities],
         "kb_candidates": [
@@ -88,8 +87,8 @@ def build_handoff(
     return NewHandoff(reason=reason.value, priority=priority, packet=packet, due_at=due_at)
 
 
-def _summary(first_question: str, parse: Parse, reason: HandoffReason) -> str:
-    asked = first_question if len(first_question) <= SUMMARY_CHARS else first_question[:SUMMARY_CHARS] + "…"
+def _summary(parse: Parse, reason: HandoffReason) -> str:
+    asked = parse.text if len(parse.text) <= SUMMARY_CHARS else parse.text[:SUMMARY_CHARS] + "…"
     return (
         f"Customer asked: {asked!r}. Bot's best guess: {parse.intent.name} "
         f"({parse.intent.confidence:.0%}). Handed off: {reason.value.replace('_', ' ')}."

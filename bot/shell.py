@@ -19,9 +19,10 @@ def render(reply: OutboundMessage) -> str:
 
 
 async def chat(
-    engine: Engine, *, sender_id: str = "shell", read: Callable[[str], str] = input,
+    engine: Engine, *, sender_id: str = "shell", read: Callable[[str], str] | None = None,
     out: TextIO | None = None,
 ) -> None:
+    prompt = read or input
     def say(text: str) -> None:
         print(text, file=out, flush=True)
 
@@ -29,7 +30,7 @@ async def chat(
     buttons: list[str] = []
     while True:
         try:
-            text = await asyncio.to_thread(read, "You: ")
+            text = await asyncio.to_thread(prompt, "You: ")
         except (EOFError, KeyboardInterrupt):
             say("")
             return

@@ -199,15 +199,13 @@ def test_two_intents_work(minilm_encoder: Encoder) -> None:  # noqa: F811
     assert [classifier.classes[i] for i in probs.argmax(axis=1)] == ["greet", "reset_password"]
 
 
-def test_progress_reports_each_fold_and_the_final_fit() -> None:
+def test_progress_says_how_many_models_are_fitted() -> None:
     train_x, train_y = _overlapping_clusters(40, seed=2)
     messages: list[str] = []
     classifier = CalibratedIntentClassifier(lexical_features=False, calibration_folds=3)
     classifier.fit(["x"] * 40, train_x, [str(y) for y in train_y], progress=messages.append)
-    assert messages == [
-        "calibration fold 1/3", "calibration fold 2/3", "calibration fold 3/3",
-        "fitting final model",
-    ]
+    assert len(messages) == 1
+    assert messages[0].startswith("fitting 3 calibration folds and the final model on ")
 
 
 def test_a_single_intent_is_rejected() -> None:

@@ -96,3 +96,18 @@ def test_kb_commands_manage_entries(trained_project: Path, capsys: pytest.Captur
     assert "addr" not in published and "pin-reset" in published
     assert main(["kb", "show", "nope", *common]) == 1
     assert main(["kb", "import", str(tmp_path / "missing.csv"), *common]) == 1
+
+
+def test_shell_chats_with_the_trained_bot_and_buttons_are_numbers(
+    trained_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    typed = iter(["hello", "1", "", "/stop"])
+    monkeypatch.setattr("builtins.input", lambda _prompt: next(typed))
+    db = f"sqlite:///{tmp_path / 'shell.db'}"
+    assert main(["shell", "--project", str(trained_project), "--database-url", db]) == 0
+    out = capsys.readouterr().out
+    assert "  1. I forgot my password" in out
+    # Typing "1" pressed the first button: the password answer, without going through NLU.
+    assert "Forgot password" in out.split("  1. I forgot my password", 1)[1]
+    assert "not sent: message is empty" in out
