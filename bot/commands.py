@@ -20,7 +20,7 @@ from crowddesk.bot.action_server import (
 )
 from crowddesk.bot.assemble import Bot, assemble, models_dir, open_database
 from crowddesk.bot.model import ModelError
-from crowddesk.bot.project import load_project
+from crowddesk.bot.project import Project, load_project
 from crowddesk.bot.scaffold import ScaffoldError, scaffold_project
 from crowddesk.bot.training import train as train_model
 from crowddesk.bot.validation import validate_project
@@ -75,8 +75,12 @@ def data_validate(args: argparse.Namespace) -> int:
 def train(args: argparse.Namespace) -> int:
     if _report_problems(args.project):
         raise CommandError("fix the errors above, then train again")
-    project = load_project(args.project)
-    result = train_model(project, models_dir(project.root), force=args.force, progress=say,
+    _train_and_report(load_project(args.project), force=args.force)
+    return 0
+
+
+def _train_and_report(project: Project, *, force: bool = False) -> None:
+    result = train_model(project, models_dir(project.root), force=force, progress=say,
                          show_bars=sys.stderr.isatty())
     report = result.report
     if not result.skipped:
@@ -87,7 +91,6 @@ def train(args: argparse.Namespace) -> int:
         f"at {report.expected_precision:.1%} precision on held-out folds "
         f"({report.examples} examples, {report.intents} intents, {report.kb_entries} FAQ entries)."
     )
-    return 0
 
 
 def _bot(args: argparse.Namespace, action_endpoint: str | None = None) -> Bot:
@@ -129,7 +132,7 @@ def demo(args: argparse.Namespace) -> int:
     from crowddesk.bot.server import create_app
 
     project = load_project(args.project)
-    train_model(project, models_dir(project.root), progress=say, show_bars=sys.stderr.isatty())
+    _train_and_report(project)
     say(f"Starting the action server on 127.0.0.1:{args.actions_port}")
     actions = start_action_server(project.root, port=args.actions_port)
     try:

@@ -32,7 +32,7 @@ class ResponseRenderer:
             text=_fill(chosen.text, fill),
             buttons=tuple(Button(_fill(b.title, fill), b.payload) for b in chosen.buttons),
             image=chosen.image,
-            custom={"response": name, **({"metadata": chosen.metadata} if chosen.metadata else {})},
+            custom=dict(chosen.custom or {}),
         )
 
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from crowddesk.bot.assemble import Bot
 from crowddesk.bot.engine import MessageRejected
 from crowddesk.bot.store import HandoffRecord
-from crowddesk.connectors.rest import rest_router
+from crowddesk.connectors.rest import InvalidJSON, rest_router
 from crowddesk.connectors.types import InboundMessage, OutboundMessage
 
 MAX_BODY_BYTES = 256 * 1024
@@ -73,6 +73,10 @@ def create_app(bot: Bot) -> FastAPI:
         ]
         summary = "; ".join(f"{d['field'] or 'body'}: {d['reason']}" for d in details)
         return JSONResponse({"error": f"invalid request: {summary}", "details": details}, status_code=422)
+
+    @app.exception_handler(InvalidJSON)
+    async def invalid_json(_: Request, exc: InvalidJSON) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=400)
 
     @app.exception_handler(MessageRejected)
     async def rejected(_: Request, exc: MessageRejected) -> JSONResponse:

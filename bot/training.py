@@ -212,7 +212,7 @@ def _choose_thresholds(
     point = choose_threshold(confidence, correct, settings.target_precision)
     below = confidence < point.threshold
     clarify = choose_threshold(confidence[below], np.array(in_top_k, dtype=bool)[below],
-                               settings.target_precision)
+                               settings.clarify_precision)
     clarify_floor = min(clarify.threshold, point.threshold)
     total = len(labels)
     curve = precision_curve(confidence, correct)

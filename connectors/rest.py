@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter
-from pydantic import BaseModel, Field, field_validator
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from crowddesk.connectors.types import InboundMessage, OutboundMessage
 
@@ -38,6 +40,18 @@ class RestReply(BaseModel):
     custom: dict[str, Any] | None = None
 
 
+class InvalidJSON(ValueError):
+    """The request body is not JSON."""
+
+
+async def read_json_body(request: Request) -> Any:
+    """The body as JSON whatever the content type says, as Rasa reads it: `curl -d` works."""
+    try:
+        return json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidJSON(f"request body is not valid JSON ({exc})") from exc
+
+
 def rest_router(handle: MessageHandler) -> APIRouter:
     router = APIRouter(tags=["channels"])
 
@@ -46,8 +60,14 @@ def rest_router(handle: MessageHandler) -> APIRouter:
         response_model=list[RestReply],
         response_model_exclude_none=True,
         summary="Send a customer message; returns the bot's replies (Rasa REST channel)",
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/json": {"schema": RestMessage.model_json_schema()}}}},
     )
-    async def webhook(body: RestMessage) -> list[dict[str, Any]]:
+    async def webhook(request: Request) -> list[dict[str, Any]]:
+        try:
+            body = RestMessage.model_validate(await read_json_body(request))
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from exc
         replies = await handle(
             InboundMessage(CHANNEL_NAME, body.sender, body.message, metadata=body.metadata)
         )

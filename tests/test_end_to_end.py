@@ -117,6 +117,17 @@ def test_bad_input_gets_a_clear_error_and_stores_nothing(demo_client: TestClient
     assert tracker(demo_client, sender)["events"] == []
 
 
+def test_rest_channel_accepts_json_sent_without_a_json_content_type(
+    demo_client: TestClient, sender: str
+) -> None:
+    # `curl -d '{...}'` sends application/x-www-form-urlencoded; Rasa reads the JSON anyway.
+    response = demo_client.post(
+        "/webhooks/rest/webhook", content=('{"sender": "%s", "message": "hello"}' % sender).encode(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 200 and response.json()[0]["recipient_id"] == sender
+
+
 def test_health_and_openapi_docs(demo_client: TestClient, sender: str) -> None:
     health = demo_client.get("/health").json()
     assert health["status"] == "ok" and health["kb_entries"] >= 77
