@@ -33,6 +33,9 @@ from crowddesk.nlu.types import Parse
 
 logger = logging.getLogger(__name__)
 
+# The last button of every clarifying question: none of the guesses fits, get a person.
+SOMETHING_ELSE = "Something else: talk to a person"
+
 class MessageRejected(ValueError):
     """The message can't be processed as sent (empty, too long); nothing was stored."""
 
@@ -204,8 +207,10 @@ class Engine:
         if kind is DecisionKind.CLARIFY:
             text = (self.renderer.render("utter_clarify", sender, turn.slots).text
                     if self.renderer.has("utter_clarify") else "Did you mean one of these?")
-            buttons = tuple(Button(o.title, o.payload) for o in decision.options)
-            self._utter(turn, "action_clarify", decision, OutboundMessage(sender, text, buttons))
+            buttons = [Button(o.title, o.payload) for o in decision.options]
+            if self.policy.settings.handoff_intents:
+                buttons.append(Button(SOMETHING_ELSE, f"/{self.policy.settings.handoff_intents[0]}"))
+            self._utter(turn, "action_clarify", decision, OutboundMessage(sender, text, tuple(buttons)))
             turn.failed_turns += 1
             return
         if kind is DecisionKind.REPHRASE:

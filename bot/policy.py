@@ -190,13 +190,17 @@ class SupportPolicy:
             if (o.kind == "kb" or o.key in self._rule_intents)
             and o.key not in s.handoff_intents and o.key != s.out_of_scope_intent
         ]
-        choices = [o for o in answerable if o.confidence >= self.thresholds.clarify_floor]
-        choices = choices[: s.max_clarify_options]
-        if len(choices) >= 2 and choices[0].confidence - choices[1].confidence <= s.clarify_margin:
-            close = tuple(o for o in choices if choices[0].confidence - o.confidence <= s.clarify_margin)
+        # "Did you mean ...?" with the best option and any close runners-up; the customer's
+        # pick is cheap to correct, so this needs less confidence than answering outright.
+        choices = tuple(
+            o for o in answerable[: s.max_clarify_options]
+            if o.confidence >= self.thresholds.clarify_floor
+            and answerable[0].confidence - o.confidence <= s.clarify_margin
+        )
+        if choices:
             return self._after_failure(
                 context,
-                Decision(DecisionKind.CLARIFY, confidence, top, options=close, counts_as_failure=True),
+                Decision(DecisionKind.CLARIFY, confidence, top, options=choices, counts_as_failure=True),
             )
         return Decision(DecisionKind.HAND_OFF, confidence, top,
                         handoff_reason=HandoffReason.LOW_CONFIDENCE)

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 
+from crowddesk.bot.assemble import assemble, open_database
+from crowddesk.bot.project import load_project
+from crowddesk.bot.server import create_app
+from crowddesk.bot.training import TrainResult
+from crowddesk.knowledge_base.store import KnowledgeBaseStore
+from crowddesk.knowledge_base.types import KBEntry
 from tests.demo_bot import REPO
 
 
@@ -134,3 +142,33 @@ def test_health_and_openapi_docs(demo_client: TestClient, sender: str) -> None:
     paths = demo_client.get("/openapi.json").json()["paths"]
     assert {"/webhooks/rest/webhook", "/model/parse", "/conversations/{sender_id}/tracker"} <= set(paths)
     assert demo_client.get("/docs").status_code == 200
+
+
+def test_single_question_community_entry_is_answerable(
+    demo_project: Path, demo_training: TrainResult, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'kb.db'}"
+    store = KnowledgeBaseStore(open_database(load_project(demo_project), url))
+    store.upsert(KBEntry(
+        "community:login-e1043", ["Login fails with error E-1043"],
+        "E-1043 means the clock on your phone is off. Turn on automatic date and time, then log in again.",
+        source_url="https://community.northwind-bank.example/t/login-e1043/2002",
+    ))
+    bot = assemble(demo_project, model_dir=demo_training.model_dir, database_url=url)
+    with TestClient(create_app(bot)) as client:
+        replies = say(client, "my login fails with error E-1043", "e1043-a")
+        assert replies[0]["custom"]["kb_entry"] == "community:login-e1043"
+        assert "Source: https://community.northwind-bank.example/t/login-e1043/2002" in replies[0]["text"]
+
+        # A looser wording is not enough to answer outright, but enough to ask.
+        question = say(client, "getting E-1043", "e1043-b")[0]
+        assert question["buttons"][0]["title"] == "Login fails with error E-1043"
+        assert question["buttons"][-1]["payload"] == "/human_handoff"
+        answer = say(client, question["buttons"][0]["payload"], "e1043-b")
+        assert answer[0]["custom"]["kb_entry"] == "community:login-e1043"
+
+        # Two failed turns in a row (two clarifications unanswered) go to a person.
+        assert say(client, "getting E-1043", "e1043-c")[0]["buttons"]
+        say(client, "still getting E-1043", "e1043-c")
+        handoff = tracker(client, "e1043-c")["handoff"]
+        assert handoff is not None and handoff["reason"] == "failed_turns"

@@ -69,7 +69,7 @@ def test_out_of_scope_and_requests_for_a_person_hand_off() -> None:
 
 
 def test_low_confidence_hands_off() -> None:
-    decision = make_policy().decide(parse(("faq/card_arrival", 0.3), ("greet", 0.05)), [], FRESH)
+    decision = make_policy().decide(parse(("faq/card_arrival", 0.15), ("greet", 0.05)), [], FRESH)
     assert decision.kind is DecisionKind.HAND_OFF
     assert decision.handoff_reason is HandoffReason.LOW_CONFIDENCE
 
@@ -81,6 +81,21 @@ def test_close_candidates_get_a_clarifying_question_with_buttons() -> None:
     assert decision.kind is DecisionKind.CLARIFY
     assert [o.key for o in decision.options] == ["faq/card_arrival", "faq/lost_card"]
     assert decision.options[0].payload == "/faq/card_arrival"
+
+
+def test_one_plausible_candidate_gets_a_did_you_mean_question() -> None:
+    decision = make_policy().decide(
+        parse(("greet", 0.1)), [candidate("community:e-1043", 0.7)], FRESH
+    )
+    assert decision.kind is DecisionKind.CLARIFY
+    assert [o.key for o in decision.options] == ["community:e-1043"]
+
+
+def test_distant_runners_up_are_not_offered() -> None:
+    decision = make_policy().decide(
+        parse(("faq/card_arrival", 0.55), ("faq/lost_card", 0.25)), [], FRESH
+    )
+    assert [o.key for o in decision.options] == ["faq/card_arrival"]
 
 
 def test_second_failed_turn_in_a_row_hands_off() -> None:
