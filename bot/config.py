@@ -128,13 +128,13 @@ class RetrieverSettings:
 class PolicySettings:
     target_precision: float = _setting(0.95, bounds=Bounds(low=0, high=1, low_open=True))
     clarify_margin: float = _setting(0.15, bounds=Bounds(low=0, high=1))
-    # Share of clarifying questions whose buttons include the right answer; lower than
-    # target_precision because the customer, not the bot, makes the final choice.
-    clarify_precision: float = _setting(0.8, bounds=Bounds(low=0, high=1, low_open=True))
     max_clarify_options: int = _setting(3, bounds=Bounds(low=2))
     max_failed_turns: int = _setting(2, bounds=Bounds(low=1))
     out_of_scope_intent: str = _setting("out_of_scope")
     handoff_intents: list[str] = _setting(["human_handoff"])
+    # Share of clarifying questions whose buttons include the right answer; lower than
+    # target_precision because the customer, not the bot, makes the final choice.
+    clarify_precision: float = _setting(0.8, bounds=Bounds(low=0, high=1, low_open=True))
 
 
 PIPELINE_COMPONENTS: dict[str, type] = {
