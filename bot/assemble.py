@@ -9,12 +9,14 @@ from pathlib import Path
 from sqlalchemy import Engine as SqlEngine
 
 from crowddesk.bot.action_client import ActionClient
+from crowddesk.bot.agents import AgentDirectory
 from crowddesk.bot.database import create_engine_for, init_schema
 from crowddesk.bot.engine import Engine
 from crowddesk.bot.model import ModelError, TrainedModel, latest_model_dir
 from crowddesk.bot.policy import SupportPolicy
 from crowddesk.bot.project import Project, load_project
 from crowddesk.bot.store import ConversationStore
+from crowddesk.bot.tickets import TicketDesk
 from crowddesk.bot.wiring import faq_entries, rules_by_intent
 from crowddesk.knowledge_base.index import KnowledgeBase
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
@@ -47,6 +49,8 @@ class Bot:
     knowledge_base: KnowledgeBase
     conversations: ConversationStore
     database: SqlEngine
+    agents: AgentDirectory
+    tickets: TicketDesk
 
     async def aclose(self) -> None:
         if self.engine.actions is not None:
@@ -113,4 +117,5 @@ def assemble(
         store=conversations, rules=rules, actions=ActionClient(url) if url else None,
     )
     logger.info("bot ready: model %s, %d KB entries", chosen.name, len(published))
-    return Bot(project, model, engine, nlu, knowledge_base, conversations, database)
+    return Bot(project, model, engine, nlu, knowledge_base, conversations, database,
+               AgentDirectory(database), TicketDesk(database))

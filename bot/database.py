@@ -42,12 +42,13 @@ def create_engine_for(url: str) -> Engine:
 
 def init_schema(engine: Engine) -> None:
     """Create every table of the conversation and knowledge-base stores that is missing."""
-    # Imported here, not at the top: both store modules import UtcDateTime and
+    # Imported here, not at the top: the store modules import UtcDateTime and
     # insert_missing from this module.
+    from crowddesk.bot.agents import AgentTables
     from crowddesk.bot.store import ConversationTables
     from crowddesk.knowledge_base.store import KnowledgeBaseTables
 
-    for tables in (ConversationTables, KnowledgeBaseTables):
+    for tables in (ConversationTables, KnowledgeBaseTables, AgentTables):
         tables.metadata.create_all(engine)
 
 

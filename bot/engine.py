@@ -259,7 +259,7 @@ class Engine:
             turn.events.append({**event, "timestamp": event.get("timestamp") or time.time()})
         for response in result.responses:
             turn.replies.append(self._action_response(sender, turn, response))
-            turn.add("bot", text=turn.replies[-1].text, data=_bot_data(turn.replies[-1]))
+            turn.add("bot", text=turn.replies[-1].text, data=bot_event_data(turn.replies[-1]))
 
     def _action_response(self, sender: str, turn: Turn, response: dict[str, Any]) -> OutboundMessage:
         template = response.get("response") or response.get("template")
@@ -303,7 +303,7 @@ class Engine:
 
     def _utter(self, turn: Turn, action: str, decision: Decision, reply: OutboundMessage) -> None:
         turn.add("action", name=action, policy="SupportPolicy", confidence=round(decision.confidence, 4))
-        turn.add("bot", text=reply.text, data=_bot_data(reply), metadata={"utter_action": action})
+        turn.add("bot", text=reply.text, data=bot_event_data(reply), metadata={"utter_action": action})
         turn.replies.append(reply)
 
     async def _save(self, sender_id: str, turn: Turn, *, owner: str, latest: dict[str, Any] | None) -> None:
@@ -313,7 +313,7 @@ class Engine:
         )
 
 
-def _bot_data(reply: OutboundMessage) -> dict[str, Any]:
+def bot_event_data(reply: OutboundMessage) -> dict[str, Any]:
     return {"buttons": [b.as_dict() for b in reply.buttons] or None, "image": reply.image,
             "custom": reply.custom or None}
 

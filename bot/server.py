@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -12,12 +13,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from crowddesk.bot.assemble import Bot
-from crowddesk.bot.engine import MessageRejected
+from crowddesk.bot.desk_api import desk_router
+from crowddesk.bot.engine import MessageRejected, bot_event_data
+from crowddesk.bot.tickets import TicketError
 from crowddesk.bot.store import HandoffRecord
 from crowddesk.connectors.rest import InvalidJSON, rest_router
 from crowddesk.connectors.types import InboundMessage, OutboundMessage
 
 MAX_BODY_BYTES = 256 * 1024
+RATING_RESPONSE = "utter_ask_rating"
 
 
 class ParseRequest(BaseModel):
@@ -51,6 +55,8 @@ def create_app(bot: Bot) -> FastAPI:
         description="Support bot API: REST channel, NLU parse, conversation trackers.",
         lifespan=lifespan,
     )
+
+    app.state.bot = bot
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next: Any) -> Any:
@@ -86,6 +92,23 @@ def create_app(bot: Bot) -> FastAPI:
         return await bot.engine.handle(message)
 
     app.include_router(rest_router(handle))
+    def rating_request(sender_id: str) -> list[dict[str, Any]]:
+        """The bot's first words after an agent resolves: ask how it went."""
+        if not bot.engine.renderer.has(RATING_RESPONSE):
+            return []
+        reply = bot.engine.renderer.render(RATING_RESPONSE, sender_id, {})
+        now = time.time()
+        return [
+            {"event": "action", "timestamp": now, "name": RATING_RESPONSE},
+            {"event": "bot", "timestamp": now, "text": reply.text, "data": bot_event_data(reply),
+             "metadata": {"utter_action": RATING_RESPONSE}},
+        ]
+
+    app.include_router(desk_router(bot.agents, bot.tickets, bot.conversations, rating_request))
+
+    @app.exception_handler(TicketError)
+    async def ticket_error(_: Request, exc: TicketError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status_code)
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, Any]:
@@ -131,6 +154,6 @@ def create_app(bot: Bot) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     return app

@@ -22,7 +22,7 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from crowddesk.bot.database import UtcDateTime, insert_missing
 
@@ -78,6 +78,21 @@ class HandoffRow(ConversationTables):
     due_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     assigned_to: Mapped[str | None] = mapped_column(String(128), nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    assigned_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    first_response_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class TicketNoteRow(ConversationTables):
+    """Internal notes agents leave on a ticket; never shown to the customer."""
+
+    __tablename__ = "ticket_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    handoff_id: Mapped[str] = mapped_column(ForeignKey("handoffs.id", ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,13 @@ class HandoffRecord:
     due_at: datetime
     assigned_to: str | None
     resolved_at: datetime | None
+    assigned_at: datetime | None = None
+    first_response_at: datetime | None = None
+    rating: int | None = None
+
+    def breached(self, now: datetime) -> bool:
+        """The first human reply came, or is still missing, after the SLA due time."""
+        return (self.first_response_at or now) > self.due_at
 
 
 @dataclass(frozen=True)
@@ -189,21 +211,7 @@ class ConversationStore:
                 .where(ConversationRow.sender_id == sender_id)
                 .with_for_update()
             ).one()
-            last_seq = session.scalar(
-                select(func.coalesce(func.max(EventRow.seq), 0)).where(
-                    EventRow.conversation_id == conversation.id
-                )
-            )
-            session.add_all(
-                EventRow(
-                    conversation_id=conversation.id,
-                    seq=last_seq + position,
-                    type=event["event"],
-                    timestamp=float(event["timestamp"]),
-                    data=dict(event),
-                )
-                for position, event in enumerate(events, start=1)
-            )
+            append_events(session, conversation.id, events)
             for column, value in state.items():
                 setattr(conversation, column, value)
             handoff = None
@@ -222,7 +230,7 @@ class ConversationStore:
             session.flush()
             return (
                 _conversation_record(conversation),
-                None if handoff is None else _handoff_record(handoff, sender_id),
+                None if handoff is None else handoff_record(handoff, sender_id),
             )
 
     def active_handoff(self, sender_id: str) -> HandoffRecord | None:
@@ -260,7 +268,26 @@ class ConversationStore:
                 .where(*conditions)
                 .order_by(*order, HandoffRow.id)
             )
-            return [_handoff_record(handoff, sender_id) for handoff, sender_id in rows]
+            return [handoff_record(handoff, sender_id) for handoff, sender_id in rows]
+
+
+def append_events(session: Session, conversation_id: int, events: Sequence[Mapping[str, Any]]) -> None:
+    """Number and add events after the conversation's last one; the caller holds its row lock."""
+    last_seq = session.scalar(
+        select(func.coalesce(func.max(EventRow.seq), 0)).where(
+            EventRow.conversation_id == conversation_id
+        )
+    )
+    session.add_all(
+        EventRow(
+            conversation_id=conversation_id,
+            seq=last_seq + position,
+            type=event["event"],
+            timestamp=float(event["timestamp"]),
+            data=dict(event),
+        )
+        for position, event in enumerate(events, start=1)
+    )
 
 
 def _check_turn(sender_id: str, events: Sequence[Mapping[str, Any]]) -> None:
@@ -292,7 +319,7 @@ def _conversation_record(row: ConversationRow) -> ConversationRecord:
     )
 
 
-def _handoff_record(row: HandoffRow, sender_id: str) -> HandoffRecord:
+def handoff_record(row: HandoffRow, sender_id: str) -> HandoffRecord:
     return HandoffRecord(
         id=row.id,
         sender_id=sender_id,
@@ -304,4 +331,7 @@ def _handoff_record(row: HandoffRow, sender_id: str) -> HandoffRecord:
         due_at=row.due_at,
         assigned_to=row.assigned_to,
         resolved_at=row.resolved_at,
+        assigned_at=row.assigned_at,
+        first_response_at=row.first_response_at,
+        rating=row.rating,
     )
