@@ -1,4 +1,4 @@
-"""The `crowddesk` command line: init, data validate, train, run, shell, demo, kb."""
+"""The `crowddesk` command line: init, data validate, train, evaluate, run, shell, demo, kb."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = verbs.add_parser("train", help="train and calibrate a model into models/")
     _project_arg(train)
     train.add_argument("--force", action="store_true", help="retrain even if nothing changed")
+
+    _evaluate_parser(verbs)
 
     run = verbs.add_parser("run", help="start the HTTP server (or `run actions`: the action server)")
     run.add_argument("target", nargs="?", choices=["actions"], help="`actions` starts the action server")
@@ -79,6 +81,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _evaluate_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    evaluate = verbs.add_parser("evaluate", help="measure intents, FAQ retrieval or whole conversations")
+    targets = evaluate.add_subparsers(dest="evaluate_command", required=True, metavar="WHAT")
+
+    nlu = targets.add_parser("nlu", help="train on one set and score another (or cross-validate)")
+    _project_arg(nlu)
+    nlu.add_argument("--train", type=Path, help="Rasa nlu.yml or CSV with text,intent columns "
+                     "(default: the project's data/)")
+    nlu.add_argument("--test", type=Path, help="messages to score, same formats (default: cross-validate)")
+    nlu.add_argument("--folds", type=int, default=5, help="cross-validation folds without --test (default 5)")
+    nlu.add_argument("--out-of-scope-intent", help="label of messages a person should get "
+                     "(default: out_of_scope_intent in config.yml)")
+    nlu.add_argument("--out", type=Path, required=True, help="folder for report.json and report.html")
+
+    kb = targets.add_parser("kb", help="score retrieval of the right FAQ entry per question")
+    _project_arg(kb)
+    kb.add_argument("--test", type=Path, required=True, help="CSV with query,entry_id columns, or a YAML list")
+    kb.add_argument("--out", type=Path, required=True, help="folder for report.json and report.html")
+    kb.add_argument("--model", type=Path, help="model folder (default: newest in models/)")
+    kb.add_argument("--database-url", help="SQLAlchemy URL (default: endpoints.yml, then SQLite)")
+
+    conversations = targets.add_parser("conversations", help="run test stories against the bot")
+    _project_arg(conversations)
+    conversations.add_argument("--stories", type=Path,
+                               help="Rasa test stories (default: tests/test_stories.yml in the project)")
+    conversations.add_argument("--model", type=Path, help="model folder (default: train if needed)")
+    conversations.add_argument("--endpoint", help="action server webhook URL (default: endpoints.yml; "
+                               "the project's own is started when needed and none answers)")
+    conversations.add_argument("--out", type=Path, help="also write the results to this folder's report.json")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -91,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "init": commands.init,
         "data": commands.data_validate,
         "train": commands.train,
+        "evaluate": commands.evaluate,
         "run": commands.run,
         "shell": commands.shell,
         "demo": commands.demo,

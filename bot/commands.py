@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from crowddesk.bot.action_server import (
     DEFAULT_PORT as ACTIONS_PORT,
@@ -19,17 +20,30 @@ from crowddesk.bot.action_server import (
     stop,
 )
 from crowddesk.bot.assemble import Bot, assemble, models_dir, open_database
-from crowddesk.bot.model import ModelError
-from crowddesk.bot.project import Project, load_project
+from crowddesk.bot.config import load_config
+from crowddesk.bot.eval_data import load_conversation_stories, load_kb_queries, load_labelled_messages
+from crowddesk.bot.evaluate_conversations import run_conversation_tests
+from crowddesk.bot.evaluate_conversations import summary_lines as conversation_summary
+from crowddesk.bot.evaluate_kb import Calibration, evaluate_kb, project_knowledge_base
+from crowddesk.bot.evaluate_kb import summary_lines as kb_summary
+from crowddesk.bot.evaluate_nlu import NluEvaluator, NluSettings
+from crowddesk.bot.evaluate_nlu import summary_lines as nlu_summary
+from crowddesk.bot.evaluation import write_report
+from crowddesk.bot.model import ModelError, TrainedModel, latest_model_dir
+from crowddesk.bot.project import CONFIG_FILE, Project, load_project
+from crowddesk.bot.report_html import render_kb_report, render_nlu_report
 from crowddesk.bot.scaffold import ScaffoldError, scaffold_project
+from crowddesk.bot.training import TrainResult
 from crowddesk.bot.training import train as train_model
 from crowddesk.bot.validation import validate_project
 from crowddesk.bot.yaml_files import ProjectFileError
 from crowddesk.knowledge_base.importers import KBImportError, importer_for
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
+from crowddesk.nlu.encoders import load_encoder
 
 SERVER_PORT = 5005
+STORIES_FILE = Path("tests") / "test_stories.yml"
 
 
 class CommandError(Exception):
@@ -79,7 +93,7 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_and_report(project: Project, *, force: bool = False) -> None:
+def _train_and_report(project: Project, *, force: bool = False) -> TrainResult:
     result = train_model(project, models_dir(project.root), force=force, progress=say,
                          show_bars=sys.stderr.isatty())
     report = result.report
@@ -91,6 +105,70 @@ def _train_and_report(project: Project, *, force: bool = False) -> None:
         f"at {report.expected_precision:.1%} precision on held-out folds "
         f"({report.examples} examples, {report.intents} intents, {report.kb_entries} FAQ entries)."
     )
+    return result
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    return {
+        "nlu": _evaluate_nlu, "kb": _evaluate_kb, "conversations": _evaluate_conversations,
+    }[args.evaluate_command](args)
+
+
+def _evaluate_nlu(args: argparse.Namespace) -> int:
+    if args.train is None:
+        project = load_project(args.project)
+        config, train = project.config, project.data.examples
+    else:
+        config = load_config(args.project / CONFIG_FILE, root=args.project)
+        train = load_labelled_messages(args.train)
+    test = load_labelled_messages(args.test) if args.test is not None else None
+    evaluator = NluEvaluator(NluSettings.from_config(config, args.out_of_scope_intent), progress=say)
+    try:
+        report = evaluator.train_test(train, test) if test is not None else evaluator.cross_validate(train, args.folds)
+    except ValueError as exc:  # too many folds, or fewer than two intents to learn
+        raise CommandError(str(exc)) from exc
+    report["data"].update(train=str(args.train or "project data/"), test=str(args.test or "cross-validation"))
+    _print_and_write(args.out, report, nlu_summary(report), render_nlu_report(report))
+    return 0
+
+
+def _evaluate_kb(args: argparse.Namespace) -> int:
+    project = load_project(args.project)
+    queries = load_kb_queries(args.test)
+    model_dir = args.model or latest_model_dir(models_dir(project.root))
+    model = TrainedModel.load(model_dir) if model_dir is not None else None
+    if model is None:
+        say("No trained model: confidences are raw retriever scores, with no answer threshold.")
+    encoder = load_encoder(model.metadata.encoder if model else project.config.encoder.model)
+    database = open_database(project, args.database_url)
+    try:
+        knowledge_base = project_knowledge_base(project, database, encoder)
+        report = evaluate_kb(knowledge_base.retriever, encoder, queries,
+                             Calibration.of(model) if model else None, progress=say)
+    finally:
+        database.dispose()
+    report["model"] = model_dir.name if model_dir is not None else None
+    _print_and_write(args.out, report, kb_summary(report), render_kb_report(report))
+    return 0
+
+
+def _evaluate_conversations(args: argparse.Namespace) -> int:
+    project = load_project(args.project)
+    stories = load_conversation_stories(args.stories or project.root / STORIES_FILE, root=project.root)
+    model_dir = args.model or _train_and_report(project).model_dir
+    results = run_conversation_tests(project, stories, model_dir=model_dir, action_endpoint=args.endpoint,
+                                     progress=say)
+    failures = [result.failure.as_dict() for result in results if result.failure]
+    report = {"stories": len(results), "passed": len(results) - len(failures), "failures": failures}
+    _print_and_write(args.out, report, conversation_summary(results), None)
+    return 1 if failures else 0
+
+
+def _print_and_write(out: Path | None, report: dict[str, Any], summary: list[str], html: str | None) -> None:
+    for line in summary:
+        say(line)
+    if out is not None:
+        say("Report: " + ", ".join(str(path) for path in write_report(out, report, html)))
 
 
 def _bot(args: argparse.Namespace, action_endpoint: str | None = None) -> Bot:

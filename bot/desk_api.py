@@ -1,24 +1,36 @@
 """The agent API: list, claim, reply, note, transfer and resolve handoff tickets.
 
-Every call needs `Authorization: Bearer <token>` (see `crowddesk desk agent add`).
+Every call needs `Authorization: Bearer <token>` (see `crowddesk desk agent add`), except
+`POST /login` (password → a short-lived token for the web console) and `GET /stream`
+(server-sent events; EventSource can't send headers, so it takes `?token=`).
 No `from __future__ import annotations` here: FastAPI reads the dependency annotations at run
 time, and the ones declared inside `desk_router` are not module globals.
 """
 
 
 import asyncio
+import json
+from collections.abc import AsyncIterator, Hashable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from crowddesk.bot.agents import Agent, AgentDirectory, AuthError
 from crowddesk.bot.store import ConversationStore, HandoffRecord
 from crowddesk.bot.tickets import MAX_AGENT_TEXT, TicketDesk
+from crowddesk.knowledge_base.store import KnowledgeBaseStore
+from crowddesk.knowledge_base.types import EntryStatus, KBEntry
 
 Closing = Any  # a callable giving the bot events to store when a ticket is resolved
+
+CONSOLE_TOKEN_DAYS = 1  # console sign-ins get a token for one working day, not the API's 90
+STREAM_POLL_SECONDS = 1.0
+STREAM_HEARTBEAT_POLLS = 15  # a comment line every ~15 s keeps proxies from closing the stream
+OPEN_STATUSES = ("queued", "assigned")
 
 
 class TextBody(BaseModel):
@@ -27,6 +39,41 @@ class TextBody(BaseModel):
 
 class TransferBody(BaseModel):
     to_agent: str | None = Field(default=None, description="agent id, or null to put it back in the queue")
+
+
+class LoginBody(BaseModel):
+    agent_id: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class KBSuggestionBody(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)  # "   " is as empty as ""
+
+    question: str = Field(min_length=1, max_length=MAX_AGENT_TEXT)
+    answer: str = Field(min_length=1, max_length=MAX_AGENT_TEXT)
+
+
+def agent_view(agent: Agent) -> dict[str, str]:
+    return {"id": agent.id, "name": agent.name, "role": agent.role}
+
+
+def transcript_messages(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The customer-visible lines of a conversation, each tagged customer, bot or agent."""
+    return [
+        {"role": "customer" if e["event"] == "user" else
+         ("agent" if (e.get("metadata") or {}).get("agent_id") else "bot"),
+         "text": e.get("text"), "timestamp": e["timestamp"]}
+        for e in events if e["event"] in ("user", "bot")
+    ]
+
+
+def open_tickets(conversations: ConversationStore) -> list[HandoffRecord]:
+    """Queued and assigned tickets, soonest due first."""
+    return [t for t in conversations.list_handoffs() if t.status in OPEN_STATUSES]
+
+
+def sse_event(name: str, data: Any) -> str:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
 
 
 def ticket_view(ticket: HandoffRecord, now: datetime | None = None) -> dict[str, Any]:
@@ -52,22 +99,26 @@ def ticket_view(ticket: HandoffRecord, now: datetime | None = None) -> dict[str,
 
 def desk_router(
     agents: AgentDirectory, tickets: TicketDesk, conversations: ConversationStore, closing: Closing,
+    knowledge_base: KnowledgeBaseStore,
 ) -> APIRouter:
     router = APIRouter(prefix="/desk/api", tags=["agent desk"])
     bearer = HTTPBearer(auto_error=False)
 
-    async def current_agent(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> Agent:
-        if credentials is None:
+    async def ticket_worker(token: str | None) -> Agent:
+        if not token:
             raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
         try:
-            agent = await asyncio.to_thread(agents.authenticate_token, credentials.credentials)
+            agent = await asyncio.to_thread(agents.authenticate_token, token)
         except AuthError as exc:
             raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
         if not agent.can("agent"):
             raise HTTPException(403, f"role {agent.role!r} can't work tickets")
         return agent
+
+    async def current_agent(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Agent:
+        return await ticket_worker(credentials.credentials if credentials else None)
 
     AgentDep = Annotated[Agent, Depends(current_agent)]
 
@@ -77,14 +128,73 @@ def desk_router(
             raise HTTPException(404, f"no ticket {ticket_id!r}")
         return ticket
 
+    @router.post("/login", summary="Agent id + password → a console token valid for one day")
+    async def login(body: LoginBody) -> dict[str, Any]:
+        try:
+            agent = await asyncio.to_thread(agents.authenticate_password, body.agent_id, body.password)
+        except AuthError as exc:
+            raise HTTPException(401, str(exc)) from exc
+        if not agent.can("agent"):
+            raise HTTPException(403, f"role {agent.role!r} can't work tickets")
+        token = await asyncio.to_thread(agents.issue_token, agent.id, days=CONSOLE_TOKEN_DAYS)
+        return {"token": token, "agent": agent_view(agent)}
+
+    @router.get("/stream", summary="Server-sent events: `queue` when open tickets change, "
+                "`ticket` when the watched ticket changes, `signed-out` when the token stops working")
+    async def stream(
+        request: Request,
+        token: str | None = Query(None, description="the agent's token (EventSource can't send headers)"),
+        ticket: str | None = Query(None, description="a ticket id to watch for new messages and notes"),
+    ) -> StreamingResponse:
+        await ticket_worker(token)
+
+        def queue_state() -> tuple[list[dict[str, Any]], Hashable]:
+            found = open_tickets(conversations)
+            return [ticket_view(t) for t in found], tuple((t.id, t.status, t.assigned_to) for t in found)
+
+        def watched_state(ticket_id: str) -> Hashable:
+            record = conversations.get_handoff(ticket_id)
+            if record is None:
+                return None
+            messages = transcript_messages(conversations.events(record.sender_id))
+            return record.status, record.assigned_to, len(messages), len(tickets.notes(ticket_id))
+
+        async def events() -> AsyncIterator[str]:
+            last_queue: Hashable = None
+            last_ticket: Hashable = None
+            polls = 0
+            while not await request.is_disconnected():
+                try:
+                    await asyncio.to_thread(agents.authenticate_token, token or "")
+                except AuthError as exc:
+                    yield sse_event("signed-out", {"error": str(exc)})
+                    return
+                views, queue_key = await asyncio.to_thread(queue_state)
+                if queue_key != last_queue:
+                    last_queue = queue_key
+                    yield sse_event("queue", views)
+                if ticket is not None:
+                    ticket_key = await asyncio.to_thread(watched_state, ticket)
+                    if ticket_key != last_ticket:
+                        last_ticket = ticket_key
+                        yield sse_event("ticket", {"id": ticket})
+                polls += 1
+                if polls % STREAM_HEARTBEAT_POLLS == 0:
+                    yield ": heartbeat\n\n"
+                await asyncio.sleep(STREAM_POLL_SECONDS)
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
     @router.get("/tickets", summary="Tickets, most urgent (soonest SLA due) first")
     async def list_tickets(
         agent: AgentDep,
         status: Literal["open", "queued", "assigned", "resolved"] = Query("open"),
     ) -> list[dict[str, Any]]:
-        found = await asyncio.to_thread(conversations.list_handoffs, None if status == "open" else status)
         if status == "open":
-            found = [t for t in found if t.status in ("queued", "assigned")]
+            found = await asyncio.to_thread(open_tickets, conversations)
+        else:
+            found = await asyncio.to_thread(conversations.list_handoffs, status)
         return [ticket_view(t) for t in found]
 
     @router.get("/tickets/{ticket_id}", summary="A ticket with its packet, live transcript and notes")
@@ -95,12 +205,7 @@ def desk_router(
         return {
             **ticket_view(ticket),
             "packet": ticket.packet,
-            "messages": [
-                {"role": "customer" if e["event"] == "user" else
-                 ("agent" if (e.get("metadata") or {}).get("agent_id") else "bot"),
-                 "text": e.get("text"), "timestamp": e["timestamp"]}
-                for e in events if e["event"] in ("user", "bot")
-            ],
+            "messages": transcript_messages(events),
             "notes": [{"author": n.author, "text": n.text, "created_at": n.created_at.isoformat()}
                       for n in notes],
         }
@@ -133,5 +238,14 @@ def desk_router(
         ticket = await existing(ticket_id)
         events = closing(ticket.sender_id)
         return ticket_view(await asyncio.to_thread(tickets.resolve, ticket_id, agent, closing=events))
+
+    @router.post("/tickets/{ticket_id}/kb-suggestion",
+                 summary="Store an agent's answer as a DRAFT knowledge-base entry for curation")
+    async def kb_suggestion(ticket_id: str, body: KBSuggestionBody, agent: AgentDep) -> dict[str, Any]:
+        await existing(ticket_id)
+        entry = KBEntry(id=f"suggestion:{ticket_id}", questions=[body.question],
+                        answer=body.answer, status=EntryStatus.DRAFT, tags=["from-handoff"])
+        created = await asyncio.to_thread(knowledge_base.upsert, entry)
+        return {"id": entry.id, "status": entry.status.value, "created": created}
 
     return router

@@ -1,7 +1,9 @@
 """The conversation engine: one message in, one decision, events persisted, replies out.
 
 Turns of one conversation run one at a time (a per-conversation lock); CPU-bound NLU and
-blocking database calls run in worker threads so the event loop keeps serving others.
+blocking database calls run in worker threads so the event loop keeps serving others. Turns of
+different conversations that run at the same time share sentence-encoder passes
+(`BatchingEncoder`).
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ import asyncio
 import logging
 import time
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from crowddesk.bot.action_client import ActionClient, ActionServerError
+from crowddesk.bot.batching import BatchingEncoder
 from crowddesk.bot.domain import Domain
 from crowddesk.bot.handoff import SlaTargets, build_handoff
 from crowddesk.bot.policy import (
@@ -35,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 # The last button of every clarifying question: none of the guesses fits, get a person.
 SOMETHING_ELSE = "Something else: talk to a person"
+# Conversations whose last bot action the engine remembers (see `_last_answer_automated`).
+REMEMBERED_CONVERSATIONS = 10_000
 
 class MessageRejected(ValueError):
     """The message can't be processed as sent (empty, too long); nothing was stored."""
@@ -75,7 +82,7 @@ class Engine:
         max_message_chars: int = 4000,
     ) -> None:
         self.domain = domain
-        self.nlu = nlu
+        self.nlu = NLUPipeline(BatchingEncoder(nlu.encoder), nlu.classifier, nlu.entities)
         self.knowledge_base = knowledge_base
         self.policy = policy
         self.store = store
@@ -85,6 +92,8 @@ class Engine:
         self.max_message_chars = max_message_chars
         self.renderer = ResponseRenderer(domain)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # sender -> (updated_at this engine wrote, was the bot's last action an automated answer).
+        self._last_action: OrderedDict[str, tuple[datetime, bool]] = OrderedDict()
 
     def check(self, message: InboundMessage) -> None:
         if not message.text.strip():
@@ -117,12 +126,13 @@ class Engine:
             owner = record.owner if record else "bot"
             if owner != "bot":
                 # A human owns the conversation: the message joins the ticket, the bot stays quiet.
+                # Agents add events too, so what the engine remembers of it is no longer current.
+                self._last_action.pop(message.sender_id, None)
                 turn.add("user", text=message.text, input_channel=message.channel,
                          message_id=message.message_id, parse_data=None)
                 await self._save(message.sender_id, turn, owner=owner, latest=record.latest_message if record else None)
                 return []
-            understanding = await asyncio.to_thread(self.nlu.understand, message.text)
-            candidates = await asyncio.to_thread(self.candidates, understanding)
+            understanding, candidates = await self.understand(message.text)
             parse = understanding.parse
             turn.add(
                 "user", text=message.text, input_channel=message.channel,
@@ -130,22 +140,56 @@ class Engine:
                 parse_data={**parse.as_rasa(), "kb_candidates": [c.as_dict() for c in candidates]},
             )
             self._fill_slots(turn, parse)
-            history = await asyncio.to_thread(self.store.events, message.sender_id)
+            last_answer_automated = await self._last_answer_automated(record)
             decision = self.policy.decide(
                 parse, candidates,
-                ConversationContext(turn.failed_turns, _last_answer_automated(history)),
+                ConversationContext(turn.failed_turns, last_answer_automated),
                 from_button=understanding.from_payload,
             )
-            await self._execute(message, turn, parse, candidates, decision, history)
+            await self._execute(message, turn, parse, candidates, decision)
             owner = "queued" if turn.handoff else "bot"
             turn.add("action", name="action_listen")
-            await self._save(message.sender_id, turn, owner=owner, latest=parse.as_rasa())
+            saved = await self._save(message.sender_id, turn, owner=owner, latest=parse.as_rasa())
+            self._remember_last_action(saved, turn.events, last_answer_automated)
             return turn.replies
+
+    async def understand(self, text: str) -> tuple[Understanding, list[Candidate]]:
+        """NLU and knowledge-base candidates for one text, in one worker-thread hop."""
+        return await asyncio.to_thread(self._understand, text)
+
+    def _understand(self, text: str) -> tuple[Understanding, list[Candidate]]:
+        understanding = self.nlu.understand(text)
+        return understanding, self.candidates(understanding)
 
     def candidates(self, understanding: Understanding) -> list[Candidate]:
         if understanding.vector is None:
             return []
         return self.knowledge_base.search(understanding.parse.text, understanding.vector)
+
+    async def _last_answer_automated(self, record: ConversationRecord | None) -> bool:
+        """Whether the bot's previous reply was an answer the customer could now reject.
+
+        Remembered from the turn this engine last saved, while the stored conversation is still
+        the one it saved (same `updated_at`); otherwise read from the event history, whose
+        length grows with every turn.
+        """
+        if record is None:
+            return False
+        remembered = self._last_action.get(record.sender_id)
+        if remembered is not None and remembered[0] == record.updated_at:
+            return remembered[1]
+        history = await asyncio.to_thread(self.store.events, record.sender_id)
+        return _last_bot_action(history) == "action_answer_from_kb"
+
+    def _remember_last_action(
+        self, record: ConversationRecord, turn_events: list[dict[str, Any]], previous: bool
+    ) -> None:
+        action = _last_bot_action(turn_events)
+        automated = previous if action is None else action == "action_answer_from_kb"
+        self._last_action[record.sender_id] = (record.updated_at, automated)
+        self._last_action.move_to_end(record.sender_id)
+        if len(self._last_action) > REMEMBERED_CONVERSATIONS:
+            self._last_action.popitem(last=False)
 
     # -- turn building -------------------------------------------------------------------
 
@@ -178,7 +222,7 @@ class Engine:
 
     async def _execute(
         self, message: InboundMessage, turn: Turn, parse: Parse,
-        candidates: list[Candidate], decision: Decision, history: list[dict[str, Any]],
+        candidates: list[Candidate], decision: Decision,
     ) -> None:
         sender = message.sender_id
         kind = decision.kind
@@ -196,7 +240,7 @@ class Engine:
             kind = decision.kind
         if kind is DecisionKind.RESPOND and decision.option is not None:
             try:
-                await self._run_rule(turn, sender, parse, self.rules[decision.option.key], decision, history)
+                await self._run_rule(turn, sender, parse, self.rules[decision.option.key], decision)
                 turn.failed_turns = 0
                 return
             except ActionServerError as exc:
@@ -217,7 +261,7 @@ class Engine:
             self._utter(turn, "action_default_fallback", decision, self._fallback(sender, turn))
             turn.failed_turns += 1
             return
-        await self._hand_off(message, turn, parse, candidates, decision, history)
+        await self._hand_off(message, turn, parse, candidates, decision)
 
     def _fallback(self, sender: str, turn: Turn) -> OutboundMessage:
         if self.renderer.has("utter_default"):
@@ -226,20 +270,20 @@ class Engine:
 
     async def _run_rule(
         self, turn: Turn, sender: str, parse: Parse, actions: list[str], decision: Decision,
-        history: list[dict[str, Any]],
     ) -> None:
         for action in actions:
             if action.startswith("utter_") and self.renderer.has(action):
                 self._utter(turn, action, decision, self.renderer.render(action, sender, turn.slots))
             else:
-                await self._run_custom_action(turn, sender, parse, action, decision, history)
+                await self._run_custom_action(turn, sender, parse, action, decision)
 
     async def _run_custom_action(
         self, turn: Turn, sender: str, parse: Parse, action: str, decision: Decision,
-        history: list[dict[str, Any]],
     ) -> None:
         if self.actions is None:
             raise ActionServerError(f"{action!r} needs an action server; set action_endpoint in endpoints.yml")
+        # Rasa's action server gets the whole tracker; only these turns need the full history.
+        history = await asyncio.to_thread(self.store.events, sender)
         tracker = {
             "sender_id": sender,
             "slots": turn.slots,
@@ -276,19 +320,23 @@ class Engine:
 
     async def _hand_off(
         self, message: InboundMessage, turn: Turn, parse: Parse, candidates: list[Candidate],
-        decision: Decision, history: list[dict[str, Any]],
+        decision: Decision,
     ) -> None:
         sender = message.sender_id
-        considered = []
-        for candidate in candidates:
-            entry = await asyncio.to_thread(self.knowledge_base.entry, candidate.entry_id)
-            considered.append((candidate, self.policy.retriever_calibration(candidate.score), entry))
+        entries = await asyncio.to_thread(
+            lambda: [self.knowledge_base.entry(candidate.entry_id) for candidate in candidates]
+        )
+        considered = [
+            (candidate, self.policy.retriever_calibration(candidate.score), entry)
+            for candidate, entry in zip(candidates, entries)
+        ]
         reply_name = ("utter_out_of_scope"
                       if decision.handoff_reason is HandoffReason.OUT_OF_SCOPE
                       and self.renderer.has("utter_out_of_scope") else "utter_handoff")
         if self.renderer.has(reply_name):
             self._utter(turn, reply_name, decision, self.renderer.render(reply_name, sender, turn.slots))
         queued = await asyncio.to_thread(self.store.list_handoffs, "queued")
+        history = await asyncio.to_thread(self.store.events, sender)  # the packet's transcript
         wait_minutes = self.sla.expected_wait_minutes(message.channel, len(queued))
         if self.renderer.has("utter_handoff_queued"):
             self._utter(turn, "utter_handoff_queued", decision, self.renderer.render(
@@ -306,11 +354,14 @@ class Engine:
         turn.add("bot", text=reply.text, data=bot_event_data(reply), metadata={"utter_action": action})
         turn.replies.append(reply)
 
-    async def _save(self, sender_id: str, turn: Turn, *, owner: str, latest: dict[str, Any] | None) -> None:
-        await asyncio.to_thread(
+    async def _save(
+        self, sender_id: str, turn: Turn, *, owner: str, latest: dict[str, Any] | None
+    ) -> ConversationRecord:
+        record, _ = await asyncio.to_thread(
             self.store.record_turn, sender_id, turn.channel, turn.events, turn.slots,
             turn.failed_turns, owner, latest, turn.handoff,
         )
+        return record
 
 
 def bot_event_data(reply: OutboundMessage) -> dict[str, Any]:
@@ -329,10 +380,10 @@ def _mapped_value(mapping: Any, parse: Parse) -> Any:
     return None
 
 
-def _last_answer_automated(history: list[dict[str, Any]]) -> bool:
-    """Whether the bot's previous reply was an answer the customer could now reject."""
-    for event in reversed(history):
+def _last_bot_action(events: list[dict[str, Any]]) -> str | None:
+    """The name of the last action other than listening, if any."""
+    for event in reversed(events):
         if event["event"] == "action" and event.get("name") != "action_listen":
-            return event.get("name") == "action_answer_from_kb"
-    return False
+            return str(event.get("name"))
+    return None
 

@@ -11,14 +11,17 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crowddesk.bot.assemble import Bot
 from crowddesk.bot.desk_api import desk_router
+from crowddesk.bot.desk_console import desk_console_router
 from crowddesk.bot.engine import MessageRejected, bot_event_data
 from crowddesk.bot.tickets import TicketError
 from crowddesk.bot.store import HandoffRecord
 from crowddesk.connectors.rest import InvalidJSON, rest_router
 from crowddesk.connectors.types import InboundMessage, OutboundMessage
+from crowddesk.knowledge_base.store import KnowledgeBaseStore
 
 MAX_BODY_BYTES = 256 * 1024
 RATING_RESPONSE = "utter_ask_rating"
@@ -43,6 +46,30 @@ def handoff_view(record: HandoffRecord | None) -> dict[str, Any] | None:
     }
 
 
+class BodySizeLimit:
+    """Answers 413 to a request whose declared body is over `max_bytes`, before it is read.
+
+    Plain ASGI: `@app.middleware("http")` would run every request through extra tasks and
+    streams, which costs more than the check itself on the message hot path.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length", b"").decode("latin-1")
+            if length.isdigit() and int(length) > self.max_bytes:
+                response = JSONResponse(
+                    {"error": f"request body is {length} bytes; the limit is {self.max_bytes}"},
+                    status_code=413,
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(bot: Bot) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -58,15 +85,7 @@ def create_app(bot: Bot) -> FastAPI:
 
     app.state.bot = bot
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return JSONResponse(
-                {"error": f"request body is {length} bytes; the limit is {MAX_BODY_BYTES}"},
-                status_code=413,
-            )
-        return await call_next(request)
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -104,7 +123,9 @@ def create_app(bot: Bot) -> FastAPI:
              "metadata": {"utter_action": RATING_RESPONSE}},
         ]
 
-    app.include_router(desk_router(bot.agents, bot.tickets, bot.conversations, rating_request))
+    app.include_router(desk_router(bot.agents, bot.tickets, bot.conversations, rating_request,
+                                   KnowledgeBaseStore(bot.database)))
+    app.include_router(desk_console_router())
 
     @app.exception_handler(TicketError)
     async def ticket_error(_: Request, exc: TicketError) -> JSONResponse:
@@ -120,8 +141,7 @@ def create_app(bot: Bot) -> FastAPI:
 
     @app.post("/model/parse", tags=["nlu"], summary="Understand a text (Rasa shape + KB candidates)")
     async def parse(body: ParseRequest) -> dict[str, Any]:
-        understanding = await asyncio.to_thread(bot.nlu.understand, body.text)
-        candidates = await asyncio.to_thread(bot.engine.candidates, understanding)
+        understanding, candidates = await bot.engine.understand(body.text)
         calibrate = bot.engine.policy.retriever_calibration
         return {
             **understanding.parse.as_rasa(),

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
+from crowddesk.bot.config import ClassifierSettings, PolicySettings
 from crowddesk.bot.model import (
     MODEL_FORMAT_VERSION,
     ModelMetadata,
@@ -92,12 +93,7 @@ def train(
     vectors = encoder.encode(texts, show_progress=show_bars)
 
     progress(f"[3/5] Training the intent classifier ({len(set(labels))} intents)")
-    settings = project.config.classifier
-    classifier = CalibratedIntentClassifier(
-        lexical_features=settings.lexical_features,
-        regularization=settings.regularization,
-        calibration_folds=settings.calibration_folds,
-    )
+    classifier = intent_classifier(project.config.classifier)
     out_of_fold = classifier.fit(texts, vectors, labels, progress=progress)
     label_index = {name: i for i, name in enumerate(classifier.classes)}
     calibration_error = expected_calibration_error(
@@ -156,6 +152,20 @@ def train(
     return TrainResult(model.save(models_dir), False, report)
 
 
+def intent_classifier(settings: ClassifierSettings) -> CalibratedIntentClassifier:
+    """An untrained intent classifier configured as config.yml says."""
+    return CalibratedIntentClassifier(
+        lexical_features=settings.lexical_features,
+        regularization=settings.regularization,
+        calibration_folds=settings.calibration_folds,
+    )
+
+
+def never_answered_intents(settings: PolicySettings) -> frozenset[str]:
+    """Intents the policy always hands to a person, however confident the classifier is."""
+    return frozenset({settings.out_of_scope_intent, *settings.handoff_intents})
+
+
 def _question_vectors(
     encoder: Encoder, entries: Sequence[KBEntry], known: dict[str, np.ndarray]
 ) -> np.ndarray:
@@ -194,7 +204,7 @@ def _choose_thresholds(
     entry_intents: dict[str, str],
 ) -> tuple[Thresholds, TrainingReport]:
     settings = project.config.policy
-    never_answered = {settings.out_of_scope_intent, *settings.handoff_intents}
+    never_answered = never_answered_intents(settings)
     top_confidence, top_correct, in_top_k = [], [], []
     for probabilities, found, label in zip(out_of_fold, candidates, labels):
         ranking = [IntentScore(c, float(p)) for c, p in zip(classes, probabilities)]

@@ -8,18 +8,29 @@ over the entry's variants with the entry's normalised BM25 score:
 
 Taking the MAX over variants (not the mean) keeps an entry with a single question, as imported
 from one community thread, as answerable as one with twenty paraphrases.
+
+The index is chosen by size. Below `exact_below` variants (20,000 by default) it is exact
+("flat": a search compares the query with every row, well under a millisecond at that size).
+From there on it is an inverted-file index ("ivf"): rows are grouped into about 2 * sqrt(rows)
+k-means cells and a search scans the 16 cells nearest the query, a few thousand rows at a
+million entries; rows are stored as float16, half the memory of float32 at a cosine error under
+0.001. Against exact search it keeps recall@10 above 0.99 on perturbed MiniLM embeddings
+(benchmarks/kb_scale.py). HNSW was tried: at a million near-duplicate-rich rows it took over
+14 minutes to build on 2 cores and reached recall@10 0.87, where this index takes about 3.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Protocol
 
 import faiss
 import numpy as np
 
-from crowddesk.knowledge_base.lexical import LexicalIndex, top_indices
+from crowddesk.knowledge_base.lexical import LexicalIndex
 from crowddesk.knowledge_base.types import Candidate, KBEntry
 
 # Dense hits fetched per requested candidate: several variants of one entry often crowd the top.
@@ -27,9 +38,15 @@ HITS_PER_CANDIDATE = 8
 MAX_DENSE_HITS = 2048
 # Entries taken from the lexical ranking per requested candidate, scored exactly on the dense side.
 LEXICAL_HITS_PER_CANDIDATE = 2
-HNSW_NEIGHBOURS = 32
-HNSW_EF_CONSTRUCTION = 128
-HNSW_EF_SEARCH = 96
+# Approximate index: inverted lists over k-means cells, about 2 * sqrt(rows) of them, of which a
+# search scans the IVF_PROBES nearest (recall against exact search: benchmarks/kb_scale.py).
+IVF_LISTS_PER_SQRT_ROW = 2.0
+IVF_PROBES = 16
+IVF_TRAINING_ROWS_PER_LIST = 50
+# Rows normalised and added per step while building an index.
+ADD_CHUNK = 65_536
+# From this many queries at once, a search is worth FAISS's threads.
+PARALLEL_QUERIES = 16
 
 
 class Retriever(Protocol):
@@ -59,7 +76,7 @@ class FaissRetriever:
         question_vectors: np.ndarray,
         *,
         lexical_weight: float = 0.35,
-        exact_below: int = 50_000,
+        exact_below: int = 20_000,
         answer_weight: float = 0.25,
     ) -> None:
         """`question_vectors` has one row per question variant, in entry order then question order.
@@ -72,30 +89,32 @@ class FaissRetriever:
         self._entries = list(entries)
         self._lexical_weight = lexical_weight
         self._position = self._positions_by_id(self._entries)
-        self._vectors = self._checked_vectors(self._entries, question_vectors)
+        vectors = self._checked_vectors(self._entries, question_vectors)
+        self._dimension = int(vectors.shape[1])
 
         counts = [len(entry.questions) for entry in self._entries]
         self._variant_entry = np.repeat(np.arange(len(self._entries)), counts)
         self._entry_start = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
         self._variant_text = [q for entry in self._entries for q in entry.questions]
-        self._rows_by_question: dict[str, list[int]] = defaultdict(list)
-        for row, text in enumerate(self._variant_text):
-            self._rows_by_question[normalise_question(text)].append(row)
+        self._rows_by_question_cache: dict[str, list[int]] | None = None
+        self._rows_by_question_lock = threading.Lock()
 
         self._lexical = LexicalIndex(
             [entry.questions for entry in self._entries],
             answers=[entry.answer for entry in self._entries],
             answer_weight=answer_weight,
         )
-        self.index_kind = "flat" if len(self._vectors) < exact_below else "hnsw"
-        self._index = self._build_index(self._vectors, self.index_kind)
+        self.index_kind = "flat" if len(vectors) < exact_below else "ivf"
+        # The index keeps the only copy of the (normalised) vectors: at a million variants a
+        # second one would cost gigabytes.
+        self._index = self._build_index(vectors, self.index_kind)
 
     def __len__(self) -> int:
         return len(self._entries)
 
     @property
     def dimension(self) -> int:
-        return int(self._vectors.shape[1])
+        return self._dimension
 
     def entry(self, entry_id: str) -> KBEntry:
         try:
@@ -151,7 +170,7 @@ class FaissRetriever:
         hit_count = min(
             top_k * HITS_PER_CANDIDATE + max(len(rows) for rows in excluded),
             MAX_DENSE_HITS,
-            len(self._vectors),
+            self._index.ntotal,
         )
         similarities, rows = self._dense_search(queries, hit_count)
         return [
@@ -177,17 +196,21 @@ class FaissRetriever:
             if entry not in best or similarity > best[entry][0]:
                 best[entry] = (similarity, row)
 
-        lexical = self._lexical.scores(text, without_variants=excluded)
-        for entry in top_indices(lexical, top_k * LEXICAL_HITS_PER_CANDIDATE).tolist():
-            if lexical[entry] > 0 and entry not in best:
+        lexical_hits = self._lexical.search(
+            text, top_k * LEXICAL_HITS_PER_CANDIDATE, without_variants=excluded
+        )
+        for entry, _ in lexical_hits:
+            if entry not in best:
                 exact = self._exact_dense(entry, query, excluded)
                 if exact is not None:
                     best[entry] = exact
 
+        entries = np.fromiter(best, dtype=np.int64, count=len(best))
+        lexical = self._lexical.score_documents(text, entries, without_variants=excluded)
         candidates = []
-        for entry, (similarity, row) in best.items():
+        for entry, lexical_score in zip(entries.tolist(), lexical.tolist()):
+            similarity, row = best[entry]
             dense = min(max(similarity, 0.0), 1.0)
-            lexical_score = float(lexical[entry])
             score = (1.0 - self._lexical_weight) * dense + self._lexical_weight * lexical_score
             candidates.append((score, entry, dense, lexical_score, row))
         candidates.sort(key=lambda c: (-c[0], c[1]))
@@ -214,33 +237,55 @@ class FaissRetriever:
         ]
         if not rows:
             return None
-        similarities = self._vectors[rows] @ query
+        # From the index's own copy: exact for "flat"; float16 for "ivf", as its search scored
+        # the other hits with.
+        similarities = self._index.reconstruct_batch(np.array(rows, dtype=np.int64)) @ query
         best = int(np.argmax(similarities))
         return float(similarities[best]), rows[best]
 
     def _excluded_rows(self, question: str | None) -> frozenset[int]:
         if question is None:
             return frozenset()
-        return frozenset(self._rows_by_question.get(normalise_question(question), ()))
+        return frozenset(self._rows_by_question().get(normalise_question(question), ()))
+
+    def _rows_by_question(self) -> dict[str, list[int]]:
+        """Rows of each normalised question text, built on first use: only leave-one-out
+        calibration excludes questions, and at a million variants the map costs hundreds of MB."""
+        with self._rows_by_question_lock:
+            if self._rows_by_question_cache is None:
+                rows: dict[str, list[int]] = defaultdict(list)
+                for row, text in enumerate(self._variant_text):
+                    rows[normalise_question(text)].append(row)
+                self._rows_by_question_cache = dict(rows)
+            return self._rows_by_question_cache
 
     def _dense_search(self, queries: np.ndarray, hit_count: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.index_kind == "hnsw":
-            # Per-call parameters rather than setting index.hnsw.efSearch: no shared state changes.
-            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, hit_count))
+        # Per-call parameters rather than setting index.nprobe: no shared state changes.
+        params = faiss.SearchParametersIVF(nprobe=IVF_PROBES) if self.index_kind == "ivf" else None
+        if len(queries) >= PARALLEL_QUERIES:
             return self._index.search(queries, hit_count, params=params)
-        return self._index.search(queries, hit_count)
+        with _one_openmp_thread():
+            return self._index.search(queries, hit_count, params=params)
 
     @staticmethod
     def _build_index(vectors: np.ndarray, kind: str) -> faiss.Index:
+        """The index over the vectors, normalised a chunk at a time (never a second full copy)."""
         dimension = vectors.shape[1]
         if kind == "flat":
             index = faiss.IndexFlatIP(dimension)
         else:
-            index = faiss.IndexHNSWFlat(dimension, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-            index.hnsw.efSearch = HNSW_EF_SEARCH
-        if len(vectors):
-            index.add(vectors)
+            # k-means wants at least 39 training rows per list; fewer lists than that is pointless.
+            lists = max(1, min(round(IVF_LISTS_PER_SQRT_ROW * np.sqrt(len(vectors))), len(vectors) // 39))
+            index = faiss.IndexIVFScalarQuantizer(
+                faiss.IndexFlatIP(dimension), dimension, lists, faiss.ScalarQuantizer.QT_fp16,
+                faiss.METRIC_INNER_PRODUCT,
+            )
+            step = max(1, len(vectors) // (IVF_TRAINING_ROWS_PER_LIST * lists))
+            index.train(_normalised_rows(vectors[::step], "question_vectors"))
+        for start in range(0, len(vectors), ADD_CHUNK):
+            index.add(_normalised_rows(vectors[start:start + ADD_CHUNK], "question_vectors"))
+        if kind == "ivf":
+            index.make_direct_map()  # reconstruct by row, for `_exact_dense`
         return index
 
     @staticmethod
@@ -269,7 +314,23 @@ class FaissRetriever:
                 f"question_vectors has {len(vectors)} rows but the entries have {variant_count} "
                 "question variants; need one row per variant, in entry then question order"
             )
-        return _normalised_rows(vectors, "question_vectors")
+        return vectors
+
+
+@contextmanager
+def _one_openmp_thread() -> Iterator[None]:
+    """FAISS's OpenMP threads off for this thread (the setting is per thread), for a few queries.
+
+    Spreading one query over both cores of a busy server costs far more than it saves: the
+    threads wait for each other at every barrier while other requests hold the CPU (13k rows:
+    ~2 ms on one thread, 12-20 ms on two while other work runs).
+    """
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
 
 
 def _normalised_rows(vectors: np.ndarray, what: str) -> np.ndarray:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-pytest_plugins = ["tests.db_fixtures", "tests.demo_bot", "tests.nlu_fixtures"]
+pytest_plugins = ["tests.db_fixtures", "tests.demo_bot", "tests.nlu_fixtures", "tests.browser"]
 
 _real_connect = socket.socket.connect
 

@@ -165,6 +165,71 @@ def test_left_out_variants_do_not_count_towards_the_lexical_score() -> None:
     assert index.scores("session", without_variants=[0])[0] > 0.0
 
 
+def random_documents(count: int, seed: int) -> list[list[str]]:
+    rng = np.random.default_rng(seed)
+    words = ["card", "payment", "refund", "pin", "transfer", "login", "fee", "limit", "app", "cash",
+             "E-1043", "E-2210", "iPhone15", "v2.3.1", "top-up", "atm"]
+    return [
+        [" ".join(rng.choice(words, size=int(rng.integers(2, 7)))) for _ in range(int(rng.integers(1, 4)))]
+        for _ in range(count)
+    ]
+
+
+def test_bm25_search_ranks_like_scoring_every_document_while_postings_fit() -> None:
+    documents = random_documents(300, seed=3)
+    index = LexicalIndex(documents, answers=[f"answer {i}" for i in range(300)])
+    for query in ["card payment fee", "E-1043 on login", "iPhone15 v2.3.1 app crash", "refund"]:
+        for left_out in ([], [0, 1, 5, 17]):
+            scores = index.scores(query, without_variants=left_out)
+            best = sorted((s for s in scores if s > 0), reverse=True)[:10]
+
+            found = index.search(query, 10, without_variants=left_out)
+
+            # The same scores, best first, each the document's own (ties may come in any order).
+            assert [score for _, score in found] == pytest.approx(best)
+            assert [score for _, score in found] == pytest.approx([scores[d] for d, _ in found])
+
+
+def test_bm25_search_over_a_large_index_reads_rare_terms_and_scores_candidates_fully() -> None:
+    # 61 documents share the common words, too many for the budget: only the code's postings are
+    # read to find candidates.
+    documents = [[f"card payment problem number {i}" if i < 60 else f"account question {i}"]
+                 for i in range(500)]
+    documents[123] = ["card payment declined with E-1043"]
+    documents[321] = ["E-1043 explained"]
+    index = LexicalIndex(documents, postings_budget=50)
+
+    found = index.search("card payment E-1043", 5)
+
+    assert [doc for doc, _ in found] == [123, 321]  # the common words still count, for candidates
+    exhaustive = index.scores("card payment E-1043")
+    assert [score for _, score in found] == pytest.approx([exhaustive[123], exhaustive[321]])
+    assert index.search("card payment", 5) == []  # nothing rare enough to look for
+
+
+def test_bm25_search_scores_its_best_rare_term_candidates_with_the_common_terms_too() -> None:
+    # More candidates from the rarer term than get the common term's share: the best of them by
+    # the rarer term are scored fully, so the ones with both terms come first.
+    documents = [[f"refund {'card ' * (i % 3)}request {i}"] for i in range(400)]
+    documents += [[f"card question {i}"] for i in range(400)]
+    index = LexicalIndex(documents, postings_budget=450)
+
+    found = index.search("card refund", 5)
+
+    exhaustive = index.scores("card refund")
+    assert [score for _, score in found] == pytest.approx(sorted(exhaustive, reverse=True)[:5])
+    assert all("card" in documents[doc][0] and "refund" in documents[doc][0] for doc, _ in found)
+
+
+def test_scores_of_given_documents_equal_scoring_every_document() -> None:
+    index = LexicalIndex(random_documents(200, seed=5), postings_budget=20)
+    docs = np.array([7, 3, 150, 42, 0])
+    for left_out in ([], [8, 9, 10]):
+        expected = index.scores("card E-2210 limit", without_variants=left_out)[docs]
+        given = index.score_documents("card E-2210 limit", docs, without_variants=left_out)
+        assert given == pytest.approx(expected)
+
+
 # --- retriever --------------------------------------------------------------------------------
 
 
@@ -242,6 +307,24 @@ def test_entry_found_only_lexically_gets_its_exact_dense_score() -> None:
     assert candidates[1].lexical > 0.5
 
 
+def test_entry_found_only_lexically_in_the_approximate_index_gets_its_dense_score() -> None:
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(3000, 64)).astype(np.float32)
+    query = vectors[0] / np.linalg.norm(vectors[0])
+    other = rng.normal(size=64)
+    other -= (other @ query) * query
+    vectors[1234] = 0.2 * query + np.sqrt(1 - 0.2**2) * other / np.linalg.norm(other)  # cosine 0.2
+    entries = [KBEntry(f"r{i}", [f"topic {i}"], "answer") for i in range(len(vectors))]
+    entries[1234] = KBEntry("code", ["E-1043 explained"], "answer")
+    retriever = FaissRetriever(entries, vectors, exact_below=1000)
+    assert retriever.index_kind == "ivf"
+
+    found = {c.entry_id: c for c in retriever.search("E-1043", query, top_k=3)}
+
+    assert found["code"].dense == pytest.approx(0.2, abs=0.002)  # from the float16 rows
+    assert found["code"].lexical > 0.5
+
+
 def test_batched_search_equals_one_query_at_a_time(
     encoder: MiniLmEncoder, retriever: FaissRetriever
 ) -> None:
@@ -270,21 +353,24 @@ def test_concurrent_searches_give_the_sequential_results(
     assert concurrent == sequential * 5
 
 
-def test_hnsw_above_threshold_recalls_what_the_exact_index_finds() -> None:
+def test_approximate_index_above_threshold_recalls_what_the_exact_index_finds() -> None:
+    # Clustered, as sentence embeddings are (questions come in topics); on structureless noise an
+    # inverted-file index would need to scan most of its cells.
     rng = np.random.default_rng(11)
-    vectors = rng.normal(size=(3000, 32)).astype(np.float32)
-    queries = rng.normal(size=(100, 32)).astype(np.float32)
+    topics = rng.normal(size=(60, 32))
+    vectors = (topics[rng.integers(60, size=3000)] + 0.6 * rng.normal(size=(3000, 32))).astype(np.float32)
+    queries = (topics[rng.integers(60, size=100)] + 0.6 * rng.normal(size=(100, 32))).astype(np.float32)
     entries = [KBEntry(f"r{i}", [f"topic {i}"], "answer") for i in range(len(vectors))]
     texts = [""] * len(queries)  # no lexical signal: compare the dense indexes alone
 
     flat = FaissRetriever(entries, vectors, lexical_weight=0.0)
-    hnsw = FaissRetriever(entries, vectors, lexical_weight=0.0, exact_below=1000)
-    assert (flat.index_kind, hnsw.index_kind) == ("flat", "hnsw")
+    ivf = FaissRetriever(entries, vectors, lexical_weight=0.0, exact_below=1000)
+    assert (flat.index_kind, ivf.index_kind) == ("flat", "ivf")
 
     exact = flat.search_many(texts, queries, top_k=10)
-    approximate = hnsw.search_many(texts, queries, top_k=10)
+    approximate = ivf.search_many(texts, queries, top_k=10)
     found = sum(len(set(ids(a)) & set(ids(e))) for a, e in zip(approximate, exact))
-    assert found / (10 * len(queries)) >= 0.9
+    assert found / (10 * len(queries)) >= 0.95
 
 
 def test_empty_knowledge_base_returns_no_candidates() -> None:

@@ -1,0 +1,366 @@
+"""Latency and throughput of the REST webhook: the demo bot under 1, 8 and 32 concurrent conversations.
+
+    python -m benchmarks.latency [--data ../shared/datasets/banking77] [--concurrency 1,8,32]
+
+What runs: the demo project, copied to a temporary folder and trained with `crowddesk train`, served
+by `crowddesk run` (uvicorn; the embedded SQLite store in a fresh file) with its custom actions on
+`crowddesk run actions`, both subprocesses on free 127.0.0.1 ports. An async httpx load generator
+plays N customers at once. Each customer greets, asks FAQ questions taken from the BANKING77 test
+split (Casanueva et al. 2020, CC BY 4.0; never used to build the demo) and thanks the bot; when the
+bot hands the conversation to a human, the customer leaves and a new one arrives (a handed-off
+conversation is silent, so its messages would not measure the bot). Each level sends a fixed number
+of messages, then stops; latency is per message, from request to reply, as the customer sees it.
+
+The floor is the least a message can cost: one encode and one knowledge-base search, in-process.
+The load generator runs on the same machine and its CPU time is reported, since it competes with
+the server for the same cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from benchmarks.datasets import default_data_dir, load_banking77
+from crowddesk.bot.action_server import (
+    ActionServerStartError,
+    start_action_server,
+    stop,
+    wait_until_healthy,
+)
+from crowddesk.bot.assemble import assemble
+from crowddesk.bot.project import load_project
+from tests.demo_bot import copy_demo_project, free_port
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latency.json"
+TARGETS = {"p50_ms": 10.0, "p99_ms": 40.0, "messages_per_second": 200.0, "at_concurrency": 32}
+
+GREETINGS = ["hi", "hello there", "good morning", "hey, I have a question"]
+THANKS = ["thanks a lot", "thank you!", "great, thanks", "ok thank you"]
+QUESTIONS_PER_CONVERSATION = 3
+# Replies that mean the bot gave the conversation to a human (the customer then leaves).
+HANDOFF_RESPONSES = ("utter_handoff", "utter_out_of_scope")
+FLOOR_QUERIES = 300
+
+
+@dataclass
+class LevelResult:
+    concurrency: int
+    messages: int
+    seconds: float
+    messages_per_second: float
+    p50_ms: float
+    p99_ms: float
+    mean_ms: float
+    max_ms: float
+    errors: int
+    conversations: int
+    outcomes: dict[str, int]
+    client_cpu_share: float  # CPU seconds of the load generator per wall second (1.0 = one core)
+    load_average_before: float
+
+
+@dataclass
+class Customers:
+    """Scripted customers: greet, ask FAQ questions, say thanks."""
+
+    questions: list[str]
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+    def conversation(self, slot: int, number: int, concurrency: int) -> Iterator[str]:
+        rng = random.Random(f"{slot}-{number}")
+        yield rng.choice(GREETINGS)
+        first = (number * concurrency + slot) * QUESTIONS_PER_CONVERSATION
+        for i in range(first, first + QUESTIONS_PER_CONVERSATION):
+            yield self.questions[i % len(self.questions)]
+        yield rng.choice(THANKS)
+
+    def sender(self, concurrency: int, slot: int, number: int) -> str:
+        return f"bench-{self.run_id}-c{concurrency}-s{slot}-n{number}"
+
+
+def outcome(replies: list[dict[str, Any]], handoff_texts: frozenset[str]) -> str:
+    """What the bot did with one message, judged from its replies as a channel sees them."""
+    if not replies:
+        return "silent"
+    if any((reply.get("custom") or {}).get("kb_entry") for reply in replies):
+        return "answer_from_kb"
+    if any(reply.get("buttons") for reply in replies):
+        return "clarify"
+    if any(reply.get("text") in handoff_texts for reply in replies):
+        return "handoff"
+    return "response"
+
+
+async def run_level(
+    url: str, customers: Customers, concurrency: int, total: int, handoff_texts: frozenset[str]
+) -> LevelResult:
+    """`concurrency` customers send `total` messages between them, each waiting for its reply."""
+    latencies: list[float] = []
+    outcomes: Counter[str] = Counter()
+    errors = 0
+    senders: set[str] = set()
+    sent = itertools.count()
+
+    async def customer(client: httpx.AsyncClient, slot: int) -> None:
+        nonlocal errors
+        for number in itertools.count():
+            sender = customers.sender(concurrency, slot, number)
+            for text in customers.conversation(slot, number, concurrency):
+                if next(sent) >= total:
+                    return
+                senders.add(sender)
+                start = time.perf_counter()
+                response = await client.post(url, json={"sender": sender, "message": text})
+                latencies.append(time.perf_counter() - start)
+                if response.status_code != 200:
+                    errors += 1
+                    break
+                kind = outcome(response.json(), handoff_texts)
+                outcomes[kind] += 1
+                if kind == "handoff":
+                    break
+
+    load_before = os.getloadavg()[0]
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=60.0) as client:
+        wall_start, cpu_start = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(customer(client, slot) for slot in range(concurrency)))
+        seconds = time.perf_counter() - wall_start
+        cpu = time.process_time() - cpu_start
+    ms = np.array(latencies) * 1000.0
+    return LevelResult(
+        concurrency=concurrency,
+        messages=len(latencies),
+        seconds=round(seconds, 3),
+        messages_per_second=round(len(latencies) / seconds, 1),
+        p50_ms=round(float(np.percentile(ms, 50)), 2),
+        p99_ms=round(float(np.percentile(ms, 99)), 2),
+        mean_ms=round(float(ms.mean()), 2),
+        max_ms=round(float(ms.max()), 2),
+        errors=errors,
+        conversations=len(senders),
+        outcomes=dict(sorted(outcomes.items())),
+        client_cpu_share=round(cpu / seconds, 2),
+        load_average_before=round(load_before, 2),
+    )
+
+
+def measure_floor(project: Path, questions: Sequence[str], database: Path) -> dict[str, float]:
+    """One encode + one KB search per message, in this process, one message at a time."""
+    bot = assemble(project, database_url=f"sqlite:///{database}")
+    encoder, knowledge_base = bot.nlu.encoder, bot.knowledge_base
+    sample = list(questions[:FLOOR_QUERIES])
+    for text in sample[:20]:  # warm-up: first calls allocate and JIT nothing, but page in weights
+        knowledge_base.search(text, encoder.encode([text])[0])
+    encode_ms, search_ms, total_ms = [], [], []
+    for text in sample:
+        start = time.perf_counter()
+        vector = encoder.encode([text])[0]
+        encoded = time.perf_counter()
+        knowledge_base.search(text, vector)
+        done = time.perf_counter()
+        encode_ms.append((encoded - start) * 1000)
+        search_ms.append((done - encoded) * 1000)
+        total_ms.append((done - start) * 1000)
+    bot.database.dispose()
+    return {
+        "queries": len(sample),
+        "p50_ms": round(float(np.percentile(total_ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(total_ms, 99)), 2),
+        "encode_p50_ms": round(float(np.percentile(encode_ms, 50)), 2),
+        "search_p50_ms": round(float(np.percentile(search_ms, 50)), 3),
+        "messages_per_second_one_at_a_time": round(1000.0 / float(np.mean(total_ms)), 1),
+    }
+
+
+def crowddesk_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "crowddesk.bot.cli", *args]
+
+
+def train(project: Path, log: Path) -> None:
+    with log.open("wb") as out:
+        result = subprocess.run(
+            crowddesk_command("train", "--project", str(project)), stdout=out, stderr=subprocess.STDOUT
+        )
+    if result.returncode != 0:
+        raise RuntimeError(f"crowddesk train failed (log: {log}):\n{log.read_text()[-2000:]}")
+
+
+def start_server(project: Path, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            crowddesk_command("run", "--project", str(project), "--port", str(port)),
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}/health", process, log, timeout=180.0)
+    except ActionServerStartError as exc:  # the helper names the action server; this is ours
+        stop(process)
+        raise RuntimeError(f"crowddesk run did not come up (log: {log}): {exc}") from None
+    return process
+
+
+def machine_info() -> dict[str, Any]:
+    import faiss
+    import torch
+
+    cpu_model = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )
+    return {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cpu": cpu_model,
+        "logical_cores": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "faiss": faiss.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def print_table(floor: dict[str, float], levels: Sequence[LevelResult]) -> None:
+    print(f"\nfloor (encode + KB search, in-process): p50 {floor['p50_ms']:.2f} ms, "
+          f"p99 {floor['p99_ms']:.2f} ms (encode p50 {floor['encode_p50_ms']:.2f} ms, "
+          f"search p50 {floor['search_p50_ms']:.3f} ms)")
+    header = f"{'conversations':>13} {'messages':>8} {'msg/s':>7} {'p50 ms':>7} {'p99 ms':>7} " \
+             f"{'max ms':>7} {'errors':>6} {'client cpu':>10}  outcomes"
+    print(header)
+    print("-" * len(header))
+    for level in levels:
+        mix = ", ".join(f"{k} {v}" for k, v in level.outcomes.items())
+        print(f"{level.concurrency:>13} {level.messages:>8} {level.messages_per_second:>7.1f} "
+              f"{level.p50_ms:>7.2f} {level.p99_ms:>7.2f} {level.max_ms:>7.1f} {level.errors:>6} "
+              f"{level.client_cpu_share:>10.2f}  {mix}")
+
+
+def targets_met(levels: Sequence[LevelResult]) -> dict[str, bool] | None:
+    at = next((level for level in levels if level.concurrency == TARGETS["at_concurrency"]), None)
+    if at is None:
+        return None
+    return {
+        "p50_ms": at.p50_ms <= TARGETS["p50_ms"],
+        "p99_ms": at.p99_ms <= TARGETS["p99_ms"],
+        "messages_per_second": at.messages_per_second >= TARGETS["messages_per_second"],
+    }
+
+
+def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    questions = load_banking77(args.data).test.texts
+    random.Random(0).shuffle(questions)
+    project = args.project
+    if project is None:
+        project = copy_demo_project(workdir / "demo")
+        print("training the demo bot (crowddesk train) ...", flush=True)
+        train(project, workdir / "train.log")
+    domain = load_project(project).domain
+    handoff_texts = frozenset(
+        response.text for name in HANDOFF_RESPONSES for response in domain.responses.get(name, [])
+    )
+
+    print("measuring the floor in-process ...", flush=True)
+    floor = measure_floor(project, questions, workdir / "floor.db")
+
+    actions_port, server_port = free_port(), free_port()
+    actions = start_action_server(project, port=actions_port)
+    env = {
+        **os.environ,
+        "CROWDDESK_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
+        "CROWDDESK_ACTION_ENDPOINT": f"http://127.0.0.1:{actions_port}/webhook",
+    }
+    levels = []
+    try:
+        server = start_server(project, server_port, env, workdir / "server.log")
+        try:
+            url = f"http://127.0.0.1:{server_port}/webhooks/rest/webhook"
+            customers = Customers(questions)
+            asyncio.run(run_level(url, customers, 4, args.warmup, handoff_texts))
+            for concurrency in args.concurrency:
+                print(f"{concurrency} concurrent conversations ...", flush=True)
+                total = max(args.messages, args.min_rounds * concurrency)
+                levels.append(asyncio.run(run_level(url, customers, concurrency, total, handoff_texts)))
+        finally:
+            stop(server)
+    finally:
+        stop(actions)
+    return {
+        "benchmark": "latency",
+        "machine": machine_info(),
+        "settings": {
+            "concurrency": args.concurrency,
+            "messages_per_level": args.messages,
+            "questions": "BANKING77 test split, shuffled with seed 0",
+            "questions_per_conversation": QUESTIONS_PER_CONVERSATION,
+            "store": "SQLite file (embedded default)",
+            "server": "crowddesk run (uvicorn) + crowddesk run actions (rasa_sdk), subprocesses",
+        },
+        "targets": TARGETS,
+        "floor": floor,
+        "levels": [asdict(level) for level in levels],
+        "targets_met": targets_met(levels),
+    }
+
+
+def comma_separated_ints(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=default_data_dir("banking77"),
+                        help="BANKING77 folder (test.csv); default ../shared/datasets/banking77")
+    parser.add_argument("--concurrency", type=comma_separated_ints, default=[1, 8, 32],
+                        help="concurrent conversations per level (default 1,8,32)")
+    parser.add_argument("--messages", type=int, default=600, help="messages per level (default 600)")
+    parser.add_argument("--min-rounds", type=int, default=25,
+                        help="at least this many messages per conversation slot (default 25)")
+    parser.add_argument("--warmup", type=int, default=40, help="untimed messages first (default 40)")
+    parser.add_argument("--project", type=Path,
+                        help="an already trained copy of the demo project (skips copying and training)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="crowddesk-latency-") as workdir:
+        results = run(args, Path(workdir))
+    print_table(results["floor"], [LevelResult(**level) for level in results["levels"]])
+    if results["targets_met"] is not None:
+        print(f"targets at {TARGETS['at_concurrency']} conversations "
+              f"(p50 <= {TARGETS['p50_ms']:.0f} ms, p99 <= {TARGETS['p99_ms']:.0f} ms, "
+              f">= {TARGETS['messages_per_second']:.0f} msg/s): {results['targets_met']}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

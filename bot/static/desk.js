@@ -1,0 +1,360 @@
+// CrowdDesk agent desk. Talks only to /desk/api. Customer and bot text is always set with
+// textContent, never innerHTML, so a message can't inject markup.
+"use strict";
+
+const API = "/desk/api";
+const STORAGE_KEY = "crowddesk.desk.session";
+const RECONNECT_MS = 3000;
+
+const state = {
+  session: null,      // {token, agent: {id, name, role}}
+  queue: [],          // ticket views, with dueAt (local ms) added on arrival
+  ticket: null,       // the open ticket's detail
+  events: null,       // the EventSource
+};
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
+
+// ---- API -------------------------------------------------------------------------------------
+
+class ApiError extends Error {}
+
+async function api(method, path, body) {
+  const headers = { "Content-Type": "application/json" };
+  if (state.session) headers.Authorization = `Bearer ${state.session.token}`;
+  const response = await fetch(API + path, {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => ({}));
+  if (response.status === 401 && state.session) {
+    signOut("Your session has ended; please sign in again.");
+  }
+  if (!response.ok) throw new ApiError(data.error || `${method} ${path} failed (${response.status})`);
+  return data;
+}
+
+// ---- sign-in ---------------------------------------------------------------------------------
+
+function loadSession() {
+  try {
+    return JSON.parse(sessionStorage.getItem(STORAGE_KEY));
+  } catch {
+    return null;
+  }
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  $("login-error").textContent = "";
+  try {
+    const session = await api("POST", "/login", {
+      agent_id: $("agent-id").value.trim(), password: $("password").value,
+    });
+    sessionStorage.setItem(STORAGE_KEY, JSON.stringify(session));
+    $("password").value = "";
+    start(session);
+  } catch (error) {
+    $("login-error").textContent = error.message;
+  }
+}
+
+function signOut(message) {
+  sessionStorage.removeItem(STORAGE_KEY);
+  if (state.events) state.events.close();
+  Object.assign(state, { session: null, queue: [], ticket: null, events: null });
+  $("desk").hidden = true;
+  $("session").hidden = true;
+  $("login").hidden = false;
+  $("login-error").textContent = typeof message === "string" ? message : "";
+  $("agent-id").focus();
+}
+
+function start(session) {
+  state.session = session;
+  $("login").hidden = true;
+  $("desk").hidden = false;
+  $("session").hidden = false;
+  $("signed-in-as").textContent = `${session.agent.name} (${session.agent.id})`;
+  showTicket(null);
+  connect();
+}
+
+// ---- live updates ----------------------------------------------------------------------------
+
+function connect() {
+  if (state.events) state.events.close();
+  if (!state.session) return;
+  const params = new URLSearchParams({ token: state.session.token });
+  if (state.ticket) params.set("ticket", state.ticket.id);
+  const source = new EventSource(`${API}/stream?${params}`);
+  state.events = source;
+  source.addEventListener("open", () => setLive("live", true));
+  source.addEventListener("queue", (event) => renderQueue(JSON.parse(event.data)));
+  source.addEventListener("ticket", (event) => {
+    const { id } = JSON.parse(event.data);
+    if (state.ticket && state.ticket.id === id) refreshTicket();
+  });
+  source.addEventListener("signed-out", () => signOut("Your session has ended; please sign in again."));
+  source.addEventListener("error", () => {
+    setLive("reconnecting…", false);
+    if (source.readyState === EventSource.CLOSED && state.events === source) {
+      // The browser gave up (e.g. the token stopped working): check it, then try again.
+      setTimeout(() => {
+        if (state.events !== source) return;
+        api("GET", "/tickets").then(connect, () => {});
+      }, RECONNECT_MS);
+    }
+  });
+}
+
+function setLive(text, ok) {
+  $("live-status").textContent = text;
+  $("live-status").classList.toggle("down", !ok);
+}
+
+// ---- queue -----------------------------------------------------------------------------------
+
+function formatCountdown(ms) {
+  const total = Math.round(Math.abs(ms) / 1000);
+  const mm = String(Math.floor(total / 60)).padStart(2, "0");
+  const ss = String(total % 60).padStart(2, "0");
+  return `${ms < 0 ? "−" : ""}${mm}:${ss}`;
+}
+
+function tickCountdowns() {
+  const now = Date.now();
+  for (const node of document.querySelectorAll(".countdown")) {
+    const left = Number(node.dataset.dueAt) - now;
+    node.textContent = formatCountdown(left);
+    node.classList.toggle("breached", left < 0);
+    node.title = left < 0 ? "SLA breached" : "time left to the SLA";
+  }
+}
+
+function renderQueue(tickets) {
+  // Local due times from the server's seconds_to_due, so a skewed client clock doesn't matter.
+  const received = Date.now();
+  state.queue = tickets.map((t) => ({ ...t, dueAt: received + t.seconds_to_due * 1000 }));
+  const list = $("queue-list");
+  list.replaceChildren(...state.queue.map(queueItem));
+  $("queue-count").textContent = `(${tickets.length})`;
+  $("queue-empty").hidden = tickets.length > 0;
+  tickCountdowns();
+  if (state.ticket && !tickets.some((t) => t.id === state.ticket.id)) refreshTicket();
+}
+
+function queueItem(ticket) {
+  const item = el("li");
+  const button = el("button", "queue-item");
+  button.type = "button";
+  button.dataset.ticketId = ticket.id;
+  if (state.ticket && state.ticket.id === ticket.id) button.setAttribute("aria-current", "true");
+  const top = el("span", "row");
+  const countdown = el("span", "countdown");
+  countdown.dataset.dueAt = String(ticket.dueAt);
+  top.append(countdown, el("span", `badge ${ticket.status}`, ticket.status === "assigned"
+    ? `assigned · ${ticket.assigned_to}` : "queued"));
+  const about = el("span", "row meta", [ticket.reason.replaceAll("_", " "), ticket.channel,
+    ticket.priority === "high" ? "high priority" : null, ticket.sender_id].filter(Boolean).join(" · "));
+  button.append(top, about, el("span", "summary", ticket.summary));
+  button.addEventListener("click", () => openTicket(ticket.id));
+  item.append(button);
+  return item;
+}
+
+// ---- ticket ----------------------------------------------------------------------------------
+
+function showTicket(detail) {
+  state.ticket = detail;
+  $("ticket-placeholder").hidden = Boolean(detail);
+  $("ticket-detail").hidden = !detail;
+  for (const button of document.querySelectorAll(".queue-item")) {
+    button.toggleAttribute("aria-current", Boolean(detail) && button.dataset.ticketId === detail.id);
+  }
+}
+
+async function openTicket(id) {
+  try {
+    const detail = await api("GET", `/tickets/${encodeURIComponent(id)}`);
+    const switched = !state.ticket || state.ticket.id !== id;
+    showTicket(detail);
+    renderTicket(detail, switched);
+    if (switched) connect();  // watch this ticket's messages and notes
+  } catch (error) {
+    $("ticket-error").textContent = error.message;
+  }
+}
+
+function refreshTicket() {
+  if (state.ticket) openTicket(state.ticket.id);
+}
+
+function mine(detail) {
+  return detail.status === "assigned" &&
+    (detail.assigned_to === state.session.agent.id || state.session.agent.role === "admin");
+}
+
+function renderTicket(detail, switched) {
+  $("ticket-title").textContent = `Ticket ${detail.id}`;
+  const owner = detail.assigned_to ? `assigned to ${detail.assigned_to}` : detail.status;
+  $("ticket-meta").textContent = [owner, detail.reason.replaceAll("_", " "), detail.channel,
+    `customer ${detail.sender_id}`, `due ${new Date(detail.due_at).toLocaleTimeString()}`].join(" · ");
+  const working = mine(detail);
+  $("claim").disabled = detail.status !== "queued";
+  for (const id of ["transfer", "resolve", "send-reply", "reply"]) $(id).disabled = !working;
+  renderTranscript(detail.messages);
+  renderNotes(detail.notes);
+  if (switched) {
+    $("ticket-error").textContent = "";
+    $("kb-status").textContent = "";
+    $("reply").value = "";
+    const asked = detail.messages.filter((m) => m.role === "customer").pop();
+    $("kb-question").value = asked ? asked.text : "";
+    renderPacket(detail.packet);
+  }
+}
+
+function renderTranscript(messages) {
+  const list = $("transcript");
+  list.replaceChildren(...messages.map((m) => {
+    const item = el("li", `bubble ${m.role}`);
+    const when = new Date(m.timestamp * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    item.append(el("span", "who", `${m.role} · ${when}`), el("span", "text", m.text ?? ""));
+    return item;
+  }));
+  list.scrollTop = list.scrollHeight;
+}
+
+function renderNotes(notes) {
+  $("notes").replaceChildren(...notes.map((n) => {
+    const item = el("li");
+    item.append(el("span", "who", `${n.author} · ${new Date(n.created_at).toLocaleString()}`),
+      el("span", "text", n.text));
+    return item;
+  }));
+}
+
+function safeLink(url) {
+  // Only web links: a javascript: URL in a KB source must never become clickable.
+  try {
+    const parsed = new URL(url);
+    return ["http:", "https:"].includes(parsed.protocol) ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}
+
+function renderPacket(packet) {
+  $("packet-summary").textContent = packet.summary || "";
+  const intent = packet.intent || {};
+  $("packet-intent").textContent = intent.name
+    ? `${intent.name} (${Math.round((intent.confidence || 0) * 100)}%)` : "none";
+  const entities = packet.entities || [];
+  $("packet-entities").replaceChildren(...(entities.length ? entities.map((e) =>
+    el("li", null, `${e.entity}: ${e.value}`)) : [el("li", "empty", "none")]));
+  const candidates = packet.kb_candidates || [];
+  $("suggestions").replaceChildren(...(candidates.length ? candidates.map(suggestion)
+    : [el("li", "empty", "The bot found no candidate answers.")]));
+}
+
+function suggestion(candidate) {
+  const item = el("li", "suggestion");
+  const head = el("div", "row");
+  head.append(el("strong", null, candidate.title || candidate.id),
+    el("span", "score", `confidence ${Math.round((candidate.confidence || 0) * 100)}% · score ${candidate.score}`));
+  item.append(head);
+  const link = safeLink(candidate.source_url);
+  if (link) {
+    const anchor = el("a", "source", link);
+    anchor.href = link;
+    anchor.target = "_blank";
+    anchor.rel = "noopener noreferrer";
+    item.append(anchor);
+  }
+  if (candidate.answer) {
+    item.append(el("p", "answer", candidate.answer));
+    const insert = el("button", "secondary insert", "Insert into reply");
+    insert.type = "button";
+    insert.setAttribute("aria-label", `Insert answer “${candidate.title || candidate.id}” into reply`);
+    insert.addEventListener("click", () => insertIntoReply(candidate.answer));
+    item.append(insert);
+  }
+  return item;
+}
+
+function insertIntoReply(text) {
+  const reply = $("reply");
+  reply.setRangeText(text, reply.selectionStart, reply.selectionEnd, "end");
+  reply.focus();
+}
+
+// ---- actions ---------------------------------------------------------------------------------
+
+async function act(work) {
+  $("ticket-error").textContent = "";
+  try {
+    await work();
+  } catch (error) {
+    $("ticket-error").textContent = error.message;
+  }
+  refreshTicket();
+}
+
+function ticketPath(action) {
+  return `/tickets/${encodeURIComponent(state.ticket.id)}/${action}`;
+}
+
+function wireActions() {
+  $("claim").addEventListener("click", () => act(() => api("POST", ticketPath("claim"))));
+  $("transfer").addEventListener("click", () => act(() => api("POST", ticketPath("transfer"), { to_agent: null })));
+  $("resolve").addEventListener("click", () => act(() => api("POST", ticketPath("resolve"))));
+  $("reply-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = $("reply").value.trim();
+    if (!text) return;
+    act(async () => {
+      await api("POST", ticketPath("reply"), { text });
+      $("reply").value = "";
+    });
+  });
+  $("note-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = $("note").value.trim();
+    if (!text) return;
+    act(async () => {
+      await api("POST", ticketPath("notes"), { text });
+      $("note").value = "";
+    });
+  });
+  $("kb-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    // The reply being written, or else the last one sent.
+    const sent = state.ticket.messages.filter((m) => m.role === "agent").pop();
+    const answer = $("reply").value.trim() || (sent ? sent.text : "");
+    const question = $("kb-question").value.trim();
+    if (!question || !answer) {
+      $("ticket-error").textContent = "A KB entry needs a question and a reply to use as its answer.";
+      return;
+    }
+    act(async () => {
+      const saved = await api("POST", ticketPath("kb-suggestion"), { question, answer });
+      $("kb-status").textContent = `Saved as draft ${saved.id} for the knowledge-base editors.`;
+    });
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("login-form").addEventListener("submit", signIn);
+  $("sign-out").addEventListener("click", () => signOut(""));
+  wireActions();
+  setInterval(tickCountdowns, 1000);
+  const session = loadSession();
+  if (session) start(session);
+});

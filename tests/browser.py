@@ -1,0 +1,81 @@
+"""The demo bot on a real HTTP port, and a headless Chromium driving it through Playwright.
+
+Playwright's own browser download is not used: the system Chromium at /usr/bin/chromium is.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from crowddesk.bot.assemble import Bot, assemble
+from crowddesk.bot.server import create_app
+from crowddesk.bot.training import TrainResult
+from tests.demo_bot import free_port
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+STARTUP_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    url: str
+    bot: Bot
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    demo_project: Path, demo_training: TrainResult, action_server_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LiveServer]:
+    """The demo bot served by uvicorn on an ephemeral loopback port, in a background thread."""
+    database = tmp_path_factory.mktemp("live-db") / "crowddesk.db"
+    bot = assemble(
+        demo_project, model_dir=demo_training.model_dir,
+        database_url=f"sqlite:///{database}", action_endpoint=action_server_url,
+    )
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(bot), host="127.0.0.1", port=port, log_level="warning", ws="none",
+        # Open event streams would otherwise hold shutdown until the browser lets go.
+        timeout_graceful_shutdown=2,
+    ))
+    thread = threading.Thread(target=server.run, name="live-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the live test server did not start on port {port}")
+        time.sleep(0.05)
+    yield LiveServer(f"http://127.0.0.1:{port}", bot)
+    server.should_exit = True
+    thread.join(timeout=STARTUP_SECONDS)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    # Module scope, not session: Playwright's sync API keeps an event loop running on the main
+    # thread while it is open, which would break later tests that call asyncio.run().
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser context (own sessionStorage) per test."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    yield context.new_page()
+    context.close()

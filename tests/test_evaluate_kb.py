@@ -1,0 +1,113 @@
+"""`crowddesk evaluate kb` on a four-topic fixture knowledge base plus one entry added by hand."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crowddesk.bot.assemble import open_database
+from crowddesk.bot.cli import main
+from crowddesk.bot.eval_data import KBQuery
+from crowddesk.bot.evaluate_kb import Calibration, evaluate_kb, project_knowledge_base
+from crowddesk.bot.model import TrainedModel, latest_model_dir
+from crowddesk.bot.policy import RetrieverCalibration
+from crowddesk.bot.project import load_project
+from crowddesk.bot.yaml_files import ProjectFileError
+from crowddesk.knowledge_base.retriever import FaissRetriever
+from crowddesk.knowledge_base.store import KnowledgeBaseStore
+from crowddesk.knowledge_base.types import KBEntry
+from crowddesk.nlu.encoders import Encoder
+
+FIXTURE_PROJECT = Path(__file__).parent / "fixtures" / "evaluate" / "kb_project"
+CARD_FEES = KBEntry(id="manual:card-fees", questions=["Is there a monthly fee for the debit card?"],
+                    answer="No, the debit card is free.")
+# Each query is an entry's own question, so that entry ranks first. Labelled with that entry it
+# is found at rank 1; labelled with the other topic of its pair, at rank 2.
+QUERIES_CSV = """query,entry_id
+How do I reset my PIN?,faq/reset_pin
+What are your branch opening hours?,faq/opening_hours
+Is there a monthly fee for the debit card?,manual:card-fees
+How do I reset my PIN?,faq/unblock_pin
+What are your branch opening hours?,faq/branch_locations
+"""
+
+
+def queries() -> list[KBQuery]:
+    rows = [line.rsplit(",", 1) for line in QUERIES_CSV.splitlines()[1:]]
+    return [KBQuery(query, entry_id, f"queries.csv:{n}") for n, (query, entry_id) in enumerate(rows, start=2)]
+
+
+@pytest.fixture()
+def project_dir(tmp_path: Path) -> Path:
+    target = tmp_path / "bot"
+    shutil.copytree(FIXTURE_PROJECT, target)
+    return target
+
+
+@pytest.fixture()
+def retriever(project_dir: Path, minilm_encoder: Encoder) -> FaissRetriever:
+    project = load_project(project_dir)
+    database = open_database(project, f"sqlite:///{project_dir / 'kb.db'}")
+    KnowledgeBaseStore(database).upsert(CARD_FEES)
+    try:
+        return project_knowledge_base(project, database, minilm_encoder).retriever
+    finally:
+        database.dispose()
+
+
+def test_recall_at_k_and_mrr_match_hand_computed_ranks(retriever: FaissRetriever, minilm_encoder: Encoder) -> None:
+    report = evaluate_kb(retriever, minilm_encoder, queries(), None)
+    assert [r["rank"] for r in report["results"]] == [1, 1, 1, 2, 2]
+    assert report["entries"] == 5
+    assert report["recall@1"] == pytest.approx(3 / 5)
+    assert report["recall@3"] == report["recall@5"] == 1.0
+    assert report["mrr"] == pytest.approx((1 + 1 + 1 + 0.5 + 0.5) / 5)
+    assert [m["source"] for m in report["misses"]] == ["queries.csv:5", "queries.csv:6"]
+    assert report["operating_point"] is None and report["confidence"].startswith("raw")
+
+
+def test_calibrated_confidences_give_the_answered_share_and_precision(
+    retriever: FaissRetriever, minilm_encoder: Encoder
+) -> None:
+    identity = RetrieverCalibration((0.0, 1.0), (0.0, 1.0))
+    everything = evaluate_kb(retriever, minilm_encoder, queries(), Calibration(identity, 0.0))
+    # Every query answered with its top entry, which is right for 3 of the 5.
+    assert everything["operating_point"] == {"threshold": 0.0, "answered": 5, "total": 5,
+                                             "answered_share": 1.0, "answer_precision": 0.6}
+    nothing = evaluate_kb(retriever, minilm_encoder, queries(), Calibration(identity, 1.01))
+    assert nothing["operating_point"]["answered_share"] == 0.0
+    assert nothing["operating_point"]["answer_precision"] == 1.0
+    lowest = min(r["confidence"] for r in everything["results"])
+    assert everything["curve"][-1] == {"threshold": pytest.approx(lowest, abs=1e-4),
+                                       "answered_share": 1.0, "answer_precision": 0.6}
+
+
+def test_unknown_entry_ids_point_at_the_query_line(retriever: FaissRetriever, minilm_encoder: Encoder) -> None:
+    typo = [KBQuery("How do I reset my PIN?", "faq/reset_pn", "queries.csv:7")]
+    with pytest.raises(ProjectFileError, match=r"queries\.csv:7: entry_id: 'faq/reset_pn' is not a published entry"):
+        evaluate_kb(retriever, minilm_encoder, typo, None)
+
+
+def test_cli_uses_the_trained_models_calibration_and_threshold(
+    project_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["train", "--project", str(project_dir)]) == 0
+    model = TrainedModel.load(latest_model_dir(project_dir / "models"))
+    queries_file = tmp_path / "queries.csv"
+    queries_file.write_text(QUERIES_CSV.replace("Is there a monthly fee for the debit card?,manual:card-fees\n", ""),
+                            encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["evaluate", "kb", "--project", str(project_dir), "--test", str(queries_file),
+                 "--out", str(out), "--database-url", f"sqlite:///{tmp_path / 'kb.db'}"]) == 0
+    assert "recall@1" in capsys.readouterr().out
+    report: dict[str, Any] = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["model"] == model.path.name and report["confidence"].startswith("calibrated")
+    assert report["operating_point"]["threshold"] == pytest.approx(model.metadata.thresholds.answer, abs=1e-4)
+    assert all(0.0 <= r["confidence"] <= 1.0 for r in report["results"])
+    assert report["recall@1"] == 0.5 and report["mrr"] == 0.75
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert '<polyline id="curve"' in html and '<circle id="operating-point"' in html
