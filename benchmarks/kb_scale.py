@@ -29,19 +29,19 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmarks import RESULTS_DIR, format_table, write_results
 from benchmarks.datasets import default_data_dir, load_banking77
 from benchmarks.latency import comma_separated_ints, machine_info
 from crowddesk.knowledge_base.lexical import LexicalIndex, top_indices
 from crowddesk.knowledge_base.retriever import FaissRetriever
-from crowddesk.knowledge_base.types import KBEntry
+from crowddesk.knowledge_base.types import Candidate, KBEntry
 
-RESULTS = Path(__file__).resolve().parent / "results" / "kb_scale.json"
 TARGETS_AT_1M = {"query_p99_ms": 5.0, "build_seconds": 600.0, "rss_gb": 3.0}
 LEXICAL_WEIGHT = 0.35  # the shipped default (config.yml KnowledgeBaseRetriever.lexical_weight)
 TOP_K = 5
@@ -141,15 +141,19 @@ def variant_vectors(seeds: Seeds, seed_of_variant: np.ndarray, seed: int) -> np.
     return vectors
 
 
-def queries(seeds: Seeds, kb: SyntheticKB, count: int, rng: np.random.Generator) -> tuple[list[str], np.ndarray]:
+def queries(
+    seeds: Seeds, kb: SyntheticKB, count: int, rng: np.random.Generator
+) -> tuple[list[str], np.ndarray, list[bool]]:
+    """Query texts, their vectors, and whether each carries an entry's error code."""
     picked = rng.choice(len(seeds.query_texts), size=min(count, len(seeds.query_texts)), replace=False)
-    texts = []
+    texts, coded = [], []
     for index in picked.tolist():
         text = seeds.query_texts[index]
-        if kb.codes and rng.random() < CODE_SHARE:
+        coded.append(bool(kb.codes) and rng.random() < CODE_SHARE)
+        if coded[-1]:
             text = f"{text} error {kb.codes[int(rng.integers(len(kb.codes)))]}"
         texts.append(text)
-    return texts, seeds.query_vectors[picked]
+    return texts, seeds.query_vectors[picked], coded
 
 
 def memory_mb() -> dict[str, float]:
@@ -166,10 +170,12 @@ def memory_mb() -> dict[str, float]:
 class Truth:
     """Exhaustive scoring of every entry, per query."""
 
-    dense: list[list[int]]  # top 10 entries by best cosine
-    blended: list[list[int]]  # top `TOP_K` by the score the retriever ranks by
-    lexical_found: int = 0  # BM25 search hits scoring at least the exhaustive 10th best
-    lexical_relevant: int = 0  # sum over queries of min(10, documents scoring above zero)
+    dense: list[list[int]] = field(default_factory=list)  # top 10 entries by best cosine
+    blended: list[list[int]] = field(default_factory=list)  # top `TOP_K` by the retriever's score
+    best_score: list[float] = field(default_factory=list)  # the top blended score
+    # BM25 search hits scoring at least the exhaustive 10th best, and min(10, documents > 0).
+    lexical_found: list[int] = field(default_factory=list)
+    lexical_relevant: list[int] = field(default_factory=list)
 
 
 def exhaustive_truth(
@@ -178,7 +184,7 @@ def exhaustive_truth(
 ) -> Truth:
     """Scores every entry for every query. BM25 has many exact ties (entries made from the same
     seed question), so a lexical hit counts when it scores as high as the exhaustive 10th best."""
-    truth = Truth([], [])
+    truth = Truth()
     for start in range(0, len(query_vectors), 32):
         similarities = query_vectors[start:start + 32] @ vectors.T  # (queries, variants)
         per_entry = np.maximum.reduceat(similarities, entry_start[:-1], axis=1)
@@ -187,12 +193,16 @@ def exhaustive_truth(
             blended = (1 - LEXICAL_WEIGHT) * np.clip(dense, 0, 1) + LEXICAL_WEIGHT * bm25
             truth.dense.append(top_indices(dense, 10).tolist())
             truth.blended.append(top_indices(blended, TOP_K).tolist())
+            truth.best_score.append(float(blended[truth.blended[-1][0]]))
             best = [float(bm25[d]) for d in top_indices(bm25, 10) if bm25[d] > 0]
-            if best:
-                found = lexical_found[start + offset]
-                truth.lexical_found += sum(1 for d in found if bm25[d] >= best[-1] - 1e-9)
-                truth.lexical_relevant += len(best)
+            found = lexical_found[start + offset]
+            truth.lexical_found.append(sum(1 for d in found if best and bm25[d] >= best[-1] - 1e-9))
+            truth.lexical_relevant.append(len(best))
     return truth
+
+
+def share(hits: Sequence[int], relevant: Sequence[int]) -> float | None:
+    return round(sum(hits) / sum(relevant), 4) if sum(relevant) else None
 
 
 def recall(found: Sequence[Sequence[Any]], exact: Sequence[Sequence[Any]]) -> float:
@@ -214,7 +224,7 @@ def measure_size(size: int, seeds: Seeds, query_count: int) -> dict[str, Any]:
     del vectors  # the caller's copy; the retriever keeps what it needs
     serving = memory_mb()
 
-    texts, query_vectors = queries(seeds, kb, query_count, rng)
+    texts, query_vectors, coded = queries(seeds, kb, query_count, rng)
     for text, vector in zip(texts[:WARMUP_QUERIES], query_vectors):
         retriever.search(text, vector, top_k=TOP_K)
     latencies, found = [], []
@@ -222,7 +232,7 @@ def measure_size(size: int, seeds: Seeds, query_count: int) -> dict[str, Any]:
         started = time.perf_counter()
         candidates = retriever.search(text, vector, top_k=TOP_K)
         latencies.append((time.perf_counter() - started) * 1000)
-        found.append([int(c.entry_id[3:]) for c in candidates])
+        found.append(candidates)
 
     # Ground truth: exhaustive scoring over the same data (not timed).
     vectors = variant_vectors(seeds, kb.seed_of_variant, seed=size)
@@ -233,9 +243,13 @@ def measure_size(size: int, seeds: Seeds, query_count: int) -> dict[str, Any]:
     truth = exhaustive_truth(vectors, entry_start, query_vectors, texts, lexical, lexical_found)
     # Dense alone through the retriever: an empty text has no lexical signal.
     dense_found = [
-        [int(c.entry_id[3:]) for c in hits]
+        [entry_number(c) for c in hits]
         for hits in retriever.search_many([""] * len(texts), query_vectors, top_k=10)
     ]
+    found_ids = [[entry_number(c) for c in hits] for hits in found]
+    gaps = [best - hits[0].score for best, hits in zip(truth.best_score, found)]
+    with_code = [i for i, flag in enumerate(coded) if flag]
+    without_code = [i for i, flag in enumerate(coded) if not flag]
     return {
         "entries": size,
         "question_variants": int(counts.sum()),
@@ -244,15 +258,28 @@ def measure_size(size: int, seeds: Seeds, query_count: int) -> dict[str, Any]:
         "query_p50_ms": round(float(np.percentile(latencies, 50)), 3),
         "query_p99_ms": round(float(np.percentile(latencies, 99)), 3),
         "queries": len(texts),
+        "queries_with_code": len(with_code),
         "rss_before_build_mb": before["rss_mb"],
         "input_vectors_mb": round(vector_mb, 1),
         "rss_built_mb": built["rss_mb"],
         "rss_serving_mb": serving["rss_mb"],
         "peak_rss_mb": serving["peak_rss_mb"],
         "dense_recall_at_10": recall(dense_found, truth.dense),
-        "lexical_recall_at_10": round(truth.lexical_found / max(truth.lexical_relevant, 1), 4),
-        "search_recall_at_5": recall(found, truth.blended),
+        "lexical_recall_at_10": share(truth.lexical_found, truth.lexical_relevant),
+        "lexical_recall_at_10_with_code": share(
+            [truth.lexical_found[i] for i in with_code], [truth.lexical_relevant[i] for i in with_code]),
+        "lexical_recall_at_10_without_code": share(
+            [truth.lexical_found[i] for i in without_code],
+            [truth.lexical_relevant[i] for i in without_code]),
+        "search_recall_at_5": recall(found_ids, truth.blended),
+        # The retriever's best candidate against the best of all entries, by the blended score.
+        "search_top1_agreement": round(float(np.mean([gap <= 1e-4 for gap in gaps])), 4),
+        "search_top1_score_gap_mean": round(float(np.mean(gaps)), 5),
     }
+
+
+def entry_number(candidate: Candidate) -> int:
+    return int(candidate.entry_id.removeprefix("kb-"))
 
 
 def run_sizes(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
@@ -272,16 +299,14 @@ def run_sizes(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
 
 
 def print_table(rows: Sequence[dict[str, Any]]) -> None:
-    header = (f"{'entries':>9} {'variants':>9} {'index':>6} {'build s':>8} {'p50 ms':>7} "
-              f"{'p99 ms':>7} {'RSS MB':>7} {'peak MB':>8} {'dense R@10':>10} {'lex R@10':>8} "
-              f"{'search R@5':>10}")
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        print(f"{r['entries']:>9,} {r['question_variants']:>9,} {r['index_kind']:>6} "
-              f"{r['build_seconds']:>8.1f} {r['query_p50_ms']:>7.2f} {r['query_p99_ms']:>7.2f} "
-              f"{r['rss_serving_mb']:>7.0f} {r['peak_rss_mb']:>8.0f} {r['dense_recall_at_10']:>10.3f} "
-              f"{r['lexical_recall_at_10']:>8.3f} {r['search_recall_at_5']:>10.3f}")
+    print(format_table(
+        ["entries", "variants", "index", "build s", "p50 ms", "p99 ms", "RSS MB", "peak MB",
+         "dense R@10", "BM25 R@10", "search R@5"],
+        [[f"{r['entries']:,}", f"{r['question_variants']:,}", r["index_kind"],
+          f"{r['build_seconds']:.1f}", f"{r['query_p50_ms']:.2f}", f"{r['query_p99_ms']:.2f}",
+          f"{r['rss_serving_mb']:.0f}", f"{r['peak_rss_mb']:.0f}", f"{r['dense_recall_at_10']:.3f}",
+          f"{r['lexical_recall_at_10']:.3f}", f"{r['search_recall_at_5']:.3f}"] for r in rows],
+    ))
 
 
 def targets_met(rows: Sequence[dict[str, Any]]) -> dict[str, bool] | None:
@@ -302,7 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=default_data_dir("banking77"),
                         help="BANKING77 folder; default ../shared/datasets/banking77")
     parser.add_argument("--queries", type=int, default=1000, help="timed queries per size (default 1000)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "kb_scale.json",
+                        help="JSON results file")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)  # one size, in a subprocess
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -331,9 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "targets_met": met,
         "total_seconds": round(time.perf_counter() - started, 1),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    print(f"wrote {write_results('kb_scale', results, args.out)}")
     return 0
 
 

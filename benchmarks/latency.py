@@ -11,6 +11,13 @@ bot hands the conversation to a human, the customer leaves and a new one arrives
 conversation is silent, so its messages would not measure the bot). Each level sends a fixed number
 of messages, then stops; latency is per message, from request to reply, as the customer sees it.
 
+Every concurrency runs twice. Back to back (think 0): each customer sends the next message as
+soon as the reply arrives, which measures throughput; latency there is mostly queueing, since
+with N customers always waiting, latency = N / throughput (Little's law: 32 customers at 200
+msg/s wait 160 ms each). Paced: customers pause a random time (exponential, mean --think-ms)
+before each next message, as people typing do; that measures the latency a customer sees while
+32 conversations are active.
+
 The floor is the least a message can cost: one encode and one knowledge-base search, in-process.
 The load generator runs on the same machine and its CPU time is reported, since it competes with
 the server for the same cores.
@@ -21,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
 import os
 import platform
 import random
@@ -39,6 +45,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from benchmarks import RESULTS_DIR, format_table, write_results
 from benchmarks.datasets import default_data_dir, load_banking77
 from crowddesk.bot.action_server import (
     ActionServerStartError,
@@ -50,7 +57,6 @@ from crowddesk.bot.assemble import assemble
 from crowddesk.bot.project import load_project
 from tests.demo_bot import copy_demo_project, free_port
 
-RESULTS = Path(__file__).resolve().parent / "results" / "latency.json"
 TARGETS = {"p50_ms": 10.0, "p99_ms": 40.0, "messages_per_second": 200.0, "at_concurrency": 32}
 
 GREETINGS = ["hi", "hello there", "good morning", "hey, I have a question"]
@@ -64,6 +70,7 @@ FLOOR_QUERIES = 300
 @dataclass
 class LevelResult:
     concurrency: int
+    think_ms: float  # mean pause of a customer between a reply and their next message
     messages: int
     seconds: float
     messages_per_second: float
@@ -111,9 +118,11 @@ def outcome(replies: list[dict[str, Any]], handoff_texts: frozenset[str]) -> str
 
 
 async def run_level(
-    url: str, customers: Customers, concurrency: int, total: int, handoff_texts: frozenset[str]
+    url: str, customers: Customers, concurrency: int, total: int, handoff_texts: frozenset[str],
+    think_ms: float = 0.0,
 ) -> LevelResult:
-    """`concurrency` customers send `total` messages between them, each waiting for its reply."""
+    """`concurrency` customers send `total` messages between them, each waiting for its reply
+    and then pausing for an exponentially distributed time with mean `think_ms` (0: at once)."""
     latencies: list[float] = []
     outcomes: Counter[str] = Counter()
     errors = 0
@@ -122,6 +131,7 @@ async def run_level(
 
     async def customer(client: httpx.AsyncClient, slot: int) -> None:
         nonlocal errors
+        pauses = random.Random(slot)
         for number in itertools.count():
             sender = customers.sender(concurrency, slot, number)
             for text in customers.conversation(slot, number, concurrency):
@@ -136,6 +146,8 @@ async def run_level(
                     break
                 kind = outcome(response.json(), handoff_texts)
                 outcomes[kind] += 1
+                if think_ms:
+                    await asyncio.sleep(pauses.expovariate(1000.0 / think_ms))
                 if kind == "handoff":
                     break
 
@@ -149,6 +161,7 @@ async def run_level(
     ms = np.array(latencies) * 1000.0
     return LevelResult(
         concurrency=concurrency,
+        think_ms=think_ms,
         messages=len(latencies),
         seconds=round(seconds, 3),
         messages_per_second=round(len(latencies) / seconds, 1),
@@ -246,25 +259,29 @@ def print_table(floor: dict[str, float], levels: Sequence[LevelResult]) -> None:
     print(f"\nfloor (encode + KB search, in-process): p50 {floor['p50_ms']:.2f} ms, "
           f"p99 {floor['p99_ms']:.2f} ms (encode p50 {floor['encode_p50_ms']:.2f} ms, "
           f"search p50 {floor['search_p50_ms']:.3f} ms)")
-    header = f"{'conversations':>13} {'messages':>8} {'msg/s':>7} {'p50 ms':>7} {'p99 ms':>7} " \
-             f"{'max ms':>7} {'errors':>6} {'client cpu':>10}  outcomes"
-    print(header)
-    print("-" * len(header))
-    for level in levels:
-        mix = ", ".join(f"{k} {v}" for k, v in level.outcomes.items())
-        print(f"{level.concurrency:>13} {level.messages:>8} {level.messages_per_second:>7.1f} "
-              f"{level.p50_ms:>7.2f} {level.p99_ms:>7.2f} {level.max_ms:>7.1f} {level.errors:>6} "
-              f"{level.client_cpu_share:>10.2f}  {mix}")
+    print(format_table(
+        ["conversations", "think ms", "messages", "msg/s", "p50 ms", "p99 ms", "max ms", "errors",
+         "client cpu", "outcomes"],
+        [[str(level.concurrency), f"{level.think_ms:.0f}", str(level.messages),
+          f"{level.messages_per_second:.1f}",
+          f"{level.p50_ms:.2f}", f"{level.p99_ms:.2f}", f"{level.max_ms:.1f}", str(level.errors),
+          f"{level.client_cpu_share:.2f}", ", ".join(f"{k} {v}" for k, v in level.outcomes.items())]
+         for level in levels],
+    ))
 
 
 def targets_met(levels: Sequence[LevelResult]) -> dict[str, bool] | None:
-    at = next((level for level in levels if level.concurrency == TARGETS["at_concurrency"]), None)
-    if at is None:
+    """Latency from the paced level at the target concurrency, throughput from the back-to-back one
+    (see the module docstring for why they cannot come from the same level)."""
+    at = [level for level in levels if level.concurrency == TARGETS["at_concurrency"]]
+    paced = next((level for level in at if level.think_ms > 0), None)
+    saturated = next((level for level in at if level.think_ms == 0), None)
+    if paced is None or saturated is None:
         return None
     return {
-        "p50_ms": at.p50_ms <= TARGETS["p50_ms"],
-        "p99_ms": at.p99_ms <= TARGETS["p99_ms"],
-        "messages_per_second": at.messages_per_second >= TARGETS["messages_per_second"],
+        "p50_ms": paced.p50_ms <= TARGETS["p50_ms"],
+        "p99_ms": paced.p99_ms <= TARGETS["p99_ms"],
+        "messages_per_second": saturated.messages_per_second >= TARGETS["messages_per_second"],
     }
 
 
@@ -300,8 +317,12 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             asyncio.run(run_level(url, customers, 4, args.warmup, handoff_texts))
             for concurrency in args.concurrency:
                 print(f"{concurrency} concurrent conversations ...", flush=True)
-                total = max(args.messages, args.min_rounds * concurrency)
-                levels.append(asyncio.run(run_level(url, customers, concurrency, total, handoff_texts)))
+                back_to_back = max(args.messages, args.min_rounds * concurrency)
+                levels.append(asyncio.run(
+                    run_level(url, customers, concurrency, back_to_back, handoff_texts)))
+                paced = max(100, args.min_rounds * concurrency)
+                levels.append(asyncio.run(
+                    run_level(url, customers, concurrency, paced, handoff_texts, args.think_ms)))
         finally:
             stop(server)
     finally:
@@ -312,6 +333,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "settings": {
             "concurrency": args.concurrency,
             "messages_per_level": args.messages,
+            "paced_think_ms": args.think_ms,
             "questions": "BANKING77 test split, shuffled with seed 0",
             "questions_per_conversation": QUESTIONS_PER_CONVERSATION,
             "store": "SQLite file (embedded default)",
@@ -343,22 +365,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=600, help="messages per level (default 600)")
     parser.add_argument("--min-rounds", type=int, default=25,
                         help="at least this many messages per conversation slot (default 25)")
+    parser.add_argument("--think-ms", type=float, default=250.0,
+                        help="mean pause between a reply and the next message at the paced "
+                             "levels (default 250)")
     parser.add_argument("--warmup", type=int, default=40, help="untimed messages first (default 40)")
     parser.add_argument("--project", type=Path,
                         help="an already trained copy of the demo project (skips copying and training)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "latency.json",
+                        help="JSON results file")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="crowddesk-latency-") as workdir:
         results = run(args, Path(workdir))
     print_table(results["floor"], [LevelResult(**level) for level in results["levels"]])
     if results["targets_met"] is not None:
-        print(f"targets at {TARGETS['at_concurrency']} conversations "
-              f"(p50 <= {TARGETS['p50_ms']:.0f} ms, p99 <= {TARGETS['p99_ms']:.0f} ms, "
+        print(f"targets at {TARGETS['at_concurrency']} conversations (paced: p50 <= "
+              f"{TARGETS['p50_ms']:.0f} ms, p99 <= {TARGETS['p99_ms']:.0f} ms; back to back: "
               f">= {TARGETS['messages_per_second']:.0f} msg/s): {results['targets_met']}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    print(f"wrote {write_results('latency', results, args.out)}")
     return 0
 
 

@@ -211,6 +211,8 @@ class LexicalIndex:
             )
         if not docs_parts:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        if len(docs_parts) == 1:  # one term's postings are sorted and unique already
+            return docs_parts[0].astype(np.int64), score_parts[0]
         docs, positions = np.unique(np.concatenate(docs_parts), return_inverse=True)
         raw = np.bincount(positions, weights=np.concatenate(score_parts), minlength=len(docs))
         return docs.astype(np.int64), raw
@@ -304,6 +306,8 @@ def _lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndar
     found = np.zeros(len(wanted), dtype=np.float64)
     if not len(keys):
         return found
+    # Same dtype, or numpy converts all of `keys` (a posting list can be 100k long) every call.
+    wanted = wanted.astype(keys.dtype, copy=False)
     positions = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
     hit = keys[positions] == wanted
     found[hit] = values[positions[hit]]
