@@ -37,7 +37,7 @@ class OperatingPoint:
 
 
 @dataclass(frozen=True)
-class _Scored:
+class ScoredSplit:
     """Top prediction and its probability for each example of one split."""
 
     predicted: np.ndarray
@@ -54,16 +54,16 @@ class _Scored:
         )
 
 
-def _scored(trained: Trained, split: LabelledTexts) -> _Scored:
+def _scored(trained: Trained, split: LabelledTexts) -> ScoredSplit:
     probabilities = trained.contender.predict_proba(split.texts)
-    return _Scored(
+    return ScoredSplit(
         predictions(trained.contender, probabilities),
         probabilities.max(axis=1),
         np.asarray(split.labels, dtype=object),
     )
 
 
-def choose_operating_point(validation: _Scored) -> OperatingPoint:
+def choose_operating_point(validation: ScoredSplit) -> OperatingPoint:
     """Highest in-scope accuracy + OOS recall on validation; the lowest threshold on ties."""
     candidates = [0.0, *np.unique(validation.confidence)]
     points = [validation.at(float(t)) for t in candidates]

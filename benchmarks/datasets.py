@@ -34,9 +34,6 @@ class LabelledTexts:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def __add__(self, other: LabelledTexts) -> LabelledTexts:
-        return LabelledTexts(self.texts + other.texts, self.labels + other.labels)
-
     def subset(self, indices: np.ndarray) -> LabelledTexts:
         return LabelledTexts([self.texts[i] for i in indices], [self.labels[i] for i in indices])
 

@@ -1,10 +1,10 @@
-"""The accuracy benchmarks' own logic: how validation data is carved and an operating point chosen."""
+"""The accuracy benchmarks' own logic: carving validation data, choosing an operating point."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.clinc150 import _Scored, choose_operating_point
+from benchmarks.clinc150 import ScoredSplit, choose_operating_point
 from benchmarks.datasets import LabelledTexts, stratified_holdout
 
 
@@ -17,7 +17,7 @@ def test_holdout_takes_the_same_share_of_every_label_and_is_repeatable() -> None
 
 
 def test_operating_point_balances_in_scope_accuracy_and_out_of_scope_recall() -> None:
-    validation = _Scored(
+    validation = ScoredSplit(
         predicted=np.array(["a", "b", "a", "b"], dtype=object),
         confidence=np.array([0.9, 0.4, 0.3, 0.8]),
         labels=np.array(["a", "b", "oos", "oos"], dtype=object),
