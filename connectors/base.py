@@ -1,0 +1,67 @@
+"""The channel seam: how one platform's messages come in and go out.
+
+A connector parses and verifies the platform's inbound requests into `InboundMessage`s, hands
+them to the bot through a `MessageSink`, and renders `OutboundMessage`s natively in `send`.
+Delivery (the outbox, retries, rate limits) and de-duplication live outside the connector, so
+a new channel is one module plus one line in `crowddesk.connectors.registry`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ClassVar
+
+from fastapi import APIRouter
+
+from crowddesk.connectors.types import InboundMessage, OutboundMessage
+
+MessageSink = Callable[[InboundMessage], Awaitable[list[OutboundMessage]]]
+"""Gives one verified inbound message to the bot. Returns the replies for channels that answer
+inline (`ChannelConnector.replies_inline`); other channels get theirs through `send`."""
+
+
+class CredentialsError(ValueError):
+    """A channel's block in credentials.yml is missing a key or has a bad value."""
+
+
+class DeliveryError(Exception):
+    """The platform did not accept a message.
+
+    `retry_after` is the delay in seconds the platform asked for (HTTP 429 Retry-After);
+    `permanent` means retrying cannot help (unknown chat, bot blocked by the user)."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+        self.permanent = permanent
+
+
+class ChannelConnector(ABC):
+    """One messaging platform. Subclasses set `name` and implement `from_credentials` and `send`."""
+
+    name: ClassVar[str]
+    replies_inline: ClassVar[bool] = False
+    """True when the webhook's HTTP response carries the replies (Rasa's REST channel)."""
+    max_messages_per_second: ClassVar[float] = 20.0
+    """The outbox never sends faster than this to one channel (the platform's own limit)."""
+
+    @classmethod
+    @abstractmethod
+    def from_credentials(cls, settings: Mapping[str, Any]) -> ChannelConnector:
+        """Build from this channel's block of credentials.yml (`${VAR}` already expanded);
+        raise `CredentialsError` naming the key that is missing or wrong."""
+
+    def router(self, sink: MessageSink) -> APIRouter | None:
+        """The inbound webhook routes (mounted by `crowddesk run`), or None for none."""
+        return None
+
+    async def start(self, sink: MessageSink) -> None:
+        """Begin background reception (polling, socket mode); webhook-only channels do nothing."""
+
+    async def stop(self) -> None:
+        """Stop what `start` began and release clients."""
+
+    @abstractmethod
+    async def send(self, recipient_id: str, message: OutboundMessage) -> None:
+        """Deliver one message in the platform's native form; raise `DeliveryError` if refused."""

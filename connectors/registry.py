@@ -1,0 +1,29 @@
+"""Every channel CrowdDesk knows, by the name its block has in credentials.yml.
+
+Imports are lazy so a project pays only for the platform libraries of the channels it uses.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from crowddesk.connectors.base import ChannelConnector, CredentialsError
+
+CHANNELS: dict[str, str] = {
+    "rest": "crowddesk.connectors.rest:RestChannel",
+    "callback": "crowddesk.connectors.callback:CallbackChannel",
+    "telegram": "crowddesk.connectors.telegram:TelegramChannel",
+    "slack": "crowddesk.connectors.slack:SlackChannel",
+    "webchat": "crowddesk.connectors.webchat:WebchatChannel",
+}
+
+
+def connector_class(name: str) -> type[ChannelConnector]:
+    """The connector registered as `name`; an unknown name lists the known ones."""
+    try:
+        module_name, _, class_name = CHANNELS[name].partition(":")
+    except KeyError:
+        raise CredentialsError(
+            f"unknown channel {name!r}; known channels: {', '.join(sorted(CHANNELS))}"
+        ) from None
+    return getattr(import_module(module_name), class_name)
