@@ -55,6 +55,7 @@ from crowddesk.bot.action_server import (
 )
 from crowddesk.bot.assemble import assemble
 from crowddesk.bot.project import load_project
+from crowddesk.nlu.encoders import use_serving_threads
 from tests.demo_bot import copy_demo_project, free_port
 
 TARGETS = {"p50_ms": 10.0, "p99_ms": 40.0, "messages_per_second": 200.0, "at_concurrency": 32}
@@ -64,7 +65,7 @@ THANKS = ["thanks a lot", "thank you!", "great, thanks", "ok thank you"]
 QUESTIONS_PER_CONVERSATION = 3
 # Replies that mean the bot gave the conversation to a human (the customer then leaves).
 HANDOFF_RESPONSES = ("utter_handoff", "utter_out_of_scope")
-FLOOR_QUERIES = 300
+FLOOR_QUERIES = 100
 
 
 @dataclass
@@ -82,6 +83,8 @@ class LevelResult:
     conversations: int
     outcomes: dict[str, int]
     client_cpu_share: float  # CPU seconds of the load generator per wall second (1.0 = one core)
+    server_cpu_share: float  # the same for the server process (all its threads)
+    server_cpu_ms_per_message: float
     load_average_before: float
 
 
@@ -100,8 +103,9 @@ class Customers:
             yield self.questions[i % len(self.questions)]
         yield rng.choice(THANKS)
 
-    def sender(self, concurrency: int, slot: int, number: int) -> str:
-        return f"bench-{self.run_id}-c{concurrency}-s{slot}-n{number}"
+    def sender(self, concurrency: int, think_ms: float, slot: int, number: int) -> str:
+        # Unique per level: a conversation handed off in one level would be silent in the next.
+        return f"bench-{self.run_id}-c{concurrency}-t{think_ms:g}-s{slot}-n{number}"
 
 
 def outcome(replies: list[dict[str, Any]], handoff_texts: frozenset[str]) -> str:
@@ -117,9 +121,26 @@ def outcome(replies: list[dict[str, Any]], handoff_texts: frozenset[str]) -> str
     return "response"
 
 
+def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
+    """p50, p99, mean and max of request latencies, in milliseconds."""
+    ms = np.asarray(seconds) * 1000.0
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "mean_ms": round(float(ms.mean()), 2),
+        "max_ms": round(float(ms.max()), 2),
+    }
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all threads, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def run_level(
     url: str, customers: Customers, concurrency: int, total: int, handoff_texts: frozenset[str],
-    think_ms: float = 0.0,
+    server_pid: int, think_ms: float = 0.0,
 ) -> LevelResult:
     """`concurrency` customers send `total` messages between them, each waiting for its reply
     and then pausing for an exponentially distributed time with mean `think_ms` (0: at once)."""
@@ -133,7 +154,7 @@ async def run_level(
         nonlocal errors
         pauses = random.Random(slot)
         for number in itertools.count():
-            sender = customers.sender(concurrency, slot, number)
+            sender = customers.sender(concurrency, think_ms, slot, number)
             for text in customers.conversation(slot, number, concurrency):
                 if next(sent) >= total:
                     return
@@ -155,24 +176,24 @@ async def run_level(
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=60.0) as client:
         wall_start, cpu_start = time.perf_counter(), time.process_time()
+        server_cpu_start = process_cpu_seconds(server_pid)
         await asyncio.gather(*(customer(client, slot) for slot in range(concurrency)))
         seconds = time.perf_counter() - wall_start
         cpu = time.process_time() - cpu_start
-    ms = np.array(latencies) * 1000.0
+        server_cpu = process_cpu_seconds(server_pid) - server_cpu_start
     return LevelResult(
         concurrency=concurrency,
         think_ms=think_ms,
         messages=len(latencies),
         seconds=round(seconds, 3),
         messages_per_second=round(len(latencies) / seconds, 1),
-        p50_ms=round(float(np.percentile(ms, 50)), 2),
-        p99_ms=round(float(np.percentile(ms, 99)), 2),
-        mean_ms=round(float(ms.mean()), 2),
-        max_ms=round(float(ms.max()), 2),
+        **latency_summary(latencies),
         errors=errors,
         conversations=len(senders),
         outcomes=dict(sorted(outcomes.items())),
         client_cpu_share=round(cpu / seconds, 2),
+        server_cpu_share=round(server_cpu / seconds, 2),
+        server_cpu_ms_per_message=round(1000 * server_cpu / len(latencies), 2),
         load_average_before=round(load_before, 2),
     )
 
@@ -218,17 +239,18 @@ def train(project: Path, log: Path) -> None:
         raise RuntimeError(f"crowddesk train failed (log: {log}):\n{log.read_text()[-2000:]}")
 
 
-def start_server(project: Path, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_http_server(
+    command: Sequence[str], health_url: str, log: Path, *, cwd: Path | None = None,
+    env: dict[str, str] | None = None, timeout: float = 600.0,
+) -> subprocess.Popen[bytes]:
+    """Start a server subprocess (output to `log`) and return once `health_url` answers 200."""
     with log.open("wb") as out:
-        process = subprocess.Popen(
-            crowddesk_command("run", "--project", str(project), "--port", str(port)),
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_until_healthy(f"http://127.0.0.1:{port}/health", process, log, timeout=180.0)
-    except ActionServerStartError as exc:  # the helper names the action server; this is ours
+        wait_until_healthy(health_url, process, log, timeout=timeout)
+    except ActionServerStartError as exc:  # the helper names the action server; this is another
         stop(process)
-        raise RuntimeError(f"crowddesk run did not come up (log: {log}): {exc}") from None
+        raise RuntimeError(f"{' '.join(command[:4])} ... did not come up (log: {log}): {exc}") from None
     return process
 
 
@@ -261,10 +283,11 @@ def print_table(floor: dict[str, float], levels: Sequence[LevelResult]) -> None:
           f"search p50 {floor['search_p50_ms']:.3f} ms)")
     print(format_table(
         ["conversations", "think ms", "messages", "msg/s", "p50 ms", "p99 ms", "max ms", "errors",
-         "client cpu", "outcomes"],
+         "server CPU ms/msg", "server cores", "client cores", "outcomes"],
         [[str(level.concurrency), f"{level.think_ms:.0f}", str(level.messages),
           f"{level.messages_per_second:.1f}",
           f"{level.p50_ms:.2f}", f"{level.p99_ms:.2f}", f"{level.max_ms:.1f}", str(level.errors),
+          f"{level.server_cpu_ms_per_message:.1f}", f"{level.server_cpu_share:.2f}",
           f"{level.client_cpu_share:.2f}", ", ".join(f"{k} {v}" for k, v in level.outcomes.items())]
          for level in levels],
     ))
@@ -290,6 +313,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     random.Random(0).shuffle(questions)
     project = args.project
     if project is None:
+        (workdir / "demo").mkdir()
         project = copy_demo_project(workdir / "demo")
         print("training the demo bot (crowddesk train) ...", flush=True)
         train(project, workdir / "train.log")
@@ -299,6 +323,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     )
 
     print("measuring the floor in-process ...", flush=True)
+    use_serving_threads()  # as `crowddesk run` does, so the floor is the server's own minimum
     floor = measure_floor(project, questions, workdir / "floor.db")
 
     actions_port, server_port = free_port(), free_port()
@@ -310,19 +335,22 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     }
     levels = []
     try:
-        server = start_server(project, server_port, env, workdir / "server.log")
+        server = start_http_server(
+            crowddesk_command("run", "--project", str(project), "--port", str(server_port)),
+            f"http://127.0.0.1:{server_port}/health", workdir / "server.log", env=env,
+        )
         try:
             url = f"http://127.0.0.1:{server_port}/webhooks/rest/webhook"
             customers = Customers(questions)
-            asyncio.run(run_level(url, customers, 4, args.warmup, handoff_texts))
+            asyncio.run(run_level(url, customers, 4, args.warmup, handoff_texts, server.pid))
             for concurrency in args.concurrency:
                 print(f"{concurrency} concurrent conversations ...", flush=True)
                 back_to_back = max(args.messages, args.min_rounds * concurrency)
-                levels.append(asyncio.run(
-                    run_level(url, customers, concurrency, back_to_back, handoff_texts)))
+                levels.append(asyncio.run(run_level(
+                    url, customers, concurrency, back_to_back, handoff_texts, server.pid)))
                 paced = max(100, args.min_rounds * concurrency)
-                levels.append(asyncio.run(
-                    run_level(url, customers, concurrency, paced, handoff_texts, args.think_ms)))
+                levels.append(asyncio.run(run_level(
+                    url, customers, concurrency, paced, handoff_texts, server.pid, args.think_ms)))
         finally:
             stop(server)
     finally:

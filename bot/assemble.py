@@ -10,14 +10,18 @@ from sqlalchemy import Engine as SqlEngine
 
 from crowddesk.bot.action_client import ActionClient
 from crowddesk.bot.agents import AgentDirectory
-from crowddesk.bot.database import create_engine_for, init_schema
+from crowddesk.bot.credentials import build_channels, load_credentials
+from crowddesk.bot.database import open_database
 from crowddesk.bot.engine import Engine
 from crowddesk.bot.model import ModelError, TrainedModel, latest_model_dir
+from crowddesk.bot.outbox import Outbox
 from crowddesk.bot.policy import SupportPolicy
 from crowddesk.bot.project import Project, load_project
 from crowddesk.bot.store import ConversationStore
 from crowddesk.bot.tickets import TicketDesk
+from crowddesk.bot.wait_estimate import WaitEstimator
 from crowddesk.bot.wiring import faq_entries, rules_by_intent
+from crowddesk.connectors.base import ChannelConnector
 from crowddesk.knowledge_base.index import KnowledgeBase
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.types import EntryStatus
@@ -31,15 +35,6 @@ def models_dir(project_root: Path) -> Path:
     return project_root / "models"
 
 
-def database_url_for(project: Project, override: str | None = None) -> str:
-    """Explicit URL, then endpoints.yml / CROWDDESK_DATABASE_URL, then the embedded SQLite file."""
-    if override:
-        return override
-    if project.endpoints.database_url:
-        return project.endpoints.database_url
-    return f"sqlite:///{(project.root / '.crowddesk' / 'crowddesk.db').resolve()}"
-
-
 @dataclass
 class Bot:
     project: Project
@@ -51,17 +46,14 @@ class Bot:
     database: SqlEngine
     agents: AgentDirectory
     tickets: TicketDesk
+    channels: dict[str, ChannelConnector]
+    """The channels of credentials.yml by name; `crowddesk run` serves and starts them."""
+    outbox: Outbox
 
     async def aclose(self) -> None:
         if self.engine.actions is not None:
             await self.engine.actions.aclose()
         self.database.dispose()
-
-
-def open_database(project: Project, database_url: str | None = None) -> SqlEngine:
-    database = create_engine_for(database_url_for(project, database_url))
-    init_schema(database)
-    return database
 
 
 def sync_project_faq(project: Project, store: KnowledgeBaseStore) -> tuple[int, int]:
@@ -85,8 +77,14 @@ def assemble(
     model_dir: Path | None = None,
     database_url: str | None = None,
     action_endpoint: str | None = None,
+    credentials: Path | None = None,
 ) -> Bot:
+    """`credentials` replaces the project's credentials.yml (`crowddesk run --credentials`)."""
     project = load_project(project_root)
+    channel_settings = (
+        project.credentials if credentials is None else load_credentials(credentials, required=True)
+    )
+    channels = build_channels(channel_settings)
     chosen = model_dir or latest_model_dir(models_dir(project.root))
     if chosen is None:
         raise ModelError(f"no trained model in {models_dir(project.root)}; run `crowddesk train` first")
@@ -95,9 +93,10 @@ def assemble(
     kb_store = KnowledgeBaseStore(database)
     sync_project_faq(project, kb_store)
     encoder = load_encoder(model.metadata.encoder)
+    settings = project.config.retriever
     knowledge_base = KnowledgeBase(
-        kb_store, encoder,
-        lexical_weight=project.config.retriever.lexical_weight, top_k=project.config.retriever.top_k,
+        kb_store, encoder, lexical_weight=settings.lexical_weight, top_k=settings.top_k,
+        index=settings.index_settings(), index_dir=project.root / ".crowddesk" / "index",
     )
     published = kb_store.published()
     rules = rules_by_intent(project)
@@ -112,10 +111,14 @@ def assemble(
     url = action_endpoint or project.endpoints.action_endpoint_url
     nlu = NLUPipeline(encoder, model.classifier, model.entities)
     conversations = ConversationStore(database)
+    outbox = Outbox(database)
+    tickets = TicketDesk(database, outbox)
     engine = Engine(
         domain=project.domain, nlu=nlu, knowledge_base=knowledge_base, policy=policy,
         store=conversations, rules=rules, actions=ActionClient(url) if url else None,
+        tickets=tickets,
+        wait_estimator=WaitEstimator(database, project.config.policy.handoff.expected_wait),
     )
     logger.info("bot ready: model %s, %d KB entries", chosen.name, len(published))
     return Bot(project, model, engine, nlu, knowledge_base, conversations, database,
-               AgentDirectory(database), TicketDesk(database))
+               AgentDirectory(database), tickets, channels, outbox)

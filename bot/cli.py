@@ -1,4 +1,4 @@
-"""The `crowddesk` command line: init, data validate, train, evaluate, run, shell, demo, kb."""
+"""The `crowddesk` command line: init, data validate, train, evaluate, run, shell, demo, kb, desk."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 from typing import Sequence
+
+from crowddesk.bot import desk_cli
 
 EXIT_ERROR = 1
 
@@ -42,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=None, help="default 5005 (server) / 5055 (actions)")
     run.add_argument("--model", type=Path, help="model folder (default: newest in models/)")
     run.add_argument("--database-url", help="SQLAlchemy URL (default: endpoints.yml, then SQLite)")
+    run.add_argument("--credentials", type=Path,
+                     help="channels and their settings (default: the project's credentials.yml)")
 
     shell = verbs.add_parser("shell", help="chat with the trained bot in the terminal")
     _project_arg(shell)
@@ -78,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (kb_import, kb_list, kb_show, kb_add, kb_retire):
         _project_arg(sub)
         sub.add_argument("--database-url")
+    desk_cli.add_parser(verbs, _project_arg)
     return parser
 
 
@@ -129,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "shell": commands.shell,
         "demo": commands.demo,
         "kb": commands.kb,
+        "desk": desk_cli.run,
     }[args.command]
     try:
         return handler(args)

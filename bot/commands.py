@@ -40,7 +40,7 @@ from crowddesk.bot.yaml_files import ProjectFileError
 from crowddesk.knowledge_base.importers import KBImportError, importer_for
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
-from crowddesk.nlu.encoders import load_encoder
+from crowddesk.nlu.encoders import load_encoder, use_serving_threads
 
 SERVER_PORT = 5005
 STORIES_FILE = Path("tests") / "test_stories.yml"
@@ -173,7 +173,8 @@ def _print_and_write(out: Path | None, report: dict[str, Any], summary: list[str
 
 def _bot(args: argparse.Namespace, action_endpoint: str | None = None) -> Bot:
     return assemble(args.project, model_dir=getattr(args, "model", None),
-                    database_url=getattr(args, "database_url", None), action_endpoint=action_endpoint)
+                    database_url=getattr(args, "database_url", None), action_endpoint=action_endpoint,
+                    credentials=getattr(args, "credentials", None))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -185,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
 
     from crowddesk.bot.server import create_app
 
+    use_serving_threads()
     app = create_app(_bot(args))
     uvicorn.run(app, host=args.host, port=args.port or SERVER_PORT, log_level="info")
     return 0
@@ -211,6 +213,7 @@ def demo(args: argparse.Namespace) -> int:
 
     project = load_project(args.project)
     _train_and_report(project)
+    use_serving_threads()
     say(f"Starting the action server on 127.0.0.1:{args.actions_port}")
     actions = start_action_server(project.root, port=args.actions_port)
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -18,6 +18,7 @@ from crowddesk.bot.yaml_files import (
     require_str,
     value_line,
 )
+from crowddesk.knowledge_base.dense import INDEX_KINDS, IndexSettings
 
 CONFIG_KEYS = ("recipe", "assistant_id", "language", "pipeline", "policies")
 RECIPES = ("default.v1",)
@@ -95,8 +96,8 @@ class Bounds:
 def _setting(default: Any = None, *, bounds: Bounds | None = None, choices: tuple[str, ...] = ()) -> Any:
     """A dataclass field readable from config.yml, with its allowed values."""
     metadata = {"bounds": bounds, "choices": choices}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=metadata)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: default.copy(), metadata=metadata)
     return field(default=default, metadata=metadata)
 
 
@@ -122,6 +123,70 @@ class ClassifierSettings:
 class RetrieverSettings:
     lexical_weight: float = _setting(0.35, bounds=Bounds(low=0, high=1))
     top_k: int = _setting(5, bounds=Bounds(low=1))
+    # FAISS index: "auto" is exact below `exact_below` question variants, "ivf" from there on.
+    index: str = _setting("auto", choices=INDEX_KINDS)
+    exact_below: int = _setting(10_000, bounds=Bounds(low=1))
+    ivf_probes: int = _setting(16, bounds=Bounds(low=1))
+    hnsw_m: int = _setting(32, bounds=Bounds(low=2))
+    hnsw_ef_search: int = _setting(128, bounds=Bounds(low=1))
+
+    def index_settings(self) -> IndexSettings:
+        """The FAISS index options, as the knowledge base takes them."""
+        return IndexSettings(
+            kind=self.index, exact_below=self.exact_below, ivf_probes=self.ivf_probes,
+            hnsw_m=self.hnsw_m, hnsw_ef_search=self.hnsw_ef_search,
+        )
+
+
+@dataclass
+class FrustrationSettings:
+    """When the rule-based frustration detector hands a customer to a person."""
+
+    enabled: bool = _setting(True)
+    # Points needed to hand off: 1 per negative phrase, 2 for abuse or a repeated message,
+    # +1 each for ALL CAPS and "!!!"/"???" on a message that already has a negative cue.
+    threshold: float = _setting(2.0, bounds=Bounds(low=0, low_open=True))
+    extra_phrases: list[str] = _setting([])
+    # How alike two messages must be (0..1, difflib ratio) to count as the customer repeating.
+    repeat_similarity: float = _setting(0.85, bounds=Bounds(low=0, high=1, low_open=True))
+    history_messages: int = _setting(10, bounds=Bounds(low=1))
+
+
+@dataclass
+class SlaSettings:
+    """Minutes to the first human reply, and when to warn before missing it."""
+
+    messaging_minutes: float = _setting(30.0, bounds=Bounds(low=0, low_open=True))
+    other_minutes: float = _setting(60.0, bounds=Bounds(low=0, low_open=True))
+    messaging_channels: list[str] = _setting(
+        ["telegram", "slack", "webchat", "whatsapp", "messenger", "shell"]
+    )
+    # Per-channel targets that override the two above, e.g. {email: 240}.
+    channel_minutes: dict[str, float] = _setting({}, bounds=Bounds(low=0, low_open=True))
+    high_priority_factor: float = _setting(0.5, bounds=Bounds(low=0, high=1, low_open=True))
+    warning_minutes: float = _setting(5.0, bounds=Bounds(low=0))
+    check_seconds: float = _setting(15.0, bounds=Bounds(low=0, low_open=True))
+
+
+@dataclass
+class WaitSettings:
+    """How the wait a queued customer is told is estimated from the live queue."""
+
+    # Used while no resolved ticket has a measured time to first reply.
+    default_first_reply_minutes: float = _setting(10.0, bounds=Bounds(low=0, low_open=True))
+    recent_tickets: int = _setting(50, bounds=Bounds(low=1))
+    # An agent who claimed, replied, resolved or signed in this recently counts as active.
+    active_agent_minutes: float = _setting(30.0, bounds=Bounds(low=0, low_open=True))
+    max_minutes: float = _setting(240.0, bounds=Bounds(low=1))
+
+
+@dataclass
+class HandoffSettings:
+    """The `handoff:` block of SupportPolicy: runtime settings that need no retraining."""
+
+    frustration: FrustrationSettings = field(default_factory=FrustrationSettings)
+    sla: SlaSettings = field(default_factory=SlaSettings)
+    expected_wait: WaitSettings = field(default_factory=WaitSettings)
 
 
 @dataclass
@@ -135,6 +200,10 @@ class PolicySettings:
     # Share of clarifying questions whose buttons include the right answer; lower than
     # target_precision because the customer, not the bot, makes the final choice.
     clarify_precision: float = _setting(0.8, bounds=Bounds(low=0, high=1, low_open=True))
+    # Intents a person must handle (fraud, complaints), handed off with high priority
+    # however confident the classifier is.
+    always_human_intents: list[str] = _setting([])
+    handoff: HandoffSettings = field(default_factory=HandoffSettings)
 
 
 PIPELINE_COMPONENTS: dict[str, type] = {
@@ -168,7 +237,8 @@ class ProjectConfig:
             "entities": asdict(self.entities),
             "classifier": asdict(self.classifier),
             "retriever": asdict(self.retriever),
-            "policy": asdict(self.policy),
+            # Handoff settings act at run time only; changing them needs no retraining.
+            "policy": {k: v for k, v in asdict(self.policy).items() if k != "handoff"},
         }
 
 
@@ -257,9 +327,11 @@ def _parse_components(
     return built
 
 
-def _build_settings(file: YamlFile, settings_class: type, item: Any, key: str) -> Any:
+def _build_settings(
+    file: YamlFile, settings_class: type, item: Any, key: str, extra_keys: tuple[str, ...] = ("name",)
+) -> Any:
     options = [f for f in fields(settings_class) if not f.metadata.get("internal")]
-    reject_unknown_keys(file, item, ["name", *(option.name for option in options)], key)
+    reject_unknown_keys(file, item, [*extra_keys, *(option.name for option in options)], key)
     hints = get_type_hints(settings_class)
     values: dict[str, Any] = {}
     for option in options:
@@ -267,16 +339,29 @@ def _build_settings(file: YamlFile, settings_class: type, item: Any, key: str) -
             continue
         option_key = f"{key}.{option.name}"
         line = value_line(item, option.name)
+        if is_dataclass(hints[option.name]):
+            block = require_mapping(file, item[option.name], option_key, line)
+            values[option.name] = _build_settings(file, hints[option.name], block, option_key, ())
+            continue
         value = _typed_value(file, item[option.name], hints[option.name], option_key, line)
-        bounds: Bounds | None = option.metadata.get("bounds")
-        problem = bounds.violation(value) if bounds is not None else None
-        choices: tuple[str, ...] = option.metadata.get("choices", ())
-        if choices and value not in choices:
-            problem = f"{value!r} is not available; expected one of: {', '.join(choices)}"
+        problem = _problem(value, option.metadata.get("bounds"), option.metadata.get("choices", ()))
         if problem:
             raise file.error(line, option_key, problem)
         values[option.name] = value
     return settings_class(**values)
+
+
+def _problem(value: Any, bounds: Bounds | None, choices: tuple[str, ...]) -> str | None:
+    """Why `value` (or, for a mapping, one of its values) is out of its allowed range."""
+    if isinstance(value, dict):
+        return next(
+            (f"{name}: {problem}" for name, entry in value.items()
+             if (problem := _problem(entry, bounds, choices))),
+            None,
+        )
+    if choices and value not in choices:
+        return f"{value!r} is not available; expected one of: {', '.join(choices)}"
+    return bounds.violation(value) if bounds is not None else None
 
 
 def _typed_value(file: YamlFile, value: Any, hint: Any, key: str, line: int | None) -> Any:
@@ -291,10 +376,16 @@ def _typed_value(file: YamlFile, value: Any, hint: Any, key: str, line: int | No
         return require_str(file, value, key, line)
     if hint == list[str] and isinstance(value, list):
         return [require_str(file, entry, f"{key}[{index}]", line) for index, entry in enumerate(value)]
+    if hint == dict[str, float] and isinstance(value, dict):
+        return {
+            require_str(file, name, key, line): _typed_value(file, entry, float, f"{key}.{name}", line)
+            for name, entry in value.items()
+        }
     expected = {
         bool: "true or false",
         int: "an integer",
         float: "a number",
         list[str]: "a list of strings",
+        dict[str, float]: "a mapping of names to numbers",
     }[hint]
     raise file.error(line, key, f"expected {expected}, got {value!r}")

@@ -6,15 +6,18 @@ import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import CursorResult, DateTime, Engine, create_engine, event
+from sqlalchemy import CursorResult, DateTime, Engine, MetaData, create_engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Dialect, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
+
+if TYPE_CHECKING:
+    from crowddesk.bot.project import Project
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +43,22 @@ def create_engine_for(url: str) -> Engine:
     return engine
 
 
+def database_url_for(project: Project, override: str | None = None) -> str:
+    """Explicit URL, then endpoints.yml / CROWDDESK_DATABASE_URL, then the embedded SQLite file."""
+    if override:
+        return override
+    if project.endpoints.database_url:
+        return project.endpoints.database_url
+    return f"sqlite:///{(project.root / '.crowddesk' / 'crowddesk.db').resolve()}"
+
+
+def open_database(project: Project, database_url: str | None = None) -> Engine:
+    """The project's database with every table created."""
+    database = create_engine_for(database_url_for(project, database_url))
+    init_schema(database)
+    return database
+
+
 def init_schema(engine: Engine) -> None:
     """Create every table of the conversation and knowledge-base stores that is missing."""
     # Imported here, not at the top: the store modules import UtcDateTime and
@@ -50,6 +69,36 @@ def init_schema(engine: Engine) -> None:
 
     for tables in (ConversationTables, KnowledgeBaseTables, AgentTables):
         tables.metadata.create_all(engine)
+        add_missing_columns(engine, tables.metadata)
+
+
+def add_missing_columns(engine: Engine, metadata: MetaData) -> list[str]:
+    """Add nullable columns a newer CrowdDesk declares to tables an older one created.
+
+    `create_all` only creates missing tables; schema changes are kept additive (new nullable
+    columns) so this is the whole migration. Returns the added `table.column` names.
+    """
+    added = []
+    with engine.begin() as connection:
+        existing = inspect(connection)
+        for table in metadata.sorted_tables:
+            present = {column["name"] for column in existing.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                if not column.nullable:
+                    raise RuntimeError(
+                        f"table {table.name} lacks non-nullable column {column.name}; "
+                        "recreate the database or migrate it by hand"
+                    )
+                kind = column.type.compile(dialect=engine.dialect)
+                connection.exec_driver_sql(
+                    f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'
+                )
+                added.append(f"{table.name}.{column.name}")
+    if added:
+        logger.info("added columns %s", ", ".join(added))
+    return added
 
 
 def insert_missing(

@@ -1,8 +1,9 @@
 """The agent API: list, claim, reply, note, transfer and resolve handoff tickets.
 
-Every call needs `Authorization: Bearer <token>` (see `crowddesk desk agent add`), except
+Every call needs `Authorization: Bearer <token>` (see `crowddesk desk agent token`), except
 `POST /login` (password → a short-lived token for the web console) and `GET /stream`
-(server-sent events; EventSource can't send headers, so it takes `?token=`).
+(server-sent events; EventSource can't send headers, so it takes `?token=`). Sign-in, sign-out
+and account management are in `desk_accounts`.
 No `from __future__ import annotations` here: FastAPI reads the dependency annotations at run
 time, and the ones declared inside `desk_router` are not module globals.
 """
@@ -16,18 +17,18 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from crowddesk.bot.agents import Agent, AgentDirectory, AuthError
+from crowddesk.bot.desk_accounts import accounts_router
+from crowddesk.bot.desk_auth import DeskAuth
 from crowddesk.bot.store import ConversationStore, HandoffRecord
-from crowddesk.bot.tickets import MAX_AGENT_TEXT, TicketDesk
+from crowddesk.bot.tickets import MAX_AGENT_TEXT, Note, TicketDesk
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
 
 Closing = Any  # a callable giving the bot events to store when a ticket is resolved
 
-CONSOLE_TOKEN_DAYS = 1  # console sign-ins get a token for one working day, not the API's 90
 STREAM_POLL_SECONDS = 1.0
 STREAM_HEARTBEAT_POLLS = 15  # a comment line every ~15 s keeps proxies from closing the stream
 OPEN_STATUSES = ("queued", "assigned")
@@ -41,20 +42,11 @@ class TransferBody(BaseModel):
     to_agent: str | None = Field(default=None, description="agent id, or null to put it back in the queue")
 
 
-class LoginBody(BaseModel):
-    agent_id: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=1024)
-
-
 class KBSuggestionBody(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)  # "   " is as empty as ""
 
     question: str = Field(min_length=1, max_length=MAX_AGENT_TEXT)
     answer: str = Field(min_length=1, max_length=MAX_AGENT_TEXT)
-
-
-def agent_view(agent: Agent) -> dict[str, str]:
-    return {"id": agent.id, "name": agent.name, "role": agent.role}
 
 
 def transcript_messages(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -88,6 +80,8 @@ def ticket_view(ticket: HandoffRecord, now: datetime | None = None) -> dict[str,
         "due_at": ticket.due_at.isoformat(),
         "seconds_to_due": round((ticket.due_at - now).total_seconds()),
         "breached": ticket.breached(now),
+        "sla_warned_at": ticket.sla_warned_at.isoformat() if ticket.sla_warned_at else None,
+        "sla_breached_at": ticket.sla_breached_at.isoformat() if ticket.sla_breached_at else None,
         "assigned_to": ticket.assigned_to,
         "first_response_at": ticket.first_response_at.isoformat() if ticket.first_response_at else None,
         "resolved_at": ticket.resolved_at.isoformat() if ticket.resolved_at else None,
@@ -97,47 +91,31 @@ def ticket_view(ticket: HandoffRecord, now: datetime | None = None) -> dict[str,
     }
 
 
+def ticket_detail(ticket: HandoffRecord, events: list[dict[str, Any]], notes: list[Note]) -> dict[str, Any]:
+    """A ticket with its packet, the customer-visible transcript and the internal notes."""
+    return {
+        **ticket_view(ticket),
+        "packet": ticket.packet,
+        "messages": transcript_messages(events),
+        "notes": [{"author": n.author, "text": n.text, "created_at": n.created_at.isoformat()}
+                  for n in notes],
+    }
+
+
 def desk_router(
     agents: AgentDirectory, tickets: TicketDesk, conversations: ConversationStore, closing: Closing,
     knowledge_base: KnowledgeBaseStore,
 ) -> APIRouter:
     router = APIRouter(prefix="/desk/api", tags=["agent desk"])
-    bearer = HTTPBearer(auto_error=False)
-
-    async def ticket_worker(token: str | None) -> Agent:
-        if not token:
-            raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-        try:
-            agent = await asyncio.to_thread(agents.authenticate_token, token)
-        except AuthError as exc:
-            raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
-        if not agent.can("agent"):
-            raise HTTPException(403, f"role {agent.role!r} can't work tickets")
-        return agent
-
-    async def current_agent(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> Agent:
-        return await ticket_worker(credentials.credentials if credentials else None)
-
-    AgentDep = Annotated[Agent, Depends(current_agent)]
+    auth = DeskAuth(agents)
+    router.include_router(accounts_router(agents, auth))
+    AgentDep = Annotated[Agent, Depends(auth.ticket_worker)]
 
     async def existing(ticket_id: str) -> HandoffRecord:
         ticket = await asyncio.to_thread(conversations.get_handoff, ticket_id)
         if ticket is None:
             raise HTTPException(404, f"no ticket {ticket_id!r}")
         return ticket
-
-    @router.post("/login", summary="Agent id + password → a console token valid for one day")
-    async def login(body: LoginBody) -> dict[str, Any]:
-        try:
-            agent = await asyncio.to_thread(agents.authenticate_password, body.agent_id, body.password)
-        except AuthError as exc:
-            raise HTTPException(401, str(exc)) from exc
-        if not agent.can("agent"):
-            raise HTTPException(403, f"role {agent.role!r} can't work tickets")
-        token = await asyncio.to_thread(agents.issue_token, agent.id, days=CONSOLE_TOKEN_DAYS)
-        return {"token": token, "agent": agent_view(agent)}
 
     @router.get("/stream", summary="Server-sent events: `queue` when open tickets change, "
                 "`ticket` when the watched ticket changes, `signed-out` when the token stops working")
@@ -146,11 +124,14 @@ def desk_router(
         token: str | None = Query(None, description="the agent's token (EventSource can't send headers)"),
         ticket: str | None = Query(None, description="a ticket id to watch for new messages and notes"),
     ) -> StreamingResponse:
-        await ticket_worker(token)
+        await auth.ticket_worker(token)
 
         def queue_state() -> tuple[list[dict[str, Any]], Hashable]:
             found = open_tickets(conversations)
-            return [ticket_view(t) for t in found], tuple((t.id, t.status, t.assigned_to) for t in found)
+            # The SLA monitor's warning and breach flags are part of the key, so they reach
+            # the console as soon as they are written.
+            return [ticket_view(t) for t in found], tuple(
+                (t.id, t.status, t.assigned_to, t.sla_warned_at, t.sla_breached_at) for t in found)
 
         def watched_state(ticket_id: str) -> Hashable:
             record = conversations.get_handoff(ticket_id)
@@ -202,13 +183,7 @@ def desk_router(
         ticket = await existing(ticket_id)
         events = await asyncio.to_thread(conversations.events, ticket.sender_id)
         notes = await asyncio.to_thread(tickets.notes, ticket_id)
-        return {
-            **ticket_view(ticket),
-            "packet": ticket.packet,
-            "messages": transcript_messages(events),
-            "notes": [{"author": n.author, "text": n.text, "created_at": n.created_at.isoformat()}
-                      for n in notes],
-        }
+        return ticket_detail(ticket, events, notes)
 
     @router.post("/tickets/{ticket_id}/claim", summary="Take the ticket; 409 if someone else has it")
     async def claim(ticket_id: str, agent: AgentDep) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Where the action server and the conversation database live (Rasa's `endpoints.yml`)."""
+"""Where the action server and the conversation database live (Rasa's `endpoints.yml`), and
+how long delivery bookkeeping is kept (`delivery:`, CrowdDesk's own)."""
 
 from __future__ import annotations
 
@@ -23,16 +24,17 @@ from crowddesk.bot.yaml_files import (
 
 ACTION_ENDPOINT_ENV = "CROWDDESK_ACTION_ENDPOINT"
 DATABASE_URL_ENV = "CROWDDESK_DATABASE_URL"
-ENDPOINT_KEYS = ("version", "action_endpoint", "tracker_store")
+ENDPOINT_KEYS = ("version", "action_endpoint", "tracker_store", "delivery")
 TRACKER_STORE_KEYS = ("type", "url", "host", "port", "dialect", "db", "username", "password", "query")
 DEFAULT_SQLITE_DB = "crowddesk.db"
+DEFAULT_RETENTION_DAYS = 7
 # SQLAlchemy's bare "postgresql" means psycopg2; CrowdDesk ships psycopg 3.
 _DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class MissingEnvironmentVariable(ProjectFileError):
-    """endpoints.yml refers to `${NAME}` but NAME is not set."""
+    """A project file (endpoints.yml, credentials.yml) refers to `${NAME}` but NAME is not set."""
 
     def __init__(self, path: Path, line: int | None, key: str, variable: str) -> None:
         self.variable = variable
@@ -43,12 +45,15 @@ class MissingEnvironmentVariable(ProjectFileError):
 class Endpoints:
     action_endpoint_url: str | None = None
     database_url: str | None = None
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    """Delivered outbox rows and inbound delivery keys older than this are deleted."""
 
     def __repr__(self) -> str:
         # The database URL usually carries a password; keep it out of logs.
         return (
             f"Endpoints(action_endpoint_url={self.action_endpoint_url!r}, "
-            f"database_url={masked_database_url(self.database_url)!r})"
+            f"database_url={masked_database_url(self.database_url)!r}, "
+            f"retention_days={self.retention_days!r})"
         )
 
 
@@ -68,6 +73,7 @@ def load_endpoints(
     env = os.environ if environ is None else environ
     action_url: str | None = None
     database_url: str | None = None
+    retention_days = DEFAULT_RETENTION_DAYS
     if path.exists():
         file = read_yaml(path, root)
         if file.content is not None:
@@ -75,9 +81,11 @@ def load_endpoints(
             reject_unknown_keys(file, top, ENDPOINT_KEYS, "")
             action_url = _action_endpoint(file, top, env)
             database_url = _tracker_store_url(file, top, env)
+            retention_days = _retention_days(file, top, env)
     return Endpoints(
         action_endpoint_url=env.get(ACTION_ENDPOINT_ENV) or action_url,
         database_url=env.get(DATABASE_URL_ENV) or database_url,
+        retention_days=retention_days,
     )
 
 
@@ -96,6 +104,22 @@ def _action_endpoint(file: YamlFile, top: Any, env: Mapping[str, str]) -> str | 
             value_line(section, "url"), "action_endpoint.url", f"expected an http(s) URL, got {url!r}"
         )
     return url
+
+
+def _retention_days(file: YamlFile, top: Any, env: Mapping[str, str]) -> int:
+    if top.get("delivery") is None:
+        return DEFAULT_RETENTION_DAYS
+    section = require_mapping(file, top["delivery"], "delivery", key_line(top, "delivery"))
+    reject_unknown_keys(file, section, ("retention_days",), "delivery")
+    days = _text(file, section, "retention_days", "delivery", env)
+    if days is None:
+        return DEFAULT_RETENTION_DAYS
+    if not days.isdigit() or int(days) < 1:
+        raise file.error(
+            value_line(section, "retention_days"), "delivery.retention_days",
+            f"expected a whole number of days, at least 1, got {days!r}",
+        )
+    return int(days)
 
 
 def _tracker_store_url(file: YamlFile, top: Any, env: Mapping[str, str]) -> str | None:
@@ -182,10 +206,16 @@ def _text(
         # No value in the message: this may be the password.
         raise file.error(line, key, "expected a single text or number value")
 
+    return expand_env(file, line, key, str(value), env)
+
+
+def expand_env(file: YamlFile, line: int | None, key: str, text: str, env: Mapping[str, str]) -> str:
+    """`text` with every `${VAR}` replaced from `env`; a missing VAR names file, line and key."""
+
     def substitute(match: re.Match[str]) -> str:
         variable = match.group(1)
         if variable not in env:
             raise MissingEnvironmentVariable(file.display_path, line, key, variable)
         return env[variable]
 
-    return _ENV_REFERENCE.sub(substitute, str(value))
+    return _ENV_REFERENCE.sub(substitute, text)

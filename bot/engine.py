@@ -14,13 +14,15 @@ import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from crowddesk.bot.action_client import ActionClient, ActionServerError
 from crowddesk.bot.batching import BatchingEncoder
 from crowddesk.bot.domain import Domain
 from crowddesk.bot.handoff import SlaTargets, build_handoff
+from crowddesk.bot.outbox import Outbox
 from crowddesk.bot.policy import (
     ConversationContext,
     Decision,
@@ -28,13 +30,18 @@ from crowddesk.bot.policy import (
     HandoffReason,
     SupportPolicy,
 )
-from crowddesk.bot.responses import ResponseRenderer
+from crowddesk.bot.rating import RATING_RESPONSE
+from crowddesk.bot.responses import ResponseRenderer, bot_event_data
 from crowddesk.bot.store import ConversationRecord, ConversationStore, NewHandoff
+from crowddesk.bot.tickets import TicketDesk
+from crowddesk.bot.wait_estimate import WaitEstimator
 from crowddesk.connectors.types import Button, InboundMessage, OutboundMessage
 from crowddesk.knowledge_base.index import KnowledgeBase
 from crowddesk.knowledge_base.types import Candidate
+from crowddesk.nlu.frustration import FrustrationDetector, FrustrationScore
 from crowddesk.nlu.pipeline import NLUPipeline, Understanding
-from crowddesk.nlu.types import Parse
+from crowddesk.nlu.rating import RATING_ENTITY, parse_rating
+from crowddesk.nlu.types import Entity, IntentScore, Parse
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +49,9 @@ logger = logging.getLogger(__name__)
 SOMETHING_ELSE = "Something else: talk to a person"
 # Conversations whose last bot action the engine remembers (see `_last_answer_automated`).
 REMEMBERED_CONVERSATIONS = 10_000
+# A rating answer is stored as this intent (the rating buttons' payload) and thanked for.
+RATE_INTENT = "rate"
+THANKS_FOR_RATING = "utter_thanks_for_rating"
 
 class MessageRejected(ValueError):
     """The message can't be processed as sent (empty, too long); nothing was stored."""
@@ -62,6 +72,8 @@ class Turn:
     events: list[dict[str, Any]] = field(default_factory=list)
     replies: list[OutboundMessage] = field(default_factory=list)
     handoff: NewHandoff | None = None
+    outbox: Outbox | None = None
+    """Where the replies are queued for delivery, in the turn's transaction (None: returned only)."""
 
     def add(self, event: str, **data: Any) -> None:
         self.events.append({"event": event, "timestamp": time.time(), **data})
@@ -78,7 +90,8 @@ class Engine:
         store: ConversationStore,
         rules: dict[str, list[str]],
         actions: ActionClient | None,
-        sla: SlaTargets = SlaTargets(),
+        tickets: TicketDesk,
+        wait_estimator: WaitEstimator,
         max_message_chars: int = 4000,
     ) -> None:
         self.domain = domain
@@ -88,7 +101,13 @@ class Engine:
         self.store = store
         self.rules = rules
         self.actions = actions
-        self.sla = sla
+        handoff = policy.settings.handoff
+        self.sla = SlaTargets(handoff.sla)
+        self.frustration = FrustrationDetector(
+            handoff.frustration.extra_phrases, repeat_similarity=handoff.frustration.repeat_similarity
+        )
+        self.tickets = tickets
+        self.wait_estimator = wait_estimator
         self.max_message_chars = max_message_chars
         self.renderer = ResponseRenderer(domain)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -111,8 +130,13 @@ class Engine:
             self._locks[sender_id] = lock
         return lock
 
-    async def handle(self, message: InboundMessage) -> list[OutboundMessage]:
-        """Process one customer message; returns the bot's replies (none while a human owns it)."""
+    async def handle(
+        self, message: InboundMessage, *, outbox: Outbox | None = None
+    ) -> list[OutboundMessage]:
+        """Process one customer message; returns the bot's replies (none while a human owns it).
+
+        With `outbox`, the replies are also queued there in the transaction that stores the turn.
+        """
         self.check(message)
         async with self._lock(message.sender_id):
             record = await asyncio.to_thread(self.store.get, message.sender_id)
@@ -121,6 +145,7 @@ class Engine:
                 channel=message.channel,
                 slots=self._initial_slots(record),
                 failed_turns=record.failed_turns if record else 0,
+                outbox=outbox,
             )
             self._maybe_start_session(turn, record)
             owner = record.owner if record else "bot"
@@ -132,6 +157,8 @@ class Engine:
                          message_id=message.message_id, parse_data=None)
                 await self._save(message.sender_id, turn, owner=owner, latest=record.latest_message if record else None)
                 return []
+            if await self._take_rating(message, turn, record):
+                return turn.replies
             understanding, candidates = await self.understand(message.text)
             parse = understanding.parse
             turn.add(
@@ -141,9 +168,11 @@ class Engine:
             )
             self._fill_slots(turn, parse)
             last_answer_automated = await self._last_answer_automated(record)
+            frustration = (FrustrationScore(()) if understanding.from_payload
+                           else await self._frustration(message, record))
             decision = self.policy.decide(
                 parse, candidates,
-                ConversationContext(turn.failed_turns, last_answer_automated),
+                ConversationContext(turn.failed_turns, last_answer_automated, frustration),
                 from_button=understanding.from_payload,
             )
             await self._execute(message, turn, parse, candidates, decision)
@@ -152,6 +181,47 @@ class Engine:
             saved = await self._save(message.sender_id, turn, owner=owner, latest=parse.as_rasa())
             self._remember_last_action(saved, turn.events, last_answer_automated)
             return turn.replies
+
+    async def _frustration(
+        self, message: InboundMessage, record: ConversationRecord | None
+    ) -> FrustrationScore:
+        settings = self.policy.settings.handoff.frustration
+        if not settings.enabled:
+            return FrustrationScore(())
+        earlier = [] if record is None else await asyncio.to_thread(
+            self.store.customer_texts, message.sender_id, settings.history_messages
+        )
+        return self.frustration.score(message.text, earlier)
+
+    async def _take_rating(
+        self, message: InboundMessage, turn: Turn, record: ConversationRecord | None
+    ) -> bool:
+        """Store the answer to the rating question and thank the customer, without NLU.
+
+        Only a message that reads as a rating is checked against the conversation, so the
+        history is read for those alone.
+        """
+        rating = parse_rating(message.text)
+        if rating is None or record is None:
+            return False
+        history = await asyncio.to_thread(self.store.events, message.sender_id)
+        if _last_bot_action(history) != RATING_RESPONSE:
+            return False
+        if await asyncio.to_thread(self.tickets.rate, message.sender_id, rating) is None:
+            return False
+        score = IntentScore(RATE_INTENT, 1.0)
+        parse = Parse(message.text, score, [score],
+                      [Entity(RATING_ENTITY, rating, 0, len(message.text), "rating")])
+        turn.add("user", text=message.text, input_channel=message.channel,
+                 message_id=message.message_id, parse_data=parse.as_rasa())
+        self._fill_slots(turn, parse)
+        if self.renderer.has(THANKS_FOR_RATING):
+            self._utter(turn, THANKS_FOR_RATING, Decision(DecisionKind.RESPOND, 1.0),
+                        self.renderer.render(THANKS_FOR_RATING, message.sender_id, turn.slots))
+        turn.add("action", name="action_listen")
+        saved = await self._save(message.sender_id, turn, owner="bot", latest=parse.as_rasa())
+        self._remember_last_action(saved, turn.events, False)
+        return True
 
     async def understand(self, text: str) -> tuple[Understanding, list[Candidate]]:
         """NLU and knowledge-base candidates for one text, in one worker-thread hop."""
@@ -335,16 +405,17 @@ class Engine:
                       and self.renderer.has("utter_out_of_scope") else "utter_handoff")
         if self.renderer.has(reply_name):
             self._utter(turn, reply_name, decision, self.renderer.render(reply_name, sender, turn.slots))
-        queued = await asyncio.to_thread(self.store.list_handoffs, "queued")
         history = await asyncio.to_thread(self.store.events, sender)  # the packet's transcript
-        wait_minutes = self.sla.expected_wait_minutes(message.channel, len(queued))
-        if self.renderer.has("utter_handoff_queued"):
-            self._utter(turn, "utter_handoff_queued", decision, self.renderer.render(
-                "utter_handoff_queued", sender, turn.slots, wait_minutes=wait_minutes))
         turn.handoff = build_handoff(
             sender_id=sender, channel=message.channel, parse=parse, decision=decision,
             candidates=considered, events=[*history, *turn.events], sla=self.sla,
         )
+        if self.renderer.has("utter_handoff_queued"):
+            wait = await asyncio.to_thread(
+                self.wait_estimator.estimate, turn.handoff.due_at, datetime.now(UTC)
+            )
+            self._utter(turn, "utter_handoff_queued", decision, self.renderer.render(
+                "utter_handoff_queued", sender, turn.slots, wait_minutes=str(wait)))
         turn.add("handoff", reason=turn.handoff.reason, priority=turn.handoff.priority,
                  due_at=turn.handoff.due_at.isoformat())
         turn.failed_turns = 0
@@ -357,16 +428,16 @@ class Engine:
     async def _save(
         self, sender_id: str, turn: Turn, *, owner: str, latest: dict[str, Any] | None
     ) -> ConversationRecord:
+        # Queued in the turn's transaction: a crash can't store the turn yet lose its replies.
+        stage_replies = (
+            None if turn.outbox is None or not turn.replies
+            else partial(turn.outbox.stage, channel=turn.channel, messages=turn.replies)
+        )
         record, _ = await asyncio.to_thread(
             self.store.record_turn, sender_id, turn.channel, turn.events, turn.slots,
-            turn.failed_turns, owner, latest, turn.handoff,
+            turn.failed_turns, owner, latest, turn.handoff, stage_replies,
         )
         return record
-
-
-def bot_event_data(reply: OutboundMessage) -> dict[str, Any]:
-    return {"buttons": [b.as_dict() for b in reply.buttons] or None, "image": reply.image,
-            "custom": reply.custom or None}
 
 
 def _mapped_value(mapping: Any, parse: Parse) -> Any:

@@ -62,7 +62,10 @@ def project_knowledge_base(project: Project, database: SqlEngine, encoder: Encod
     store = KnowledgeBaseStore(database)
     sync_project_faq(project, store)
     settings = project.config.retriever
-    return KnowledgeBase(store, encoder, lexical_weight=settings.lexical_weight, top_k=settings.top_k)
+    return KnowledgeBase(
+        store, encoder, lexical_weight=settings.lexical_weight, top_k=settings.top_k,
+        index=settings.index_settings(), index_dir=project.root / ".crowddesk" / "index",
+    )
 
 
 def evaluate_kb(

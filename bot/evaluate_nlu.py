@@ -27,7 +27,7 @@ from crowddesk.bot.evaluation import (
 )
 from crowddesk.bot.training import intent_classifier, never_answered_intents
 from crowddesk.nlu.calibration import choose_threshold
-from crowddesk.nlu.classifier import CalibratedIntentClassifier, _stratified_folds
+from crowddesk.nlu.classifier import CalibratedIntentClassifier, stratified_folds
 from crowddesk.nlu.encoders import Encoder, load_encoder
 from crowddesk.nlu.types import TrainingExample
 
@@ -141,7 +141,7 @@ class NluEvaluator:
         vectors = self.encoder.encode([e.text for e in examples])
         class_index = {name: i for i, name in enumerate(sorted({e.intent for e in examples}))}
         label_idx = np.array([class_index[e.intent] for e in examples])
-        fold_of = _stratified_folds(label_idx, folds, FOLD_SEED)
+        fold_of = stratified_folds(label_idx, folds, FOLD_SEED)
         models: list[FittedModel] = []
         parts: list[tuple[np.ndarray, Predictions]] = []
         for fold in range(folds):

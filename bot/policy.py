@@ -16,6 +16,7 @@ import numpy as np
 
 from crowddesk.bot.config import PolicySettings
 from crowddesk.knowledge_base.types import Candidate
+from crowddesk.nlu.frustration import FrustrationScore
 from crowddesk.nlu.types import Parse
 
 
@@ -39,6 +40,8 @@ class HandoffReason(str, Enum):
     CUSTOMER_REQUEST = "customer_request"
     FAILED_TURNS = "failed_turns"
     ACTION_FAILED = "action_failed"
+    FRUSTRATION = "frustration"
+    ALWAYS_HUMAN = "always_human"  # an intent configured in `always_human_intents`
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class Decision:
     options: tuple[Option, ...] = ()
     handoff_reason: HandoffReason | None = None
     counts_as_failure: bool = False
+    handoff_detail: str = ""  # why, for the agent (e.g. which frustration rules fired)
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ class RetrieverCalibration:
 class ConversationContext:
     failed_turns: int
     last_answer_was_automated: bool
+    frustration: FrustrationScore = FrustrationScore(())
 
 
 class SupportPolicy:
@@ -167,13 +172,9 @@ class SupportPolicy:
         top = ranked[0] if ranked else None
         confidence = top.confidence if top else 0.0
 
-        if top is not None and top.kind == "intent":
-            if top.key in s.handoff_intents:
-                return Decision(DecisionKind.HAND_OFF, confidence, top,
-                                handoff_reason=HandoffReason.CUSTOMER_REQUEST)
-            if top.key == s.out_of_scope_intent:
-                return Decision(DecisionKind.HAND_OFF, confidence, top,
-                                handoff_reason=HandoffReason.OUT_OF_SCOPE)
+        forced = self._forced_handoff(top, confidence, context)
+        if forced is not None:
+            return forced
 
         if top is not None and (from_button or confidence >= self.thresholds.answer):
             if top.kind == "kb":
@@ -188,7 +189,8 @@ class SupportPolicy:
         answerable = [
             o for o in ranked
             if (o.kind == "kb" or o.key in self._rule_intents)
-            and o.key not in s.handoff_intents and o.key != s.out_of_scope_intent
+            and o.key not in s.handoff_intents and o.key not in s.always_human_intents
+            and o.key != s.out_of_scope_intent
         ]
         # "Did you mean ...?" with the best option and any close runners-up; the customer's
         # pick is cheap to correct, so this needs less confidence than answering outright.
@@ -204,6 +206,28 @@ class SupportPolicy:
             )
         return Decision(DecisionKind.HAND_OFF, confidence, top,
                         handoff_reason=HandoffReason.LOW_CONFIDENCE)
+
+    def _forced_handoff(
+        self, top: Option | None, confidence: float, context: ConversationContext
+    ) -> Decision | None:
+        """Hand-offs that no confidence overrides, most specific reason first."""
+        s = self.settings
+        intent = top.key if top is not None and top.kind == "intent" else None
+        reason = None
+        if intent in s.handoff_intents:
+            reason = HandoffReason.CUSTOMER_REQUEST
+        elif intent in s.always_human_intents:
+            reason = HandoffReason.ALWAYS_HUMAN
+        elif s.handoff.frustration.enabled and \
+                context.frustration.points >= s.handoff.frustration.threshold:
+            return Decision(DecisionKind.HAND_OFF, confidence, top,
+                            handoff_reason=HandoffReason.FRUSTRATION,
+                            handoff_detail=context.frustration.explain())
+        elif intent == s.out_of_scope_intent:
+            reason = HandoffReason.OUT_OF_SCOPE
+        if reason is None:
+            return None
+        return Decision(DecisionKind.HAND_OFF, confidence, top, handoff_reason=reason)
 
     def _after_failure(self, context: ConversationContext, decision: Decision) -> Decision:
         """A clarification or a rejected answer is a failed turn; too many in a row go to a human."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
 from crowddesk.bot.config import ProjectConfig, load_config
+from crowddesk.bot.credentials import CREDENTIALS_FILE, ChannelCredentials, load_credentials
 from crowddesk.bot.domain import Domain, domain_files, load_domain, with_responses
 from crowddesk.bot.endpoints import Endpoints, load_endpoints
 from crowddesk.bot.training_data import TrainingData, find_training_files, load_training_data
@@ -26,6 +27,7 @@ class Project:
     config: ProjectConfig
     data: TrainingData
     endpoints: Endpoints
+    credentials: ChannelCredentials = field(default_factory=ChannelCredentials)
 
     def training_files(self) -> list[Path]:
         """Domain and data files, whose content decides the trained model.
@@ -67,4 +69,5 @@ def load_project(root: Path, *, environ: Mapping[str, str] | None = None) -> Pro
         config=load_config(root / CONFIG_FILE, root=root),
         data=data,
         endpoints=load_endpoints(root / ENDPOINTS_FILE, root=root, environ=environ),
+        credentials=load_credentials(root / CREDENTIALS_FILE, root=root),
     )

@@ -36,6 +36,12 @@ class ResponseRenderer:
         )
 
 
+def bot_event_data(reply: OutboundMessage) -> dict[str, Any]:
+    """The `data` of a Rasa `bot` event for a rendered reply."""
+    return {"buttons": [b.as_dict() for b in reply.buttons] or None, "image": reply.image,
+            "custom": reply.custom or None}
+
+
 def _fill(template: str, values: Mapping[str, Any]) -> str:
     # Unknown placeholders stay as they are, as in Rasa, rather than failing the reply.
     return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template)

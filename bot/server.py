@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from contextlib import asynccontextmanager
+from datetime import timedelta
+from functools import partial
 from typing import Any, AsyncIterator
 
 from fastapi import FastAPI, HTTPException, Request
@@ -14,17 +15,22 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crowddesk.bot.assemble import Bot
+from crowddesk.bot.channels import running_channels
 from crowddesk.bot.desk_api import desk_router
 from crowddesk.bot.desk_console import desk_console_router
-from crowddesk.bot.engine import MessageRejected, bot_event_data
+from crowddesk.bot.engine import MessageRejected
+from crowddesk.bot.gateway import Gateway, SeenMessages
+from crowddesk.bot.outbox import OutboxWorker
+from crowddesk.bot.rating import rating_request
+from crowddesk.bot.retention import Retention
+from crowddesk.bot.sla_monitor import SlaMonitor
+from crowddesk.bot.slack_desk import running_slack_desk
 from crowddesk.bot.tickets import TicketError
 from crowddesk.bot.store import HandoffRecord
-from crowddesk.connectors.rest import InvalidJSON, rest_router
-from crowddesk.connectors.types import InboundMessage, OutboundMessage
+from crowddesk.connectors.rest import InvalidJSON
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 
 MAX_BODY_BYTES = 256 * 1024
-RATING_RESPONSE = "utter_ask_rating"
 
 
 class ParseRequest(BaseModel):
@@ -71,9 +77,16 @@ class BodySizeLimit:
 
 
 def create_app(bot: Bot) -> FastAPI:
+    gateway = Gateway(bot.engine, SeenMessages(bot.database), bot.outbox, bot.channels)
+    retention = Retention(bot.database, timedelta(days=bot.project.endpoints.retention_days))
+    outbox_worker = OutboxWorker(bot.outbox, bot.channels, retention=retention)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
+        sla_monitor = SlaMonitor(bot.database, bot.project.config.policy.handoff.sla)
+        async with running_channels(bot.channels, gateway, outbox_worker), sla_monitor.running(), \
+                running_slack_desk(bot):
+            yield
         await bot.aclose()
 
     app = FastAPI(
@@ -84,6 +97,8 @@ def create_app(bot: Bot) -> FastAPI:
     )
 
     app.state.bot = bot
+    app.state.conversations = bot.conversations  # the web chat widget's history
+    app.state.outbox_worker = outbox_worker
 
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
 
@@ -107,23 +122,12 @@ def create_app(bot: Bot) -> FastAPI:
     async def rejected(_: Request, exc: MessageRejected) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=exc.status_code)
 
-    async def handle(message: InboundMessage) -> list[OutboundMessage]:
-        return await bot.engine.handle(message)
-
-    app.include_router(rest_router(handle))
-    def rating_request(sender_id: str) -> list[dict[str, Any]]:
-        """The bot's first words after an agent resolves: ask how it went."""
-        if not bot.engine.renderer.has(RATING_RESPONSE):
-            return []
-        reply = bot.engine.renderer.render(RATING_RESPONSE, sender_id, {})
-        now = time.time()
-        return [
-            {"event": "action", "timestamp": now, "name": RATING_RESPONSE},
-            {"event": "bot", "timestamp": now, "text": reply.text, "data": bot_event_data(reply),
-             "metadata": {"utter_action": RATING_RESPONSE}},
-        ]
-
-    app.include_router(desk_router(bot.agents, bot.tickets, bot.conversations, rating_request,
+    for connector in bot.channels.values():
+        router = connector.router(gateway)
+        if router is not None:
+            app.include_router(router)
+    app.include_router(desk_router(bot.agents, bot.tickets, bot.conversations,
+                                   partial(rating_request, bot.engine.renderer),
                                    KnowledgeBaseStore(bot.database)))
     app.include_router(desk_console_router())
 

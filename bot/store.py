@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -14,7 +14,9 @@ from sqlalchemy import (
     Engine,
     Float,
     ForeignKey,
+    Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -81,6 +83,9 @@ class HandoffRow(ConversationTables):
     assigned_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     first_response_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Set once, by whichever SLA monitor gets there first (see bot/sla_monitor.py).
+    sla_warned_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    sla_breached_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class TicketNoteRow(ConversationTables):
@@ -93,6 +98,38 @@ class TicketNoteRow(ConversationTables):
     author: Mapped[str] = mapped_column(String(128))
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class InboundMessageRow(ConversationTables):
+    """A platform delivery already handed to the engine; its key makes redeliveries no-ops."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (PrimaryKeyConstraint("channel", "message_id"),)
+
+    channel: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[str] = mapped_column(String(256))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class OutboxRow(ConversationTables):
+    """One outbound message waiting for, or done with, delivery through its channel."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_recipient", "channel", "recipient_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    recipient_id: Mapped[str] = mapped_column(String(MAX_SENDER_ID_LENGTH))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 @dataclass(frozen=True)
@@ -122,6 +159,8 @@ class HandoffRecord:
     assigned_at: datetime | None = None
     first_response_at: datetime | None = None
     rating: int | None = None
+    sla_warned_at: datetime | None = None
+    sla_breached_at: datetime | None = None
 
     def breached(self, now: datetime) -> bool:
         """The first human reply came, or is still missing, after the SLA due time."""
@@ -174,6 +213,18 @@ class ConversationStore:
             )
             return list(data)
 
+    def customer_texts(self, sender_id: str, limit: int) -> list[str]:
+        """The customer's last `limit` messages, oldest first."""
+        with self._sessions() as session:
+            data = session.scalars(
+                select(EventRow.data)
+                .join(ConversationRow, EventRow.conversation_id == ConversationRow.id)
+                .where(ConversationRow.sender_id == sender_id, EventRow.type == "user")
+                .order_by(EventRow.seq.desc())
+                .limit(limit)
+            )
+            return [str(event.get("text") or "") for event in reversed(list(data))]
+
     def record_turn(
         self,
         sender_id: str,
@@ -184,11 +235,14 @@ class ConversationStore:
         owner: str,
         latest_message: Mapping[str, Any] | None,
         new_handoff: NewHandoff | None = None,
+        also: Callable[[Session], None] | None = None,
     ) -> tuple[ConversationRecord, HandoffRecord | None]:
         """Append a turn's events and replace the conversation state, in one transaction.
 
         Creates the conversation on its first turn. `slots`, `failed_turns`, `owner` and
         `latest_message` replace the stored values; `new_handoff`, if given, opens a queued ticket.
+        `also` writes what must commit or roll back with the turn (its replies' outbox rows); it
+        runs with the conversation row locked, so those rows follow the conversation's order.
         """
         _check_turn(sender_id, events)
         now = datetime.now(UTC)
@@ -227,6 +281,8 @@ class ConversationStore:
                     due_at=new_handoff.due_at.astimezone(UTC),
                 )
                 session.add(handoff)
+            if also is not None:
+                also(session)
             session.flush()
             return (
                 _conversation_record(conversation),
@@ -334,4 +390,6 @@ def handoff_record(row: HandoffRow, sender_id: str) -> HandoffRecord:
         assigned_at=row.assigned_at,
         first_response_at=row.first_response_at,
         rating=row.rating,
+        sla_warned_at=row.sla_warned_at,
+        sla_breached_at=row.sla_breached_at,
     )

@@ -2,7 +2,8 @@
 
 Every transition locks the ticket row, then the conversation row, and checks the state it
 expects inside that transaction, so two agents can't both claim a ticket and a resolved ticket
-can't take a reply.
+can't take a reply. Messages for the customer (an agent's reply, the rating question on
+resolve) are put in the outbox in that same transaction: stored means it will be delivered.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crowddesk.bot.agents import Agent
+from crowddesk.bot.outbox import Outbox, bot_event_message
 from crowddesk.bot.store import (
     ConversationRow,
     HandoffRecord,
@@ -68,8 +70,17 @@ def _check_text(text: str) -> str:
 
 
 class TicketDesk:
-    def __init__(self, engine: Engine) -> None:
+    """Ticket transitions, each one transaction; `outbox` receives what the customer must see."""
+
+    def __init__(self, engine: Engine, outbox: Outbox | None = None) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._outbox = outbox or Outbox(engine)
+
+    def _tell_customer(
+        self, session: Session, conversation: ConversationRow, events: list[dict[str, Any]]
+    ) -> None:
+        messages = [bot_event_message(conversation.sender_id, e) for e in events if e["event"] == "bot"]
+        self._outbox.stage(session, conversation.channel, messages)
 
     def _locked(self, session: Session, ticket_id: str) -> tuple[HandoffRow, ConversationRow]:
         ticket = session.scalars(
@@ -109,6 +120,7 @@ class TicketDesk:
                      "metadata": {"agent_id": agent.id, "agent_name": agent.name,
                                   "ticket_id": ticket.id}}
             append_events(session, conversation.id, [event])
+            self._tell_customer(session, conversation, [event])
             return AgentReply(handoff_record(ticket, conversation.sender_id), conversation.channel, event)
 
     def note(self, ticket_id: str, agent: Agent, text: str) -> Note:
@@ -142,6 +154,19 @@ class TicketDesk:
             ])
             return handoff_record(ticket, conversation.sender_id)
 
+    def release(self, agent: Agent) -> list[HandoffRecord]:
+        """Put every ticket assigned to `agent` back in the queue (their account was disabled)."""
+        with self._sessions() as session:
+            assigned = session.scalars(select(HandoffRow.id).where(
+                HandoffRow.status == "assigned", HandoffRow.assigned_to == agent.id)).all()
+        released = []
+        for ticket_id in assigned:
+            try:
+                released.append(self.transfer(ticket_id, agent, None))
+            except TicketConflict:
+                continue  # resolved or moved on meanwhile: no longer theirs to give back
+        return released
+
     def resolve(
         self, ticket_id: str, agent: Agent, *, closing: list[dict[str, Any]] | None = None
     ) -> HandoffRecord:
@@ -157,6 +182,7 @@ class TicketDesk:
                  "agent_id": agent.id},
                 *(closing or []),
             ])
+            self._tell_customer(session, conversation, closing or [])
             return handoff_record(ticket, conversation.sender_id)
 
     def rate(self, sender_id: str, rating: int) -> HandoffRecord | None:

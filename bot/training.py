@@ -105,6 +105,7 @@ def train(
     retriever = FaissRetriever(
         entries, _question_vectors(encoder, entries, dict(zip(texts, vectors))),
         lexical_weight=project.config.retriever.lexical_weight,
+        index=project.config.retriever.index_settings(),
     )
     candidates = retriever.search_many(
         texts, vectors, top_k=project.config.retriever.top_k, exclude_questions=texts
@@ -163,7 +164,8 @@ def intent_classifier(settings: ClassifierSettings) -> CalibratedIntentClassifie
 
 def never_answered_intents(settings: PolicySettings) -> frozenset[str]:
     """Intents the policy always hands to a person, however confident the classifier is."""
-    return frozenset({settings.out_of_scope_intent, *settings.handoff_intents})
+    return frozenset({settings.out_of_scope_intent, *settings.handoff_intents,
+                      *settings.always_human_intents})
 
 
 def _question_vectors(

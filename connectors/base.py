@@ -9,7 +9,7 @@ a new channel is one module plus one line in `crowddesk.connectors.registry`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from fastapi import APIRouter
@@ -23,6 +23,14 @@ inline (`ChannelConnector.replies_inline`); other channels get theirs through `s
 
 class CredentialsError(ValueError):
     """A channel's block in credentials.yml is missing a key or has a bad value."""
+
+
+def reject_unknown_keys(channel: str, block: Mapping[str, Any], known: Iterable[str]) -> None:
+    """Raise `CredentialsError` naming the first key of a channel's block that is not `known`."""
+    expected = sorted(known)
+    unknown = sorted(set(block) - set(expected))
+    if unknown:
+        raise CredentialsError(f"{channel}.{unknown[0]}: unknown key; expected one of: {', '.join(expected)}")
 
 
 class DeliveryError(Exception):

@@ -18,12 +18,14 @@ CHANNELS: dict[str, str] = {
 }
 
 
+def check_known(name: str) -> None:
+    """Raise `CredentialsError` listing the known channels unless `name` is one of them."""
+    if name not in CHANNELS:
+        raise CredentialsError(f"unknown channel {name!r}; known channels: {', '.join(sorted(CHANNELS))}")
+
+
 def connector_class(name: str) -> type[ChannelConnector]:
     """The connector registered as `name`; an unknown name lists the known ones."""
-    try:
-        module_name, _, class_name = CHANNELS[name].partition(":")
-    except KeyError:
-        raise CredentialsError(
-            f"unknown channel {name!r}; known channels: {', '.join(sorted(CHANNELS))}"
-        ) from None
+    check_known(name)
+    module_name, _, class_name = CHANNELS[name].partition(":")
     return getattr(import_module(module_name), class_name)

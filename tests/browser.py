@@ -47,8 +47,9 @@ def live_server(
     )
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(
-        create_app(bot), host="127.0.0.1", port=port, log_level="warning", ws="none",
-        # Open event streams would otherwise hold shutdown until the browser lets go.
+        create_app(bot), host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio",
+        # Open event streams and the web chat's sockets would otherwise hold shutdown until
+        # the browser lets go.
         timeout_graceful_shutdown=2,
     ))
     thread = threading.Thread(target=server.run, name="live-server", daemon=True)

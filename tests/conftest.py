@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-pytest_plugins = ["tests.db_fixtures", "tests.demo_bot", "tests.nlu_fixtures", "tests.browser"]
+pytest_plugins = [
+    "tests.db_fixtures", "tests.demo_bot", "tests.nlu_fixtures", "tests.browser", "tests.slack_bot",
+]
 
 _real_connect = socket.socket.connect
 

@@ -137,9 +137,41 @@ def test_wrong_password_shows_an_error_and_sign_out_forgets_the_session(
     expect(page.get_by_role("heading", name="Queue")).to_be_visible()
     page.reload()  # the token survives a reload of the tab (sessionStorage)
     expect(page.get_by_role("heading", name="Queue")).to_be_visible()
-    page.get_by_role("button", name="Sign out").click()
+    token = page.evaluate("JSON.parse(sessionStorage.getItem('crowddesk.desk.session')).token")
+    with page.expect_response(lambda response: response.url.endswith("/desk/api/logout")) as logout:
+        page.get_by_role("button", name="Sign out").click()
+    assert logout.value.status == 204
     expect(page.get_by_label("Agent ID")).to_be_visible()
     assert page.evaluate("sessionStorage.length") == 0
+    # Signing out revoked the token on the server, not just in this tab.
+    after = httpx.get(f"{live_server.url}/desk/api/tickets", headers={"Authorization": f"Bearer {token}"})
+    assert after.status_code == 401
+
+
+def test_agent_transfers_a_ticket_to_a_colleague_picked_by_name(
+    page: Page, live_server: LiveServer, agent_id: str, sender: str
+) -> None:
+    colleague = f"agent-{uuid.uuid4().hex[:8]}"
+    live_server.bot.agents.add(colleague, "Bo Colleague")
+    customer_says(live_server, sender, "I want to speak to a human about my loan")
+    ticket_id = tracker(live_server, sender)["handoff"]["id"]
+
+    sign_in(page, live_server, agent_id, PASSWORD)
+    item = page.get_by_role("list", name="Open tickets").get_by_role("listitem").filter(has_text=sender)
+    item.get_by_role("button").click()
+    page.get_by_role("button", name="Claim").click()
+    expect(item).to_contain_text(f"assigned · {agent_id}")
+
+    picker = page.get_by_label("Transfer to")
+    expect(picker).to_be_enabled()
+    expect(picker.locator("option", has_text=f"Bo Colleague ({colleague})")).to_have_count(1)
+    expect(picker.locator("option", has_text=agent_id)).to_have_count(0)  # not to oneself
+    picker.select_option(label=f"Bo Colleague ({colleague})")
+    page.get_by_role("button", name="Transfer", exact=True).click()
+
+    expect(item).to_contain_text(f"assigned · {colleague}")
+    expect(page.get_by_label("Reply to the customer")).to_be_disabled()  # no longer hers to answer
+    assert live_server.bot.conversations.get_handoff(ticket_id).assigned_to == colleague
 
 
 def test_login_issues_a_token_and_the_stream_needs_one(live_server: LiveServer, agent_id: str) -> None:

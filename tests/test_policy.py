@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crowddesk.bot.config import PolicySettings
+from crowddesk.bot.config import FrustrationSettings, HandoffSettings, PolicySettings
 from crowddesk.bot.policy import (
     ConversationContext,
     DecisionKind,
@@ -12,6 +12,7 @@ from crowddesk.bot.policy import (
     Thresholds,
 )
 from crowddesk.knowledge_base.types import Candidate
+from crowddesk.nlu.frustration import FrustrationDetector
 from crowddesk.nlu.payload import parse_payload
 from crowddesk.nlu.types import Entity, IntentScore, Parse
 
@@ -123,3 +124,40 @@ def test_button_payload_for_a_kb_entry_answers_it() -> None:
                     [Entity("entry_id", payload.entities["entry_id"], 0, 0, "payload")])
     decision = policy.decide(pressed, [], FRESH, from_button=True)
     assert decision.kind is DecisionKind.ANSWER_FROM_KB and decision.option.key == "csv:reset-pin"
+
+
+def test_always_human_intents_hand_off_however_confident() -> None:
+    policy = make_policy(always_human_intents=["report_fraud"])
+    decision = policy.decide(parse(("report_fraud", 0.99), ("greet", 0.01)), [], FRESH)
+    assert decision.kind is DecisionKind.HAND_OFF
+    assert decision.handoff_reason is HandoffReason.ALWAYS_HUMAN
+    # Asking for a person is still a customer request, and other intents are unaffected.
+    assert policy.decide(parse(("human_handoff", 0.9)), [], FRESH).handoff_reason \
+        is HandoffReason.CUSTOMER_REQUEST
+    assert policy.decide(parse(("greet", 0.97)), [], FRESH).kind is DecisionKind.RESPOND
+
+
+def frustrated(text: str, *earlier: str) -> ConversationContext:
+    score = FrustrationDetector().score(text, earlier)
+    return ConversationContext(failed_turns=0, last_answer_was_automated=False, frustration=score)
+
+
+def test_a_frustrated_customer_is_handed_off_even_when_the_bot_knows_the_answer() -> None:
+    confident = parse(("faq/card_arrival", 0.95))
+    context = frustrated("WHERE IS MY CARD???", "where is my card")
+    decision = make_policy().decide(confident, [], context)
+    assert decision.kind is DecisionKind.HAND_OFF
+    assert decision.handoff_reason is HandoffReason.FRUSTRATION
+    assert "repeated_message" in decision.handoff_detail and "all_caps" in decision.handoff_detail
+
+
+def test_frustration_threshold_and_switch_come_from_config() -> None:
+    confident = parse(("faq/card_arrival", 0.95))
+    annoyed = frustrated("this is ridiculous and useless")  # two negative phrases: 2 points
+    assert make_policy().decide(confident, [], annoyed).kind is DecisionKind.HAND_OFF
+    lenient = HandoffSettings(frustration=FrustrationSettings(threshold=3))
+    assert make_policy(handoff=lenient).decide(confident, [], annoyed).kind \
+        is DecisionKind.ANSWER_FROM_KB
+    off = HandoffSettings(frustration=FrustrationSettings(enabled=False))
+    assert make_policy(handoff=off).decide(confident, [], annoyed).kind \
+        is DecisionKind.ANSWER_FROM_KB

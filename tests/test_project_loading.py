@@ -754,6 +754,19 @@ def test_missing_endpoints_file_configures_nothing(tmp_path: Path) -> None:
     assert load_endpoints(tmp_path / "endpoints.yml", environ={}) == Endpoints(None, None)
 
 
+def test_delivery_retention_is_read_and_defaults_to_a_week(tmp_path: Path) -> None:
+    path = write(tmp_path, "endpoints.yml", "delivery:\n  retention_days: ${RETENTION_DAYS}\n")
+    assert load_endpoints(path, environ={"RETENTION_DAYS": "30"}).retention_days == 30
+    assert load_endpoints(tmp_path / "missing.yml", environ={}).retention_days == 7
+
+
+@pytest.mark.parametrize("days", ["0", "-1", "a week", "1.5"])
+def test_delivery_retention_must_be_whole_days(tmp_path: Path, days: str) -> None:
+    path = write(tmp_path, "endpoints.yml", f"delivery:\n  retention_days: {days}\n")
+    with pytest.raises(ProjectFileError, match=r"endpoints.yml:2: delivery.retention_days: expected a whole"):
+        load_endpoints(path, root=tmp_path, environ={})
+
+
 def test_unsupported_tracker_store_type_is_rejected(tmp_path: Path) -> None:
     path = write(tmp_path, "endpoints.yml", "tracker_store:\n  type: redis\n  url: localhost\n")
     with pytest.raises(ProjectFileError, match=r"endpoints.yml:2: tracker_store.type: only `type: sql`"):

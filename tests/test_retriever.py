@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from crowddesk.bot.config import load_config
+from crowddesk.bot.yaml_files import ProjectFileError
+from crowddesk.knowledge_base.dense import IndexSettings
 from crowddesk.knowledge_base.lexical import LexicalIndex, tokenize
 from crowddesk.knowledge_base.retriever import FaissRetriever
 from crowddesk.knowledge_base.types import Candidate, KBEntry
@@ -316,7 +321,7 @@ def test_entry_found_only_lexically_in_the_approximate_index_gets_its_dense_scor
     vectors[1234] = 0.2 * query + np.sqrt(1 - 0.2**2) * other / np.linalg.norm(other)  # cosine 0.2
     entries = [KBEntry(f"r{i}", [f"topic {i}"], "answer") for i in range(len(vectors))]
     entries[1234] = KBEntry("code", ["E-1043 explained"], "answer")
-    retriever = FaissRetriever(entries, vectors, exact_below=1000)
+    retriever = FaissRetriever(entries, vectors, index=IndexSettings(exact_below=1000))
     assert retriever.index_kind == "ivf"
 
     found = {c.entry_id: c for c in retriever.search("E-1043", query, top_k=3)}
@@ -353,24 +358,108 @@ def test_concurrent_searches_give_the_sequential_results(
     assert concurrent == sequential * 5
 
 
-def test_approximate_index_above_threshold_recalls_what_the_exact_index_finds() -> None:
-    # Clustered, as sentence embeddings are (questions come in topics); on structureless noise an
-    # inverted-file index would need to scan most of its cells.
-    rng = np.random.default_rng(11)
-    topics = rng.normal(size=(60, 32))
-    vectors = (topics[rng.integers(60, size=3000)] + 0.6 * rng.normal(size=(3000, 32))).astype(np.float32)
-    queries = (topics[rng.integers(60, size=100)] + 0.6 * rng.normal(size=(100, 32))).astype(np.float32)
-    entries = [KBEntry(f"r{i}", [f"topic {i}"], "answer") for i in range(len(vectors))]
+def clustered_vectors(count: int, seed: int) -> np.ndarray:
+    """Points around 60 topics, as sentence embeddings are (questions come in topics); on
+    structureless noise an approximate index would need to scan most of itself."""
+    rng = np.random.default_rng(seed)
+    topics = np.random.default_rng(11).normal(size=(60, 32))
+    return (topics[rng.integers(60, size=count)] + 0.6 * rng.normal(size=(count, 32))).astype(np.float32)
+
+
+def numbered_entries(count: int) -> list[KBEntry]:
+    return [KBEntry(f"r{i}", [f"topic {i}"], "answer") for i in range(count)]
+
+
+def test_index_is_exact_below_the_threshold_and_approximate_from_it() -> None:
+    auto = IndexSettings(exact_below=500)
+    vectors = clustered_vectors(500, seed=1)
+
+    assert FaissRetriever(numbered_entries(499), vectors[:499], index=auto).index_kind == "flat"
+    assert FaissRetriever(numbered_entries(500), vectors, index=auto).index_kind == "ivf"
+    forced = IndexSettings(kind="hnsw", exact_below=500)
+    assert FaissRetriever(numbered_entries(10), vectors[:10], index=forced).index_kind == "hnsw"
+    assert FaissRetriever([], np.empty((0, 32), dtype=np.float32), index=forced).index_kind == "flat"
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_approximate_index_recalls_what_the_exact_index_finds(kind: str) -> None:
+    vectors, queries = clustered_vectors(3000, seed=2), clustered_vectors(100, seed=3)
+    entries = numbered_entries(len(vectors))
     texts = [""] * len(queries)  # no lexical signal: compare the dense indexes alone
 
     flat = FaissRetriever(entries, vectors, lexical_weight=0.0)
-    ivf = FaissRetriever(entries, vectors, lexical_weight=0.0, exact_below=1000)
-    assert (flat.index_kind, ivf.index_kind) == ("flat", "ivf")
+    approximate = FaissRetriever(entries, vectors, lexical_weight=0.0, index=IndexSettings(kind=kind))
+    assert (flat.index_kind, approximate.index_kind) == ("flat", kind)
 
     exact = flat.search_many(texts, queries, top_k=10)
-    approximate = ivf.search_many(texts, queries, top_k=10)
-    found = sum(len(set(ids(a)) & set(ids(e))) for a, e in zip(approximate, exact))
-    assert found / (10 * len(queries)) >= 0.95
+    found = approximate.search_many(texts, queries, top_k=10)
+    hits = sum(len(set(ids(a)) & set(ids(e))) for a, e in zip(found, exact))
+    assert hits / (10 * len(queries)) >= 0.95
+
+
+def test_approximate_index_is_saved_and_reused_while_vectors_and_settings_stay(tmp_path: Path) -> None:
+    vectors, queries = clustered_vectors(2000, seed=4), clustered_vectors(20, seed=5)
+    entries, texts = numbered_entries(len(vectors)), [""] * len(queries)
+    settings = IndexSettings(exact_below=1000)
+    built = FaissRetriever(entries, vectors, index=settings, index_dir=tmp_path)
+    (saved,) = tmp_path.glob("*.faiss")
+    saved_at = saved.stat().st_mtime_ns
+
+    reloaded = FaissRetriever(entries, vectors, index=settings, index_dir=tmp_path)
+
+    assert reloaded.index_kind == "ivf"
+    assert reloaded.search_many(texts, queries) == built.search_many(texts, queries)
+    assert [(p, p.stat().st_mtime_ns) for p in tmp_path.iterdir()] == [(saved, saved_at)]
+
+    vectors[7] = -vectors[7]  # an edited question: a new index replaces the old one
+    FaissRetriever(entries, vectors, index=settings, index_dir=tmp_path)
+    (replacement,) = tmp_path.iterdir()
+    assert replacement != saved
+
+
+def test_unreadable_saved_index_is_rebuilt_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    vectors, queries = clustered_vectors(2000, seed=6), clustered_vectors(20, seed=7)
+    entries, texts = numbered_entries(len(vectors)), [""] * len(queries)
+    settings = IndexSettings(exact_below=1000)
+    built = FaissRetriever(entries, vectors, index=settings, index_dir=tmp_path)
+    (saved,) = tmp_path.glob("*.faiss")
+    saved.write_bytes(b"not a FAISS index")
+
+    with caplog.at_level(logging.WARNING):
+        rebuilt = FaissRetriever(entries, vectors, index=settings, index_dir=tmp_path)
+
+    assert "rebuilding the dense index" in caplog.text
+    assert rebuilt.search_many(texts, queries) == built.search_many(texts, queries)
+
+
+def test_exact_index_is_not_saved(tmp_path: Path, question_vectors: np.ndarray) -> None:
+    FaissRetriever(SUPPORT_KB, question_vectors, index_dir=tmp_path)
+
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_index_options_are_read_from_config_and_checked(tmp_path: Path) -> None:
+    block = """pipeline:
+  - name: SentenceEncoder
+  - name: CalibratedIntentClassifier
+  - name: KnowledgeBaseRetriever
+    index: {index}
+    exact_below: 2000
+    hnsw_ef_search: 64
+"""
+    path = tmp_path / "config.yml"
+    path.write_text(block.format(index="hnsw"))
+
+    settings = load_config(path, root=tmp_path).retriever.index_settings()
+
+    assert settings == IndexSettings(kind="hnsw", exact_below=2000, hnsw_ef_search=64)
+    path.write_text(block.format(index="annoy"))
+    with pytest.raises(ProjectFileError, match=r"config.yml.*pipeline\[2\]\.index.*'annoy'.*auto, flat, ivf, hnsw"):
+        load_config(path, root=tmp_path)
+    with pytest.raises(ValueError, match="index kind 'annoy' is not one of"):
+        IndexSettings(kind="annoy")
 
 
 def test_empty_knowledge_base_returns_no_candidates() -> None:

@@ -10,6 +10,7 @@ const state = {
   session: null,      // {token, agent: {id, name, role}}
   queue: [],          // ticket views, with dueAt (local ms) added on arrival
   ticket: null,       // the open ticket's detail
+  agents: [],         // colleagues a ticket can be transferred to: {id, name}
   events: null,       // the EventSource
 };
 
@@ -68,12 +69,21 @@ async function signIn(event) {
 function signOut(message) {
   sessionStorage.removeItem(STORAGE_KEY);
   if (state.events) state.events.close();
-  Object.assign(state, { session: null, queue: [], ticket: null, events: null });
+  Object.assign(state, { session: null, queue: [], ticket: null, agents: [], events: null });
   $("desk").hidden = true;
   $("session").hidden = true;
   $("login").hidden = false;
   $("login-error").textContent = typeof message === "string" ? message : "";
   $("agent-id").focus();
+}
+
+async function signOutButton() {
+  const token = state.session && state.session.token;
+  signOut("");
+  if (!token) return;
+  // Revoke the token on the server too, so a copy of it can't outlive the session.
+  await fetch(`${API}/logout`, { method: "POST", headers: { Authorization: `Bearer ${token}` } })
+    .catch(() => {});
 }
 
 function start(session) {
@@ -84,6 +94,29 @@ function start(session) {
   $("signed-in-as").textContent = `${session.agent.name} (${session.agent.id})`;
   showTicket(null);
   connect();
+  loadAgents();
+}
+
+async function loadAgents() {
+  try {
+    const agents = await api("GET", "/agents");
+    // Admins get every account with its role; editors can't take tickets.
+    state.agents = agents.filter((a) => state.session && a.id !== state.session.agent.id && a.role !== "editor");
+  } catch {
+    state.agents = [];  // transfer to the queue still works
+  }
+  renderTransferTargets();
+}
+
+function renderTransferTargets() {
+  const options = state.agents.map((a) => {
+    const option = el("option", null, `${a.name} (${a.id})`);
+    option.value = a.id;
+    return option;
+  });
+  const queue = el("option", null, "the queue");
+  queue.value = "";
+  $("transfer-to").replaceChildren(queue, ...options);
 }
 
 // ---- live updates ----------------------------------------------------------------------------
@@ -186,7 +219,10 @@ async function openTicket(id) {
     const switched = !state.ticket || state.ticket.id !== id;
     showTicket(detail);
     renderTicket(detail, switched);
-    if (switched) connect();  // watch this ticket's messages and notes
+    if (switched) {
+      connect();  // watch this ticket's messages and notes
+      loadAgents();  // colleagues added since sign-in become transfer targets
+    }
   } catch (error) {
     $("ticket-error").textContent = error.message;
   }
@@ -208,7 +244,7 @@ function renderTicket(detail, switched) {
     `customer ${detail.sender_id}`, `due ${new Date(detail.due_at).toLocaleTimeString()}`].join(" · ");
   const working = mine(detail);
   $("claim").disabled = detail.status !== "queued";
-  for (const id of ["transfer", "resolve", "send-reply", "reply"]) $(id).disabled = !working;
+  for (const id of ["transfer-to", "transfer", "resolve", "send-reply", "reply"]) $(id).disabled = !working;
   renderTranscript(detail.messages);
   renderNotes(detail.notes);
   if (switched) {
@@ -313,7 +349,10 @@ function ticketPath(action) {
 
 function wireActions() {
   $("claim").addEventListener("click", () => act(() => api("POST", ticketPath("claim"))));
-  $("transfer").addEventListener("click", () => act(() => api("POST", ticketPath("transfer"), { to_agent: null })));
+  $("transfer").addEventListener("click", () => act(async () => {
+    await api("POST", ticketPath("transfer"), { to_agent: $("transfer-to").value || null });
+    $("transfer-to").value = "";
+  }));
   $("resolve").addEventListener("click", () => act(() => api("POST", ticketPath("resolve"))));
   $("reply-form").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -352,7 +391,7 @@ function wireActions() {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("login-form").addEventListener("submit", signIn);
-  $("sign-out").addEventListener("click", () => signOut(""));
+  $("sign-out").addEventListener("click", signOutButton);
   wireActions();
   setInterval(tickCountdowns, 1000);
   const session = loadSession();

@@ -1,0 +1,82 @@
+"""The message sink every connector is given: de-duplicate, then run the engine.
+
+Platforms redeliver webhooks they think were lost (Telegram resends an update, Slack retries an
+event with `X-Slack-Retry-Num`); the first delivery of a (channel, message_id) pair wins
+through a unique key in the database, so a redelivery never reaches the engine, even when it
+races the original or lands on another server process. Channels that don't answer inline
+have the engine queue the replies in the outbox, in the transaction that stores the turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine as SqlEngine
+from sqlalchemy import delete
+from sqlalchemy.orm import sessionmaker
+
+from crowddesk.bot.database import insert_missing
+from crowddesk.bot.engine import Engine
+from crowddesk.bot.outbox import Outbox
+from crowddesk.bot.store import InboundMessageRow
+from crowddesk.connectors.base import ChannelConnector
+from crowddesk.connectors.types import InboundMessage, OutboundMessage
+
+logger = logging.getLogger(__name__)
+
+
+class SeenMessages:
+    """Which platform deliveries were already handed to the engine."""
+
+    def __init__(self, engine: SqlEngine) -> None:
+        self._sessions = sessionmaker(engine)
+
+    def first_sight(self, channel: str, message_id: str) -> bool:
+        """Record the delivery; True only for the first caller with this (channel, message_id)."""
+        row = {"channel": channel, "message_id": message_id, "received_at": datetime.now(UTC)}
+        with self._sessions.begin() as session:
+            return insert_missing(session, InboundMessageRow, [row]) == 1
+
+    def forget(self, channel: str, message_id: str) -> None:
+        """Drop the record so a redelivery is processed (the first attempt failed)."""
+        with self._sessions.begin() as session:
+            session.execute(delete(InboundMessageRow).where(
+                InboundMessageRow.channel == channel, InboundMessageRow.message_id == message_id))
+
+
+class Gateway:
+    """The `MessageSink` for all connectors. Returns the replies; for channels that don't
+    answer inline they are also stored in the outbox, which delivers them through `send`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        seen: SeenMessages,
+        outbox: Outbox,
+        channels: Mapping[str, ChannelConnector],
+    ) -> None:
+        self.engine = engine
+        self.seen = seen
+        self.outbox = outbox
+        self.channels = channels
+
+    async def __call__(self, message: InboundMessage) -> list[OutboundMessage]:
+        """Process one verified message unless its delivery id was seen before (then: [])."""
+        delivery_id = message.message_id
+        if delivery_id is not None:
+            if not await asyncio.to_thread(self.seen.first_sight, message.channel, delivery_id):
+                logger.info("%s delivered message %s again; ignored", message.channel, delivery_id)
+                return []
+        connector = self.channels.get(message.channel)
+        inline = connector is not None and connector.replies_inline
+        try:
+            return await self.engine.handle(message, outbox=None if inline else self.outbox)
+        except BaseException:
+            # The turn was not stored (its events and queued replies commit together): let the
+            # platform's redelivery try again.
+            if delivery_id is not None:
+                await asyncio.to_thread(self.seen.forget, message.channel, delivery_id)
+            raise

@@ -1,0 +1,134 @@
+"""The gateway between connectors and the demo bot's engine: redeliveries, inline replies, outbox."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine as SqlEngine
+from sqlalchemy.exc import DBAPIError
+
+from crowddesk.bot.assemble import Bot, assemble
+from crowddesk.bot.engine import MessageRejected
+from crowddesk.bot.gateway import Gateway, SeenMessages
+from crowddesk.bot.training import TrainResult
+from crowddesk.connectors.rest import RestChannel
+from crowddesk.connectors.types import InboundMessage
+from tests.fakes.platform import FakePlatform
+
+
+@pytest.fixture(scope="module")
+def bot(demo_project: Path, demo_training: TrainResult, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
+    database = tmp_path_factory.mktemp("gateway-db") / "crowddesk.db"
+    bot = assemble(demo_project, model_dir=demo_training.model_dir, database_url=f"sqlite:///{database}")
+    yield bot
+    bot.database.dispose()
+
+
+def gateway_for(bot: Bot) -> Gateway:
+    return Gateway(bot.engine, SeenMessages(bot.database), bot.outbox,
+                   {"fake": FakePlatform(), "rest": RestChannel()})
+
+
+def user_texts(bot: Bot, sender: str) -> list[str]:
+    return [e["text"] for e in bot.conversations.events(sender) if e["event"] == "user"]
+
+
+def queued_texts(bot: Bot, sender: str) -> list[str]:
+    return [r.message.text for r in bot.outbox.records() if r.message.recipient_id == sender]
+
+
+def test_a_redelivered_message_reaches_the_engine_once(bot: Bot, sender: str) -> None:
+    gateway = gateway_for(bot)
+    update = InboundMessage("fake", sender, "hello there", message_id="update-1001")
+
+    async def deliver_twice_at_once_then_again() -> tuple[list[int], int]:
+        racing = await asyncio.gather(gateway(update), gateway(update))
+        return sorted(len(replies) for replies in racing), len(await gateway(update))
+
+    racing, later = asyncio.run(deliver_twice_at_once_then_again())
+    assert racing[0] == 0 and racing[1] >= 1 and later == 0
+    assert user_texts(bot, sender) == ["hello there"]
+    # The replies of the one turn, each queued once for the platform.
+    assert len(queued_texts(bot, sender)) == racing[1]
+
+
+@contextmanager
+def outbox_refusing_rows(database: SqlEngine) -> Iterator[None]:
+    """The database refuses every new outbox row (a full disk, a dropped connection)."""
+    with database.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TRIGGER outbox_full BEFORE INSERT ON outbox"
+            " BEGIN SELECT RAISE(ABORT, 'outbox is full'); END"
+        )
+    try:
+        yield
+    finally:
+        with database.begin() as connection:
+            connection.exec_driver_sql("DROP TRIGGER outbox_full")
+
+
+def test_replies_that_cannot_be_queued_undo_their_turn_until_redelivered(bot: Bot, sender: str) -> None:
+    gateway = gateway_for(bot)
+    update = InboundMessage("fake", sender, "hello there", message_id=f"update-{sender}")
+    with outbox_refusing_rows(bot.database), pytest.raises(DBAPIError, match="outbox is full"):
+        asyncio.run(gateway(update))
+    # Neither the turn nor any reply was stored: no customer message goes unanswered.
+    assert bot.conversations.get(sender) is None and bot.conversations.events(sender) == []
+    assert queued_texts(bot, sender) == []
+
+    replies = asyncio.run(gateway(update))  # the platform's redelivery
+    assert user_texts(bot, sender) == ["hello there"]
+    assert queued_texts(bot, sender) == [reply.text for reply in replies] != []
+
+
+def test_replies_are_queued_in_the_order_their_turns_were_stored(bot: Bot, sender: str) -> None:
+    gateway = gateway_for(bot)
+    texts = ["hello there", "how do I block my card", "thanks"]
+
+    async def all_at_once() -> None:
+        await asyncio.gather(*(
+            gateway(InboundMessage("fake", sender, text, message_id=f"{sender}-{number}"))
+            for number, text in enumerate(texts)
+        ))
+
+    asyncio.run(all_at_once())
+    stored = [e["text"] for e in bot.conversations.events(sender) if e["event"] == "bot"]
+    assert sorted(user_texts(bot, sender)) == sorted(texts)
+    assert queued_texts(bot, sender) == stored
+
+
+def test_the_same_delivery_id_on_another_channel_is_another_message(bot: Bot, sender: str) -> None:
+    gateway = gateway_for(bot)
+    asyncio.run(gateway(InboundMessage("fake", sender, "hello there", message_id="7")))
+    asyncio.run(gateway(InboundMessage("rest", sender, "hello there", message_id="7")))
+    assert user_texts(bot, sender) == ["hello there", "hello there"]
+
+
+def test_inline_channels_get_their_replies_without_the_outbox(bot: Bot, sender: str) -> None:
+    gateway = gateway_for(bot)
+    replies = asyncio.run(gateway(InboundMessage("rest", sender, "hello there")))
+    again = asyncio.run(gateway(InboundMessage("rest", sender, "hello there")))
+    assert replies and again  # without a delivery id nothing is taken for a duplicate
+    assert queued_texts(bot, sender) == []
+
+
+def test_a_message_the_engine_rejects_can_be_delivered_again(bot: Bot, sender: str) -> None:
+    gateway = gateway_for(bot)
+    too_long = InboundMessage("fake", sender, "x" * 5000, message_id="update-2002")
+    with pytest.raises(MessageRejected):
+        asyncio.run(gateway(too_long))
+    assert gateway.seen.first_sight("fake", "update-2002")
+
+
+def test_racing_deliveries_of_one_message_have_one_first_sight(db_engine: SqlEngine) -> None:
+    seen = SeenMessages(db_engine)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        firsts = list(pool.map(lambda _: seen.first_sight("slack", "Ev0123"), range(8)))
+    assert firsts.count(True) == 1
+    seen.forget("slack", "Ev0123")
+    assert seen.first_sight("slack", "Ev0123")
