@@ -18,9 +18,11 @@ msg/s wait 160 ms each). Paced: customers pause a random time (exponential, mean
 before each next message, as people typing do; that measures the latency a customer sees while
 32 conversations are active.
 
-The floor is the least a message can cost: one encode and one knowledge-base search, in-process.
-The load generator runs on the same machine and its CPU time is reported, since it competes with
-the server for the same cores.
+The floor is the least a message can cost: one encode and one knowledge-base search, in-process,
+with the server's thread settings. The load generator runs on the same machine and its CPU time is
+reported, since it competes with the server for the same cores. So is the server's CPU time per
+message (from /proc): on a shared machine, wall-clock latency moves with everyone else's load,
+CPU per message much less.
 """
 
 from __future__ import annotations
@@ -361,6 +363,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "settings": {
             "concurrency": args.concurrency,
             "messages_per_level": args.messages,
+            "min_rounds": args.min_rounds,
+            "warmup_messages": args.warmup,
             "paced_think_ms": args.think_ms,
             "questions": "BANKING77 test split, shuffled with seed 0",
             "questions_per_conversation": QUESTIONS_PER_CONVERSATION,

@@ -151,7 +151,9 @@ def score(
     top_intent: Callable[[dict[str, Any]], str],
 ) -> dict[str, Any]:
     """Send every test text to `/model/parse` one at a time: accuracy, latency, server CPU."""
-    predicted, fallbacks, seconds = [], 0, []
+    predicted: list[str] = []
+    seconds: list[float] = []
+    fallbacks = 0
     with httpx.Client(timeout=60.0) as client:
         for text in warmup:  # first parses build TensorFlow graphs / page in weights
             client.post(url, json={"text": text}).raise_for_status()
@@ -162,13 +164,13 @@ def score(
             seconds.append(time.perf_counter() - start)
             response.raise_for_status()
             parse = response.json()
-            fallbacks += parse["intent"]["name"] == FALLBACK_INTENT
+            fallbacks += int(parse["intent"]["name"] == FALLBACK_INTENT)
             predicted.append(top_intent(parse))
         server_cpu = process_cpu_seconds(server_pid) - cpu_start
-    labels = np.array(predicted, dtype=object)
+    top = np.array(predicted, dtype=object)
     return {
-        "accuracy": accuracy(labels, test.labels),
-        "macro_f1": macro_f1(labels, test.labels),
+        "accuracy": accuracy(top, test.labels),
+        "macro_f1": macro_f1(top, test.labels),
         "fallback_share": round(fallbacks / len(test), 4),
         "parse": {
             **latency_summary(seconds),
@@ -215,6 +217,7 @@ def stratified_share(data: LabelledTexts, fraction: float) -> LabelledTexts:
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     rasa_version = check_rasa(args.rasa_python)
+    machine = {**accuracy_machine_info(), "rasa": rasa_version}
     data = load_banking77(args.data)
     train = stratified_share(data.train, args.train_fraction)
     test = stratified_share(data.test, args.test_fraction)
@@ -260,7 +263,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     reference = json.loads(args.banking77_results.read_text(encoding="utf-8"))
     return {
         "benchmark": "rasa36",
-        "machine": {**accuracy_machine_info(), "rasa": rasa_version},
+        "machine": machine,
         "settings": {
             "train_examples": len(train),
             "train_fraction": args.train_fraction,

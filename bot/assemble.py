@@ -56,17 +56,21 @@ class Bot:
         self.database.dispose()
 
 
+PROJECT_SYNC_ACTOR = "project-sync"  # the audit log's name for data/nlu.yml changes
+
+
 def sync_project_faq(project: Project, store: KnowledgeBaseStore) -> tuple[int, int]:
     """Mirror the project's retrieval intents into the KB; retire ones the project dropped.
     Returns (created or updated, retired)."""
     entries = faq_entries(project)
-    changed = sum(1 for entry in entries if store.upsert(entry))
+    changed = sum(1 for entry in entries if store.upsert(entry, actor=PROJECT_SYNC_ACTOR))
     current = {entry.id for entry in entries}
     retired = 0
     for entry in store.published():
         # Entries mirrored from a retrieval intent carry that intent as their id.
         if entry.intent and entry.id == entry.intent and entry.id not in current:
-            store.set_status(entry.id, EntryStatus.RETIRED)
+            store.set_status(entry.id, EntryStatus.RETIRED, actor=PROJECT_SYNC_ACTOR,
+                             comment="retrieval intent removed from the project")
             retired += 1
     return changed, retired
 

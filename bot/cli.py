@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from crowddesk.bot import desk_cli
+from crowddesk.bot import desk_cli, kb_cli
 
 EXIT_ERROR = 1
 
@@ -59,9 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     kb = verbs.add_parser("kb", help="manage the knowledge base")
     kb_verbs = kb.add_subparsers(dest="kb_command", required=True, metavar="ACTION")
-    kb_import = kb_verbs.add_parser("import", help="import FAQ entries (yaml, csv, markdown, rasa)")
-    kb_import.add_argument("source", type=Path)
-    kb_import.add_argument("--format", help="yaml, csv, markdown or rasa (default: from the file)")
+    kb_import = kb_verbs.add_parser(
+        "import", help="import FAQ entries (yaml, csv, markdown, rasa, stackexchange, discourse)"
+    )
+    kb_import.add_argument("source", type=Path, help="a file, a Rasa project or a folder of Discourse topics")
+    kb_import.add_argument("--format", help="yaml, csv, markdown, rasa, stackexchange (Posts.xml) or "
+                           "discourse (topic JSON) (default: from the file)")
+    kb_import.add_argument("--site-url", default="", help="the community's address, e.g. "
+                           "https://superuser.com: source links and the site part of entry ids")
     kb_list = kb_verbs.add_parser("list", help="list entries")
     kb_list.add_argument("--status", choices=["draft", "published", "retired"])
     kb_list.add_argument("--tag")
@@ -82,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (kb_import, kb_list, kb_show, kb_add, kb_retire):
         _project_arg(sub)
         sub.add_argument("--database-url")
+    kb_cli.add_parsers(kb_verbs, _project_arg)
     desk_cli.add_parser(verbs, _project_arg)
     return parser
 
@@ -133,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": commands.run,
         "shell": commands.shell,
         "demo": commands.demo,
-        "kb": commands.kb,
+        "kb": kb_cli.run if getattr(args, "kb_command", None) in kb_cli.VERBS else commands.kb,
         "desk": desk_cli.run,
     }[args.command]
     try:

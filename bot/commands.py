@@ -9,6 +9,8 @@ import re
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,9 @@ from crowddesk.bot.training import TrainResult
 from crowddesk.bot.training import train as train_model
 from crowddesk.bot.validation import validate_project
 from crowddesk.bot.yaml_files import ProjectFileError
+from crowddesk.knowledge_base.community import AnswerRules, CommunitySource, ImportBatch
 from crowddesk.knowledge_base.importers import KBImportError, importer_for
+from crowddesk.knowledge_base.ingest import IngestOptions, ingest
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
 from crowddesk.nlu.encoders import load_encoder, use_serving_threads
@@ -239,22 +243,24 @@ def kb(args: argparse.Namespace) -> int:
     project = load_project(args.project)
     store = KnowledgeBaseStore(open_database(project, args.database_url))
     if args.kb_command == "import":
-        return _kb_import(store, args.source, args.format)
+        return _kb_import(project, store, args)
+    stale = _stale_check(project)
     if args.kb_command == "list":
         status = EntryStatus(args.status) if args.status else None
         entries = store.list(status=status, tag=args.tag, text=args.search, limit=args.limit)
         if args.json:
-            say(json.dumps([e.as_dict() for e in entries], indent=2, ensure_ascii=False))
+            say(json.dumps([{**e.as_dict(), "stale": stale(e)} for e in entries], indent=2, ensure_ascii=False))
         else:
             for entry in entries:
-                say(f"{entry.id:40.40}  {entry.status.value:9}  {entry.title[:70]}")
+                flag = "stale" if stale(entry) else ""
+                say(f"{entry.id:40.40}  {entry.status.value:9}  {flag:5}  {entry.title[:70]}")
             say(f"{len(entries)} of {store.count(status)} entries")
         return 0
     if args.kb_command == "show":
         entry = store.get(args.entry_id)
         if entry is None:
             raise CommandError(f"no KB entry {args.entry_id!r} (see `crowddesk kb list`)")
-        say(json.dumps(entry.as_dict(), indent=2, ensure_ascii=False))
+        say(json.dumps({**entry.as_dict(), "stale": stale(entry)}, indent=2, ensure_ascii=False))
         return 0
     if args.kb_command == "add":
         entry = KBEntry(
@@ -272,21 +278,37 @@ def kb(args: argparse.Namespace) -> int:
     return 0
 
 
-def _kb_import(store: KnowledgeBaseStore, source: Path, format: str | None) -> int:
+def _stale_check(project: Project) -> Callable[[KBEntry], bool]:
+    """Whether an entry saw no change for the project's `stale_after_days`."""
+    stale_after = timedelta(days=project.config.retriever.ingestion.stale_after_days)
+    now = datetime.now(UTC)
+    return lambda entry: entry.is_stale(now, stale_after)
+
+
+def _kb_import(project: Project, store: KnowledgeBaseStore, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    importer = importer_for(source, format)
-    entries = importer.load(source)
-    added = updated = unchanged = 0
-    for entry in tqdm(entries, desc=f"Importing {source.name}", unit="entry", disable=not sys.stderr.isatty()):
-        before = store.get(entry.id)
-        if store.upsert(entry):
-            added += 1
-        elif before is not None and before == store.get(entry.id):
-            unchanged += 1
-        else:
-            updated += 1
-    say(f"{source}: {len(entries)} entries read; {added} added, {updated} updated, {unchanged} unchanged")
+    settings = project.config.retriever.ingestion
+    rules = AnswerRules(min_score=settings.min_answer_score, min_chars=settings.min_answer_chars)
+    importer = importer_for(args.source, args.format, site_url=args.site_url, rules=rules)
+    if isinstance(importer, CommunitySource):
+        batch = importer.read(args.source)
+        # Many people ask the same thing in a community; hand-written FAQ files are kept as written.
+        encoder = load_encoder(project.config.encoder.model)
+    else:
+        batch, encoder = ImportBatch(importer.load(args.source)), None
+    options = IngestOptions(
+        duplicate_threshold=settings.duplicate_threshold,
+        redact_patterns=settings.redact_patterns,
+        stale_after=timedelta(days=settings.stale_after_days),
+    )
+    summary = ingest(
+        store, batch, encoder=encoder, options=options,
+        progress=lambda entries: tqdm(entries, desc=f"Importing {args.source.name}", unit="entry",
+                                      disable=not sys.stderr.isatty()),
+    )
+    for line in summary.lines(str(args.source)):
+        say(line)
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -93,12 +94,29 @@ class Bounds:
         return f"must be in {'(' if self.low_open else '['}{low}, {high}], got {value!r}"
 
 
-def _setting(default: Any = None, *, bounds: Bounds | None = None, choices: tuple[str, ...] = ()) -> Any:
-    """A dataclass field readable from config.yml, with its allowed values."""
-    metadata = {"bounds": bounds, "choices": choices}
+def _setting(
+    default: Any = None,
+    *,
+    bounds: Bounds | None = None,
+    choices: tuple[str, ...] = (),
+    check: Callable[[Any], str | None] | None = None,
+) -> Any:
+    """A dataclass field readable from config.yml, with its allowed values (`check` returns
+    why a value is not allowed, or None)."""
+    metadata = {"bounds": bounds, "choices": choices, "check": check}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: default.copy(), metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+def regex_problem(patterns: list[str]) -> str | None:
+    """Why one of `patterns` is not a valid regular expression, or None."""
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            return f"{pattern!r} is not a valid regular expression: {exc}"
+    return None
 
 
 @dataclass
@@ -120,6 +138,22 @@ class ClassifierSettings:
 
 
 @dataclass
+class IngestionSettings:
+    """The `ingestion:` block of KnowledgeBaseRetriever: how `crowddesk kb import` reads community
+    sources (no retraining needed)."""
+
+    # An answer that is not accepted needs at least this score (votes / likes) to be imported.
+    min_answer_score: int = _setting(1)
+    min_answer_chars: int = _setting(20, bounds=Bounds(low=1))
+    # Questions whose embeddings are at least this similar (cosine) become variants of one entry.
+    duplicate_threshold: float = _setting(0.92, bounds=Bounds(low=0, high=1, low_open=True))
+    # Entries whose source (or, without one, the store) saw no change for this long are stale.
+    stale_after_days: int = _setting(365, bounds=Bounds(low=1))
+    # Extra regular expressions whose matches are redacted like e-mail addresses, as [redacted].
+    redact_patterns: list[str] = _setting([], check=regex_problem)
+
+
+@dataclass
 class RetrieverSettings:
     lexical_weight: float = _setting(0.35, bounds=Bounds(low=0, high=1))
     top_k: int = _setting(5, bounds=Bounds(low=1))
@@ -129,6 +163,7 @@ class RetrieverSettings:
     ivf_probes: int = _setting(16, bounds=Bounds(low=1))
     hnsw_m: int = _setting(32, bounds=Bounds(low=2))
     hnsw_ef_search: int = _setting(128, bounds=Bounds(low=1))
+    ingestion: IngestionSettings = field(default_factory=IngestionSettings)
 
     def index_settings(self) -> IndexSettings:
         """The FAISS index options, as the knowledge base takes them."""
@@ -236,7 +271,8 @@ class ProjectConfig:
             "encoder": asdict(self.encoder),
             "entities": asdict(self.entities),
             "classifier": asdict(self.classifier),
-            "retriever": asdict(self.retriever),
+            # Ingestion settings act on `kb import` only.
+            "retriever": {k: v for k, v in asdict(self.retriever).items() if k != "ingestion"},
             # Handoff settings act at run time only; changing them needs no retraining.
             "policy": {k: v for k, v in asdict(self.policy).items() if k != "handoff"},
         }
@@ -344,7 +380,10 @@ def _build_settings(
             values[option.name] = _build_settings(file, hints[option.name], block, option_key, ())
             continue
         value = _typed_value(file, item[option.name], hints[option.name], option_key, line)
-        problem = _problem(value, option.metadata.get("bounds"), option.metadata.get("choices", ()))
+        check = option.metadata.get("check")
+        problem = _problem(value, option.metadata.get("bounds"), option.metadata.get("choices", ())) or (
+            check(value) if check else None
+        )
         if problem:
             raise file.error(line, option_key, problem)
         values[option.name] = value

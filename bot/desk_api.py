@@ -24,8 +24,7 @@ from crowddesk.bot.desk_accounts import accounts_router
 from crowddesk.bot.desk_auth import DeskAuth
 from crowddesk.bot.store import ConversationStore, HandoffRecord
 from crowddesk.bot.tickets import MAX_AGENT_TEXT, Note, TicketDesk
-from crowddesk.knowledge_base.store import KnowledgeBaseStore
-from crowddesk.knowledge_base.types import EntryStatus, KBEntry
+from crowddesk.knowledge_base.suggestions import Suggestions
 
 Closing = Any  # a callable giving the bot events to store when a ticket is resolved
 
@@ -104,7 +103,7 @@ def ticket_detail(ticket: HandoffRecord, events: list[dict[str, Any]], notes: li
 
 def desk_router(
     agents: AgentDirectory, tickets: TicketDesk, conversations: ConversationStore, closing: Closing,
-    knowledge_base: KnowledgeBaseStore,
+    suggestions: Suggestions,
 ) -> APIRouter:
     router = APIRouter(prefix="/desk/api", tags=["agent desk"])
     auth = DeskAuth(agents)
@@ -215,12 +214,11 @@ def desk_router(
         return ticket_view(await asyncio.to_thread(tickets.resolve, ticket_id, agent, closing=events))
 
     @router.post("/tickets/{ticket_id}/kb-suggestion",
-                 summary="Store an agent's answer as a DRAFT knowledge-base entry for curation")
+                 summary="Propose a question and answer for the knowledge base (editors review it)")
     async def kb_suggestion(ticket_id: str, body: KBSuggestionBody, agent: AgentDep) -> dict[str, Any]:
         await existing(ticket_id)
-        entry = KBEntry(id=f"suggestion:{ticket_id}", questions=[body.question],
-                        answer=body.answer, status=EntryStatus.DRAFT, tags=["from-handoff"])
-        created = await asyncio.to_thread(knowledge_base.upsert, entry)
-        return {"id": entry.id, "status": entry.status.value, "created": created}
+        suggestion = await asyncio.to_thread(
+            suggestions.propose, ticket_id, [body.question], body.answer, agent.id)
+        return {"id": suggestion.id, "status": suggestion.status, "created": True}
 
     return router

@@ -19,7 +19,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import sessionmaker
 
 from crowddesk.bot.database import insert_missing
-from crowddesk.bot.engine import Engine
+from crowddesk.bot.engine import Engine, MessageRejected
 from crowddesk.bot.outbox import Outbox
 from crowddesk.bot.store import InboundMessageRow
 from crowddesk.connectors.base import ChannelConnector
@@ -74,9 +74,23 @@ class Gateway:
         inline = connector is not None and connector.replies_inline
         try:
             return await self.engine.handle(message, outbox=None if inline else self.outbox)
+        except MessageRejected as rejected:
+            if inline:  # the HTTP response tells the client why
+                await self._forget(message)
+                raise
+            # A platform would redeliver a webhook that failed, forever: keep the delivery
+            # record, tell the customer instead.
+            logger.info("%s message from %s rejected: %s", message.channel, message.sender_id, rejected)
+            await asyncio.to_thread(self.outbox.enqueue, message.channel, [OutboundMessage(
+                message.sender_id, f"Sorry, I couldn't read that: {rejected}. "
+                "Please send it again in shorter parts.")])
+            return []
         except BaseException:
             # The turn was not stored (its events and queued replies commit together): let the
             # platform's redelivery try again.
-            if delivery_id is not None:
-                await asyncio.to_thread(self.seen.forget, message.channel, delivery_id)
+            await self._forget(message)
             raise
+
+    async def _forget(self, message: InboundMessage) -> None:
+        if message.message_id is not None:
+            await asyncio.to_thread(self.seen.forget, message.channel, message.message_id)

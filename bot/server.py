@@ -20,6 +20,7 @@ from crowddesk.bot.desk_api import desk_router
 from crowddesk.bot.desk_console import desk_console_router
 from crowddesk.bot.engine import MessageRejected
 from crowddesk.bot.gateway import Gateway, SeenMessages
+from crowddesk.bot.kb_api import kb_router
 from crowddesk.bot.outbox import OutboxWorker
 from crowddesk.bot.rating import rating_request
 from crowddesk.bot.retention import Retention
@@ -28,7 +29,8 @@ from crowddesk.bot.slack_desk import running_slack_desk
 from crowddesk.bot.tickets import TicketError
 from crowddesk.bot.store import HandoffRecord
 from crowddesk.connectors.rest import InvalidJSON
-from crowddesk.knowledge_base.store import KnowledgeBaseStore
+from crowddesk.knowledge_base.curation import LiveIndex
+from crowddesk.knowledge_base.suggestions import Suggestions
 
 MAX_BODY_BYTES = 256 * 1024
 
@@ -80,12 +82,13 @@ def create_app(bot: Bot) -> FastAPI:
     gateway = Gateway(bot.engine, SeenMessages(bot.database), bot.outbox, bot.channels)
     retention = Retention(bot.database, timedelta(days=bot.project.endpoints.retention_days))
     outbox_worker = OutboxWorker(bot.outbox, bot.channels, retention=retention)
+    live_index = LiveIndex(bot.knowledge_base)  # picks up KB changes made by any process
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         sla_monitor = SlaMonitor(bot.database, bot.project.config.policy.handoff.sla)
         async with running_channels(bot.channels, gateway, outbox_worker), sla_monitor.running(), \
-                running_slack_desk(bot):
+                running_slack_desk(bot), live_index.running():
             yield
         await bot.aclose()
 
@@ -128,8 +131,9 @@ def create_app(bot: Bot) -> FastAPI:
             app.include_router(router)
     app.include_router(desk_router(bot.agents, bot.tickets, bot.conversations,
                                    partial(rating_request, bot.engine.renderer),
-                                   KnowledgeBaseStore(bot.database)))
+                                   Suggestions(bot.database)))
     app.include_router(desk_console_router())
+    app.include_router(kb_router(bot.agents, bot.database, live_index))
 
     @app.exception_handler(TicketError)
     async def ticket_error(_: Request, exc: TicketError) -> JSONResponse:

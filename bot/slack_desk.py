@@ -47,7 +47,7 @@ Closing = Callable[[str], list[dict[str, Any]]]
 
 def slack_agent(agents: AgentDirectory, user_id: str, name: str) -> Agent:
     """The agent a Slack user works as, created on first use; refused if disabled or not an agent.
-    A blank Slack display name falls back to the user id, which the name check always accepts."""
+    A blank Slack display name falls back to the user id."""
     agent_id = f"{SLACK_AGENT_PREFIX}{user_id}"
     agent = agents.get(agent_id)
     if agent is None:
@@ -58,7 +58,7 @@ def slack_agent(agents: AgentDirectory, user_id: str, name: str) -> Agent:
             agent = agents.get(agent_id)
             if agent is None:
                 raise TicketError(f"your CrowdDesk agent account {agent_id} is disabled") from None
-        except ValueError as exc:  # the id check: not something disabling would explain
+        except ValueError as exc:  # an id the directory refuses; "disabled" would be untrue
             raise TicketError(f"can't create your CrowdDesk agent account: {exc}") from None
     if not agent.can("agent"):
         raise TicketError(f"your CrowdDesk role {agent.role!r} can't work tickets")

@@ -26,6 +26,7 @@ from crowddesk.bot.store import (
     append_events,
     handoff_record,
 )
+from crowddesk.knowledge_base.suggestions import propose_from_ticket
 
 MAX_AGENT_TEXT = 4000
 
@@ -177,6 +178,8 @@ class TicketDesk:
             self._require_owner(ticket, agent)
             ticket.status, ticket.resolved_at = "resolved", datetime.now(UTC)
             conversation.owner, conversation.failed_turns = "bot", 0
+            if ticket.first_response_at is not None:
+                propose_from_ticket(session, ticket, agent.id)  # what a human answered, for the KB
             append_events(session, conversation.id, [
                 {"event": "handoff_resolved", "timestamp": time.time(), "ticket_id": ticket.id,
                  "agent_id": agent.id},

@@ -70,24 +70,16 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from crowddesk.knowledge_base.community import AnswerRules, CommunitySource
+from crowddesk.knowledge_base.discourse import DiscourseImporter
+from crowddesk.knowledge_base.errors import KBImportError
+from crowddesk.knowledge_base.stackexchange import StackExchangeImporter
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
+
+__all__ = ["IMPORTERS", "Importer", "KBImportError", "importer_for"]
 
 FAQ_INTENT_PREFIX = "faq/"
 FAQ_RESPONSE_PREFIX = "utter_faq/"
-
-
-class KBImportError(ValueError):
-    """A source file that cannot be imported; `line` is 1-based, None for whole-file problems."""
-
-    def __init__(self, path: Path, line: int | None, message: str) -> None:
-        super().__init__(path, line, message)  # all three in args, so the error pickles
-        self.path = path
-        self.line = line
-        self.message = message
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line is not None else str(self.path)
-        return f"{where}: {self.message}"
 
 
 class Importer(Protocol):
@@ -132,7 +124,7 @@ def _build_entries(path: Path, drafts: Iterable[_Draft]) -> list[KBEntry]:
 
 
 def _build_entry(path: Path, draft: _Draft) -> KBEntry:
-    questions = _unique_texts(" ".join(q.split()) for q in draft.questions)
+    questions = unique_texts(" ".join(q.split()) for q in draft.questions)
     if not questions:
         raise KBImportError(path, draft.line, "missing question")
     answer = draft.answer.strip()
@@ -151,14 +143,14 @@ def _build_entry(path: Path, draft: _Draft) -> KBEntry:
         questions=questions,
         answer=answer,
         source_url=draft.source_url.strip(),
-        tags=_unique_texts(tag.strip() for tag in draft.tags),
+        tags=unique_texts(tag.strip() for tag in draft.tags),
         language=draft.language.strip() or "en",
         status=status,
         intent=draft.intent,
     )
 
 
-def _unique_texts(texts: Iterable[str]) -> list[str]:
+def unique_texts(texts: Iterable[str]) -> list[str]:
     """Non-empty texts, first spelling kept when several differ only in case."""
     seen: set[str] = set()
     unique = []
@@ -619,29 +611,42 @@ IMPORTERS: dict[str, Importer] = {
     importer.format: importer
     for importer in (YamlImporter(), CsvImporter(), MarkdownImporter(), RasaRetrievalImporter())
 }
+# Community sources: built per import, with the site's URL and the answer rules.
+COMMUNITY_FORMATS: dict[str, type[CommunitySource]] = {
+    source.format: source for source in (StackExchangeImporter, DiscourseImporter)
+}
 
-_FORMAT_BY_SUFFIX = {".yml": "yaml", ".yaml": "yaml", ".csv": "csv", ".md": "markdown", ".markdown": "markdown"}
+_FORMAT_BY_SUFFIX = {
+    ".yml": "yaml", ".yaml": "yaml", ".csv": "csv", ".md": "markdown", ".markdown": "markdown",
+    ".xml": "stackexchange", ".json": "discourse",
+}
 _FAQ_INTENT_LINE = re.compile(r"^\s*-\s*intent:\s*[\"']?faq/", re.MULTILINE)
 
 
-def importer_for(path: Path, format: str | None = None) -> Importer:
-    """The importer for `path`: by explicit `format`, else by what the path is and its extension."""
-    known = ", ".join(sorted(IMPORTERS))
+def importer_for(
+    path: Path, format: str | None = None, *, site_url: str = "", rules: AnswerRules = AnswerRules()
+) -> Importer:
+    """The importer for `path`: by explicit `format`, else by what the path is and its extension.
+
+    `site_url` and `rules` configure the community formats (Stack Exchange, Discourse)."""
+    known = ", ".join(sorted([*IMPORTERS, *COMMUNITY_FORMATS]))
     if format is not None:
-        importer = IMPORTERS.get(format.strip().lower())
-        if importer is None:
+        name = format.strip().lower()
+        if name not in IMPORTERS and name not in COMMUNITY_FORMATS:
             raise KBImportError(path, None, f"unknown format {format!r} (known formats: {known})")
-        return importer
-    if path.is_dir():
-        return IMPORTERS["rasa"]
-    detected = _FORMAT_BY_SUFFIX.get(path.suffix.lower())
-    if detected is None:
-        raise KBImportError(
-            path,
-            None,
-            f"cannot tell the format from the extension {path.suffix!r} "
-            f"(known formats: {known}; extensions: {', '.join(_FORMAT_BY_SUFFIX)})",
-        )
-    if detected == "yaml" and _FAQ_INTENT_LINE.search(_read_text(path)):
-        return IMPORTERS["rasa"]
-    return IMPORTERS[detected]
+    elif path.is_dir():
+        name = "rasa"
+    else:
+        detected = _FORMAT_BY_SUFFIX.get(path.suffix.lower())
+        if detected is None:
+            raise KBImportError(
+                path,
+                None,
+                f"cannot tell the format from the extension {path.suffix!r} "
+                f"(known formats: {known}; extensions: {', '.join(_FORMAT_BY_SUFFIX)})",
+            )
+        is_rasa = detected == "yaml" and _FAQ_INTENT_LINE.search(_read_text(path))
+        name = "rasa" if is_rasa else detected
+    if name in COMMUNITY_FORMATS:
+        return COMMUNITY_FORMATS[name](site_url, rules)
+    return IMPORTERS[name]

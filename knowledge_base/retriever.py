@@ -4,7 +4,10 @@ Every question variant of every entry is one row of a FAISS inner-product index 
 L2-normalised, so inner product = cosine). A query's score for an entry blends the best cosine
 over the entry's variants with the entry's normalised BM25 score:
 
-    score = (1 - lexical_weight) * clip(max cosine, 0, 1) + lexical_weight * bm25
+    score = (1 - lexical_weight) * clip(max cosine, 0, 1) + lexical_weight * bm25 + quality prior
+
+where the quality prior (quality.py, at most 0.03) puts accepted and well-voted community
+answers first among near-equal matches.
 
 Taking the MAX over variants (not the mean) keeps an entry with a single question, as imported
 from one community thread, as answerable as one with twenty paraphrases.
@@ -24,6 +27,7 @@ import numpy as np
 
 from crowddesk.knowledge_base.dense import DenseIndex, IndexSettings, normalised_rows
 from crowddesk.knowledge_base.lexical import LexicalIndex
+from crowddesk.knowledge_base.quality import quality_prior
 from crowddesk.knowledge_base.types import Candidate, KBEntry
 
 # Dense hits fetched per requested candidate: several variants of one entry often crowd the top.
@@ -87,6 +91,7 @@ class FaissRetriever:
         self._rows_by_question_cache: dict[str, list[int]] | None = None
         self._rows_by_question_lock = threading.Lock()
 
+        self._prior = [quality_prior(entry) for entry in self._entries]
         self._lexical = LexicalIndex(
             [entry.questions for entry in self._entries],
             answers=[entry.answer for entry in self._entries],
@@ -192,6 +197,7 @@ class FaissRetriever:
             similarity, row = best[entry]
             dense = min(max(similarity, 0.0), 1.0)
             score = (1.0 - self._lexical_weight) * dense + self._lexical_weight * lexical_score
+            score += self._prior[entry]  # accepted / voted answers first among near-equal matches
             candidates.append((score, entry, dense, lexical_score, row))
         candidates.sort(key=lambda c: (-c[0], c[1]))
         return [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins  # KnowledgeBaseStore.list shadows `list` inside the class body
+import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 import numpy as np
 from sqlalchemy import (
     JSON,
+    Boolean,
     Engine,
     ForeignKey,
     Integer,
@@ -39,6 +41,21 @@ _VECTOR_DTYPE = np.dtype("<f4")
 
 _Item = TypeVar("_Item")
 
+# Once served, an entry never goes back to draft ("not reviewed yet"): it is edited in place
+# (every edit is a new version) and retired to stop serving it.
+ALLOWED_TRANSITIONS: dict[EntryStatus, frozenset[EntryStatus]] = {
+    EntryStatus.DRAFT: frozenset({EntryStatus.PUBLISHED, EntryStatus.RETIRED}),
+    EntryStatus.PUBLISHED: frozenset({EntryStatus.RETIRED}),
+    EntryStatus.RETIRED: frozenset({EntryStatus.PUBLISHED}),
+}
+SYSTEM_ACTOR = "system"
+# Not content: kept on the row (status, timestamps) or the key itself.
+_NOT_VERSIONED = frozenset({"id", "status", "created_at", "updated_at"})
+
+
+class InvalidTransition(ValueError):
+    """A status change the lifecycle does not allow (see ALLOWED_TRANSITIONS)."""
+
 
 class KnowledgeBaseTables(DeclarativeBase):
     pass
@@ -56,6 +73,13 @@ class KBEntryRow(KnowledgeBaseTables):
     intent: Mapped[str | None] = mapped_column(String(MAX_ID_LENGTH), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Provenance; nullable so that init_schema can add them to an older database.
+    source: Mapped[str | None] = mapped_column(String(MAX_ID_LENGTH), nullable=True, index=True)
+    author: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    accepted: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    votes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_activity_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    context: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class KBQuestionRow(KnowledgeBaseTables):
@@ -77,6 +101,66 @@ class EmbeddingRow(KnowledgeBaseTables):
     dim: Mapped[int] = mapped_column(Integer)
 
 
+class KBEntryVersionRow(KnowledgeBaseTables):
+    """The audit log: one row per change of an entry, holding its whole content after it."""
+
+    __tablename__ = "kb_entry_versions"
+    __table_args__ = (UniqueConstraint("entry_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entry_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(32))
+    comment: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class KBSuggestionRow(KnowledgeBaseTables):
+    """An entry proposed from a resolved handoff, waiting for an editor (see suggestions.py)."""
+
+    __tablename__ = "kb_suggestions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(String(32), index=True)
+    questions: Mapped[list[str]] = mapped_column(JSON)
+    answer: Mapped[str] = mapped_column(Text)
+    agent: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    entry_id: Mapped[str | None] = mapped_column(String(MAX_ID_LENGTH), nullable=True)
+    reviewer: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class EntryVersion:
+    """One audited change: who did what to an entry, when, and its content afterwards."""
+
+    entry_id: str
+    version: int
+    status: EntryStatus
+    content: dict[str, Any]
+    actor: str
+    action: str
+    comment: str
+    created_at: datetime
+
+    def entry(self) -> KBEntry:
+        """The entry as this version left it."""
+        return entry_from_content(self.entry_id, self.status, self.content)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "entry_id": self.entry_id, "version": self.version, "status": self.status.value,
+            "content": self.content, "actor": self.actor, "action": self.action,
+            "comment": self.comment, "created_at": self.created_at.isoformat(),
+        }
+
+
 class KnowledgeBaseStore:
     """Persists KB entries (questions kept in order) and caches text embeddings per encoder.
 
@@ -86,8 +170,15 @@ class KnowledgeBaseStore:
     def __init__(self, engine: Engine) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
-    def upsert(self, entry: KBEntry) -> bool:
-        """Create or replace an entry (questions included); True if it was created."""
+    def upsert(self, entry: KBEntry, *, actor: str = SYSTEM_ACTOR, comment: str = "") -> bool:
+        """Create or replace an entry (questions included); True if it was created.
+
+        A creation or a change is versioned as done by `actor`; a status change must be one
+        ALLOWED_TRANSITIONS lists (InvalidTransition otherwise).
+        """
+        return self._write(entry, actor=actor, comment=comment)
+
+    def _write(self, entry: KBEntry, *, actor: str, comment: str, action: str | None = None) -> bool:
         _check_entry(entry)
         now = datetime.now(UTC)
         with self._sessions.begin() as session:
@@ -98,6 +189,7 @@ class KnowledgeBaseStore:
             )
             if created:
                 _replace_questions(session, entry.id, entry.questions)
+                _add_version(session, entry, actor, action or "create", comment, now)
                 return True
             row = session.scalars(
                 select(KBEntryRow).where(KBEntryRow.id == entry.id).with_for_update()
@@ -105,10 +197,12 @@ class KnowledgeBaseStore:
             stored = _to_entry(row, _questions_of(session, [entry.id])[entry.id])
             if _content(stored) == _content(entry):
                 return False
+            _check_transition(entry.id, stored.status, EntryStatus(entry.status))
             for column, value in _content_columns(entry).items():
                 setattr(row, column, value)
             row.updated_at = now
             _replace_questions(session, entry.id, entry.questions)
+            _add_version(session, entry, actor, action or "edit", comment, now)
             return False
 
     def get(self, entry_id: str) -> KBEntry | None:
@@ -129,19 +223,55 @@ class KnowledgeBaseStore:
         with self._sessions() as session:
             return _load_entries(session, query.order_by(KBEntryRow.id))
 
-    def set_status(self, entry_id: str, status: EntryStatus) -> KBEntry:
-        """Move an entry to `status`; raises KeyError if there is no such entry."""
-        new_status = EntryStatus(status).value
+    def set_status(
+        self, entry_id: str, status: EntryStatus, *, actor: str = SYSTEM_ACTOR, comment: str = ""
+    ) -> KBEntry:
+        """Move an entry to `status`, versioned as done by `actor`; KeyError if there is no
+        such entry, InvalidTransition if the lifecycle does not allow the move."""
+        new_status = EntryStatus(status)
         with self._sessions.begin() as session:
             row = session.scalars(
                 select(KBEntryRow).where(KBEntryRow.id == entry_id).with_for_update()
             ).one_or_none()
             if row is None:
                 raise KeyError(f"no knowledge-base entry with id {entry_id!r}")
-            if row.status != new_status:
-                row.status = new_status
+            if row.status != new_status.value:
+                _check_transition(entry_id, EntryStatus(row.status), new_status)
+                row.status = new_status.value
                 row.updated_at = datetime.now(UTC)
+                entry = _to_entry(row, _questions_of(session, [entry_id])[entry_id])
+                _add_version(session, entry, actor, _STATUS_ACTIONS[new_status], comment, row.updated_at)
             return _to_entry(row, _questions_of(session, [entry_id])[entry_id])
+
+    def history(self, entry_id: str) -> builtins.list[EntryVersion]:
+        """Every version of an entry, oldest first (empty for an unknown id)."""
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(KBEntryVersionRow).where(KBEntryVersionRow.entry_id == entry_id)
+                .order_by(KBEntryVersionRow.version)
+            )
+            return [_to_version(row) for row in rows]
+
+    def restore(self, entry_id: str, version: int, *, actor: str, comment: str = "") -> KBEntry:
+        """Bring back the content of `version` as a new version; the current status is kept,
+        so restoring never publishes or withdraws an entry by itself."""
+        current = self.get(entry_id)
+        if current is None:
+            raise KeyError(f"no knowledge-base entry with id {entry_id!r}")
+        chosen = next((v for v in self.history(entry_id) if v.version == version), None)
+        if chosen is None:
+            raise KeyError(f"knowledge-base entry {entry_id!r} has no version {version}")
+        restored = entry_from_content(entry_id, current.status, chosen.content)
+        self._write(restored, actor=actor, comment=comment or f"restored version {version}",
+                    action="restore")
+        return self.get(entry_id) or restored
+
+    def change_count(self) -> int:
+        """How many changes were ever made; grows with every committed change, in any process."""
+        # A count, not max(id): PostgreSQL hands out ids before commit, so a lower id can
+        # become visible after a higher one and a watcher of max(id) would miss it.
+        with self._sessions() as session:
+            return session.scalar(select(func.count()).select_from(KBEntryVersionRow)) or 0
 
     def cached_vectors(self, encoder: str, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """The cached vectors of those `texts` that `encoder` has encoded before, keyed by text."""
@@ -206,6 +336,56 @@ def _check_entry(entry: KBEntry) -> None:
         raise ValueError(f"KB entry {entry.id!r} has unknown status {entry.status!r}")
 
 
+_STATUS_ACTIONS = {
+    EntryStatus.DRAFT: "draft",
+    EntryStatus.PUBLISHED: "publish",
+    EntryStatus.RETIRED: "retire",
+}
+
+
+def _check_transition(entry_id: str, old: EntryStatus, new: EntryStatus) -> None:
+    if old != new and new not in ALLOWED_TRANSITIONS[old]:
+        allowed = " or ".join(sorted(s.value for s in ALLOWED_TRANSITIONS[old]))
+        raise InvalidTransition(
+            f"KB entry {entry_id!r} is {old.value}; it can become {allowed}, not {new.value} "
+            "(edit it instead: every edit is a new version)"
+        )
+
+
+def _add_version(
+    session: Session, entry: KBEntry, actor: str, action: str, comment: str, now: datetime
+) -> None:
+    latest = session.scalar(
+        select(func.max(KBEntryVersionRow.version)).where(KBEntryVersionRow.entry_id == entry.id)
+    )
+    content = {k: v for k, v in entry.as_dict().items() if k not in _NOT_VERSIONED}
+    session.add(KBEntryVersionRow(
+        entry_id=entry.id, version=(latest or 0) + 1, status=EntryStatus(entry.status).value,
+        content=content, actor=actor or SYSTEM_ACTOR, action=action, comment=comment, created_at=now,
+    ))
+
+
+def _to_version(row: KBEntryVersionRow) -> EntryVersion:
+    return EntryVersion(
+        entry_id=row.entry_id, version=row.version, status=EntryStatus(row.status),
+        content=dict(row.content), actor=row.actor, action=row.action, comment=row.comment,
+        created_at=row.created_at,
+    )
+
+
+def entry_from_content(entry_id: str, status: EntryStatus, content: Mapping[str, Any]) -> KBEntry:
+    """A KBEntry from a version's content (KBEntry.as_dict without id, status and timestamps)."""
+    known = {field.name: field for field in dataclasses.fields(KBEntry)}
+    values: dict[str, Any] = {}
+    for name, value in content.items():
+        if name not in known or name in _NOT_VERSIONED:
+            continue  # a field an older or newer CrowdDesk wrote
+        if isinstance(value, str) and "datetime" in str(known[name].type):
+            value = datetime.fromisoformat(value)
+        values[name] = value
+    return KBEntry(id=entry_id, status=status, **values)
+
+
 def _content_columns(entry: KBEntry) -> dict[str, Any]:
     return {
         "answer": entry.answer,
@@ -214,6 +394,12 @@ def _content_columns(entry: KBEntry) -> dict[str, Any]:
         "language": entry.language,
         "status": EntryStatus(entry.status).value,
         "intent": entry.intent,
+        "source": entry.source,
+        "author": entry.author,
+        "accepted": entry.accepted,
+        "votes": entry.votes,
+        "last_activity_at": entry.last_activity_at,
+        "context": entry.context,
     }
 
 
@@ -260,6 +446,12 @@ def _to_entry(row: KBEntryRow, questions: list[str]) -> KBEntry:
         intent=row.intent,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        source=row.source or "",
+        author=row.author or "",
+        accepted=bool(row.accepted),
+        votes=row.votes or 0,
+        last_activity_at=row.last_activity_at,
+        context=row.context or "",
     )
 
 

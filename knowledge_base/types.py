@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -19,7 +19,11 @@ class KBEntry:
     """A community answer: one or more ways of asking, one answer, and where it came from.
 
     `intent` links the entry to a retrieval intent (`faq/<key>`) when it came from one, so the
-    intent classifier and the retriever can vote for the same answer.
+    intent classifier and the retriever can vote for the same answer. The provenance fields say
+    where a community answer came from: `source` is "<importer>:<id in the source>" (stable
+    across re-imports), `author` the answerer's handle, `accepted` whether the asker accepted the
+    answer, `votes` its score, `last_activity_at` when the thread last changed at the source;
+    `context` is the asker's full question, shown to agents and editors but not indexed.
     """
 
     id: str
@@ -32,10 +36,22 @@ class KBEntry:
     intent: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    source: str = ""
+    author: str = ""
+    accepted: bool = False
+    votes: int = 0
+    last_activity_at: datetime | None = None
+    context: str = ""
 
     @property
     def title(self) -> str:
         return self.questions[0] if self.questions else self.id
+
+    def is_stale(self, now: datetime, stale_after: timedelta) -> bool:
+        """True when the entry's last change (at its source if known, else in the store) is
+        older than `stale_after`."""
+        changed = self.last_activity_at or self.updated_at
+        return changed is not None and now - changed > stale_after
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +65,12 @@ class KBEntry:
             "intent": self.intent,
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "source": self.source,
+            "author": self.author,
+            "accepted": self.accepted,
+            "votes": self.votes,
+            "last_activity_at": self.last_activity_at.isoformat() if self.last_activity_at else None,
+            "context": self.context,
         }
 
 

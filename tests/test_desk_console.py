@@ -6,6 +6,7 @@ import re
 import struct
 import uuid
 import zlib
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from crowddesk.knowledge_base.store import KnowledgeBaseStore
-from crowddesk.knowledge_base.types import EntryStatus
+from crowddesk.bot.config import SlaSettings
+from crowddesk.bot.sla_monitor import SlaMonitor
+from crowddesk.knowledge_base.suggestions import Suggestions
 from tests.browser import LiveServer
 
 PASSWORD = "correct horse battery staple"
@@ -109,10 +111,10 @@ def test_agent_works_a_live_handoff_from_queue_to_resolution(
 
     page.get_by_label("Question for a KB entry").fill("I want to speak to someone about my card")
     page.get_by_role("button", name="Propose this reply as a KB entry").click()
-    expect(page.get_by_text(f"Saved as draft suggestion:{ticket_id}")).to_be_visible()
-    draft = KnowledgeBaseStore(live_server.bot.database).get(f"suggestion:{ticket_id}")
-    assert draft is not None and draft.status == EntryStatus.DRAFT
-    assert draft.answer == f"{answer} — Ana" and draft.tags == ["from-handoff"]
+    expect(page.get_by_text(re.compile(r"Suggestion \d+ sent to the knowledge-base editors"))).to_be_visible()
+    [proposed] = [s for s in Suggestions(live_server.bot.database).list() if s.ticket_id == ticket_id]
+    assert proposed.questions == ["I want to speak to someone about my card"]
+    assert proposed.answer == f"{answer} — Ana" and proposed.agent == agent_id
 
     shot = tmp_path / "desk.png"
     page.screenshot(path=shot, full_page=True)
@@ -123,6 +125,49 @@ def test_agent_works_a_live_handoff_from_queue_to_resolution(
     expect(item).to_have_count(0)
     state = tracker(live_server, sender)
     assert state["handoff"] is None and state["owner"] == "bot"
+
+
+def flag_sla(live_server: LiveServer, ticket_id: str, now: datetime) -> None:
+    """One pass of the real SLA monitor, its clock set to `now`. Other tickets of the session
+    that are due by then are flagged too, as they would be on a server running that late."""
+    monitor = SlaMonitor(live_server.bot.database, SlaSettings(warning_minutes=5), clock=lambda: now)
+    assert ticket_id in {flagged.ticket_id for flagged in monitor.check()}
+
+
+def test_sla_warning_then_breach_show_live_on_the_queue_and_the_open_ticket(
+    page: Page, live_server: LiveServer, agent_id: str, sender: str
+) -> None:
+    customer_says(live_server, sender, "I want to speak to a human about my mortgage")
+    ticket = live_server.bot.conversations.get_handoff(tracker(live_server, sender)["handoff"]["id"])
+    assert ticket is not None
+    sign_in(page, live_server, agent_id, PASSWORD)
+    item = page.get_by_role("list", name="Open tickets").get_by_role("listitem").filter(has_text=sender)
+    item.get_by_role("button").click()
+    head_status = page.locator(".ticket-head").get_by_role("status")
+    expect(page.get_by_role("heading", name=f"Ticket {ticket.id}")).to_be_visible()
+    expect(item).not_to_contain_text("SLA")
+    expect(head_status).to_be_hidden()
+
+    # Flags reach the open console without a reload: the stream re-sends the queue.
+    flag_sla(live_server, ticket.id, ticket.due_at - timedelta(minutes=4))
+    expect(item.locator(".sla")).to_have_text("SLA at risk")
+    expect(item.locator(".sla")).to_have_css("color", "rgb(138, 75, 0)")
+    expect(head_status).to_have_text("SLA at risk")
+
+    flag_sla(live_server, ticket.id, ticket.due_at + timedelta(seconds=1))
+    expect(item.locator(".sla")).to_have_text("SLA breached")
+    expect(item.locator(".sla")).to_have_css("background-color", "rgb(179, 38, 30)")
+    expect(head_status).to_have_text("SLA breached")
+    expect(head_status).to_have_css("background-color", "rgb(179, 38, 30)")
+
+    # A breach stays on the ticket after the late first reply.
+    page.get_by_role("button", name="Claim").click()
+    page.get_by_label("Reply to the customer").fill("Sorry for the wait, I'm on it.")
+    page.get_by_role("button", name="Send reply").click()
+    transcript = page.get_by_role("list", name="Transcript")
+    expect(transcript.locator(".bubble.agent")).to_contain_text("Sorry for the wait")
+    expect(item.locator(".sla")).to_have_text("SLA breached")
+    expect(head_status).to_have_text("SLA breached")
 
 
 def test_wrong_password_shows_an_error_and_sign_out_forgets_the_session(

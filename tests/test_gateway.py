@@ -117,12 +117,24 @@ def test_inline_channels_get_their_replies_without_the_outbox(bot: Bot, sender: 
     assert queued_texts(bot, sender) == []
 
 
-def test_a_message_the_engine_rejects_can_be_delivered_again(bot: Bot, sender: str) -> None:
+def test_an_over_long_platform_message_is_answered_and_never_redelivered(bot: Bot, sender: str) -> None:
+    # A failed webhook makes Telegram or Slack redeliver it forever: the customer is told instead.
     gateway = gateway_for(bot)
     too_long = InboundMessage("fake", sender, "x" * 5000, message_id="update-2002")
+    assert asyncio.run(gateway(too_long)) == []
+    assert asyncio.run(gateway(too_long)) == []
+    assert user_texts(bot, sender) == []
+    [notice] = queued_texts(bot, sender)
+    assert "5000 characters" in notice and "shorter" in notice
+
+
+def test_an_over_long_rest_message_is_refused_and_can_be_sent_again(bot: Bot, sender: str) -> None:
+    gateway = gateway_for(bot)
+    too_long = InboundMessage("rest", sender, "x" * 5000, message_id="req-2003")
     with pytest.raises(MessageRejected):
         asyncio.run(gateway(too_long))
-    assert gateway.seen.first_sight("fake", "update-2002")
+    assert gateway.seen.first_sight("rest", "req-2003")
+    assert queued_texts(bot, sender) == []
 
 
 def test_racing_deliveries_of_one_message_have_one_first_sight(db_engine: SqlEngine) -> None:

@@ -195,6 +195,8 @@ def test_unreadable_file_is_an_import_error(tmp_path: Path) -> None:
         ("faq.md", "markdown"),
         ("rasa_project", "rasa"),
         ("rasa_project/data/nlu.yml", "rasa"),  # a .yml with faq/ intents is Rasa NLU data
+        ("stackexchange/Posts.xml", "stackexchange"),
+        ("discourse/t-42.json", "discourse"),
     ],
 )
 def test_importer_is_chosen_by_path(relative_path: str, expected_format: str) -> None:
@@ -203,7 +205,7 @@ def test_importer_is_chosen_by_path(relative_path: str, expected_format: str) ->
 
 def test_explicit_format_wins_and_unknown_formats_list_the_known_ones() -> None:
     assert importer_for(Path("faq.txt"), "CSV") is IMPORTERS["csv"]
-    with pytest.raises(KBImportError, match=r"known formats: csv, markdown, rasa, yaml"):
+    with pytest.raises(KBImportError, match=r"known formats: csv, discourse, markdown, rasa, stackexchange, yaml"):
         importer_for(Path("faq.txt"))
-    with pytest.raises(KBImportError, match=r"unknown format 'xml' \(known formats: csv, markdown"):
+    with pytest.raises(KBImportError, match=r"unknown format 'xml' \(known formats: csv, discourse, markdown"):
         importer_for(Path("faq.xml"), "xml")

@@ -180,20 +180,43 @@ function renderQueue(tickets) {
   $("queue-count").textContent = `(${tickets.length})`;
   $("queue-empty").hidden = tickets.length > 0;
   tickCountdowns();
-  if (state.ticket && !tickets.some((t) => t.id === state.ticket.id)) refreshTicket();
+  if (!state.ticket) return;
+  // The queue is re-sent when the SLA monitor flags a ticket; the open one's badge follows it.
+  const open = state.queue.find((t) => t.id === state.ticket.id);
+  if (open) renderSla($("ticket-sla"), open);
+  else refreshTicket();
+}
+
+// The SLA monitor's flags, not the local countdown: a late first reply stays a breach, and
+// "at risk" ends once someone has answered.
+function slaFlag(ticket) {
+  if (ticket.sla_breached_at) return { level: "breached", text: "SLA breached" };
+  if (ticket.sla_warned_at && !ticket.first_response_at) return { level: "at-risk", text: "SLA at risk" };
+  return null;
+}
+
+function renderSla(node, ticket) {
+  const flag = slaFlag(ticket);
+  node.hidden = !flag;
+  node.className = flag ? `sla ${flag.level}` : "sla";
+  node.textContent = flag ? flag.text : "";
 }
 
 function queueItem(ticket) {
   const item = el("li");
-  const button = el("button", "queue-item");
+  const flag = slaFlag(ticket);
+  const button = el("button", flag ? `queue-item sla-${flag.level}` : "queue-item");
   button.type = "button";
   button.dataset.ticketId = ticket.id;
   if (state.ticket && state.ticket.id === ticket.id) button.setAttribute("aria-current", "true");
   const top = el("span", "row");
   const countdown = el("span", "countdown");
   countdown.dataset.dueAt = String(ticket.dueAt);
-  top.append(countdown, el("span", `badge ${ticket.status}`, ticket.status === "assigned"
+  const badges = el("span", "badges");
+  badges.append(el("span", `badge ${ticket.status}`, ticket.status === "assigned"
     ? `assigned · ${ticket.assigned_to}` : "queued"));
+  if (flag) badges.append(el("span", `sla ${flag.level}`, flag.text));
+  top.append(countdown, badges);
   const about = el("span", "row meta", [ticket.reason.replaceAll("_", " "), ticket.channel,
     ticket.priority === "high" ? "high priority" : null, ticket.sender_id].filter(Boolean).join(" · "));
   button.append(top, about, el("span", "summary", ticket.summary));
@@ -239,6 +262,7 @@ function mine(detail) {
 
 function renderTicket(detail, switched) {
   $("ticket-title").textContent = `Ticket ${detail.id}`;
+  renderSla($("ticket-sla"), detail);
   const owner = detail.assigned_to ? `assigned to ${detail.assigned_to}` : detail.status;
   $("ticket-meta").textContent = [owner, detail.reason.replaceAll("_", " "), detail.channel,
     `customer ${detail.sender_id}`, `due ${new Date(detail.due_at).toLocaleTimeString()}`].join(" · ");
@@ -384,7 +408,7 @@ function wireActions() {
     }
     act(async () => {
       const saved = await api("POST", ticketPath("kb-suggestion"), { question, answer });
-      $("kb-status").textContent = `Saved as draft ${saved.id} for the knowledge-base editors.`;
+      $("kb-status").textContent = `Suggestion ${saved.id} sent to the knowledge-base editors.`;
     });
   });
 }

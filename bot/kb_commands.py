@@ -1,0 +1,137 @@
+"""What each `crowddesk kb` curation verb does; bot/kb_cli.py only parses."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import yaml
+
+from crowddesk.bot.commands import CommandError, say
+from crowddesk.bot.database import open_database
+from crowddesk.bot.project import load_project
+from crowddesk.knowledge_base.gaps import gap_report
+from crowddesk.knowledge_base.store import KnowledgeBaseStore
+from crowddesk.knowledge_base.suggestions import Suggestion, SuggestionError, Suggestions
+from crowddesk.knowledge_base.types import EntryStatus
+from crowddesk.nlu.encoders import load_encoder
+
+
+def run_verb(args: argparse.Namespace) -> int:
+    """Run `crowddesk kb <verb>`; store and suggestion errors become one-line CommandErrors."""
+    try:
+        return _VERBS[args.kb_command](args)
+    except (KeyError, ValueError, SuggestionError) as exc:
+        raise CommandError(str(exc.args[0]) if exc.args else str(exc)) from exc
+
+
+def _store(args: argparse.Namespace) -> KnowledgeBaseStore:
+    return KnowledgeBaseStore(open_database(load_project(args.project), args.database_url))
+
+
+def _suggestions(args: argparse.Namespace) -> Suggestions:
+    return Suggestions(open_database(load_project(args.project), args.database_url))
+
+
+def history(args: argparse.Namespace) -> int:
+    versions = _store(args).history(args.entry_id)
+    if not versions:
+        raise CommandError(f"no KB entry {args.entry_id!r} (see `crowddesk kb list`)")
+    if args.json:
+        say(json.dumps([v.as_dict() for v in versions], indent=2, ensure_ascii=False))
+        return 0
+    for v in versions:
+        note = f"  — {v.comment}" if v.comment else ""
+        say(f"v{v.version:<3} {v.created_at:%Y-%m-%d %H:%M}  {v.action:8} {v.status.value:9} by {v.actor}{note}")
+    return 0
+
+
+def restore(args: argparse.Namespace) -> int:
+    entry = _store(args).restore(args.entry_id, args.version, actor=args.actor, comment=args.comment)
+    say(f"Restored {entry.id} to the content of version {args.version} (still {entry.status.value})")
+    return 0
+
+
+def publish(args: argparse.Namespace) -> int:
+    _store(args).set_status(args.entry_id, EntryStatus.PUBLISHED, actor=args.actor, comment=args.comment)
+    say(f"Published {args.entry_id}")
+    return 0
+
+
+def suggestions(args: argparse.Namespace) -> int:
+    found = _suggestions(args).list(None if args.status == "all" else args.status)
+    if args.json:
+        say(json.dumps([s.as_dict() for s in found], indent=2, ensure_ascii=False))
+        return 0
+    for s in found:
+        say(f"#{s.id:<4} {s.status:8} ticket {s.ticket_id}  by {s.agent}")
+        for question in s.questions:
+            say(f"      Q: {question}")
+        say(f"      A: {s.answer[:200]}")
+    say(f"{len(found)} suggestion(s)")
+    return 0
+
+
+def approve(args: argparse.Namespace) -> int:
+    box = _suggestions(args)
+    questions, answer = None, None
+    if args.edit:
+        questions, answer = _edit(box.get(args.suggestion_id))
+    entry = box.approve(args.suggestion_id, args.actor, questions=questions, answer=answer)
+    say(f"Approved suggestion {args.suggestion_id}: published {entry.id}")
+    return 0
+
+
+def reject(args: argparse.Namespace) -> int:
+    _suggestions(args).reject(args.suggestion_id, args.actor, args.reason)
+    say(f"Rejected suggestion {args.suggestion_id}")
+    return 0
+
+
+def gaps(args: argparse.Namespace) -> int:
+    project = load_project(args.project)
+    database = open_database(project, args.database_url)
+    since = datetime.now(UTC) - timedelta(days=args.since) if args.since else None
+    clusters = gap_report(database, load_encoder(project.config.encoder.model), since=since)[: args.limit]
+    if args.json:
+        say(json.dumps([c.as_dict() for c in clusters], indent=2, ensure_ascii=False))
+        return 0
+    for rank, cluster in enumerate(clusters, start=1):
+        say(f"{rank:>2}. {cluster.size} question(s), last {cluster.last_seen:%Y-%m-%d}")
+        for example in cluster.examples:
+            say(f"      {example}")
+    if not clusters:
+        say("No unanswered questions" + (f" in the last {args.since:g} days" if args.since else ""))
+    return 0
+
+
+def _edit(suggestion: Suggestion) -> tuple[list[str], str]:
+    """Let the editor change questions and answer in $EDITOR (a YAML document)."""
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    if not editor:
+        raise CommandError("--edit needs $EDITOR (or $VISUAL) set to an editor command")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"suggestion-{suggestion.id}.yml"
+        path.write_text(yaml.safe_dump({"questions": suggestion.questions, "answer": suggestion.answer},
+                                       allow_unicode=True, sort_keys=False), encoding="utf-8")
+        status = subprocess.run([*shlex.split(editor), str(path)], check=False).returncode
+        if status != 0:
+            raise CommandError(f"the editor exited with status {status}; nothing was approved")
+        edited = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    questions, answer = edited.get("questions"), edited.get("answer")
+    if not isinstance(questions, list) or not all(isinstance(q, str) for q in questions) \
+            or not isinstance(answer, str):
+        raise CommandError(f"{path.name}: needs `questions` (a list of texts) and `answer` (a text)")
+    return questions, answer
+
+
+_VERBS = {
+    "history": history, "restore": restore, "publish": publish, "suggestions": suggestions,
+    "approve": approve, "reject": reject, "gaps": gaps,
+}

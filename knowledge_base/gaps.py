@@ -1,0 +1,144 @@
+"""The gap report: customer questions the bot could not answer, grouped by meaning, biggest
+group first, leaving out those a published entry now covers, so the team writes those first."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sklearn.cluster import AgglomerativeClustering
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import sessionmaker
+
+from crowddesk.bot.store import EventRow
+from crowddesk.knowledge_base.index import question_vectors
+from crowddesk.knowledge_base.store import KnowledgeBaseStore
+from crowddesk.nlu.encoders import Encoder
+
+# Handoffs that mean "nothing in the KB fits"; a customer asking for a person, a failed
+# custom action or a topic only people handle say nothing about missing content.
+GAP_HANDOFF_REASONS = frozenset({"out_of_scope", "low_confidence", "failed_turns"})
+# The bot asked to rephrase or offered options: it was not sure enough to answer.
+UNSURE_ACTIONS = frozenset({"action_default_fallback", "action_clarify"})
+DEFAULT_SIMILARITY = 0.7  # cosine at which two questions count as the same need
+DEFAULT_COVERED = 0.8  # cosine to a published question at which a gap counts as covered
+DEFAULT_EXAMPLES = 3
+
+
+@dataclass(frozen=True)
+class UnansweredQuestion:
+    """A customer message the bot handed off (`handoff`) or was unsure about (`unsure`)."""
+
+    text: str
+    outcome: str
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class GapCluster:
+    """Questions that ask for the same thing: how many, a few examples, and when."""
+
+    size: int
+    examples: list[str]
+    outcomes: dict[str, int]
+    first_seen: datetime
+    last_seen: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "size": self.size, "examples": list(self.examples), "outcomes": dict(self.outcomes),
+            "first_seen": self.first_seen.isoformat(), "last_seen": self.last_seen.isoformat(),
+        }
+
+
+def unanswered_questions(engine: Engine, since: datetime | None = None) -> list[UnansweredQuestion]:
+    """Customer messages since `since` that were handed off for want of an answer, or that the
+    bot answered with a fallback or a clarification (low confidence)."""
+    query = (
+        select(EventRow.data)
+        .where(EventRow.type.in_(("user", "handoff", "action")))
+        .order_by(EventRow.conversation_id, EventRow.seq)
+    )
+    if since is not None:
+        query = query.where(EventRow.timestamp >= since.timestamp())
+    with sessionmaker(engine)() as session:
+        return list(_classify(session.scalars(query.execution_options(yield_per=1000))))
+
+
+def _classify(events: Iterator[dict[str, Any]]) -> Iterator[UnansweredQuestion]:
+    asked: dict[str, Any] | None = None
+    for event in events:
+        kind = event["event"]
+        if kind == "user":
+            # parse_data is None for messages sent while a person owned the conversation.
+            asked = event if event.get("parse_data") is not None else None
+            continue
+        if asked is None:
+            continue
+        if kind == "handoff":
+            if event.get("reason") in GAP_HANDOFF_REASONS:
+                yield UnansweredQuestion(str(asked.get("text") or ""), "handoff", float(asked["timestamp"]))
+            asked = None
+        elif event.get("name") in UNSURE_ACTIONS:
+            yield UnansweredQuestion(str(asked.get("text") or ""), "unsure", float(asked["timestamp"]))
+            asked = None
+
+
+def gap_report(
+    engine: Engine,
+    encoder: Encoder,
+    *,
+    since: datetime | None = None,
+    similarity: float = DEFAULT_SIMILARITY,
+    covered: float = DEFAULT_COVERED,
+    examples: int = DEFAULT_EXAMPLES,
+) -> list[GapCluster]:
+    """Unanswered questions not covered by a published entry, clustered, most asked first."""
+    questions = [q for q in unanswered_questions(engine, since) if q.text.strip()]
+    if not questions:
+        return []
+    vectors = encoder.encode([q.text for q in questions])
+    store = KnowledgeBaseStore(engine)
+    known = question_vectors(store, encoder, store.published())
+    if len(known):
+        best = (vectors @ known.T).max(axis=1)
+        keep = best < covered
+        questions = [q for q, k in zip(questions, keep) if k]
+        vectors = vectors[keep]
+    return _clusters(questions, vectors, similarity, examples)
+
+
+def _clusters(
+    questions: list[UnansweredQuestion], vectors: np.ndarray, similarity: float, examples: int
+) -> list[GapCluster]:
+    if not questions:
+        return []
+    if len(questions) == 1:
+        labels = np.zeros(1, dtype=int)
+    else:
+        # Average linkage on cosine distance: deterministic, and no cluster count to guess.
+        labels = AgglomerativeClustering(
+            n_clusters=None, distance_threshold=1.0 - similarity, metric="cosine", linkage="average",
+        ).fit_predict(vectors)
+    groups: dict[int, list[UnansweredQuestion]] = {}
+    for label, question in zip(labels, questions):
+        groups.setdefault(int(label), []).append(question)
+    clusters = [_cluster(members, examples) for members in groups.values()]
+    return sorted(clusters, key=lambda c: (-c.size, -c.last_seen.timestamp(), c.examples[0]))
+
+
+def _cluster(members: list[UnansweredQuestion], examples: int) -> GapCluster:
+    # The most asked wordings first; ties in the order they were asked.
+    wordings = Counter(q.text.strip() for q in members)
+    times = [q.timestamp for q in members]
+    return GapCluster(
+        size=len(members),
+        examples=[text for text, _ in wordings.most_common(examples)],
+        outcomes=dict(sorted(Counter(q.outcome for q in members).items())),
+        first_seen=datetime.fromtimestamp(min(times), UTC),
+        last_seen=datetime.fromtimestamp(max(times), UTC),
+    )

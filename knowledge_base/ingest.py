@@ -1,0 +1,171 @@
+"""Storing imported entries: PII redaction, near-duplicate merging, idempotent upserts, a summary.
+
+Every importer's entries pass through `ingest`: their questions, answers and context are
+redacted first (nothing unredacted reaches the store or the embedding cache), questions whose
+embeddings are at least `duplicate_threshold` alike become variants of the best-rated entry
+(accepted first, then votes), and each entry is upserted by its stable id, so importing the
+same source again adds nothing and reports the entries as unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from crowddesk.knowledge_base.community import ImportBatch
+from crowddesk.knowledge_base.importers import unique_texts
+from crowddesk.knowledge_base.index import question_vectors
+from crowddesk.knowledge_base.redaction import Redactor
+from crowddesk.knowledge_base.store import KnowledgeBaseStore
+from crowddesk.knowledge_base.types import KBEntry
+from crowddesk.nlu.encoders import Encoder
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How imported entries are cleaned and merged (config.yml: KnowledgeBaseRetriever.ingestion)."""
+
+    duplicate_threshold: float = 0.92
+    redact_patterns: Sequence[str] = ()
+    stale_after: timedelta = timedelta(days=365)
+
+
+@dataclass(frozen=True)
+class Merge:
+    """A question that became a variant of another entry instead of an entry of its own."""
+
+    duplicate_id: str
+    into_id: str
+    similarity: float
+
+
+@dataclass
+class ImportSummary:
+    """What one import did, for the command line and the logs (counts, never text)."""
+
+    read: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    merged: list[Merge] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    redactions: Counter[str] = field(default_factory=Counter)
+    stale: int = 0
+    stale_after: timedelta = timedelta(days=365)
+
+    def lines(self, source: str) -> list[str]:
+        """The summary as printed by `crowddesk kb import`."""
+        lines = [
+            f"{source}: {self.read} entries read; {self.added} added, {self.updated} updated, "
+            f"{self.unchanged} unchanged, {len(self.merged)} merged, {sum(self.skipped.values())} skipped"
+        ]
+        lines += [
+            f"  merged {m.duplicate_id} into {m.into_id} (similarity {m.similarity:.2f})" for m in self.merged
+        ]
+        if self.skipped:
+            lines.append("  skipped: " + _counts(self.skipped))
+        lines.append("  redacted: " + (_counts(self.redactions) or "nothing"))
+        lines.append(f"  stale (no change for {self.stale_after.days} days): {self.stale}")
+        return lines
+
+
+def ingest(
+    store: KnowledgeBaseStore,
+    batch: ImportBatch,
+    *,
+    encoder: Encoder | None,
+    options: IngestOptions = IngestOptions(),
+    progress: Callable[[list[KBEntry]], Iterable[KBEntry]] = iter,
+    now: datetime | None = None,
+) -> ImportSummary:
+    """Redact, merge (when an `encoder` is given) and upsert `batch`; `progress` wraps the
+    upsert loop (a tqdm bar on the command line)."""
+    now = now or datetime.now(UTC)
+    summary = ImportSummary(
+        read=len(batch.entries) + sum(batch.skipped.values()),
+        skipped=Counter(batch.skipped),
+        stale_after=options.stale_after,
+    )
+    redactor = Redactor(options.redact_patterns)
+    entries = [_redacted(entry, redactor) for entry in batch.entries]
+    summary.redactions = redactor.counts
+    if summary.redactions:
+        logger.info("redacted %s", _counts(summary.redactions))
+    if encoder is not None and len(entries) > 1:
+        entries, summary.merged = merge_duplicates(store, encoder, entries, options.duplicate_threshold)
+    for entry in progress(entries):
+        before = store.get(entry.id)
+        if before is not None:
+            # A re-import refreshes content; publishing or retiring stays the editors' call.
+            entry = replace(entry, status=before.status)
+        created = store.upsert(entry)
+        after = store.get(entry.id)
+        if created:
+            summary.added += 1
+        elif before == after:
+            summary.unchanged += 1
+        else:
+            summary.updated += 1
+        if after is not None and after.is_stale(now, options.stale_after):
+            summary.stale += 1
+    return summary
+
+
+def merge_duplicates(
+    store: KnowledgeBaseStore, encoder: Encoder, entries: list[KBEntry], threshold: float
+) -> tuple[list[KBEntry], list[Merge]]:
+    """Entries whose first question is within `threshold` (cosine) of a better-rated entry's
+    first question become that entry's variants. Order of the result: the input's."""
+    ranked = sorted(range(len(entries)), key=lambda i: _rank_key(entries[i]))
+    firsts = [replace(entries[i], questions=entries[i].questions[:1]) for i in ranked]
+    # Through the store's embedding cache: the index encodes the same questions right after.
+    vectors = question_vectors(store, encoder, firsts)
+    kept_rows: list[int] = []  # positions in `ranked` of the entries that stay entries
+    kept_vectors = np.zeros((len(ranked), vectors.shape[1]), dtype=np.float32)
+    into: dict[int, tuple[int, float]] = {}
+    for position, vector in enumerate(vectors):
+        if kept_rows:
+            similarities = kept_vectors[: len(kept_rows)] @ vector
+            best = int(np.argmax(similarities))
+            if similarities[best] >= threshold:
+                into[ranked[position]] = (ranked[kept_rows[best]], float(similarities[best]))
+                continue
+        kept_vectors[len(kept_rows)] = vector
+        kept_rows.append(position)
+    variants: dict[int, list[str]] = {}
+    for duplicate, (survivor, _) in into.items():
+        variants.setdefault(survivor, []).extend(entries[duplicate].questions)
+    merged = [
+        replace(entry, questions=unique_texts([*entry.questions, *variants.get(i, [])]))
+        for i, entry in enumerate(entries)
+        if i not in into
+    ]
+    merges = [
+        Merge(entries[duplicate].id, entries[survivor].id, similarity)
+        for duplicate, (survivor, similarity) in sorted(into.items())
+    ]
+    return merged, merges
+
+
+def _rank_key(entry: KBEntry) -> tuple[bool, int, str]:
+    return (not entry.accepted, -entry.votes, entry.id)
+
+
+def _redacted(entry: KBEntry, redactor: Redactor) -> KBEntry:
+    return replace(
+        entry,
+        questions=[redactor.redact(q) for q in entry.questions],
+        answer=redactor.redact(entry.answer),
+        context=redactor.redact(entry.context),
+    )
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{count} {name}" for name, count in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))

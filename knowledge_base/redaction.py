@@ -1,0 +1,105 @@
+"""PII redaction for imported community text: e-mails, phone numbers, card numbers, IBANs.
+
+Each match is replaced by a placeholder naming its kind (`[email]`, `[phone]`, `[card]`,
+`[iban]`, `[redacted]` for configured patterns). Card numbers must pass the Luhn check and IBANs
+the mod-97 check, so order numbers and reference codes of the same shape survive. Only counts per
+kind leave this module, never the matched text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b")
+# 13-19 digits, optionally grouped by single spaces or dashes (4-4-4-4, 4-6-5, ...).
+_CARD = re.compile(r"(?<![\w+-])\d(?:[ -]?\d){12,18}(?![\w-])")
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
+# Digit groups that may be a phone number; `_is_phone` then keeps only the shapes phone numbers
+# are written in, so dates, IP addresses and version numbers are left alone.
+_PHONE = re.compile(
+    r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,8}){1,4}(?![\w-])"
+    r"|(?<![\w+])\+\d{7,15}(?!\w)"
+)
+_MIN_PHONE_DIGITS = 7
+_MAX_PHONE_DIGITS = 15
+# +44 20 7946 0958, (555) 123-4567, 030 1234567 (national trunk prefix), 555-123-4567.
+_PHONE_SHAPE = re.compile(r"^(?:[+(0]|\d{3}([ .-])\d{3}\1\d{4}$)")
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn checksum of a card number (digits only)."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def iban_valid(iban: str) -> bool:
+    """ISO 13616 mod-97 check of an IBAN without spaces."""
+    rearranged = iban[4:] + iban[:4]
+    return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+def _is_card(text: str) -> bool:
+    digits = _digits(text)
+    return 13 <= len(digits) <= 19 and luhn_valid(digits)
+
+
+def _is_iban(text: str) -> bool:
+    return iban_valid(text.replace(" ", ""))
+
+
+def _is_phone(text: str) -> bool:
+    return _MIN_PHONE_DIGITS <= len(_digits(text)) <= _MAX_PHONE_DIGITS and bool(_PHONE_SHAPE.match(text))
+
+
+@dataclass(frozen=True)
+class _Rule:
+    kind: str
+    pattern: re.Pattern[str]
+    accept: Callable[[str], bool] = lambda _: True
+
+
+# Order matters: cards and IBANs before phones, whose pattern also matches grouped digits.
+_BUILT_IN = (
+    _Rule("email", _EMAIL),
+    _Rule("iban", _IBAN, _is_iban),
+    _Rule("card", _CARD, _is_card),
+    _Rule("phone", _PHONE, _is_phone),
+)
+CUSTOM_KIND = "redacted"
+
+
+@dataclass
+class Redactor:
+    """Replaces PII in text and counts the replacements per kind."""
+
+    extra_patterns: Sequence[str] = ()
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        # config.yml's patterns are checked when it is loaded (bot/config.py regex_problem).
+        custom = (_Rule(CUSTOM_KIND, re.compile(pattern)) for pattern in self.extra_patterns)
+        self._rules = (*_BUILT_IN, *custom)
+
+    def redact(self, text: str) -> str:
+        """`text` with every PII match replaced by `[kind]`; counts are added to `counts`."""
+        for rule in self._rules:
+            text = rule.pattern.sub(lambda match, rule=rule: self._replace(rule, match), text)
+        return text
+
+    def _replace(self, rule: _Rule, match: re.Match[str]) -> str:
+        if not rule.accept(match.group(0)):
+            return match.group(0)
+        self.counts[rule.kind] += 1
+        return f"[{rule.kind}]"

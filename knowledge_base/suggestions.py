@@ -1,0 +1,199 @@
+"""Suggested entries from handoffs: what the customer asked and what the agent answered,
+waiting for an editor to approve (a published, versioned entry) or reject (with a reason)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from crowddesk.bot.store import EventRow, HandoffRow
+from crowddesk.knowledge_base.store import KBSuggestionRow, KnowledgeBaseStore
+from crowddesk.knowledge_base.types import EntryStatus, KBEntry
+
+STATUSES = ("pending", "approved", "rejected")
+FROM_HANDOFF_TAG = "from-handoff"
+
+
+class SuggestionError(Exception):
+    """A suggestion operation that can't be done; `status_code` is the HTTP status to answer with."""
+
+    status_code = 400
+
+
+class SuggestionNotFound(SuggestionError):
+    status_code = 404
+
+
+class SuggestionConflict(SuggestionError):
+    status_code = 409
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A proposed entry linked to the ticket it came from."""
+
+    id: int
+    ticket_id: str
+    questions: list[str]
+    answer: str
+    agent: str
+    status: str
+    entry_id: str | None
+    reviewer: str | None
+    reason: str | None
+    created_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "ticket_id": self.ticket_id, "questions": list(self.questions),
+            "answer": self.answer, "agent": self.agent, "status": self.status,
+            "entry_id": self.entry_id, "reviewer": self.reviewer, "reason": self.reason,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+def propose_from_ticket(session: Session, ticket: HandoffRow, agent_id: str) -> int | None:
+    """In the transaction resolving `ticket`: suggest the customer's question(s) with the
+    agent's replies as the answer. None when the agent never replied or a suggestion exists."""
+    already = session.scalar(select(KBSuggestionRow.id).where(KBSuggestionRow.ticket_id == ticket.id))
+    if already is not None:
+        return None
+    events = list(session.scalars(
+        select(EventRow.data).where(EventRow.conversation_id == ticket.conversation_id)
+        .order_by(EventRow.seq)
+    ))
+    questions, replies = ticket_exchange(events, ticket.id, ticket.reason)
+    if not questions or not replies:
+        return None
+    return _add(session, ticket.id, questions, "\n\n".join(replies), agent_id)
+
+
+def ticket_exchange(
+    events: list[dict[str, Any]], ticket_id: str, reason: str
+) -> tuple[list[str], list[str]]:
+    """(customer questions, agent replies) of one ticket: the message that was handed off and
+    those the customer added before the first reply, then every reply the agents sent on it."""
+    replies = [i for i, e in enumerate(events)
+               if e["event"] == "bot" and (e.get("metadata") or {}).get("ticket_id") == ticket_id]
+    if not replies:
+        return [], []
+    handoff = max((i for i in range(replies[0]) if events[i]["event"] == "handoff"), default=None)
+    if handoff is None:
+        return [], []
+    users = [i for i in range(replies[0]) if events[i]["event"] == "user"]
+    trigger = max((i for i in users if i < handoff), default=None)
+    if trigger is None:
+        return [], []
+    asked = [i for i in users if i >= trigger]
+    if reason == "customer_request":
+        # "Let me talk to a person" is why it was handed off; the question came just before it.
+        asked = [i for i in users if i < trigger][-1:] + asked[1:]
+    texts = [str(events[i].get("text") or "").strip() for i in asked]
+    return [text for text in texts if text], [str(events[i].get("text") or "") for i in replies]
+
+
+def _add(session: Session, ticket_id: str, questions: list[str], answer: str, agent: str) -> int:
+    row = KBSuggestionRow(ticket_id=ticket_id, questions=questions, answer=answer, agent=agent,
+                          status="pending", created_at=datetime.now(UTC))
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+class Suggestions:
+    """Listing and reviewing suggestions; approval publishes through the versioned store."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._entries = KnowledgeBaseStore(engine)
+
+    def propose(self, ticket_id: str, questions: list[str], answer: str, agent: str) -> Suggestion:
+        """An agent's explicit "propose as KB entry" for a ticket."""
+        questions = [q.strip() for q in questions if q.strip()]
+        if not questions or not answer.strip():
+            raise SuggestionError("a suggestion needs a question and an answer")
+        with self._sessions.begin() as session:
+            if session.get(HandoffRow, ticket_id) is None:
+                raise SuggestionNotFound(f"no ticket {ticket_id!r}")
+            suggestion_id = _add(session, ticket_id, questions, answer.strip(), agent)
+        return self.get(suggestion_id)
+
+    def get(self, suggestion_id: int) -> Suggestion:
+        with self._sessions() as session:
+            row = session.get(KBSuggestionRow, suggestion_id)
+            if row is None:
+                raise SuggestionNotFound(f"no suggestion {suggestion_id} (see `crowddesk kb suggestions`)")
+            return _to_suggestion(row)
+
+    def list(self, status: str | None = "pending") -> list[Suggestion]:
+        """Suggestions with `status` (all when None), oldest first."""
+        if status is not None and status not in STATUSES:
+            raise SuggestionError(f"unknown suggestion status {status!r}; use one of {', '.join(STATUSES)}")
+        query = select(KBSuggestionRow).order_by(KBSuggestionRow.id)
+        if status is not None:
+            query = query.where(KBSuggestionRow.status == status)
+        with self._sessions() as session:
+            return [_to_suggestion(row) for row in session.scalars(query)]
+
+    def approve(
+        self, suggestion_id: int, editor: str, *,
+        questions: list[str] | None = None, answer: str | None = None,
+    ) -> KBEntry:
+        """Publish the suggestion (as edited by `editor`) as entry `handoff:<ticket>`."""
+        suggestion = self.get(suggestion_id)
+        entry = KBEntry(
+            id=f"handoff:{suggestion.ticket_id}",
+            questions=[q.strip() for q in (questions or suggestion.questions) if q.strip()],
+            answer=(answer if answer is not None else suggestion.answer).strip(),
+            tags=[FROM_HANDOFF_TAG], status=EntryStatus.PUBLISHED,
+            source=f"handoff:{suggestion.ticket_id}", author=suggestion.agent,
+        )
+        if not entry.answer:
+            raise SuggestionError("the answer is empty")
+        # Claimed first, so two editors can't both approve; given back if publishing fails.
+        self._review(suggestion_id, "approved", editor, entry_id=entry.id)
+        try:
+            self._entries.upsert(entry, actor=editor, comment=f"approved suggestion {suggestion_id}")
+        except ValueError as exc:
+            self._reopen(suggestion_id)
+            raise SuggestionError(str(exc)) from exc
+        return self._entries.get(entry.id) or entry
+
+    def reject(self, suggestion_id: int, editor: str, reason: str) -> Suggestion:
+        """Turn the suggestion down; the reason is kept for the agent who made it."""
+        if not reason.strip():
+            raise SuggestionError("say why the suggestion is rejected (a reason is required)")
+        self._review(suggestion_id, "rejected", editor, reason=reason.strip())
+        return self.get(suggestion_id)
+
+    def _review(self, suggestion_id: int, status: str, editor: str, **values: Any) -> None:
+        with self._sessions.begin() as session:
+            done = session.execute(
+                update(KBSuggestionRow)
+                .where(KBSuggestionRow.id == suggestion_id, KBSuggestionRow.status == "pending")
+                .values(status=status, reviewer=editor, reviewed_at=datetime.now(UTC), **values)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+        if not done:
+            current = self.get(suggestion_id)  # raises SuggestionNotFound for an unknown id
+            raise SuggestionConflict(f"suggestion {suggestion_id} is already {current.status}")
+
+    def _reopen(self, suggestion_id: int) -> None:
+        with self._sessions.begin() as session:
+            session.execute(
+                update(KBSuggestionRow).where(KBSuggestionRow.id == suggestion_id)
+                .values(status="pending", reviewer=None, reviewed_at=None, entry_id=None)
+                .execution_options(synchronize_session=False)
+            )
+
+
+def _to_suggestion(row: KBSuggestionRow) -> Suggestion:
+    return Suggestion(
+        id=row.id, ticket_id=row.ticket_id, questions=list(row.questions), answer=row.answer,
+        agent=row.agent, status=row.status, entry_id=row.entry_id, reviewer=row.reviewer,
+        reason=row.reason, created_at=row.created_at,
+    )
