@@ -49,6 +49,9 @@ _ASKS = ["How do I {verb} my {product}?", "Why can't I {verb} my {product}?",
          "What does error {code} mean when I {verb} my {product}?", "Is it possible to {verb} my {product} abroad?",
          "{product} stopped working after I tried to {verb} it", "How long does it take to {verb} a {product}?"]
 _REASKS = {"How do I": "How can I", "Why can't I": "Why am I unable to", "Is it possible to": "Can I"}
+_SITUATIONS = ["", "", "", " on Android", " on iOS", " after moving abroad", " as a student", " for my child",
+               " while travelling", " after a name change", " without the app", " from a new phone",
+               " on a business account", " after the last update", " in another currency", " at the weekend"]
 _VERBS = ["activate", "cancel", "renew", "reset", "freeze", "unblock", "change", "close", "open", "top up",
           "link", "verify", "dispute", "upgrade", "replace"]
 
@@ -115,6 +118,7 @@ def _rows(posts: int, rng: random.Random) -> Iterator[dict[str, str]]:
     while next_id <= posts:
         product, verb = rng.choice(_PRODUCTS), rng.choice(_VERBS)
         title = rng.choice(_ASKS).format(product=product, verb=verb, code=f"E-{rng.randrange(1000, 9999)}")
+        title = title.rstrip("?") + rng.choice(_SITUATIONS) + ("?" if title.endswith("?") else "")
         if titles and rng.random() < PARAPHRASE_SHARE:
             earlier = rng.choice(titles)
             title = next((earlier.replace(a, b) for a, b in _REASKS.items() if earlier.startswith(a)), earlier + " ")

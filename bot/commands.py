@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import re
 import subprocess
@@ -267,11 +268,11 @@ def kb(args: argparse.Namespace) -> int:
             id=args.id or _slug_id(args.question[0]), questions=args.question, answer=args.answer,
             source_url=args.source_url, tags=args.tag, language=args.language,
         )
-        created = store.upsert(entry)
+        created = store.upsert(entry, actor=_cli_actor())
         say(f"{'Added' if created else 'Updated'} {entry.id}")
         return 0
     try:
-        store.set_status(args.entry_id, EntryStatus.RETIRED)
+        store.set_status(args.entry_id, EntryStatus.RETIRED, actor=_cli_actor())
     except KeyError as exc:
         raise CommandError(str(exc.args[0]) if exc.args else str(exc)) from exc
     say(f"Retired {args.entry_id}")
@@ -310,6 +311,11 @@ def _kb_import(project: Project, store: KnowledgeBaseStore, args: argparse.Names
     for line in summary.lines(str(args.source)):
         say(line)
     return 0
+
+
+def _cli_actor() -> str:
+    """Who the audit log names for a change made from this terminal."""
+    return f"cli:{getpass.getuser()}"
 
 
 def _slug_id(question: str) -> str:

@@ -75,11 +75,11 @@ class Gateway:
         try:
             return await self.engine.handle(message, outbox=None if inline else self.outbox)
         except MessageRejected as rejected:
-            if inline:  # the HTTP response tells the client why
+            if inline or delivery_id is None:  # an API client: the HTTP status tells it why
                 await self._forget(message)
                 raise
-            # A platform would redeliver a webhook that failed, forever: keep the delivery
-            # record, tell the customer instead.
+            # A platform (it sends delivery ids) would redeliver a failed webhook forever: keep
+            # the delivery record, tell the customer instead.
             logger.info("%s message from %s rejected: %s", message.channel, message.sender_id, rejected)
             await asyncio.to_thread(self.outbox.enqueue, message.channel, [OutboundMessage(
                 message.sender_id, f"Sorry, I couldn't read that: {rejected}. "

@@ -123,8 +123,11 @@ def _edit(suggestion: Suggestion) -> tuple[list[str], str]:
         status = subprocess.run([*shlex.split(editor), str(path)], check=False).returncode
         if status != 0:
             raise CommandError(f"the editor exited with status {status}; nothing was approved")
-        edited = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    questions, answer = edited.get("questions"), edited.get("answer")
+        try:
+            edited = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise CommandError(f"{path.name} is no longer valid YAML ({exc}); nothing was approved") from exc
+    questions, answer = (edited.get("questions"), edited.get("answer")) if isinstance(edited, dict) else (None, None)
     if not isinstance(questions, list) or not all(isinstance(q, str) for q in questions) \
             or not isinstance(answer, str):
         raise CommandError(f"{path.name}: needs `questions` (a list of texts) and `answer` (a text)")

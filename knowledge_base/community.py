@@ -107,7 +107,7 @@ def _thread_entry(thread: Thread, rules: AnswerRules, batch: ImportBatch) -> Non
             questions=[" ".join(thread.title.split())],
             answer=answer,
             source_url=thread.url,
-            tags=list(thread.tags),
+            tags=[tag for tag in thread.tags if tag],
             source=thread.source,
             author=best.author,
             accepted=best.accepted,

@@ -47,18 +47,24 @@ class LiveIndex:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """Watch for changes (e.g. from `crowddesk kb` in another process) while the block runs."""
-        task = asyncio.create_task(self._watch(), name="kb-live-index")
+        stop = asyncio.Event()
+        task = asyncio.create_task(self._watch(stop), name="kb-live-index")
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Not cancelled: a rebuild in its worker thread would outlive the task and could
+            # still be reading the database the server is about to close.
+            stop.set()
+            await task
 
-    async def _watch(self) -> None:
+    async def _watch(self, stop: asyncio.Event) -> None:
         while True:
             try:
                 await asyncio.to_thread(self.refresh_if_changed)
             except Exception:  # a failed rebuild keeps serving the current index; retried next time
                 logger.exception("rebuilding the knowledge-base index failed; serving the previous one")
-            await asyncio.sleep(self.check_seconds)
+            try:
+                await asyncio.wait_for(stop.wait(), self.check_seconds)
+                return
+            except TimeoutError:
+                continue

@@ -42,7 +42,8 @@ class DiscourseImporter(CommunitySource):
         first = next((p for p in posts if p.field("post_number", int) == 1), None)
         if first is None:
             raise KBImportError(file, topic.line, f"topic {topic_id} has no first post (post_number 1)")
-        accepted_number = (data.get("accepted_answer") or {}).get("post_number")
+        solved = data.get("accepted_answer")  # Discourse Solved's summary of the accepted post
+        accepted_number = solved.get("post_number") if isinstance(solved, dict) else None
         answers = [
             Post(
                 id=post.field("post_number", int),
@@ -63,7 +64,8 @@ class DiscourseImporter(CommunitySource):
             url=f"{self.site_url}/t/{slug}/{topic_id}" if self.site_url else "",
             title=topic.field("title", str),
             question_html=first.field("cooked", str),
-            tags=[t["name"] if isinstance(t, dict) else str(t) for t in data.get("tags") or []],
+            # Plain names, or {"id", "name", "slug"} objects since Discourse 3.2.
+            tags=[str(t.get("name", "")) if isinstance(t, dict) else str(t) for t in data.get("tags") or []],
             activity_at=topic.time("last_posted_at"),
             answers=answers,
         )

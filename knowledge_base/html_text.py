@@ -11,6 +11,8 @@ _BLOCKS = frozenset(
 # Images and scripts carry no answer text; Discourse's lightbox metadata only repeats file names.
 _SKIPPED = frozenset({"script", "style", "img", "svg"})
 _SKIPPED_CLASSES = frozenset({"meta", "lightbox-wrapper"})
+# Elements without an end tag: they never open a skipped region.
+_VOID = frozenset({"area", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"})
 
 
 class _TextExtractor(HTMLParser):
@@ -23,7 +25,7 @@ class _TextExtractor(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         classes = set((dict(attrs).get("class") or "").split())
         if self._skip_depth or tag in _SKIPPED or classes & _SKIPPED_CLASSES:
-            if tag not in {"img", "br", "hr"}:  # void elements have no end tag
+            if tag not in _VOID:
                 self._skip_depth += 1
             return
         if tag == "pre":
@@ -37,9 +39,10 @@ class _TextExtractor(HTMLParser):
             self.parts.append("\n\n" if tag != "br" else "\n")
 
     def handle_endtag(self, tag: str) -> None:
+        if tag in _VOID:  # `<br/>` also arrives here; its start tag did the work
+            return
         if self._skip_depth:
-            if tag not in {"img", "br", "hr"}:
-                self._skip_depth -= 1
+            self._skip_depth -= 1
             return
         if tag == "pre" and self._pre_depth:
             self._pre_depth -= 1

@@ -54,6 +54,11 @@ and `metadata.source` the source URL. Responses without an intent are ignored::
       utter_faq/reset_pin:
       - text: Settings > Security > Reset PIN.
         metadata: {source: "https://community.example.com/t/123", title: Reset your PIN}
+
+Community sources (`format="stackexchange"`, *.xml; `format="discourse"`, *.json or a folder):
+one entry per question thread with the accepted or best-voted answer and its provenance
+(stackexchange.py, discourse.py); `CommunitySource.read` also counts the threads it skipped, by
+reason.
 """
 
 from __future__ import annotations

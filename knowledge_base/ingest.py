@@ -26,6 +26,8 @@ from crowddesk.knowledge_base.types import KBEntry
 from crowddesk.nlu.encoders import Encoder
 
 logger = logging.getLogger(__name__)
+# The audit log names imports by what ran them; `comment` carries the source id.
+IMPORT_ACTOR = "import"
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ def ingest(
         if before is not None:
             # A re-import refreshes content; publishing or retiring stays the editors' call.
             entry = replace(entry, status=before.status)
-        created = store.upsert(entry)
+        created = store.upsert(entry, actor=IMPORT_ACTOR, comment=entry.source or "")
         after = store.get(entry.id)
         if created:
             summary.added += 1

@@ -2,9 +2,9 @@
 
 Each `<row>` of a dump holds a whole post in its attributes: questions (`PostTypeId="1"`, with
 `Title`, `Body`, `Tags`, `AcceptedAnswerId`) and answers (`PostTypeId="2"`, with `ParentId` and
-`Score`). The file is read with expat's streaming parser: no element tree is built (the memory
-used grows with the number of questions, not with the file), and every error names the line of
-its row. One entry per question: the title as question, the cleaned question body as context,
+`Score`). The file is read with expat's streaming parser: no element tree is built, at most two
+answers per question are kept (the accepted and the best-scored), so memory grows with the
+number of questions rather than the size of the file, and every error names the line of its row. One entry per question: the title as question, the cleaned question body as context,
 the accepted answer or else the best-scored answer with at least `min_score`. Ids are
 `stackexchange:<site>:<question id>`, so a re-import finds the same entries.
 """
@@ -29,7 +29,6 @@ _CHUNK = 1 << 20
 
 @dataclass
 class _Question:
-    line: int
     id: int
     title: str
     html: str
@@ -51,7 +50,6 @@ class _Collector:
         if kind == QUESTION:
             post_id = _integer(self.path, line, attributes, "Id")
             self.questions[post_id] = _Question(
-                line=line,
                 id=post_id,
                 title=_required(self.path, line, attributes, "Title"),
                 html=attributes.get("Body", ""),
@@ -60,9 +58,19 @@ class _Collector:
                 activity_at=_time(self.path, line, attributes, "LastActivityDate"),
             )
         elif kind == ANSWER:
-            parent = _integer(self.path, line, attributes, "ParentId")
-            self.answers.setdefault(parent, []).append(self._answer(line, attributes))
+            self._add_answer(_integer(self.path, line, attributes, "ParentId"), self._answer(line, attributes))
         # Other post types (tag wikis, moderator nominations, ...) are not Q&A.
+
+    def _add_answer(self, parent: int, post: Post) -> None:
+        kept = [*self.answers.get(parent, ()), post]
+        question = self.questions.get(parent)
+        # Only the accepted and the best-scored answer can become the entry's answer, so at most
+        # two are kept per question. Dumps list a question before its answers (by Id); an answer
+        # that comes first is kept until its question arrives.
+        if question is not None:
+            best = min(kept, key=lambda p: (-p.score, p.id))
+            kept = [p for p in kept if p is best or p.id == question.accepted_answer_id]
+        self.answers[parent] = kept
 
     def _answer(self, line: int, attributes: dict[str, str]) -> Post:
         author = attributes.get("OwnerDisplayName") or (

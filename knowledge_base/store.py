@@ -235,13 +235,15 @@ class KnowledgeBaseStore:
             ).one_or_none()
             if row is None:
                 raise KeyError(f"no knowledge-base entry with id {entry_id!r}")
-            if row.status != new_status.value:
+            changed = row.status != new_status.value
+            if changed:
                 _check_transition(entry_id, EntryStatus(row.status), new_status)
                 row.status = new_status.value
                 row.updated_at = datetime.now(UTC)
-                entry = _to_entry(row, _questions_of(session, [entry_id])[entry_id])
+            entry = _to_entry(row, _questions_of(session, [entry_id])[entry_id])
+            if changed:
                 _add_version(session, entry, actor, _STATUS_ACTIONS[new_status], comment, row.updated_at)
-            return _to_entry(row, _questions_of(session, [entry_id])[entry_id])
+            return entry
 
     def history(self, entry_id: str) -> builtins.list[EntryVersion]:
         """Every version of an entry, oldest first (empty for an unknown id)."""

@@ -3,11 +3,12 @@ waiting for an editor to approve (a published, versioned entry) or reject (with 
 
 from __future__ import annotations
 
+import builtins  # Suggestions.list shadows `list` inside the class body
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import CursorResult, Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from crowddesk.bot.store import EventRow, HandoffRow
@@ -111,7 +112,7 @@ class Suggestions:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._entries = KnowledgeBaseStore(engine)
 
-    def propose(self, ticket_id: str, questions: list[str], answer: str, agent: str) -> Suggestion:
+    def propose(self, ticket_id: str, questions: builtins.list[str], answer: str, agent: str) -> Suggestion:
         """An agent's explicit "propose as KB entry" for a ticket."""
         questions = [q.strip() for q in questions if q.strip()]
         if not questions or not answer.strip():
@@ -129,7 +130,7 @@ class Suggestions:
                 raise SuggestionNotFound(f"no suggestion {suggestion_id} (see `crowddesk kb suggestions`)")
             return _to_suggestion(row)
 
-    def list(self, status: str | None = "pending") -> list[Suggestion]:
+    def list(self, status: str | None = "pending") -> builtins.list[Suggestion]:
         """Suggestions with `status` (all when None), oldest first."""
         if status is not None and status not in STATUSES:
             raise SuggestionError(f"unknown suggestion status {status!r}; use one of {', '.join(STATUSES)}")
@@ -141,7 +142,7 @@ class Suggestions:
 
     def approve(
         self, suggestion_id: int, editor: str, *,
-        questions: list[str] | None = None, answer: str | None = None,
+        questions: builtins.list[str] | None = None, answer: str | None = None,
     ) -> KBEntry:
         """Publish the suggestion (as edited by `editor`) as entry `handoff:<ticket>`."""
         suggestion = self.get(suggestion_id)
@@ -172,12 +173,12 @@ class Suggestions:
 
     def _review(self, suggestion_id: int, status: str, editor: str, **values: Any) -> None:
         with self._sessions.begin() as session:
-            done = session.execute(
+            done = cast(CursorResult[Any], session.execute(
                 update(KBSuggestionRow)
                 .where(KBSuggestionRow.id == suggestion_id, KBSuggestionRow.status == "pending")
                 .values(status=status, reviewer=editor, reviewed_at=datetime.now(UTC), **values)
                 .execution_options(synchronize_session=False)
-            ).rowcount
+            )).rowcount
         if not done:
             current = self.get(suggestion_id)  # raises SuggestionNotFound for an unknown id
             raise SuggestionConflict(f"suggestion {suggestion_id} is already {current.status}")

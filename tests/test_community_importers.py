@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from crowddesk.bot.cli import main
 from crowddesk.knowledge_base.community import ANSWER_TOO_SHORT, NO_GOOD_ANSWER, AnswerRules
 from crowddesk.knowledge_base.discourse import DiscourseImporter
+from crowddesk.knowledge_base.html_text import html_to_text
 from crowddesk.knowledge_base.importers import KBImportError, importer_for
 from crowddesk.knowledge_base.ingest import IngestOptions, ingest
 from crowddesk.knowledge_base.retriever import FaissRetriever
@@ -54,6 +55,13 @@ def test_stack_exchange_html_is_cleaned_with_code_blocks_kept_readable() -> None
 
     assert "```\nreset-pin --card 4111 1111 1111 1111\n  --confirm\n```" in pin.answer
     assert "<" not in pin.answer.replace("`Settings > Security`", "")
+
+
+def test_html_becomes_paragraphs_list_items_and_lines_without_image_metadata() -> None:
+    html = ('<p>Two ways:</p><ol><li>the <strong>app</strong></li><li>a branch</li></ol>'
+            '<p>Line one<br/>line two</p><div class="lightbox-wrapper"><img src="a.png"><span class="meta">a.png 300x200</span></div>')
+
+    assert html_to_text(html) == "Two ways:\n\n- the app\n- a branch\n\nLine one\nline two"
 
 
 def test_without_an_accepted_answer_the_best_scored_one_is_taken_and_weak_threads_are_skipped() -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +16,7 @@ import pytest
 from sqlalchemy import Engine
 
 from crowddesk.bot.agents import AgentDirectory
+from crowddesk.bot.cli import main
 from crowddesk.bot.database import create_engine_for, init_schema
 from crowddesk.bot.store import ConversationStore, NewHandoff
 from crowddesk.bot.tickets import TicketDesk
@@ -208,14 +212,22 @@ def test_publishing_swaps_the_index_while_queries_keep_running(
     assert knowledge_base.search(question, vector)[0].entry_id == "manual:pin"
 
 
-def test_the_cli_curates_and_the_server_notices_from_another_process(
-    tmp_path: Path, minilm_encoder: Encoder,
-) -> None:
+@pytest.fixture
+def cli_database(tmp_path: Path) -> Iterator[tuple[Path, str, Engine]]:
+    """A copy of the demo project and a SQLite database with every table, for `crowddesk kb`."""
     (tmp_path / "bot").mkdir()
     project = copy_demo_project(tmp_path / "bot")
     url = f"sqlite:///{tmp_path / 'kb.db'}"
     engine = create_engine_for(url)
     init_schema(engine)
+    yield project, url, engine
+    engine.dispose()
+
+
+def test_the_cli_curates_and_the_server_notices_from_another_process(
+    cli_database: tuple[Path, str, Engine], minilm_encoder: Encoder,
+) -> None:
+    project, url, engine = cli_database
     store = KnowledgeBaseStore(engine)
     store.upsert(pin_entry(EntryStatus.DRAFT), actor="ed")
     knowledge_base = KnowledgeBase(store, minilm_encoder, lexical_weight=0.3, top_k=3)
@@ -239,4 +251,52 @@ def test_the_cli_curates_and_the_server_notices_from_another_process(
     assert "create   draft     by ed" in history.stdout
     refused = crowddesk("restore", "manual:pin", "--version", "7")
     assert refused.returncode == 1 and "has no version 7" in refused.stderr
-    engine.dispose()
+
+
+def test_suggestions_are_reviewed_from_the_command_line(
+    cli_database: tuple[Path, str, Engine], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    project, url, engine = cli_database
+    conversations = ConversationStore(engine)
+    first = Suggestions(engine).propose(handed_off(conversations, "c1", "Do you do mortgages?"),
+                                        ["Do you do mortgages?"], "Not yet.", "ana")
+    second = Suggestions(engine).propose(handed_off(conversations, "c2", "Crypto?"), ["Crypto?"], "No.", "ana")
+
+    def crowddesk(*args: str) -> tuple[int, str]:
+        code = main(["kb", *args, "--project", str(project), "--database-url", url])
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    code, listing = crowddesk("suggestions")
+    assert code == 0 and "Q: Do you do mortgages?" in listing and "2 suggestion(s)" in listing
+    # Any editor command works; this one rewrites the answer in place.
+    monkeypatch.setenv("EDITOR", "sed -i 's/Not yet./Not yet, we plan them for 2027./'")
+    monkeypatch.delenv("VISUAL", raising=False)
+    code, approved = crowddesk("approve", str(first.id), "--edit", "--as", "ed")
+    assert code == 0 and f"published handoff:{first.ticket_id}" in approved
+    entry = KnowledgeBaseStore(engine).get(f"handoff:{first.ticket_id}")
+    assert entry is not None and entry.answer == "Not yet, we plan them for 2027."
+    assert crowddesk("reject", str(second.id), "--reason", "out of scope", "--as", "ed")[0] == 0
+    code, again = crowddesk("approve", str(second.id))
+    assert code == 1 and f"suggestion {second.id} is already rejected" in again
+    # The approved entry now covers the mortgage question; crypto is still a gap.
+    code, gaps = crowddesk("gaps", "--since", "1", "--json")
+    assert code == 0 and [gap["examples"] for gap in json.loads(gaps)] == [["Crypto?"]]
+
+
+def test_the_watcher_checks_at_start_and_finishes_its_rebuild_before_stopping(
+    db_engine: Engine, minilm_encoder: Encoder,
+) -> None:
+    store = KnowledgeBaseStore(db_engine)
+    knowledge_base = KnowledgeBase(store, minilm_encoder, lexical_weight=0.3, top_k=3)
+    store.upsert(pin_entry(EntryStatus.PUBLISHED), actor="ed")  # after the index was built
+    live = LiveIndex(knowledge_base, check_seconds=60)
+
+    async def serve() -> None:
+        async with live.running():
+            pass
+
+    asyncio.run(serve())
+
+    assert len(knowledge_base.retriever) == 1
