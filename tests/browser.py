@@ -15,10 +15,10 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from crowddesk.bot.assemble import Bot, assemble
+from crowddesk.bot.assemble import Bot
 from crowddesk.bot.server import create_app
 from crowddesk.bot.training import TrainResult
-from tests.demo_bot import free_port
+from tests.demo_bot import demo_bot_on_fresh_database, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -40,11 +40,7 @@ def live_server(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LiveServer]:
     """The demo bot served by uvicorn on an ephemeral loopback port, in a background thread."""
-    database = tmp_path_factory.mktemp("live-db") / "crowddesk.db"
-    bot = assemble(
-        demo_project, model_dir=demo_training.model_dir,
-        database_url=f"sqlite:///{database}", action_endpoint=action_server_url,
-    )
+    bot = demo_bot_on_fresh_database(demo_project, demo_training, action_server_url, tmp_path_factory)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(
         create_app(bot), host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio",

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from crowddesk.bot.action_server import start_action_server, stop
-from crowddesk.bot.assemble import assemble, models_dir
+from crowddesk.bot.assemble import Bot, assemble, models_dir
 from crowddesk.bot.project import load_project
 from crowddesk.bot.server import create_app
 from crowddesk.bot.training import TrainResult, train
@@ -62,13 +62,21 @@ def demo_client(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[TestClient]:
     """The demo bot served in-process; tests keep apart by using their own `sender`."""
+    bot = demo_bot_on_fresh_database(demo_project, demo_training, action_server_url, tmp_path_factory)
+    with TestClient(create_app(bot)) as client:
+        yield client
+
+
+def demo_bot_on_fresh_database(
+    demo_project: Path, demo_training: TrainResult, action_server_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Bot:
+    """The trained demo bot on an SQLite file of its own, calling the session's action server."""
     database = tmp_path_factory.mktemp("demo-db") / "crowddesk.db"
-    bot = assemble(
+    return assemble(
         demo_project, model_dir=demo_training.model_dir,
         database_url=f"sqlite:///{database}", action_endpoint=action_server_url,
     )
-    with TestClient(create_app(bot)) as client:
-        yield client
 
 
 @pytest.fixture()
