@@ -33,7 +33,6 @@ import itertools
 import os
 import platform
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,16 +48,12 @@ import numpy as np
 
 from benchmarks import RESULTS_DIR, format_table, write_results
 from benchmarks.datasets import default_data_dir, load_banking77
-from crowddesk.bot.action_server import (
-    ActionServerStartError,
-    start_action_server,
-    stop,
-    wait_until_healthy,
-)
+# crowddesk_command and start_http_server are also imported from here (benchmarks/rasa36.py).
+from benchmarks.serving import crowddesk_command, served_project, start_http_server, train  # noqa: F401
 from crowddesk.bot.assemble import assemble
 from crowddesk.bot.project import load_project
 from crowddesk.nlu.encoders import use_serving_threads
-from tests.demo_bot import copy_demo_project, free_port
+from tests.demo_bot import copy_demo_project
 
 TARGETS = {"p50_ms": 10.0, "p99_ms": 40.0, "messages_per_second": 200.0, "at_concurrency": 32}
 
@@ -228,34 +223,6 @@ def measure_floor(project: Path, questions: Sequence[str], database: Path) -> di
     }
 
 
-def crowddesk_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "crowddesk.bot.cli", *args]
-
-
-def train(project: Path, log: Path) -> None:
-    with log.open("wb") as out:
-        result = subprocess.run(
-            crowddesk_command("train", "--project", str(project)), stdout=out, stderr=subprocess.STDOUT
-        )
-    if result.returncode != 0:
-        raise RuntimeError(f"crowddesk train failed (log: {log}):\n{log.read_text()[-2000:]}")
-
-
-def start_http_server(
-    command: Sequence[str], health_url: str, log: Path, *, cwd: Path | None = None,
-    env: dict[str, str] | None = None, timeout: float = 600.0,
-) -> subprocess.Popen[bytes]:
-    """Start a server subprocess (output to `log`) and return once `health_url` answers 200."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_until_healthy(health_url, process, log, timeout=timeout)
-    except ActionServerStartError as exc:  # the helper names the action server; this is another
-        stop(process)
-        raise RuntimeError(f"{' '.join(command[:4])} ... did not come up (log: {log}): {exc}") from None
-    return process
-
-
 def machine_info() -> dict[str, Any]:
     import faiss
     import torch
@@ -328,35 +295,19 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     use_serving_threads()  # as `crowddesk run` does, so the floor is the server's own minimum
     floor = measure_floor(project, questions, workdir / "floor.db")
 
-    actions_port, server_port = free_port(), free_port()
-    actions = start_action_server(project, port=actions_port)
-    env = {
-        **os.environ,
-        "CROWDDESK_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
-        "CROWDDESK_ACTION_ENDPOINT": f"http://127.0.0.1:{actions_port}/webhook",
-    }
     levels = []
-    try:
-        server = start_http_server(
-            crowddesk_command("run", "--project", str(project), "--port", str(server_port)),
-            f"http://127.0.0.1:{server_port}/health", workdir / "server.log", env=env,
-        )
-        try:
-            url = f"http://127.0.0.1:{server_port}/webhooks/rest/webhook"
-            customers = Customers(questions)
-            asyncio.run(run_level(url, customers, 4, args.warmup, handoff_texts, server.pid))
-            for concurrency in args.concurrency:
-                print(f"{concurrency} concurrent conversations ...", flush=True)
-                back_to_back = max(args.messages, args.min_rounds * concurrency)
-                levels.append(asyncio.run(run_level(
-                    url, customers, concurrency, back_to_back, handoff_texts, server.pid)))
-                paced = max(100, args.min_rounds * concurrency)
-                levels.append(asyncio.run(run_level(
-                    url, customers, concurrency, paced, handoff_texts, server.pid, args.think_ms)))
-        finally:
-            stop(server)
-    finally:
-        stop(actions)
+    with served_project(project, workdir) as server:
+        url = f"{server.base_url}/webhooks/rest/webhook"
+        customers = Customers(questions)
+        asyncio.run(run_level(url, customers, 4, args.warmup, handoff_texts, server.pid))
+        for concurrency in args.concurrency:
+            print(f"{concurrency} concurrent conversations ...", flush=True)
+            back_to_back = max(args.messages, args.min_rounds * concurrency)
+            levels.append(asyncio.run(run_level(
+                url, customers, concurrency, back_to_back, handoff_texts, server.pid)))
+            paced = max(100, args.min_rounds * concurrency)
+            levels.append(asyncio.run(run_level(
+                url, customers, concurrency, paced, handoff_texts, server.pid, args.think_ms)))
     return {
         "benchmark": "latency",
         "machine": machine_info(),

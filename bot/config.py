@@ -163,13 +163,15 @@ class RetrieverSettings:
     ivf_probes: int = _setting(16, bounds=Bounds(low=1))
     hnsw_m: int = _setting(32, bounds=Bounds(low=2))
     hnsw_ef_search: int = _setting(128, bounds=Bounds(low=1))
+    # Entries changed since the index was last fully built at which it is rebuilt (run time only).
+    compact_after: int = _setting(1_000, bounds=Bounds(low=1))
     ingestion: IngestionSettings = field(default_factory=IngestionSettings)
 
     def index_settings(self) -> IndexSettings:
         """The FAISS index options, as the knowledge base takes them."""
         return IndexSettings(
             kind=self.index, exact_below=self.exact_below, ivf_probes=self.ivf_probes,
-            hnsw_m=self.hnsw_m, hnsw_ef_search=self.hnsw_ef_search,
+            hnsw_m=self.hnsw_m, hnsw_ef_search=self.hnsw_ef_search, compact_after=self.compact_after,
         )
 
 
@@ -224,6 +226,19 @@ class HandoffSettings:
     expected_wait: WaitSettings = field(default_factory=WaitSettings)
 
 
+UNHELPFUL_ACTIONS = ("offer_handoff", "handoff")
+
+
+@dataclass
+class FeedbackSettings:
+    """The `feedback:` block of SupportPolicy: Helpful / Not helpful buttons on KB answers."""
+
+    enabled: bool = _setting(False)
+    # offer_handoff: apologise and offer a person (utter_kb_feedback_unhelpful and its
+    # buttons); handoff: hand the conversation to a person at once.
+    on_unhelpful: str = _setting("offer_handoff", choices=UNHELPFUL_ACTIONS)
+
+
 @dataclass
 class PolicySettings:
     target_precision: float = _setting(0.95, bounds=Bounds(low=0, high=1, low_open=True))
@@ -239,6 +254,7 @@ class PolicySettings:
     # however confident the classifier is.
     always_human_intents: list[str] = _setting([])
     handoff: HandoffSettings = field(default_factory=HandoffSettings)
+    feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
 
 
 PIPELINE_COMPONENTS: dict[str, type] = {
@@ -271,10 +287,11 @@ class ProjectConfig:
             "encoder": asdict(self.encoder),
             "entities": asdict(self.entities),
             "classifier": asdict(self.classifier),
-            # Ingestion settings act on `kb import` only.
-            "retriever": {k: v for k, v in asdict(self.retriever).items() if k != "ingestion"},
-            # Handoff settings act at run time only; changing them needs no retraining.
-            "policy": {k: v for k, v in asdict(self.policy).items() if k != "handoff"},
+            # Ingestion settings act on `kb import` only, compact_after on the live index only.
+            "retriever": {k: v for k, v in asdict(self.retriever).items()
+                          if k not in ("ingestion", "compact_after")},
+            # Handoff and feedback settings act at run time only; no retraining for them.
+            "policy": {k: v for k, v in asdict(self.policy).items() if k not in ("handoff", "feedback")},
         }
 
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_DATABASE_URL = "sqlite:///.crowddesk/crowddesk.db"
+_READ_ONLY = "crowddesk_read_only"  # execution option set by `reader`
 
 # The only drivers installed with CrowdDesk; a bare backend name means its driver here.
 _SUPPORTED_SCHEMES = {
@@ -145,6 +146,13 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+def reader(engine: Engine) -> Engine:
+    """`engine` for transactions that only read. On SQLite they begin deferred: they read the
+    last committed state (WAL) at once instead of waiting for the write lock, which a turn
+    being stored holds. Writing through it can fail with "database is locked"."""
+    return engine.execution_options(**{_READ_ONLY: True})
+
+
 def _parse_supported(url: str) -> URL:
     try:
         parsed = make_url(url)
@@ -182,6 +190,10 @@ def _configure_sqlite_connection(dbapi_connection: Any, connection_record: Any) 
     try:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
+        # With WAL, NORMAL syncs at checkpoints, not at every commit: a committed turn survives
+        # a crash of the server process, and only a power loss can undo the last few commits.
+        # FULL's fsync per commit was most of a turn's write cost (benchmarks/README.md).
+        cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
 
@@ -190,6 +202,9 @@ def _begin_immediate(connection: Connection) -> None:
     # Taking the write lock up front is how SQLite serialises writers: a turn that reads the
     # last event seq and then appends cannot interleave with another, and no transaction fails
     # mid-way with SQLITE_BUSY when upgrading from reader to writer. Readers queue behind a
-    # writer too (for at most the busy timeout); deployments needing more concurrency use
-    # PostgreSQL.
+    # writer too (for at most the busy timeout), unless they come through `reader`;
+    # deployments needing more concurrency use PostgreSQL.
+    if connection.get_execution_options().get(_READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+        return
     connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,6 +1,7 @@
-"""The agent desk web console: one page plus its script and stylesheet, served from `static/`.
+"""The agent desk web console: one page plus its scripts and stylesheet, served from `static/`.
 
 The page talks only to the agent API (`/desk/api`); this router serves files and nothing else.
+`console_router` serves any such console; the content team's `/kb` is another.
 No `from __future__ import annotations`: FastAPI reads route annotations at run time.
 """
 
@@ -23,26 +24,34 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-cache",
 }
 
-ASSETS = {"desk.js": "text/javascript", "desk.css": "text/css"}
+# dom.js and session.js (element helpers, the shared sign-in) and the base stylesheet are
+# loaded from here by every console.
+ASSETS = {"desk.js": "text/javascript", "desk.css": "text/css",
+          "dom.js": "text/javascript", "session.js": "text/javascript"}
 
 
 def _static(name: str, media_type: str) -> FileResponse:
     return FileResponse(STATIC_DIR / name, media_type=media_type, headers=SECURITY_HEADERS)
 
 
-def desk_console_router() -> APIRouter:
-    router = APIRouter(prefix="/desk", include_in_schema=False)
+def console_router(prefix: str, page: str, assets: dict[str, str]) -> APIRouter:
+    """`prefix` serves the `page` file of static/; `prefix/static/NAME` the `assets` by media type."""
+    router = APIRouter(prefix=prefix, include_in_schema=False)
 
     @router.get("")
     async def console_page() -> FileResponse:
-        return _static("desk.html", "text/html")
+        return _static(page, "text/html")
 
     @router.get("/static/{name}")
     async def console_asset(name: str) -> FileResponse:
-        media_type = ASSETS.get(name)
+        media_type = assets.get(name)
         if media_type is None:
             # A fixed list, so a crafted name can never reach outside static/.
             raise HTTPException(404, f"no console file {name!r}")
         return _static(name, media_type)
 
     return router
+
+
+def desk_console_router() -> APIRouter:
+    return console_router("/desk", "desk.html", ASSETS)

@@ -13,15 +13,25 @@ import logging
 import time
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from crowddesk.bot.action_client import ActionClient, ActionServerError
 from crowddesk.bot.batching import BatchingEncoder
 from crowddesk.bot.domain import Domain
 from crowddesk.bot.handoff import SlaTargets, build_handoff
+from crowddesk.bot.kb_feedback import (
+    SORRY_UNHELPFUL,
+    THANKS_FOR_HELPFUL,
+    KBAnswers,
+    answered_entry,
+    read_press,
+)
 from crowddesk.bot.outbox import Outbox
 from crowddesk.bot.policy import (
     ConversationContext,
@@ -37,7 +47,8 @@ from crowddesk.bot.tickets import TicketDesk
 from crowddesk.bot.wait_estimate import WaitEstimator
 from crowddesk.connectors.types import Button, InboundMessage, OutboundMessage
 from crowddesk.knowledge_base.index import KnowledgeBase
-from crowddesk.knowledge_base.types import Candidate
+from crowddesk.knowledge_base.types import Candidate, KBEntry
+from crowddesk.knowledge_base.usage import count_served, record_feedback
 from crowddesk.nlu.frustration import FrustrationDetector, FrustrationScore
 from crowddesk.nlu.pipeline import NLUPipeline, Understanding
 from crowddesk.nlu.rating import RATING_ENTITY, parse_rating
@@ -74,6 +85,8 @@ class Turn:
     handoff: NewHandoff | None = None
     outbox: Outbox | None = None
     """Where the replies are queued for delivery, in the turn's transaction (None: returned only)."""
+    writes: list[Callable[[Session], Any]] = field(default_factory=list)
+    """Other writes that commit with the turn or not at all (KB usage counts)."""
 
     def add(self, event: str, **data: Any) -> None:
         self.events.append({"event": event, "timestamp": time.time(), **data})
@@ -110,6 +123,7 @@ class Engine:
         self.wait_estimator = wait_estimator
         self.max_message_chars = max_message_chars
         self.renderer = ResponseRenderer(domain)
+        self.kb_answers = KBAnswers(domain, self.renderer, policy.settings.feedback)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         # sender -> (updated_at this engine wrote, was the bot's last action an automated answer).
         self._last_action: OrderedDict[str, tuple[datetime, bool]] = OrderedDict()
@@ -157,7 +171,7 @@ class Engine:
                          message_id=message.message_id, parse_data=None)
                 await self._save(message.sender_id, turn, owner=owner, latest=record.latest_message if record else None)
                 return []
-            if await self._take_rating(message, turn, record):
+            if await self._take_rating(message, turn, record) or await self._take_feedback(message, turn):
                 return turn.replies
             understanding, candidates = await self.understand(message.text)
             parse = understanding.parse
@@ -220,6 +234,37 @@ class Engine:
                         self.renderer.render(THANKS_FOR_RATING, message.sender_id, turn.slots))
         turn.add("action", name="action_listen")
         saved = await self._save(message.sender_id, turn, owner="bot", latest=parse.as_rasa())
+        self._remember_last_action(saved, turn.events, False)
+        return True
+
+    async def _take_feedback(self, message: InboundMessage, turn: Turn) -> bool:
+        """Count a Helpful / Not helpful press on a KB answer (the first press on each answer
+        only) and reply to it, without NLU; "Not helpful" offers or hands off to a person."""
+        press = read_press(message.text)
+        if press is None:
+            return False
+        history = await asyncio.to_thread(self.store.events, message.sender_id)
+        entry_id = answered_entry(history, press.answer_id)
+        parse = press.parse(message.text)
+        turn.add("user", text=message.text, input_channel=message.channel,
+                 message_id=message.message_id, parse_data=parse.as_rasa())
+        if entry_id is not None:
+            turn.writes.append(partial(record_feedback, answer_id=press.answer_id, entry_id=entry_id,
+                                       sender_id=message.sender_id, helpful=press.helpful))
+        if not press.helpful and self.policy.settings.feedback.on_unhelpful == "handoff":
+            await self._hand_off(message, turn, parse, [], Decision(
+                DecisionKind.HAND_OFF, 1.0, handoff_reason=HandoffReason.CUSTOMER_REQUEST,
+                handoff_detail=f"{entry_id or 'the answer'} marked not helpful"))
+        else:
+            reply = THANKS_FOR_HELPFUL if press.helpful else SORRY_UNHELPFUL
+            if not press.helpful:
+                turn.failed_turns += 1  # the bot failed, as with "no, that's not it" after an answer
+            if self.renderer.has(reply):
+                self._utter(turn, reply, Decision(DecisionKind.RESPOND, 1.0),
+                            self.renderer.render(reply, message.sender_id, turn.slots))
+        turn.add("action", name="action_listen")
+        saved = await self._save(message.sender_id, turn, owner="queued" if turn.handoff else "bot",
+                                 latest=parse.as_rasa())
         self._remember_last_action(saved, turn.events, False)
         return True
 
@@ -297,12 +342,11 @@ class Engine:
         sender = message.sender_id
         kind = decision.kind
         if kind is DecisionKind.ANSWER_FROM_KB and decision.option is not None:
-            entry = await asyncio.to_thread(self.knowledge_base.entry, decision.option.key)
+            entry = self._searched_entry(decision.option.key)
             if entry is not None:
-                text = entry.answer + (f"\n\nSource: {entry.source_url}" if entry.source_url else "")
-                self._utter(turn, "action_answer_from_kb", decision, OutboundMessage(
-                    sender, text, custom={"kb_entry": entry.id, "source_url": entry.source_url,
-                                          "confidence": round(decision.confidence, 4)}))
+                self._utter(turn, "action_answer_from_kb", decision, self.kb_answers.message(
+                    sender, entry, decision.confidence, turn.slots))
+                turn.writes.append(partial(count_served, entry_id=entry.id))
                 turn.failed_turns = 0
                 return
             decision = Decision(DecisionKind.HAND_OFF, decision.confidence, decision.option,
@@ -332,6 +376,14 @@ class Engine:
             turn.failed_turns += 1
             return
         await self._hand_off(message, turn, parse, candidates, decision)
+
+    def _searched_entry(self, entry_id: str) -> KBEntry | None:
+        """The entry as the index that found it holds it: published when the index was built
+        (LiveIndex swaps in a new one within seconds of a change), no database read."""
+        try:
+            return self.knowledge_base.retriever.entry(entry_id)
+        except KeyError:
+            return None
 
     def _fallback(self, sender: str, turn: Turn) -> OutboundMessage:
         if self.renderer.has("utter_default"):
@@ -393,9 +445,7 @@ class Engine:
         decision: Decision,
     ) -> None:
         sender = message.sender_id
-        entries = await asyncio.to_thread(
-            lambda: [self.knowledge_base.entry(candidate.entry_id) for candidate in candidates]
-        )
+        entries = [self._searched_entry(candidate.entry_id) for candidate in candidates]
         considered = [
             (candidate, self.policy.retriever_calibration(candidate.score), entry)
             for candidate, entry in zip(candidates, entries)
@@ -429,15 +479,20 @@ class Engine:
         self, sender_id: str, turn: Turn, *, owner: str, latest: dict[str, Any] | None
     ) -> ConversationRecord:
         # Queued in the turn's transaction: a crash can't store the turn yet lose its replies.
-        stage_replies = (
-            None if turn.outbox is None or not turn.replies
-            else partial(turn.outbox.stage, channel=turn.channel, messages=turn.replies)
-        )
+        writes = [] if turn.outbox is None or not turn.replies else [
+            partial(turn.outbox.stage, channel=turn.channel, messages=turn.replies)]
+        writes += turn.writes  # last: the usage row is locked from its UPSERT until commit
         record, _ = await asyncio.to_thread(
             self.store.record_turn, sender_id, turn.channel, turn.events, turn.slots,
-            turn.failed_turns, owner, latest, turn.handoff, stage_replies,
+            turn.failed_turns, owner, latest, turn.handoff,
+            partial(_write_all, writes) if writes else None,
         )
         return record
+
+
+def _write_all(writes: list[Callable[[Session], Any]], session: Session) -> None:
+    for write in writes:
+        write(session)
 
 
 def _mapped_value(mapping: Any, parse: Parse) -> Any:

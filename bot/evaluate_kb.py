@@ -26,6 +26,7 @@ from crowddesk.bot.project import Project
 from crowddesk.bot.yaml_files import ProjectFileError, split_source
 from crowddesk.knowledge_base.index import KnowledgeBase
 from crowddesk.knowledge_base.retriever import FaissRetriever
+from crowddesk.knowledge_base.segments import SegmentedRetriever
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.nlu.encoders import Encoder
 
@@ -69,7 +70,7 @@ def project_knowledge_base(project: Project, database: SqlEngine, encoder: Encod
 
 
 def evaluate_kb(
-    retriever: FaissRetriever,
+    retriever: FaissRetriever | SegmentedRetriever,
     encoder: Encoder,
     queries: Sequence[KBQuery],
     calibration: Calibration | None,

@@ -1,4 +1,4 @@
-"""The editor API behind the content pages: entries and their versions, suggestions, gaps.
+"""The editor API behind the content pages: entries, their versions and usage, suggestions, gaps.
 
 Every call needs `Authorization: Bearer <token>` of an editor or an admin. Changes are
 versioned as made by that account and reach the running index before the response is sent.
@@ -21,6 +21,7 @@ from crowddesk.knowledge_base.gaps import gap_report
 from crowddesk.knowledge_base.store import MAX_ID_LENGTH
 from crowddesk.knowledge_base.suggestions import SuggestionError, Suggestions
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
+from crowddesk.knowledge_base.usage import UsageOrder, UsageReport
 
 MAX_TEXT = 8000
 _Result = TypeVar("_Result")
@@ -78,6 +79,7 @@ def kb_router(agents: AgentDirectory, database: Engine, live: LiveIndex) -> APIR
     auth = DeskAuth(agents)
     store = live.knowledge_base.store
     suggestions = Suggestions(database)
+    usage = UsageReport(database)
 
     async def editor(token: BearerToken) -> Agent:
         agent = await auth.agent_for(token)
@@ -139,9 +141,11 @@ def kb_router(agents: AgentDirectory, database: Engine, live: LiveIndex) -> APIR
         entry = await _call(store.restore, entry_id, body.version, actor=agent.id, comment=body.comment)
         return (await changed(entry)).as_dict()
 
-    @router.get("/entries/{entry_id:path}", summary="One entry, whatever its status")
+    @router.get("/entries/{entry_id:path}",
+                summary="One entry, whatever its status, with its usage (times served, feedback)")
     async def get(entry_id: str, _: EditorDep) -> dict[str, Any]:
-        return (await existing(entry_id)).as_dict()
+        entry = await existing(entry_id)
+        return {**entry.as_dict(), "usage": (await _call(usage.of, entry_id)).counts()}
 
     @router.put("/entries/{entry_id:path}", summary="Edit an entry: a new version, status kept")
     async def edit(entry_id: str, body: EntryBody, agent: EditorDep) -> dict[str, Any]:
@@ -150,6 +154,15 @@ def kb_router(agents: AgentDirectory, database: Engine, live: LiveIndex) -> APIR
         current.source_url, current.tags = body.source_url, body.tags
         await _call(store.upsert, current, actor=agent.id, comment=body.comment)
         return (await changed(await existing(entry_id))).as_dict()
+
+    @router.get("/usage", summary="Every entry's times served and Helpful / Not helpful presses")
+    async def usage_report(
+        _: EditorDep,
+        order: UsageOrder = Query("served", description="most served, or most often not helpful, first"),
+        limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+    ) -> list[dict[str, Any]]:
+        lines = await _call(usage.lines, order=order, limit=limit, offset=offset)
+        return [line.as_dict() for line in lines]
 
     @router.get("/suggestions", summary="Entries suggested from resolved handoffs")
     async def list_suggestions(

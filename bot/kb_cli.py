@@ -1,4 +1,5 @@
-"""`crowddesk kb` curation verbs: lifecycle and audit log, suggestions from handoffs, gap report.
+"""`crowddesk kb` curation verbs: lifecycle and audit log, suggestions from handoffs, gap report,
+usage per entry.
 
 Like the other `kb` verbs they work on the project's database directly; a server started with
 `crowddesk run` notices the change within a few seconds and swaps in a rebuilt index.
@@ -11,7 +12,9 @@ from collections.abc import Callable
 
 ProjectArg = Callable[[argparse.ArgumentParser], None]
 DEFAULT_ACTOR = "cli"
-VERBS = ("history", "restore", "publish", "suggestions", "approve", "reject", "gaps")
+VERBS = ("history", "restore", "publish", "suggestions", "approve", "reject", "gaps", "usage")
+# Kept in step with knowledge_base.usage.USAGE_ORDERS, which this light module does not import.
+USAGE_ORDERS = ("served", "unhelpful")
 
 
 def add_parsers(kb_verbs: argparse._SubParsersAction[argparse.ArgumentParser], project_arg: ProjectArg) -> None:
@@ -37,7 +40,12 @@ def add_parsers(kb_verbs: argparse._SubParsersAction[argparse.ArgumentParser], p
     gaps.add_argument("--since", type=_positive_days, metavar="DAYS", help="only the last DAYS days")
     gaps.add_argument("--limit", type=int, default=20, help="clusters shown (default 20)")
     gaps.add_argument("--json", action="store_true")
-    for parser in (history, restore, publish, suggestions, approve, reject, gaps):
+    usage = kb_verbs.add_parser("usage", help="times each entry was served, and Helpful / Not helpful presses")
+    usage.add_argument("--limit", type=_positive_int, default=50, help="entries shown (default 50)")
+    usage.add_argument("--order", choices=USAGE_ORDERS, default="served",
+                       help="most served (default) or most often not helpful first")
+    usage.add_argument("--json", action="store_true")
+    for parser in (history, restore, publish, suggestions, approve, reject, gaps, usage):
         project_arg(parser)
         parser.add_argument("--database-url")
     for parser in (restore, publish, approve, reject):
@@ -52,6 +60,12 @@ def run(args: argparse.Namespace) -> int:
     from crowddesk.bot.kb_commands import run_verb
 
     return run_verb(args)
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text}")
+    return int(text)
 
 
 def _positive_days(text: str) -> float:

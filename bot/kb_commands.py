@@ -20,6 +20,7 @@ from crowddesk.knowledge_base.gaps import gap_report
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.suggestions import Suggestion, SuggestionError, Suggestions
 from crowddesk.knowledge_base.types import EntryStatus
+from crowddesk.knowledge_base.usage import UsageReport
 from crowddesk.nlu.encoders import load_encoder
 
 
@@ -111,6 +112,25 @@ def gaps(args: argparse.Namespace) -> int:
     return 0
 
 
+def usage(args: argparse.Namespace) -> int:
+    database = open_database(load_project(args.project), args.database_url)
+    lines = UsageReport(database).lines(order=args.order, limit=args.limit)
+    if args.json:
+        say(json.dumps([line.as_dict() for line in lines], indent=2, ensure_ascii=False))
+        return 0
+    if not lines:
+        say("No entries in the knowledge base")
+        return 0
+    width = max(len(line.usage.entry_id) for line in lines)
+    say(f"{'entry':<{width}}  {'status':9} {'served':>6} {'helpful':>7} {'unhelpful':>9}  last served       question")
+    for line in lines:
+        u = line.usage
+        last = f"{u.last_served_at:%Y-%m-%d %H:%M}" if u.last_served_at else "never"
+        say(f"{u.entry_id:<{width}}  {line.status:9} {u.served:>6} {u.helpful:>7} {u.unhelpful:>9}  "
+            f"{last:<16}  {line.question[:60]}")
+    return 0
+
+
 def _edit(suggestion: Suggestion) -> tuple[list[str], str]:
     """Let the editor change questions and answer in $EDITOR (a YAML document)."""
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
@@ -136,5 +156,5 @@ def _edit(suggestion: Suggestion) -> tuple[list[str], str]:
 
 _VERBS = {
     "history": history, "restore": restore, "publish": publish, "suggestions": suggestions,
-    "approve": approve, "reject": reject, "gaps": gaps,
+    "approve": approve, "reject": reject, "gaps": gaps, "usage": usage,
 }

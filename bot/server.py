@@ -21,6 +21,7 @@ from crowddesk.bot.desk_console import desk_console_router
 from crowddesk.bot.engine import MessageRejected
 from crowddesk.bot.gateway import Gateway, SeenMessages
 from crowddesk.bot.kb_api import kb_router
+from crowddesk.bot.kb_console import kb_console_router
 from crowddesk.bot.outbox import OutboxWorker
 from crowddesk.bot.rating import rating_request
 from crowddesk.bot.retention import Retention
@@ -134,6 +135,7 @@ def create_app(bot: Bot) -> FastAPI:
                                    Suggestions(bot.database)))
     app.include_router(desk_console_router())
     app.include_router(kb_router(bot.agents, bot.database, live_index))
+    app.include_router(kb_console_router())
 
     @app.exception_handler(TicketError)
     async def ticket_error(_: Request, exc: TicketError) -> JSONResponse:

@@ -17,16 +17,19 @@ from sqlalchemy import (
     Index,
     Integer,
     PrimaryKeyConstraint,
+    Row,
     String,
     Text,
     UniqueConstraint,
     delete,
     func,
+    insert,
     select,
+    update,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from crowddesk.bot.database import UtcDateTime, insert_missing
+from crowddesk.bot.database import UtcDateTime, insert_missing, reader
 
 MAX_SENDER_ID_LENGTH = 128
 HANDOFF_PRIORITIES = ("normal", "high")
@@ -194,17 +197,19 @@ class ConversationStore:
 
     def __init__(self, engine: Engine) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._reads = sessionmaker(reader(engine), expire_on_commit=False)
 
     def get(self, sender_id: str) -> ConversationRecord | None:
-        with self._sessions() as session:
-            row = session.scalars(
-                select(ConversationRow).where(ConversationRow.sender_id == sender_id)
+        conversations = ConversationRow.__table__
+        with self._reads() as session:
+            row = session.execute(
+                select(conversations).where(conversations.c.sender_id == sender_id)
             ).one_or_none()
             return None if row is None else _conversation_record(row)
 
     def events(self, sender_id: str, after_seq: int = 0) -> list[dict[str, Any]]:
         """The stored event dicts with seq greater than `after_seq`, oldest first."""
-        with self._sessions() as session:
+        with self._reads() as session:
             data = session.scalars(
                 select(EventRow.data)
                 .join(ConversationRow, EventRow.conversation_id == ConversationRow.id)
@@ -215,7 +220,7 @@ class ConversationStore:
 
     def customer_texts(self, sender_id: str, limit: int) -> list[str]:
         """The customer's last `limit` messages, oldest first."""
-        with self._sessions() as session:
+        with self._reads() as session:
             data = session.scalars(
                 select(EventRow.data)
                 .join(ConversationRow, EventRow.conversation_id == ConversationRow.id)
@@ -255,39 +260,36 @@ class ConversationStore:
             "updated_at": now,
         }
         with self._sessions.begin() as session:
-            # Insert-if-missing, not select-then-insert: two first turns racing to create the
-            # row then both find it, and wait for each other on the row lock below.
-            insert_missing(
-                session, ConversationRow, [{**state, "sender_id": sender_id, "created_at": now}]
-            )
-            conversation = session.scalars(
-                select(ConversationRow)
-                .where(ConversationRow.sender_id == sender_id)
-                .with_for_update()
-            ).one()
+            conversation = _update_conversation(session, sender_id, state)
+            if conversation is None:
+                # Insert-if-missing, not insert-or-fail: two first turns racing to create the
+                # row then both find it, and wait for each other on the row lock of the UPDATE.
+                insert_missing(
+                    session, ConversationRow, [{**state, "sender_id": sender_id, "created_at": now}]
+                )
+                conversation = _update_conversation(session, sender_id, state)
+                if conversation is None:
+                    raise RuntimeError(f"conversation {sender_id!r} vanished while being created")
             append_events(session, conversation.id, events)
-            for column, value in state.items():
-                setattr(conversation, column, value)
             handoff = None
             if new_handoff is not None:
-                handoff = HandoffRow(
+                handoff = HandoffRecord(
                     id=uuid.uuid4().hex,
-                    conversation_id=conversation.id,
+                    sender_id=sender_id,
                     status="queued",
                     reason=new_handoff.reason,
                     priority=new_handoff.priority,
                     packet=dict(new_handoff.packet),
                     created_at=now,
                     due_at=new_handoff.due_at.astimezone(UTC),
+                    assigned_to=None,
+                    resolved_at=None,
                 )
-                session.add(handoff)
+                session.execute(insert(HandoffRow.__table__), [_handoff_row(handoff, conversation.id)])
             if also is not None:
                 also(session)
-            session.flush()
-            return (
-                _conversation_record(conversation),
-                None if handoff is None else handoff_record(handoff, sender_id),
-            )
+                session.flush()
+            return _conversation_record(conversation), handoff
 
     def active_handoff(self, sender_id: str) -> HandoffRecord | None:
         """The conversation's queued or assigned ticket, if any (the newest, were there two)."""
@@ -317,7 +319,7 @@ class ConversationStore:
 
     def _handoffs(self, *conditions: Any, newest_first: bool = False) -> list[HandoffRecord]:
         order = (HandoffRow.created_at.desc(),) if newest_first else (HandoffRow.due_at,)
-        with self._sessions() as session:
+        with self._reads() as session:
             rows = session.execute(
                 select(HandoffRow, ConversationRow.sender_id)
                 .join(ConversationRow, HandoffRow.conversation_id == ConversationRow.id)
@@ -328,22 +330,41 @@ class ConversationStore:
 
 
 def append_events(session: Session, conversation_id: int, events: Sequence[Mapping[str, Any]]) -> None:
-    """Number and add events after the conversation's last one; the caller holds its row lock."""
+    """Number and insert events after the conversation's last one; the caller holds its row lock.
+
+    One multi-row INSERT through the Core table: ORM objects cost more than the write.
+    """
+    if not events:
+        return
+    events_table = EventRow.__table__
     last_seq = session.scalar(
-        select(func.coalesce(func.max(EventRow.seq), 0)).where(
-            EventRow.conversation_id == conversation_id
+        select(func.coalesce(func.max(events_table.c.seq), 0)).where(
+            events_table.c.conversation_id == conversation_id
         )
     )
-    session.add_all(
-        EventRow(
-            conversation_id=conversation_id,
-            seq=last_seq + position,
-            type=event["event"],
-            timestamp=float(event["timestamp"]),
-            data=dict(event),
-        )
+    session.execute(insert(events_table), [
+        {"conversation_id": conversation_id, "seq": last_seq + position, "type": event["event"],
+         "timestamp": float(event["timestamp"]), "data": dict(event)}
         for position, event in enumerate(events, start=1)
-    )
+    ])
+
+
+def _update_conversation(session: Session, sender_id: str, state: Mapping[str, Any]) -> Row[Any] | None:
+    """Replace the conversation's state and return its row, locked for the rest of the
+    transaction (PostgreSQL row lock; SQLite's write lock is held from BEGIN); None if missing."""
+    conversations = ConversationRow.__table__
+    return session.execute(
+        update(conversations).where(conversations.c.sender_id == sender_id).values(**state)
+        .returning(*conversations.c)
+    ).one_or_none()
+
+
+def _handoff_row(handoff: HandoffRecord, conversation_id: int) -> dict[str, Any]:
+    return {
+        "id": handoff.id, "conversation_id": conversation_id, "status": handoff.status,
+        "reason": handoff.reason, "priority": handoff.priority, "packet": handoff.packet,
+        "created_at": handoff.created_at, "due_at": handoff.due_at,
+    }
 
 
 def _check_turn(sender_id: str, events: Sequence[Mapping[str, Any]]) -> None:
@@ -362,7 +383,7 @@ def _check_turn(sender_id: str, events: Sequence[Mapping[str, Any]]) -> None:
             raise ValueError(f"{where} has no numeric 'timestamp': {dict(event)!r}")
 
 
-def _conversation_record(row: ConversationRow) -> ConversationRecord:
+def _conversation_record(row: ConversationRow | Row[Any]) -> ConversationRecord:
     return ConversationRecord(
         sender_id=row.sender_id,
         channel=row.channel,

@@ -18,6 +18,7 @@ from crowddesk.bot.domain import (
     merge_domains,
     with_responses,
 )
+from crowddesk.bot.kb_feedback import FEEDBACK_INTENT
 from crowddesk.bot.endpoints import MissingEnvironmentVariable, load_endpoints
 from crowddesk.bot.project import CONFIG_FILE, DATA_DIRECTORY, ENDPOINTS_FILE, locate_domain
 from crowddesk.bot.training_data import (
@@ -52,7 +53,8 @@ BUILTIN_ACTIONS = frozenset(
     }
 )
 # Intents triggered by the system or by payloads such as "/restart", so they need no examples.
-INTENTS_WITHOUT_EXAMPLES = frozenset({"restart", "back", "session_start", "nlu_fallback"})
+# kb_feedback comes only from the buttons on knowledge-base answers and is read without NLU.
+INTENTS_WITHOUT_EXAMPLES = frozenset({"restart", "back", "session_start", "nlu_fallback", FEEDBACK_INTENT})
 DEFAULT_INTENTS = INTENTS_WITHOUT_EXAMPLES | {"out_of_scope"}
 
 

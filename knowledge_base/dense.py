@@ -47,11 +47,13 @@ class IndexSettings:
     ivf_probes: int = 16
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
+    # Entries changed since the index was fully built at which it is rebuilt (see segments.py).
+    compact_after: int = 1_000
 
     def __post_init__(self) -> None:
         if self.kind not in INDEX_KINDS:
             raise ValueError(f"index kind {self.kind!r} is not one of: {', '.join(INDEX_KINDS)}")
-        minimums = {"exact_below": 1, "ivf_probes": 1, "hnsw_m": 2, "hnsw_ef_search": 1}
+        minimums = {"exact_below": 1, "ivf_probes": 1, "hnsw_m": 2, "hnsw_ef_search": 1, "compact_after": 1}
         for name, minimum in minimums.items():
             if getattr(self, name) < minimum:
                 raise ValueError(f"{name} must be >= {minimum}, got {getattr(self, name)}")

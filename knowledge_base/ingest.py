@@ -3,8 +3,10 @@
 Every importer's entries pass through `ingest`: their questions, answers and context are
 redacted first (nothing unredacted reaches the store or the embedding cache), questions whose
 embeddings are at least `duplicate_threshold` alike become variants of the best-rated entry
-(accepted first, then votes), and each entry is upserted by its stable id, so importing the
-same source again adds nothing and reports the entries as unchanged.
+(accepted first, then votes), a new entry whose question is that close to a question of an
+already published entry from elsewhere becomes a variant of that entry, and each entry is
+upserted by its stable id, keeping the variants it gained, so importing the same source again
+adds nothing and reports the entries as unchanged.
 """
 
 from __future__ import annotations
@@ -100,13 +102,21 @@ def ingest(
     summary.redactions = redactor.counts
     if summary.redactions:
         logger.info("redacted %s", _counts(summary.redactions))
-    if encoder is not None and len(entries) > 1:
-        entries, summary.merged = merge_duplicates(store, encoder, entries, options.duplicate_threshold)
+    if encoder is not None and entries:
+        if len(entries) > 1:
+            entries, summary.merged = merge_duplicates(store, encoder, entries, options.duplicate_threshold)
+        entries, grown, into_stored = merge_into_stored(store, encoder, entries, options.duplicate_threshold)
+        summary.merged = _redirected(summary.merged, into_stored) + into_stored
+        for target in grown:
+            merged_ids = ", ".join(m.duplicate_id for m in into_stored if m.into_id == target.id)
+            store.upsert(target, actor=IMPORT_ACTOR, comment=f"variants from {merged_ids}")
     for entry in progress(entries):
         before = store.get(entry.id)
         if before is not None:
-            # A re-import refreshes content; publishing or retiring stays the editors' call.
-            entry = replace(entry, status=before.status)
+            # A re-import refreshes content; publishing or retiring stays the editors' call, and
+            # variants merged in from other sources stay (else each import would undo the other).
+            entry = replace(entry, status=before.status,
+                            questions=unique_texts([*entry.questions, *before.questions]))
         created = store.upsert(entry, actor=IMPORT_ACTOR, comment=entry.source or "")
         after = store.get(entry.id)
         if created:
@@ -154,6 +164,61 @@ def merge_duplicates(
         for duplicate, (survivor, similarity) in sorted(into.items())
     ]
     return merged, merges
+
+
+def merge_into_stored(
+    store: KnowledgeBaseStore, encoder: Encoder, entries: list[KBEntry], threshold: float
+) -> tuple[list[KBEntry], list[KBEntry], list[Merge]]:
+    """Entries not stored yet whose first question is within `threshold` (cosine) of a question
+    of a published entry outside the batch become that entry's variants.
+
+    Returns (the entries still to store, the stored entries with their new variants, the merges).
+    An entry already in the store is never merged away, and a question merged before is found
+    verbatim in its entry next time, so re-importing a source changes nothing. Entries mirrored
+    from the project's retrieval intents are left alone: data/nlu.yml owns their questions and
+    every server start writes them back.
+    """
+    batch_ids = {entry.id for entry in entries}
+    targets = [e for e in store.published() if e.id not in batch_ids and not _mirrors_project(e)]
+    if not targets:
+        return entries, [], []
+    owner = np.repeat(np.arange(len(targets)), [len(e.questions) for e in targets])
+    known = question_vectors(store, encoder, targets)
+    firsts = question_vectors(store, encoder, [replace(e, questions=e.questions[:1]) for e in entries])
+    grown = {target.id: target for target in targets}
+    merges: list[Merge] = []
+    kept: list[KBEntry] = []
+    for entry, (row, similarity) in zip(entries, _nearest(firsts, known)):
+        target = grown[targets[owner[row]].id]
+        if similarity < threshold or store.get(entry.id) is not None:
+            kept.append(entry)
+            continue
+        grown[target.id] = replace(target, questions=unique_texts([*target.questions, *entry.questions]))
+        merges.append(Merge(entry.id, target.id, similarity))
+    into = {merge.into_id for merge in merges}
+    return kept, [grown[target.id] for target in targets if target.id in into], merges
+
+
+def _nearest(queries: np.ndarray, rows: np.ndarray, chunk: int = 1024) -> list[tuple[int, float]]:
+    """For each query vector, the row it is most similar to (dot product) and that similarity;
+    in chunks, so a large import never holds the whole similarity matrix."""
+    nearest: list[tuple[int, float]] = []
+    for start in range(0, len(queries), chunk):
+        similarities = queries[start : start + chunk] @ rows.T
+        best = similarities.argmax(axis=1)
+        nearest += [(int(b), float(similarities[i, b])) for i, b in enumerate(best)]
+    return nearest
+
+
+def _mirrors_project(entry: KBEntry) -> bool:
+    # Entries synced from a retrieval intent carry that intent as their id (bot/assemble.py).
+    return bool(entry.intent) and entry.id == entry.intent
+
+
+def _redirected(merges: list[Merge], into_stored: list[Merge]) -> list[Merge]:
+    """Within-batch merges whose survivor itself went into a stored entry now name that entry."""
+    final = {m.duplicate_id: m.into_id for m in into_stored}
+    return [replace(m, into_id=final.get(m.into_id, m.into_id)) for m in merges]
 
 
 def _rank_key(entry: KBEntry) -> tuple[bool, int, str]:

@@ -12,13 +12,21 @@ the query terms' IDFs, then clipped to [0, 1]. Terms the index has never seen co
 of a term in no document, so a query matching only common words ("how do I ...") stays low
 instead of being stretched to 1. Unlike dividing by the top hit, this scale does not depend on
 the other documents matching, which is what blending with cosine similarity needs.
+
+Search is exact top-k with early termination: each term's postings hold precomputed BM25 weights
+("impacts") sorted largest first, read a growing prefix per term at a time; once the k-th best
+exact score reaches the sum of the next unread impacts, no unread document can overtake it
+(Fagin's threshold algorithm). A postings budget bounds the cost of queries made only of very
+common words; at or below that many postings per query the search is always exact.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from array import array
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 from scipy import sparse
@@ -26,11 +34,16 @@ from scipy import sparse
 K1 = 1.2
 B = 0.75
 
-# `search` reads at most this many postings to find candidates (rarest query terms first), which
-# bounds its cost whatever the size of the index; at or below this many documents it is exhaustive.
-POSTINGS_BUDGET = 20_000
-# Best candidates by their rarer terms that also get the scores of terms too common to read.
-CANDIDATE_POOL = 256
+# `search` reads at most this many postings (highest impacts first), which bounds its cost
+# whatever the size of the index; it stops earlier as soon as the top k are certain.
+POSTINGS_BUDGET = 12_000
+# Postings read per term in the first round of a search; each further round reads 4 times more.
+FIRST_READ = 1_024
+READ_GROWTH = 4
+# Documents completed exactly per round to raise the bar unread documents must clear.
+EXACT_PER_ROUND = 32
+# At most this many more documents are scored exactly when the reads stop.
+MAX_HOPEFUL = 512
 
 # A token is a run of letters/digits, joined across "-" or "_" (codes such as E-1043,
 # ERR_CONN_RESET) and across "." when a digit follows (versions such as v2.3.1), so identifiers
@@ -112,18 +125,31 @@ class LexicalIndex:
             doc_tf = doc_tf + np.float32(answer_weight) * self._count_matrix(
                 answer_tokens, len(documents)
             )
-        # Term-major: a term's postings (documents and term frequencies) are one contiguous slice.
-        self._postings = sparse.csc_matrix(doc_tf, dtype=np.float32)
-        self._postings.sort_indices()
-        self._doc_length = np.asarray(doc_tf.sum(axis=1), dtype=np.float64).ravel()
+        # Document-major: a document's terms and frequencies, to score given documents exactly.
+        self._doc_terms = sparse.csr_matrix(doc_tf, dtype=np.float32)
+        self._doc_terms.sort_indices()
+        self._doc_length = np.asarray(self._doc_terms.sum(axis=1), dtype=np.float64).ravel()
 
         n_docs = len(documents)
         # Guard against an index whose documents have no tokens at all (no term can match then).
         self._average_length = float(self._doc_length.mean()) if n_docs else 0.0
         self._average_length = self._average_length or 1.0
-        self._doc_freq = np.diff(self._postings.indptr)
+        self._doc_freq = np.bincount(self._doc_terms.indices, minlength=len(self._vocabulary))
         self._idf = self._idf_for(self._doc_freq.astype(np.float64), n_docs)
         self._unseen_idf = float(self._idf_for(np.zeros(1), n_docs)[0])
+        self._build_postings()
+        self._free_arrays = threading.local()
+
+    def _build_postings(self) -> None:
+        """Term-major postings, each term's a contiguous slice sorted by impact, largest first."""
+        matrix = self._doc_terms
+        docs = np.repeat(np.arange(len(self), dtype=np.int32), np.diff(matrix.indptr))
+        terms = matrix.indices
+        impacts = self._impacts(terms, matrix.data, self._doc_length[docs])
+        order = np.lexsort((docs, -impacts, terms))
+        self._posting_docs = docs[order]
+        self._posting_impacts = impacts[order]
+        self._posting_start = np.concatenate(([0], np.cumsum(self._doc_freq))).astype(np.int64)
 
     def __len__(self) -> int:
         return len(self._doc_length)
@@ -138,42 +164,100 @@ class LexicalIndex:
         if query_terms is None:
             return result
         term_ids, ideal = query_terms
-        docs, raw = self._accumulate(term_ids)
-        raw = self._without(docs, raw, term_ids, without_variants)
-        result[docs] = np.clip(raw / ideal, 0.0, 1.0)
-        return result
+        for term_id in term_ids.tolist():
+            start, end = self._posting_start[term_id], self._posting_start[term_id + 1]
+            result[self._posting_docs[start:end]] += self._posting_impacts[start:end]
+        docs = np.flatnonzero(result)
+        result[docs] = self._without(docs, result[docs], term_ids, without_variants)
+        return np.clip(result / ideal, 0.0, 1.0)
 
     def search(
         self, query: str, top_k: int, *, without_variants: Collection[int] = ()
     ) -> list[tuple[int, float]]:
         """The `top_k` best (document index, normalised score) pairs with a score above zero.
 
-        Candidates are the documents holding the query's rarest terms, taken rarest first while
-        their postings fit in `postings_budget`; when every query term fits (always, in a KB of
-        that many documents or fewer) the result equals ranking `scores`. Terms too common to fit
-        add their share to the best `CANDIDATE_POOL` candidates only: they cannot single out a
-        document among hundreds of thousands anyway, and reading their postings would cost more
-        than the rest of a search.
+        Equal to ranking `scores` (up to ties) whenever the search ends before reading
+        `postings_budget` postings; past the budget, the best documents among those read.
         """
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
         query_terms = self._query_terms(query)
-        if query_terms is None:
+        if query_terms is None or not len(query_terms[0]):
             return []
         term_ids, ideal = query_terms
-        by_rarity = term_ids[np.argsort(self._doc_freq[term_ids], kind="stable")]
-        fits = np.cumsum(self._doc_freq[by_rarity]) <= self._postings_budget
-        selective, common = by_rarity[fits], by_rarity[~fits]
-        if not len(selective):
-            return []
-        docs, raw = self._accumulate(selective)
-        if len(common):
-            pool = np.sort(top_indices(raw, CANDIDATE_POOL))
-            docs = docs[pool]
-            raw = raw[pool] + self._raw_scores(common, docs)
-        scores = np.clip(self._without(docs, raw, term_ids, without_variants) / ideal, 0.0, 1.0)
-        best = top_indices(scores, top_k)
-        return [(int(docs[i]), float(scores[i])) for i in best if scores[i] > 0]
+        scored = _Scored()
+        candidates, upper, bar = self._read_postings(term_ids, top_k, without_variants, scored)
+        could_beat = upper > bar + 1e-9
+        hopeful = candidates[could_beat][top_indices(upper[could_beat], MAX_HOPEFUL)]
+        self._score_exactly(hopeful, term_ids, without_variants, scored)
+        best = scored.best(top_k)
+        return [
+            (int(doc), min(float(raw) / ideal, 1.0))
+            for doc, raw in zip(scored.docs[best], scored.raw[best]) if raw > 0
+        ]
+
+    def _read_postings(
+        self, term_ids: np.ndarray, top_k: int, without_variants: Collection[int], scored: _Scored
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """Reads the terms' postings, largest impacts first, in growing rounds until no unread
+        document can beat the k-th best exact score (the bar) or the budget is spent.
+
+        Returns the documents read, an upper bound of each one's raw score, and the bar.
+        """
+        read, end = self._posting_start[term_ids], self._posting_start[term_ids + 1]
+        with self._accumulator() as partial:
+            slices: list[tuple[int, np.ndarray]] = []  # (query term position, documents read)
+            touched: list[np.ndarray] = []  # documents read for the first time, per slice
+            budget, chunk = self._postings_budget, FIRST_READ
+            while True:
+                stop = np.minimum(read + chunk, end)
+                budget -= int((stop - read).sum())
+                for term, (start, until) in enumerate(zip(read.tolist(), stop.tolist())):
+                    docs = self._posting_docs[start:until]
+                    touched.append(docs[partial[docs] == 0])  # impacts are > 0
+                    partial[docs] += self._posting_impacts[start:until]  # one posting per document
+                    slices.append((term, docs))
+                read = stop
+                # No document gains more from a term than the term's next unread impact.
+                following = np.zeros(len(read), dtype=np.float64)
+                following[read < end] = self._posting_impacts[read[read < end]]
+                unread = float(following.sum())
+                candidates = np.concatenate(touched)
+                leaders = candidates[top_indices(partial[candidates], EXACT_PER_ROUND)]
+                self._score_exactly(leaders, term_ids, without_variants, scored)
+                bar = scored.kth_best(top_k)
+                if unread <= bar or budget <= 0:
+                    break
+                chunk *= READ_GROWTH
+            # A document read can still gain the next impacts of the terms it was not read in.
+            upper = partial[candidates] + unread
+            partial[candidates] = 0.0
+            read_in = partial  # reused: one array of this size per thread is enough
+            for term, docs in slices:
+                read_in[docs] += following[term]
+            upper -= read_in[candidates]
+            read_in[candidates] = 0.0
+        return candidates, upper, bar
+
+    def _score_exactly(
+        self, docs: np.ndarray, term_ids: np.ndarray, without_variants: Collection[int], scored: _Scored
+    ) -> None:
+        """Adds the raw scores of the documents `scored` lacks to it."""
+        fresh = docs[~np.isin(docs, scored.docs)]
+        if len(fresh):
+            raw = self._raw_scores(term_ids, fresh)
+            scored.add(fresh, self._without(fresh, raw, term_ids, without_variants))
+
+    @contextmanager
+    def _accumulator(self) -> Iterator[np.ndarray]:
+        """A zeroed float64 array with a slot per document, lent to this thread: the caller zeroes
+        the slots it used before returning it. Reused because allocating and zeroing one per
+        query would cost more than a search over a million documents (8 MB per searching
+        thread there)."""
+        free = self._free_arrays.__dict__.setdefault("arrays", [])
+        array = free.pop() if free else np.zeros(len(self), dtype=np.float64)
+        yield array  # not returned when the caller raises: its slots may not be zero
+        free.append(array)
 
     def score_documents(
         self, query: str, docs: np.ndarray, *, without_variants: Collection[int] = ()
@@ -198,42 +282,38 @@ class LexicalIndex:
         ideal = float(self._idf[term_ids].sum()) + self._unseen_idf * (len(terms) - len(term_ids))
         return term_ids, ideal
 
-    def _accumulate(self, term_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(sorted documents holding any of the terms, their raw BM25 over those terms)."""
-        postings = self._postings
-        docs_parts, score_parts = [], []
-        for term_id in term_ids.tolist():
-            start, end = postings.indptr[term_id], postings.indptr[term_id + 1]
-            docs = postings.indices[start:end]
-            docs_parts.append(docs)
-            score_parts.append(
-                self._term_score(term_id, postings.data[start:end], self._doc_length[docs])
-            )
-        if not docs_parts:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-        if len(docs_parts) == 1:  # one term's postings are sorted and unique already
-            return docs_parts[0].astype(np.int64), score_parts[0]
-        docs, positions = np.unique(np.concatenate(docs_parts), return_inverse=True)
-        raw = np.bincount(positions, weights=np.concatenate(score_parts), minlength=len(docs))
-        return docs.astype(np.int64), raw
-
     def _raw_scores(self, term_ids: np.ndarray, docs: np.ndarray) -> np.ndarray:
-        """Raw BM25 of `docs` over `term_ids`, looking each document up in each term's postings."""
-        raw = np.zeros(len(docs), dtype=np.float64)
-        tf = self._term_frequencies(term_ids, docs)
-        for row, term_id in enumerate(term_ids.tolist()):
-            present = tf[row] > 0
-            raw[present] += self._term_score(term_id, tf[row, present], self._doc_length[docs[present]])
-        return raw
+        """Raw BM25 of `docs` over `term_ids` (sorted), from the documents' own term lists."""
+        rows, terms, tf = self._document_terms(term_ids, docs)
+        impacts = self._impacts(terms, tf, self._doc_length[docs[rows]])
+        return np.bincount(rows, weights=impacts, minlength=len(docs))
 
     def _term_frequencies(self, term_ids: np.ndarray, docs: np.ndarray) -> np.ndarray:
-        """tf[i, j] = weighted frequency of term `term_ids[i]` in document `docs[j]`."""
-        postings = self._postings
+        """tf[i, j] = weighted frequency of term `term_ids[i]` (sorted) in document `docs[j]`."""
+        rows, terms, frequencies = self._document_terms(term_ids, docs)
         tf = np.zeros((len(term_ids), len(docs)), dtype=np.float64)
-        for row, term_id in enumerate(term_ids.tolist()):
-            start, end = postings.indptr[term_id], postings.indptr[term_id + 1]
-            tf[row] = _lookup(postings.indices[start:end], postings.data[start:end], docs)
+        tf[np.searchsorted(term_ids, terms), rows] = frequencies
         return tf
+
+    def _document_terms(
+        self, term_ids: np.ndarray, docs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(position in `docs`, term id, frequency) of each of `term_ids` that the documents hold."""
+        matrix = self._doc_terms
+        if not len(term_ids):
+            nothing = np.zeros(0, dtype=np.int64)
+            return nothing, nothing, np.zeros(0, dtype=np.float32)
+        starts = matrix.indptr[docs]
+        counts = matrix.indptr[docs + 1] - starts
+        rows = np.repeat(np.arange(len(docs)), counts)
+        # Positions of every document's slice, laid end to end.
+        offsets = starts - np.cumsum(counts) + counts
+        positions = np.arange(int(counts.sum())) + np.repeat(offsets, counts)
+        terms = matrix.indices[positions]
+        # term_ids is short and sorted: a binary search beats np.isin's set machinery.
+        nearest = np.minimum(np.searchsorted(term_ids, terms), len(term_ids) - 1)
+        wanted = term_ids[nearest] == terms
+        return rows[wanted], terms[wanted], matrix.data[positions[wanted]]
 
     def _without(
         self, docs: np.ndarray, raw: np.ndarray, term_ids: np.ndarray, without_variants: Collection[int]
@@ -259,16 +339,16 @@ class LexicalIndex:
                 doc_tf = doc_tf - _row_values(self._variant_tf, variant, term_ids)
             length = self._doc_length[doc] - self._variant_length[own].sum()
             present = doc_tf > 1e-6
-            raw[docs == doc] = float(
-                self._term_score(term_ids[present], doc_tf[present], np.full(present.sum(), length)).sum()
-            )
+            impacts = self._impacts(term_ids[present], doc_tf[present], np.full(present.sum(), length))
+            raw[docs == doc] = float(impacts.sum(dtype=np.float64))
         return raw
 
-    def _term_score(
-        self, term_id: int | np.ndarray, tf: np.ndarray, doc_length: np.ndarray
-    ) -> np.ndarray:
-        length_norm = 1.0 - B + B * doc_length / self._average_length
-        return self._idf[term_id] * tf * (K1 + 1.0) / (tf + K1 * length_norm)
+    def _impacts(self, term_ids: np.ndarray, tf: np.ndarray, doc_length: np.ndarray) -> np.ndarray:
+        """BM25 weights of terms in documents, as float32: the postings store them so, and
+        every other path rounds the same way, so all paths give a document the same score."""
+        length_norm = 1.0 - B + B * np.asarray(doc_length, dtype=np.float64) / self._average_length
+        weights = self._idf[term_ids] * tf * (K1 + 1.0) / (tf + K1 * length_norm)
+        return weights.astype(np.float32)
 
     def _token_ids(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(row, term id) per token occurrence, growing the vocabulary as terms appear.
@@ -299,6 +379,30 @@ class LexicalIndex:
     def _idf_for(doc_freq: np.ndarray, n_docs: int) -> np.ndarray:
         # The "+1" variant (Lucene's) keeps IDF positive even for terms in most documents.
         return np.log1p((n_docs - doc_freq + 0.5) / (doc_freq + 0.5))
+
+
+class _Scored:
+    """Documents scored exactly during one search, with their raw scores."""
+
+    def __init__(self) -> None:
+        self.docs = np.zeros(0, dtype=np.int64)
+        self.raw = np.zeros(0, dtype=np.float64)
+
+    def add(self, docs: np.ndarray, raw: np.ndarray) -> None:
+        self.docs = np.concatenate((self.docs, docs))
+        self.raw = np.concatenate((self.raw, raw))
+
+    def kth_best(self, k: int) -> float:
+        """The k-th best raw score (0 while fewer than k documents are scored)."""
+        if len(self.raw) < k:
+            return 0.0
+        return float(np.partition(self.raw, len(self.raw) - k)[len(self.raw) - k])
+
+    def best(self, k: int) -> np.ndarray:
+        """Positions of the k best, best first; equal scores by document number."""
+        contenders = np.flatnonzero(self.raw >= self.kth_best(k))
+        order = np.lexsort((self.docs[contenders], -self.raw[contenders]))
+        return contenders[order[:k]]
 
 
 def _lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:

@@ -136,6 +136,34 @@ class KBSuggestionRow(KnowledgeBaseTables):
     reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
+class KBUsageRow(KnowledgeBaseTables):
+    """How often an entry was served and voted on; one row per entry served (usage.py).
+
+    No foreign key to kb_entries: checking it would lock the entry row on every answer, and
+    an editor's edit holds that lock. Entries are never deleted, only retired.
+    """
+
+    __tablename__ = "kb_usage"
+
+    entry_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH), primary_key=True)
+    served: Mapped[int] = mapped_column(Integer, default=0)
+    helpful: Mapped[int] = mapped_column(Integer, default=0)
+    unhelpful: Mapped[int] = mapped_column(Integer, default=0)
+    last_served_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class KBFeedbackRow(KnowledgeBaseTables):
+    """A Helpful / Not helpful press on one served answer; its key makes a second press a no-op."""
+
+    __tablename__ = "kb_feedback"
+
+    answer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    entry_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH), index=True)
+    sender_id: Mapped[str] = mapped_column(String(128))
+    helpful: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 @dataclasses.dataclass(frozen=True)
 class EntryVersion:
     """One audited change: who did what to an entry, when, and its content afterwards."""
@@ -274,6 +302,41 @@ class KnowledgeBaseStore:
         # become visible after a higher one and a watcher of max(id) would miss it.
         with self._sessions() as session:
             return session.scalar(select(func.count()).select_from(KBEntryVersionRow)) or 0
+
+    def changes_after(
+        self, change_id: int, pending: Sequence[int] = ()
+    ) -> builtins.list[tuple[int, str]]:
+        """(change id, entry id) of the committed changes with an id above `change_id` or in
+        `pending`, by id. A change id is its version row's id: unique and growing, but on
+        PostgreSQL a lower id can commit after a higher one, so readers keep the ids they skipped
+        (`pending`) and ask for them again."""
+        columns = select(KBEntryVersionRow.id, KBEntryVersionRow.entry_id)
+        with self._sessions() as session:
+            found = {row.id: row.entry_id for row in session.execute(
+                columns.where(KBEntryVersionRow.id > change_id))}
+            for ids in _batches(list(pending)):
+                found.update((row.id, row.entry_id) for row in session.execute(
+                    columns.where(KBEntryVersionRow.id.in_(ids))))
+        return sorted(found.items())
+
+    def entries(self, entry_ids: Sequence[str]) -> builtins.list[KBEntry]:
+        """The entries with those ids, whatever their status, ordered by id; unknown ids are left out."""
+        with self._sessions() as session:
+            return sorted(
+                (entry for ids in _batches(list(entry_ids))
+                 for entry in _load_entries(session, select(KBEntryRow).where(KBEntryRow.id.in_(ids)))),
+                key=lambda entry: entry.id,
+            )
+
+    def versions_with_change_ids(self, entry_ids: Sequence[str]) -> builtins.list[tuple[int, EntryVersion]]:
+        """Every version of those entries with its change id (see `changes_after`), by change id."""
+        with self._sessions() as session:
+            return sorted(
+                ((row.id, _to_version(row)) for ids in _batches(list(entry_ids))
+                 for row in session.scalars(
+                     select(KBEntryVersionRow).where(KBEntryVersionRow.entry_id.in_(ids)))),
+                key=lambda pair: pair[0],
+            )
 
     def cached_vectors(self, encoder: str, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """The cached vectors of those `texts` that `encoder` has encoded before, keyed by text."""

@@ -47,8 +47,14 @@ class _LinearHead:
         # scipy copies the whole (n_features, n_classes) matrix on every call (~6 ms a message).
         return np.ascontiguousarray(self.coef.T)
 
-    def logits(self, features: sparse.csr_matrix | np.ndarray) -> np.ndarray:
-        return np.asarray(features @ self._coef_columns) + self.intercept
+    def logits(self, embeddings: np.ndarray, lexical: sparse.csr_matrix | None) -> np.ndarray:
+        """Logits of the features [embeddings | lexical], without building that matrix: stacking
+        a dense block onto a sparse one cost more than the product itself."""
+        columns = self._coef_columns
+        logits = embeddings @ columns[: embeddings.shape[1]] + self.intercept
+        if lexical is not None:
+            logits += np.asarray(lexical @ columns[embeddings.shape[1]:])
+        return logits
 
 
 def _fit_head(
@@ -105,6 +111,10 @@ def _features(
     if lexical is None:
         return embeddings
     return sparse.hstack([sparse.csr_matrix(embeddings), lexical.transform(texts)], format="csr")
+
+
+def _lexical_rows(lexical: LexicalFeatures | None, texts: Sequence[str]) -> sparse.csr_matrix | None:
+    return None if lexical is None else lexical.transform(texts)
 
 
 def stratified_folds(label_idx: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
@@ -197,7 +207,7 @@ class CalibratedIntentClassifier:
             held_out = folds == fold
             held_out_texts = [t for t, keep in zip(texts, held_out) if keep]
             oof_logits[held_out] = head.logits(
-                _features(lexical, held_out_texts, embeddings[held_out])
+                embeddings[held_out], _lexical_rows(lexical, held_out_texts)
             )
 
         # An example whose class was missing from its fold's training part has no finite logit
@@ -240,7 +250,7 @@ class CalibratedIntentClassifier:
         embeddings = self._check_inputs(texts, embeddings, expected_dim=self._embedding_dim)
         if not texts:
             return np.zeros((0, len(self.classes)))
-        logits = self._head.logits(_features(self._lexical, texts, embeddings))
+        logits = self._head.logits(embeddings, _lexical_rows(self._lexical, texts))
         return softmax(logits, self.temperature)
 
     # ---- persistence --------------------------------------------------------------------

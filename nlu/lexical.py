@@ -6,7 +6,9 @@ keeps them visible to the intent classifier.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,11 +38,50 @@ def _vectorizer(block: str, vocabulary: Sequence[str] | None = None) -> TfidfVec
     )
 
 
+@dataclass(frozen=True)
+class _Block:
+    """One fitted TF-IDF block: what `TfidfVectorizer.transform` needs, without its checks."""
+
+    analyzer: Callable[[str], list[str]]
+    vocabulary: Mapping[str, int]
+    idf: np.ndarray  # float32, one weight per column of the block
+    offset: int  # the block's first column among all lexical features
+
+    def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """Columns (sorted, offset applied) and weights of `text`: sublinear tf x idf, L2
+        norm, times the block weight."""
+        counts = Counter(
+            column for term in self.analyzer(text)
+            if (column := self.vocabulary.get(term)) is not None
+        )
+        columns = np.fromiter(sorted(counts), dtype=np.int64, count=len(counts))
+        tf = np.fromiter((counts[c] for c in columns.tolist()), dtype=np.float32, count=len(counts))
+        values = (np.log(tf) + np.float32(1.0)) * self.idf[columns]
+        norm = np.sqrt(np.dot(values, values))
+        if norm > 0:
+            values *= np.float32(_BLOCK_WEIGHT / norm)
+        return columns + self.offset, values
+
+
 class LexicalFeatures:
     """Fitted TF-IDF vocabularies and idf weights; `transform` gives rows of norm 1."""
 
     def __init__(self, vectorizers: Mapping[str, TfidfVectorizer]) -> None:
         self._vectorizers = dict(vectorizers)
+        self._blocks: list[_Block] = []
+        offset = 0
+        for block in _BLOCKS:
+            vectorizer = self._vectorizers[block]
+            self._blocks.append(_Block(
+                vectorizer.build_analyzer(), vectorizer.vocabulary_,
+                np.asarray(vectorizer.idf_, dtype=np.float32), offset,
+            ))
+            offset += len(vectorizer.vocabulary_)
+
+    def __reduce__(self) -> tuple[type[LexicalFeatures], tuple[dict[str, TfidfVectorizer]]]:
+        # Pickled by joblib when fitted in a worker process; analyzers don't pickle, so they
+        # are rebuilt from the vectorizers.
+        return LexicalFeatures, (self._vectorizers,)
 
     @classmethod
     def fit(cls, texts: Sequence[str]) -> LexicalFeatures:
@@ -56,10 +97,20 @@ class LexicalFeatures:
         return sum(len(v.vocabulary_) for v in self._vectorizers.values())
 
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        blocks = [
-            self._vectorizers[block].transform(list(texts)) * _BLOCK_WEIGHT for block in _BLOCKS
-        ]
-        return sparse.hstack(blocks, format="csr", dtype=np.float32)
+        """TfidfVectorizer.transform of each block, side by side, each block weighted.
+
+        Computed here rather than by scikit-learn, whose per-call input validation cost ~3 ms
+        for the single message a server transforms (benchmarks/README.md, latency).
+        """
+        rows = [block.row(text) for text in texts for block in self._blocks]
+        indptr = np.concatenate(([0], np.cumsum(
+            [len(values) for _, values in rows], dtype=np.int64)))[::len(self._blocks)]
+        return sparse.csr_matrix(
+            (np.concatenate([values for _, values in rows] or [np.zeros(0, np.float32)]),
+             np.concatenate([columns for columns, _ in rows] or [np.zeros(0, np.int64)]),
+             indptr),
+            shape=(len(texts), self.dimension), dtype=np.float32,
+        )
 
     def vocabularies(self) -> dict[str, list[str]]:
         """Terms per block, ordered by feature column (JSON-serialisable)."""

@@ -60,7 +60,7 @@ def test_callers_waiting_for_a_forward_pass_are_encoded_together_and_get_their_o
     minilm_encoder: Encoder,
 ) -> None:
     recording = SlowRecordingEncoder(minilm_encoder)
-    batching = BatchingEncoder(recording)
+    batching = BatchingEncoder(recording, lanes=1)
 
     with ThreadPoolExecutor(max_workers=len(QUESTIONS)) as pool:
         first = pool.submit(batching.encode, QUESTIONS[:1])
@@ -72,6 +72,24 @@ def test_callers_waiting_for_a_forward_pass_are_encoded_together_and_get_their_o
 
     assert recording.batches == [QUESTIONS[:1], QUESTIONS[1:]]
     np.testing.assert_allclose(vectors, minilm_encoder.encode(QUESTIONS), atol=1e-5)
+
+
+def test_with_two_lanes_a_caller_is_encoded_while_another_pass_is_under_way(
+    minilm_encoder: Encoder,
+) -> None:
+    recording = SlowRecordingEncoder(minilm_encoder)
+    batching = BatchingEncoder(recording, lanes=2)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(batching.encode, QUESTIONS[:1])
+        wait_until(lambda: len(recording.batches) == 1)  # the first pass is under way, and stays
+        second = batching.encode(QUESTIONS[1:3])
+        assert not first.done()
+        recording.release.set()
+        np.testing.assert_allclose(first.result(), minilm_encoder.encode(QUESTIONS[:1]), atol=1e-5)
+
+    assert recording.batches == [QUESTIONS[:1], QUESTIONS[1:3]]
+    np.testing.assert_allclose(second, minilm_encoder.encode(QUESTIONS[1:3]), atol=1e-5)
 
 
 def test_a_lone_caller_is_encoded_at_once(minilm_encoder: Encoder) -> None:
@@ -109,3 +127,5 @@ def test_bad_arguments_are_rejected(minilm_encoder: Encoder) -> None:
         BatchingEncoder(minilm_encoder).encode("Where is my card?")
     with pytest.raises(ValueError, match="max_batch"):
         BatchingEncoder(minilm_encoder, max_batch=0)
+    with pytest.raises(ValueError, match="lanes"):
+        BatchingEncoder(minilm_encoder, lanes=0)

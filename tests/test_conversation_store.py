@@ -277,6 +277,7 @@ def test_sqlite_file_gets_its_directory_foreign_keys_and_wal(tmp_path: Path) -> 
         with engine.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
     finally:
         engine.dispose()
     assert path.exists()
@@ -327,5 +328,26 @@ def test_password_stays_out_of_logs_and_repr(caplog: pytest.LogCaptureFixture) -
         assert "db.example:5432/bot" in caplog.text
         assert "s3cret-pw" not in caplog.text
         assert "s3cret-pw" not in repr(engine)
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_reads_see_the_last_committed_turn_while_another_turn_is_being_written(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'crowddesk.db'}")
+    try:
+        init_schema(engine)
+        store = ConversationStore(engine)
+        record(store, "u1", [user_event("hi")], failed_turns=1)
+        with engine.begin() as writing:  # holds SQLite's write lock, as a turn being stored does
+            writing.exec_driver_sql("UPDATE conversations SET failed_turns = 2")
+
+            conversation = store.get("u1")
+            events = store.events("u1")
+
+        assert conversation is not None and conversation.failed_turns == 1
+        assert [event["text"] for event in events] == ["hi"]
+        assert store.get("u1").failed_turns == 2  # type: ignore[union-attr]
     finally:
         engine.dispose()

@@ -195,21 +195,31 @@ def test_bm25_search_ranks_like_scoring_every_document_while_postings_fit() -> N
             assert [score for _, score in found] == pytest.approx([scores[d] for d, _ in found])
 
 
-def test_bm25_search_over_a_large_index_reads_rare_terms_and_scores_candidates_fully() -> None:
-    # 61 documents share the common words, too many for the budget: only the code's postings are
-    # read to find candidates.
-    documents = [[f"card payment problem number {i}" if i < 60 else f"account question {i}"]
-                 for i in range(500)]
+def test_bm25_search_is_exact_when_common_words_have_more_postings_than_its_budget() -> None:
+    # 1,000 documents share the common words, five times the budget: the search stops reading
+    # them once no unread document can beat its top 5.
+    documents = [[f"card payment problem number {i}"] for i in range(1000)]
     documents[123] = ["card payment declined with E-1043"]
     documents[321] = ["E-1043 explained"]
-    index = LexicalIndex(documents, postings_budget=50)
+    index = LexicalIndex(documents, postings_budget=300)
 
     found = index.search("card payment E-1043", 5)
 
-    assert [doc for doc, _ in found] == [123, 321]  # the common words still count, for candidates
     exhaustive = index.scores("card payment E-1043")
-    assert [score for _, score in found] == pytest.approx([exhaustive[123], exhaustive[321]])
-    assert index.search("card payment", 5) == []  # nothing rare enough to look for
+    assert {doc for doc, _ in found[:2]} == {123, 321}
+    assert [score for _, score in found] == pytest.approx(sorted(exhaustive, reverse=True)[:5])
+
+
+def test_bm25_search_past_its_budget_returns_documents_with_their_own_scores() -> None:
+    documents = [[f"card payment {'problem ' * (i % 7)}number {i}"] for i in range(2000)]
+    index = LexicalIndex(documents, postings_budget=200)
+
+    found = index.search("card payment number", 5)
+
+    exhaustive = index.scores("card payment number")
+    assert len(found) == 5
+    assert [score for _, score in found] == pytest.approx([exhaustive[doc] for doc, _ in found])
+    assert [score for _, score in found] == sorted((score for _, score in found), reverse=True)
 
 
 def test_bm25_search_scores_its_best_rare_term_candidates_with_the_common_terms_too() -> None:

@@ -277,13 +277,19 @@ def test_credentials_errors_name_the_key_and_never_the_secret(block: dict[str, A
 # -- through crowddesk's server: gateway, engine, outbox ----------------------------------
 
 
+def source_line(post: dict[str, Any]) -> str:
+    """The text of a posted KB answer's source block (its feedback buttons come after it)."""
+    [context] = [block for block in post["blocks"] if block["type"] == "context"]
+    return str(context["elements"][0]["text"])
+
+
 def test_a_question_in_a_direct_message_is_answered_with_its_source(slack_bot: SlackBot) -> None:
     dm, user = new_id("D"), new_id("U")
     assert slack_bot.event(direct_message(
         dm, user, "It's been over a week and the new card you posted me still hasn't turned up")).status_code == 200
     [answer] = slack_bot.posts_to(dm)
-    source = answer["blocks"][-1]["elements"][0]["text"]
-    assert source.startswith("Source: <https://community.northwind-bank.example/t/")
+    assert source_line(answer).startswith("Source: <https://community.northwind-bank.example/t/")
+    assert [b["text"]["text"] for b in answer["blocks"][-1]["elements"]] == ["Helpful", "Not helpful"]
     assert slack_bot.tracker(f"slack:{dm}:{user}")["latest_message"]["intent"]["name"] == "faq/card_arrival"
 
 
@@ -295,7 +301,7 @@ def test_pressing_a_button_of_the_greeting_answers_that_question(slack_bot: Slac
     pressed = buttons["Card not arrived"]
     assert slack_bot.press(dm, user, pressed["action_id"], pressed["value"]).status_code == 200
     answer = slack_bot.posts_to(dm, 2)[-1]
-    assert "community.northwind-bank.example" in answer["blocks"][-1]["elements"][0]["text"]
+    assert "community.northwind-bank.example" in source_line(answer)
 
 
 def test_a_forged_event_is_refused_and_nothing_is_stored(slack_bot: SlackBot) -> None:

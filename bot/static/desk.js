@@ -1,97 +1,30 @@
-// CrowdDesk agent desk. Talks only to /desk/api. Customer and bot text is always set with
-// textContent, never innerHTML, so a message can't inject markup.
+// CrowdDesk agent desk. Talks only to /desk/api; sign-in and element helpers come from
+// session.js and dom.js. Customer and bot text is always set with textContent, never innerHTML,
+// so a message can't inject markup.
 "use strict";
 
 const API = "/desk/api";
-const STORAGE_KEY = "crowddesk.desk.session";
 const RECONNECT_MS = 3000;
 
 const state = {
-  session: null,      // {token, agent: {id, name, role}}
   queue: [],          // ticket views, with dueAt (local ms) added on arrival
   ticket: null,       // the open ticket's detail
   agents: [],         // colleagues a ticket can be transferred to: {id, name}
   events: null,       // the EventSource
 };
 
-const $ = (id) => document.getElementById(id);
+const api = (method, path, body) => callApi(API, method, path, body);
 
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  return node;
-}
+// ---- session ---------------------------------------------------------------------------------
 
-// ---- API -------------------------------------------------------------------------------------
-
-class ApiError extends Error {}
-
-async function api(method, path, body) {
-  const headers = { "Content-Type": "application/json" };
-  if (state.session) headers.Authorization = `Bearer ${state.session.token}`;
-  const response = await fetch(API + path, {
-    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const data = await response.json().catch(() => ({}));
-  if (response.status === 401 && state.session) {
-    signOut("Your session has ended; please sign in again.");
-  }
-  if (!response.ok) throw new ApiError(data.error || `${method} ${path} failed (${response.status})`);
-  return data;
-}
-
-// ---- sign-in ---------------------------------------------------------------------------------
-
-function loadSession() {
-  try {
-    return JSON.parse(sessionStorage.getItem(STORAGE_KEY));
-  } catch {
-    return null;
-  }
-}
-
-async function signIn(event) {
-  event.preventDefault();
-  $("login-error").textContent = "";
-  try {
-    const session = await api("POST", "/login", {
-      agent_id: $("agent-id").value.trim(), password: $("password").value,
-    });
-    sessionStorage.setItem(STORAGE_KEY, JSON.stringify(session));
-    $("password").value = "";
-    start(session);
-  } catch (error) {
-    $("login-error").textContent = error.message;
-  }
-}
-
-function signOut(message) {
-  sessionStorage.removeItem(STORAGE_KEY);
+function leaveDesk() {
   if (state.events) state.events.close();
-  Object.assign(state, { session: null, queue: [], ticket: null, agents: [], events: null });
+  Object.assign(state, { queue: [], ticket: null, agents: [], events: null });
   $("desk").hidden = true;
-  $("session").hidden = true;
-  $("login").hidden = false;
-  $("login-error").textContent = typeof message === "string" ? message : "";
-  $("agent-id").focus();
 }
 
-async function signOutButton() {
-  const token = state.session && state.session.token;
-  signOut("");
-  if (!token) return;
-  // Revoke the token on the server too, so a copy of it can't outlive the session.
-  await fetch(`${API}/logout`, { method: "POST", headers: { Authorization: `Bearer ${token}` } })
-    .catch(() => {});
-}
-
-function start(session) {
-  state.session = session;
-  $("login").hidden = true;
+function start() {
   $("desk").hidden = false;
-  $("session").hidden = false;
-  $("signed-in-as").textContent = `${session.agent.name} (${session.agent.id})`;
   showTicket(null);
   connect();
   loadAgents();
@@ -101,7 +34,7 @@ async function loadAgents() {
   try {
     const agents = await api("GET", "/agents");
     // Admins get every account with its role; editors can't take tickets.
-    state.agents = agents.filter((a) => state.session && a.id !== state.session.agent.id && a.role !== "editor");
+    state.agents = agents.filter((a) => signedIn.session && a.id !== signedIn.session.agent.id && a.role !== "editor");
   } catch {
     state.agents = [];  // transfer to the queue still works
   }
@@ -123,8 +56,8 @@ function renderTransferTargets() {
 
 function connect() {
   if (state.events) state.events.close();
-  if (!state.session) return;
-  const params = new URLSearchParams({ token: state.session.token });
+  if (!signedIn.session) return;
+  const params = new URLSearchParams({ token: signedIn.session.token });
   if (state.ticket) params.set("ticket", state.ticket.id);
   const source = new EventSource(`${API}/stream?${params}`);
   state.events = source;
@@ -134,7 +67,7 @@ function connect() {
     const { id } = JSON.parse(event.data);
     if (state.ticket && state.ticket.id === id) refreshTicket();
   });
-  source.addEventListener("signed-out", () => signOut("Your session has ended; please sign in again."));
+  source.addEventListener("signed-out", () => endSession(SESSION_ENDED));
   source.addEventListener("error", () => {
     setLive("reconnecting…", false);
     if (source.readyState === EventSource.CLOSED && state.events === source) {
@@ -257,7 +190,7 @@ function refreshTicket() {
 
 function mine(detail) {
   return detail.status === "assigned" &&
-    (detail.assigned_to === state.session.agent.id || state.session.agent.role === "admin");
+    (detail.assigned_to === signedIn.session.agent.id || signedIn.session.agent.role === "admin");
 }
 
 function renderTicket(detail, switched) {
@@ -299,16 +232,6 @@ function renderNotes(notes) {
       el("span", "text", n.text));
     return item;
   }));
-}
-
-function safeLink(url) {
-  // Only web links: a javascript: URL in a KB source must never become clickable.
-  try {
-    const parsed = new URL(url);
-    return ["http:", "https:"].includes(parsed.protocol) ? parsed.href : null;
-  } catch {
-    return null;
-  }
 }
 
 function renderPacket(packet) {
@@ -414,10 +337,8 @@ function wireActions() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  $("login-form").addEventListener("submit", signIn);
-  $("sign-out").addEventListener("click", signOutButton);
   wireActions();
   setInterval(tickCountdowns, 1000);
-  const session = loadSession();
-  if (session) start(session);
+  // An editor's token gets the API's 403 here, shown instead of an empty desk.
+  setUpSignIn({ probe: () => api("GET", "/tickets"), onStart: start, onEnd: leaveDesk });
 });
