@@ -63,14 +63,22 @@ def read_press(text: str) -> FeedbackPress | None:
     return FeedbackPress(answer_id if well_formed else "", payload.entities.get(HELPFUL_ENTITY) is True)
 
 
+def served_answer(event: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(answer id, entry id) when `event` is a bot message serving a KB entry with feedback buttons."""
+    if event["event"] != "bot":
+        return None
+    custom = (event.get("data") or {}).get("custom") or {}
+    if custom.get("answer_id") and custom.get("kb_entry"):
+        return str(custom["answer_id"]), str(custom["kb_entry"])
+    return None
+
+
 def answered_entry(events: Iterable[Mapping[str, Any]], answer_id: str) -> str | None:
     """The KB entry of the conversation's answer `answer_id`, if the conversation has it."""
     for event in events:
-        if event["event"] != "bot":
-            continue
-        custom = (event.get("data") or {}).get("custom") or {}
-        if answer_id and custom.get("answer_id") == answer_id and custom.get("kb_entry"):
-            return str(custom["kb_entry"])
+        served = served_answer(event)
+        if answer_id and served is not None and served[0] == answer_id:
+            return served[1]
     return None
 
 

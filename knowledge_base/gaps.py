@@ -1,5 +1,8 @@
 """The gap report: customer questions the bot could not answer, grouped by meaning, biggest
-group first, leaving out those a published entry now covers, so the team writes those first."""
+group first, leaving out those a published entry now covers, so the team writes those first.
+
+An answer the customer marked "Not helpful" counts too: the bot answered, but with the wrong
+entry, which no handoff or fallback would show."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from sklearn.cluster import AgglomerativeClustering
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import sessionmaker
 
+from crowddesk.bot.kb_feedback import read_press, served_answer
 from crowddesk.bot.store import EventRow
 from crowddesk.knowledge_base.index import question_vectors
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
@@ -31,11 +35,13 @@ DEFAULT_EXAMPLES = 3
 
 @dataclass(frozen=True)
 class UnansweredQuestion:
-    """A customer message the bot handed off (`handoff`) or was unsure about (`unsure`)."""
+    """A customer message the bot handed off (`handoff`), was unsure about (`unsure`), or
+    answered from `entry_id` when the customer then said it did not help (`unhelpful`)."""
 
     text: str
     outcome: str
     timestamp: float
+    entry_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,11 +62,12 @@ class GapCluster:
 
 
 def unanswered_questions(engine: Engine, since: datetime | None = None) -> list[UnansweredQuestion]:
-    """Customer messages since `since` that were handed off for want of an answer, or that the
-    bot answered with a fallback or a clarification (low confidence)."""
+    """Customer messages since `since` that were handed off for want of an answer, that the
+    bot answered with a fallback or a clarification (low confidence), or whose answer the
+    customer marked not helpful."""
     query = (
         select(EventRow.data)
-        .where(EventRow.type.in_(("user", "handoff", "action")))
+        .where(EventRow.type.in_(("user", "bot", "handoff", "action")))
         .order_by(EventRow.conversation_id, EventRow.seq)
     )
     if since is not None:
@@ -71,8 +78,24 @@ def unanswered_questions(engine: Engine, since: datetime | None = None) -> list[
 
 def _classify(events: Iterator[dict[str, Any]]) -> Iterator[UnansweredQuestion]:
     asked: dict[str, Any] | None = None
+    # answer id -> (the question it answered, its entry); popped at the first press, so only
+    # that one counts, as in the usage counts.
+    answers: dict[str, tuple[dict[str, Any], str]] = {}
     for event in events:
         kind = event["event"]
+        if kind == "bot":
+            served = served_answer(event)
+            if asked is not None and served is not None:
+                answers[served[0]] = (asked, served[1])
+            continue
+        if kind == "user" and (press := read_press(str(event.get("text") or ""))) is not None:
+            answered = answers.pop(press.answer_id, None)
+            if answered is not None and not press.helpful:
+                question, entry_id = answered
+                yield UnansweredQuestion(str(question.get("text") or ""), "unhelpful",
+                                         float(question["timestamp"]), entry_id)
+            asked = None
+            continue
         if kind == "user":
             # parse_data is None for messages sent while a person owned the conversation.
             asked = event if event.get("parse_data") is not None else None
@@ -103,10 +126,16 @@ def gap_report(
         return []
     vectors = encoder.encode([q.text for q in questions])
     store = KnowledgeBaseStore(engine)
-    known = question_vectors(store, encoder, store.published())
+    published = store.published()
+    known = question_vectors(store, encoder, published)
     if len(known):
-        best = (vectors @ known.T).max(axis=1)
-        keep = best < covered
+        similarities = vectors @ known.T
+        # The entry a customer marked not helpful does not cover their question.
+        row_entries = np.array([entry.id for entry in published for _ in entry.questions])
+        for row, question in enumerate(questions):
+            if question.entry_id is not None:
+                similarities[row, row_entries == question.entry_id] = -1.0
+        keep = similarities.max(axis=1) < covered
         questions = [q for q, k in zip(questions, keep) if k]
         vectors = vectors[keep]
     return _clusters(questions, vectors, similarity, examples)

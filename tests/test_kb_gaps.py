@@ -86,3 +86,46 @@ def test_questions_a_published_entry_now_covers_drop_out(
 
 def test_no_conversations_no_gaps(db_engine: Engine, minilm_encoder: Encoder) -> None:
     assert gap_report(db_engine, minilm_encoder) == []
+
+
+def answered_then_pressed(store: ConversationStore, sender: str, question: str, entry_id: str,
+                          *presses: bool) -> None:
+    """The bot answers `question` from `entry_id` with feedback buttons; the customer presses them."""
+    at = time.time()
+    answer_id = f"answer-{sender}"
+    store.record_turn(sender, "webchat", [
+        {"event": "user", "timestamp": at, "text": question, "parse_data": {"text": question}},
+        {"event": "action", "timestamp": at, "name": "action_answer_from_kb"},
+        {"event": "bot", "timestamp": at, "text": "...",
+         "data": {"custom": {"kb_entry": entry_id, "answer_id": answer_id}}},
+    ], {}, 0, "bot", None)
+    for helpful in presses:
+        text = f'/kb_feedback{{"helpful": {"true" if helpful else "false"}, "answer": "{answer_id}"}}'
+        store.record_turn(sender, "webchat", [
+            {"event": "user", "timestamp": at, "text": text, "parse_data": {"text": text}}], {}, 0, "bot", None)
+
+
+def test_answers_marked_not_helpful_are_gaps_even_though_an_entry_matched(
+    db_engine: Engine, minilm_encoder: Encoder,
+) -> None:
+    KnowledgeBaseStore(db_engine).upsert(KBEntry(
+        id="faq:refund_status", questions=["Why is my refund not showing up?"], answer="Refunds take 5 days."))
+    store = ConversationStore(db_engine)
+    answered_then_pressed(store, "a", "Why is my refund not showing up?", "faq:refund_status", False, False)
+    answered_then_pressed(store, "b", "Why is my refund not showing yet?", "faq:refund_status", False)
+    answered_then_pressed(store, "c", "Where is my refund?", "faq:refund_status", True, False)  # first press counts
+    answered_then_pressed(store, "d", "When does my refund arrive?", "faq:refund_status")  # no press
+
+    found = unanswered_questions(db_engine)
+    assert sorted((q.text, q.outcome, q.entry_id) for q in found) == [
+        ("Why is my refund not showing up?", "unhelpful", "faq:refund_status"),
+        ("Why is my refund not showing yet?", "unhelpful", "faq:refund_status"),
+    ]
+    # Both are near-copies of the entry's own question, yet that entry is what did not help.
+    [cluster] = gap_report(db_engine, minilm_encoder)
+    assert cluster.size == 2 and cluster.outcomes == {"unhelpful": 2}
+
+    # Another entry that covers the question does close the gap.
+    KnowledgeBaseStore(db_engine).upsert(KBEntry(
+        id="faq:refund_delay", questions=["Why is my refund not showing up yet?"], answer="Check pending."))
+    assert gap_report(db_engine, minilm_encoder) == []

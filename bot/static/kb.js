@@ -5,7 +5,7 @@
 const KB_API = "/kb/api";
 const VIEWS = ["entries", "suggestions", "usage", "gaps"];
 const USAGE_LIMIT = 50;
-const OUTCOMES = { handoff: "handed off", unsure: "bot unsure" };
+const OUTCOMES = { handoff: "handed off", unsure: "bot unsure", unhelpful: "marked not helpful" };
 
 const kb = {
   entry: null,           // the open entry as the API gave it; null while writing a new one
