@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sqlalchemy import Engine as SqlEngine
@@ -61,9 +61,22 @@ PROJECT_SYNC_ACTOR = "project-sync"  # the audit log's name for data/nlu.yml cha
 
 def sync_project_faq(project: Project, store: KnowledgeBaseStore) -> tuple[int, int]:
     """Mirror the project's retrieval intents into the KB; retire ones the project dropped.
-    Returns (created or updated, retired)."""
+    Returns (created, retired).
+
+    An entry whose project content is what the last sync wrote is left alone, so what editors
+    changed since (an edited answer) survives restarts; a change to the project files
+    overwrites the content, as a new version that can be restored. Publishing and retiring
+    stay the editors' call, as with re-imports.
+    """
     entries = faq_entries(project)
-    changed = sum(1 for entry in entries if store.upsert(entry, actor=PROJECT_SYNC_ACTOR))
+    created = 0
+    for entry in entries:
+        if store.last_written_by(entry, PROJECT_SYNC_ACTOR):
+            continue
+        stored = store.get(entry.id)
+        if stored is not None:
+            entry = replace(entry, status=stored.status)
+        created += store.upsert(entry, actor=PROJECT_SYNC_ACTOR)
     current = {entry.id for entry in entries}
     retired = 0
     for entry in store.published():
@@ -72,7 +85,7 @@ def sync_project_faq(project: Project, store: KnowledgeBaseStore) -> tuple[int, 
             store.set_status(entry.id, EntryStatus.RETIRED, actor=PROJECT_SYNC_ACTOR,
                              comment="retrieval intent removed from the project")
             retired += 1
-    return changed, retired
+    return created, retired
 
 
 def assemble(

@@ -282,6 +282,16 @@ class KnowledgeBaseStore:
             )
             return [_to_version(row) for row in rows]
 
+    def last_written_by(self, entry: KBEntry, actor: str) -> bool:
+        """Whether `actor`'s latest version of `entry.id` has `entry`'s content (status aside)."""
+        with self._sessions() as session:
+            content = session.scalar(
+                select(KBEntryVersionRow.content)
+                .where(KBEntryVersionRow.entry_id == entry.id, KBEntryVersionRow.actor == actor)
+                .order_by(KBEntryVersionRow.version.desc()).limit(1)
+            )
+        return content == _versioned_content(entry)
+
     def restore(self, entry_id: str, version: int, *, actor: str, comment: str = "") -> KBEntry:
         """Bring back the content of `version` as a new version; the current status is kept,
         so restoring never publishes or withdraws an entry by itself."""
@@ -423,10 +433,9 @@ def _add_version(
     latest = session.scalar(
         select(func.max(KBEntryVersionRow.version)).where(KBEntryVersionRow.entry_id == entry.id)
     )
-    content = {k: v for k, v in entry.as_dict().items() if k not in _NOT_VERSIONED}
     session.add(KBEntryVersionRow(
         entry_id=entry.id, version=(latest or 0) + 1, status=EntryStatus(entry.status).value,
-        content=content, actor=actor or SYSTEM_ACTOR, action=action, comment=comment, created_at=now,
+        content=_versioned_content(entry), actor=actor or SYSTEM_ACTOR, action=action, comment=comment, created_at=now,
     ))
 
 
@@ -436,6 +445,10 @@ def _to_version(row: KBEntryVersionRow) -> EntryVersion:
         content=dict(row.content), actor=row.actor, action=row.action, comment=row.comment,
         created_at=row.created_at,
     )
+
+
+def _versioned_content(entry: KBEntry) -> dict[str, Any]:
+    return {k: v for k, v in entry.as_dict().items() if k not in _NOT_VERSIONED}
 
 
 def entry_from_content(entry_id: str, status: EntryStatus, content: Mapping[str, Any]) -> KBEntry:
