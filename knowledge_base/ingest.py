@@ -175,8 +175,8 @@ def merge_into_stored(
     Returns (the entries still to store, the stored entries with their new variants, the merges).
     An entry already in the store is never merged away, and a question merged before is found
     verbatim in its entry next time, so re-importing a source changes nothing. Entries mirrored
-    from the project's retrieval intents are left alone: data/nlu.yml owns their questions and
-    every server start writes them back.
+    from the project's retrieval intents are left alone: data/nlu.yml owns their questions (the
+    intent classifier is trained on them), and a change there writes them back.
     """
     batch_ids = {entry.id for entry in entries}
     targets = [e for e in store.published() if e.id not in batch_ids and not _mirrors_project(e)]
