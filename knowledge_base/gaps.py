@@ -7,7 +7,7 @@ entry, which no handoff or fallback would show."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -66,22 +66,26 @@ def unanswered_questions(engine: Engine, since: datetime | None = None) -> list[
     bot answered with a fallback or a clarification (low confidence), or whose answer the
     customer marked not helpful."""
     query = (
-        select(EventRow.data)
+        select(EventRow.conversation_id, EventRow.data)
         .where(EventRow.type.in_(("user", "bot", "handoff", "action")))
         .order_by(EventRow.conversation_id, EventRow.seq)
     )
     if since is not None:
         query = query.where(EventRow.timestamp >= since.timestamp())
     with sessionmaker(engine)() as session:
-        return list(_classify(session.scalars(query.execution_options(yield_per=1000))))
+        return list(_classify(session.execute(query.execution_options(yield_per=1000))))
 
 
-def _classify(events: Iterator[dict[str, Any]]) -> Iterator[UnansweredQuestion]:
+def _classify(events: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[UnansweredQuestion]:
+    conversation: int | None = None
     asked: dict[str, Any] | None = None
-    # answer id -> (the question it answered, its entry); popped at the first press, so only
-    # that one counts, as in the usage counts.
+    # answer id -> (the question it answered, its entry), within one conversation, as presses
+    # on another conversation's answers count nothing; popped at the first press, so only that
+    # one counts, as in the usage counts.
     answers: dict[str, tuple[dict[str, Any], str]] = {}
-    for event in events:
+    for conversation_id, event in events:
+        if conversation_id != conversation:
+            conversation, asked, answers = conversation_id, None, {}
         kind = event["event"]
         if kind == "bot":
             served = served_answer(event)

@@ -129,3 +129,13 @@ def test_answers_marked_not_helpful_are_gaps_even_though_an_entry_matched(
     KnowledgeBaseStore(db_engine).upsert(KBEntry(
         id="faq:refund_delay", questions=["Why is my refund not showing up yet?"], answer="Check pending."))
     assert gap_report(db_engine, minilm_encoder) == []
+
+
+def test_a_press_naming_another_conversations_answer_is_not_a_gap(db_engine: Engine) -> None:
+    store = ConversationStore(db_engine)
+    answered_then_pressed(store, "a", "Why is my refund not showing up?", "faq:refund_status")
+    text = '/kb_feedback{"helpful": false, "answer": "answer-a"}'  # "b" names a's answer
+    store.record_turn("b", "webchat", [
+        {"event": "user", "timestamp": time.time(), "text": text, "parse_data": {"text": text}}], {}, 0, "bot", None)
+
+    assert unanswered_questions(db_engine) == []
