@@ -26,13 +26,8 @@ import numpy as np
 from crowddesk.knowledge_base.changelog import Position, current_position, published_as_of
 from crowddesk.knowledge_base.dense import IndexSettings
 from crowddesk.knowledge_base.retriever import FaissRetriever
-from crowddesk.knowledge_base.segments import (
-    ANSWER_WEIGHT,
-    DeltaSegment,
-    LexicalStatistics,
-    SegmentedRetriever,
-    lexical_document,
-)
+from crowddesk.knowledge_base.lexical import LexicalStatistics
+from crowddesk.knowledge_base.segments import ANSWER_WEIGHT, DeltaSegment, SegmentedRetriever
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.types import Candidate, EntryStatus, KBEntry
 from crowddesk.nlu.encoders import Encoder
@@ -166,8 +161,7 @@ class KnowledgeBase:
             entries, vectors, lexical_weight=self.lexical_weight, answer_weight=ANSWER_WEIGHT,
             index=self.index_settings, index_dir=self.index_dir,
         )
-        statistics = LexicalStatistics.of(lexical_document(entry) for entry in entries)
-        return _Base(retriever, statistics, position, frozenset(entry.id for entry in entries))
+        return _Base(retriever, retriever.lexical_statistics(), position, frozenset(entry.id for entry in entries))
 
     def _only(self, base: _Base) -> _Segments:
         """The index as the base alone, before any later change."""

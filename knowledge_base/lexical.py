@@ -25,8 +25,11 @@ from __future__ import annotations
 import re
 import threading
 from array import array
-from collections.abc import Collection, Iterator, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -78,6 +81,32 @@ def tokenize(text: str) -> list[str]:
         if _CODE_JOINER.search(token):
             tokens.extend(_CODE_JOINER.split(token))
     return [token for token in tokens if token and token not in STOP_WORDS]
+
+
+def idf(documents: Any, frequency: Any) -> Any:
+    """Lucene's IDF (the "+1" variant keeps it positive even for terms in most documents), for
+    numbers or arrays; a term in no document gets the highest."""
+    return np.log1p((documents - frequency + 0.5) / (frequency + 0.5))
+
+
+@dataclass(frozen=True)
+class LexicalStatistics:
+    """What BM25 needs to know about a collection: its size, total length and document frequencies."""
+
+    documents: int
+    total_length: float
+    document_frequency: Mapping[str, int]
+
+    @classmethod
+    def of(cls, documents: Iterable[Mapping[str, float]]) -> LexicalStatistics:
+        """The statistics of documents given as term -> frequency."""
+        frequency: Counter[str] = Counter()
+        count, total = 0, 0.0
+        for document in documents:
+            frequency.update(document.keys())
+            total += sum(document.values())
+            count += 1
+        return cls(count, total, frequency)
 
 
 class LexicalIndex:
@@ -135,8 +164,8 @@ class LexicalIndex:
         self._average_length = float(self._doc_length.mean()) if n_docs else 0.0
         self._average_length = self._average_length or 1.0
         self._doc_freq = np.bincount(self._doc_terms.indices, minlength=len(self._vocabulary))
-        self._idf = self._idf_for(self._doc_freq.astype(np.float64), n_docs)
-        self._unseen_idf = float(self._idf_for(np.zeros(1), n_docs)[0])
+        self._idf = idf(n_docs, self._doc_freq.astype(np.float64))
+        self._unseen_idf = float(idf(n_docs, 0))
         self._build_postings()
         self._free_arrays = threading.local()
 
@@ -153,6 +182,12 @@ class LexicalIndex:
 
     def __len__(self) -> int:
         return len(self._doc_length)
+
+    def statistics(self) -> LexicalStatistics:
+        """The collection's size, total length and every term's document frequency."""
+        # Term ids were given in order of first appearance, as the vocabulary keeps its keys.
+        return LexicalStatistics(len(self), float(self._doc_length.sum()),
+                                 dict(zip(self._vocabulary, self._doc_freq.tolist())))
 
     def scores(self, query: str, *, without_variants: Collection[int] = ()) -> np.ndarray:
         """Normalised BM25 score in [0, 1] of every document for `query`, ignoring the given variants.
@@ -374,11 +409,6 @@ class LexicalIndex:
         )
         matrix.sum_duplicates()  # _row_values binary-searches sorted, unique column indices
         return matrix
-
-    @staticmethod
-    def _idf_for(doc_freq: np.ndarray, n_docs: int) -> np.ndarray:
-        # The "+1" variant (Lucene's) keeps IDF positive even for terms in most documents.
-        return np.log1p((n_docs - doc_freq + 0.5) / (doc_freq + 0.5))
 
 
 class _Scored:

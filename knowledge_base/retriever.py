@@ -26,7 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from crowddesk.knowledge_base.dense import DenseIndex, IndexSettings, normalised_rows
-from crowddesk.knowledge_base.lexical import LexicalIndex
+from crowddesk.knowledge_base.lexical import LexicalIndex, LexicalStatistics
 from crowddesk.knowledge_base.quality import quality_prior
 from crowddesk.knowledge_base.types import Candidate, KBEntry
 
@@ -100,6 +100,10 @@ class FaissRetriever:
         # The index keeps the only copy of the (normalised) vectors: at a million variants a
         # second one would cost gigabytes.
         self._index = DenseIndex.build_or_read(vectors, index, index_dir)
+
+    def lexical_statistics(self) -> LexicalStatistics:
+        """The BM25 collection statistics of the entries' lexical documents."""
+        return self._lexical.statistics()
 
     def __len__(self) -> int:
         return len(self._entries)

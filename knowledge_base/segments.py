@@ -20,15 +20,13 @@ and the rankings equal a full rebuild's; benchmarks/kb_incremental.py compares t
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 
 from crowddesk.knowledge_base.dense import DenseIndex, IndexSettings, normalised_rows
-from crowddesk.knowledge_base.lexical import B, K1, tokenize
+from crowddesk.knowledge_base.lexical import B, K1, LexicalStatistics, idf, tokenize
 from crowddesk.knowledge_base.quality import quality_prior
 from crowddesk.knowledge_base.retriever import FaissRetriever
 from crowddesk.knowledge_base.types import Candidate, KBEntry
@@ -46,30 +44,6 @@ def lexical_document(entry: KBEntry) -> Counter[str]:
     for term in tokenize(entry.answer):
         terms[term] += ANSWER_WEIGHT
     return terms
-
-
-@dataclass(frozen=True)
-class LexicalStatistics:
-    """What BM25 needs to know about a collection: its size, total length and document frequencies."""
-
-    documents: int
-    total_length: float
-    document_frequency: Mapping[str, int]
-
-    @classmethod
-    def of(cls, documents: Iterable[Mapping[str, float]]) -> LexicalStatistics:
-        frequency: Counter[str] = Counter()
-        count, total = 0, 0.0
-        for document in documents:
-            frequency.update(document.keys())
-            total += sum(document.values())
-            count += 1
-        return cls(count, total, frequency)
-
-
-def idf(documents: int, frequency: int) -> float:
-    """Lucene's IDF, as LexicalIndex uses it; a term in no document gets the highest."""
-    return math.log1p((documents - frequency + 0.5) / (frequency + 0.5))
 
 
 class DeltaSegment:

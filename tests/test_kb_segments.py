@@ -20,6 +20,8 @@ from crowddesk.knowledge_base.changelog import PENDING_SECONDS, Position
 from crowddesk.knowledge_base.curation import LiveIndex
 from crowddesk.knowledge_base.dense import IndexSettings
 from crowddesk.knowledge_base.index import KnowledgeBase
+from crowddesk.knowledge_base.lexical import LexicalIndex, LexicalStatistics
+from crowddesk.knowledge_base.segments import ANSWER_WEIGHT, lexical_document
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
 from crowddesk.nlu.encoders import Encoder
@@ -250,3 +252,20 @@ def test_a_change_committed_after_a_later_one_is_still_applied(postgres_schema: 
         server_db.dispose()
         slow_db.dispose()
         postgres_schema.reset()
+
+
+def test_the_base_index_counts_the_same_bm25_statistics_as_the_delta() -> None:
+    # The delta scores on the base's collection statistics, read from the base's own index.
+    entries = [
+        KBEntry(id="a", questions=["Where is my card?", "card not arrived E-1043"], answer="It takes 5 days"),
+        KBEntry(id="b", questions=["reset my PIN"], answer="Go to Settings, then Card, then PIN"),
+    ]
+    index = LexicalIndex([e.questions for e in entries], answers=[e.answer for e in entries],
+                         answer_weight=ANSWER_WEIGHT)
+    counted = LexicalStatistics.of(lexical_document(entry) for entry in entries)
+
+    from_index = index.statistics()
+    assert (from_index.documents, from_index.total_length) == (counted.documents, counted.total_length)
+    assert from_index.documents == 2 and from_index.total_length > 0
+    assert dict(from_index.document_frequency) == dict(counted.document_frequency)
+    assert from_index.document_frequency["card"] == 2 and from_index.document_frequency["1043"] == 1
