@@ -229,12 +229,7 @@ class Engine:
         turn.add("user", text=message.text, input_channel=message.channel,
                  message_id=message.message_id, parse_data=parse.as_rasa())
         self._fill_slots(turn, parse)
-        if self.renderer.has(THANKS_FOR_RATING):
-            self._utter(turn, THANKS_FOR_RATING, Decision(DecisionKind.RESPOND, 1.0),
-                        self.renderer.render(THANKS_FOR_RATING, message.sender_id, turn.slots))
-        turn.add("action", name="action_listen")
-        saved = await self._save(message.sender_id, turn, owner="bot", latest=parse.as_rasa())
-        self._remember_last_action(saved, turn.events, False)
+        await self._finish_payload_turn(message, turn, parse, THANKS_FOR_RATING)
         return True
 
     async def _take_feedback(self, message: InboundMessage, turn: Turn) -> bool:
@@ -251,6 +246,7 @@ class Engine:
         if entry_id is not None:
             turn.writes.append(partial(record_feedback, answer_id=press.answer_id, entry_id=entry_id,
                                        sender_id=message.sender_id, helpful=press.helpful))
+        reply = None
         if not press.helpful and self.policy.settings.feedback.on_unhelpful == "handoff":
             await self._hand_off(message, turn, parse, [], Decision(
                 DecisionKind.HAND_OFF, 1.0, handoff_reason=HandoffReason.CUSTOMER_REQUEST,
@@ -259,14 +255,20 @@ class Engine:
             reply = THANKS_FOR_HELPFUL if press.helpful else SORRY_UNHELPFUL
             if not press.helpful:
                 turn.failed_turns += 1  # the bot failed, as with "no, that's not it" after an answer
-            if self.renderer.has(reply):
-                self._utter(turn, reply, Decision(DecisionKind.RESPOND, 1.0),
-                            self.renderer.render(reply, message.sender_id, turn.slots))
+        await self._finish_payload_turn(message, turn, parse, reply)
+        return True
+
+    async def _finish_payload_turn(
+        self, message: InboundMessage, turn: Turn, parse: Parse, reply: str | None
+    ) -> None:
+        """End a turn read without NLU: `reply` (when the domain has it), listen, and store it."""
+        if reply is not None and self.renderer.has(reply):
+            self._utter(turn, reply, Decision(DecisionKind.RESPOND, 1.0),
+                        self.renderer.render(reply, message.sender_id, turn.slots))
         turn.add("action", name="action_listen")
         saved = await self._save(message.sender_id, turn, owner="queued" if turn.handoff else "bot",
                                  latest=parse.as_rasa())
         self._remember_last_action(saved, turn.events, False)
-        return True
 
     async def understand(self, text: str) -> tuple[Understanding, list[Candidate]]:
         """NLU and knowledge-base candidates for one text, in one worker-thread hop."""
