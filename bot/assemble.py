@@ -110,6 +110,8 @@ def assemble(
     kb_store = KnowledgeBaseStore(database)
     sync_project_faq(project, kb_store)
     encoder = load_encoder(model.metadata.encoder)
+    # Training already encoded the project's questions: a new database need not do it again.
+    kb_store.store_vectors(encoder.name, model.kb_vectors)
     settings = project.config.retriever
     knowledge_base = KnowledgeBase(
         kb_store, encoder, lexical_weight=settings.lexical_weight, top_k=settings.top_k,

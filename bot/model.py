@@ -5,22 +5,28 @@ Layout (no pickles, so an artifact from elsewhere can't run code when loaded):
         metadata.json     format version, fingerprint, encoder, thresholds, calibration, report
         classifier/       CalibratedIntentClassifier.save()
         entities.json     RuleEntityExtractor.to_dict()
+        kb_vectors.npz    the KB question embeddings computed in training (texts, vectors), so
+                          a new database's embedding cache starts full instead of re-encoding
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from crowddesk.bot.policy import RetrieverCalibration, Thresholds
 from crowddesk.nlu.classifier import CalibratedIntentClassifier
 from crowddesk.nlu.entities import RuleEntityExtractor
 
 MODEL_FORMAT_VERSION = 1
+KB_VECTORS_FILE = "kb_vectors.npz"
 
 
 class ModelError(Exception):
@@ -79,6 +85,8 @@ class TrainedModel:
     metadata: ModelMetadata
     classifier: CalibratedIntentClassifier
     entities: RuleEntityExtractor
+    kb_vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    """Embeddings of the project's KB question variants by text, from the model's encoder."""
 
     def save(self, models_dir: Path) -> Path:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
@@ -87,6 +95,7 @@ class TrainedModel:
         partial.mkdir(parents=True)
         self.classifier.save(partial / "classifier")
         (partial / "entities.json").write_text(json.dumps(self.entities.to_dict()), encoding="utf-8")
+        _save_vectors(partial / KB_VECTORS_FILE, self.kb_vectors)
         # metadata.json is written last: its presence marks a complete artifact.
         (partial / "metadata.json").write_text(
             json.dumps(self.metadata.to_json(), indent=2), encoding="utf-8"
@@ -114,7 +123,28 @@ class TrainedModel:
         entities = RuleEntityExtractor.from_dict(
             json.loads((path / "entities.json").read_text(encoding="utf-8"))
         )
-        return cls(path, metadata, classifier, entities)
+        return cls(path, metadata, classifier, entities, _load_vectors(path / KB_VECTORS_FILE))
+
+
+def _save_vectors(path: Path, vectors: dict[str, np.ndarray]) -> None:
+    texts = list(vectors)
+    matrix = np.stack([vectors[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
+    np.savez(path, texts=np.array(texts, dtype=str), vectors=matrix.astype(np.float32))
+
+
+def _load_vectors(path: Path) -> dict[str, np.ndarray]:
+    # Models trained before this file existed simply start with an empty cache.
+    if not path.is_file():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            texts, vectors = saved["texts"], saved["vectors"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{path}: corrupt KB vectors ({exc}); run `crowddesk train --force`") from exc
+    if len(texts) != len(vectors):
+        raise ModelError(f"{path}: {len(texts)} texts but {len(vectors)} vectors; "
+                         "run `crowddesk train --force`")
+    return {str(text): vector for text, vector in zip(texts, vectors)}
 
 
 def model_dirs(models_dir: Path) -> list[Path]:

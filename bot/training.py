@@ -102,8 +102,9 @@ def train(
 
     progress("[4/5] Calibrating answer thresholds on held-out folds")
     entries = faq_entries(project)
+    kb_vectors = _question_vectors(encoder, entries, dict(zip(texts, vectors)))
     retriever = FaissRetriever(
-        entries, _question_vectors(encoder, entries, dict(zip(texts, vectors))),
+        entries, _stacked(entries, kb_vectors, encoder.dimension),
         lexical_weight=project.config.retriever.lexical_weight,
         index=project.config.retriever.index_settings(),
     )
@@ -149,6 +150,7 @@ def train(
             examples=examples,
             synonyms=project.data.synonyms,
         ),
+        kb_vectors,
     )
     return TrainResult(model.save(models_dir), False, report)
 
@@ -170,14 +172,19 @@ def never_answered_intents(settings: PolicySettings) -> frozenset[str]:
 
 def _question_vectors(
     encoder: Encoder, entries: Sequence[KBEntry], known: dict[str, np.ndarray]
-) -> np.ndarray:
-    texts = [q for e in entries for q in e.questions]
-    missing = [t for t in dict.fromkeys(texts) if t not in known]
+) -> dict[str, np.ndarray]:
+    """Each distinct question variant of `entries` and its vector; encodes only what `known` lacks."""
+    texts = list(dict.fromkeys(q for e in entries for q in e.questions))
+    missing = [t for t in texts if t not in known]
     if missing:
         known = {**known, **dict(zip(missing, encoder.encode(missing)))}
-    if not texts:
-        return np.zeros((0, encoder.dimension), dtype=np.float32)
-    return np.stack([known[t] for t in texts]).astype(np.float32)
+    return {t: np.asarray(known[t], dtype=np.float32) for t in texts}
+
+
+def _stacked(entries: Sequence[KBEntry], vectors: dict[str, np.ndarray], dimension: int) -> np.ndarray:
+    """One row per question variant, entries in order, as the retriever expects."""
+    rows = [vectors[q] for e in entries for q in e.questions]
+    return np.stack(rows) if rows else np.zeros((0, dimension), dtype=np.float32)
 
 
 def _fit_retriever_calibration(
