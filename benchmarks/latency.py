@@ -10,6 +10,9 @@ split (Casanueva et al. 2020, CC BY 4.0; never used to build the demo) and thank
 bot hands the conversation to a human, the customer leaves and a new one arrives (a handed-off
 conversation is silent, so its messages would not measure the bot). Each level sends a fixed number
 of messages, then stops; latency is per message, from request to reply, as the customer sees it.
+No question is asked twice in a run (the server keeps the vectors of recent texts, so a repeat
+would cost it less than a new question); greetings and thanks come from a few stock phrases, as
+they do in real chats, and the share of messages served from that cache is reported per level.
 
 Every concurrency runs twice. Back to back (think 0): each customer sends the next message as
 soon as the reply arrives, which measures throughput; latency there is mostly queueing, since
@@ -82,6 +85,7 @@ class LevelResult:
     client_cpu_share: float  # CPU seconds of the load generator per wall second (1.0 = one core)
     server_cpu_share: float  # the same for the server process (all its threads)
     server_cpu_ms_per_message: float
+    encoder_cache_hit_share: float  # messages whose text the server had encoded before
     load_average_before: float
 
 
@@ -91,13 +95,17 @@ class Customers:
 
     questions: list[str]
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    asked: int = 0  # questions handed out so far in this run
 
-    def conversation(self, slot: int, number: int, concurrency: int) -> Iterator[str]:
+    def conversation(self, slot: int, number: int) -> Iterator[str]:
         rng = random.Random(f"{slot}-{number}")
         yield rng.choice(GREETINGS)
-        first = (number * concurrency + slot) * QUESTIONS_PER_CONVERSATION
-        for i in range(first, first + QUESTIONS_PER_CONVERSATION):
-            yield self.questions[i % len(self.questions)]
+        for _ in range(QUESTIONS_PER_CONVERSATION):
+            if self.asked == len(self.questions):
+                raise RuntimeError(f"the run needs more than the {len(self.questions)} test "
+                                   "questions; send fewer messages")
+            self.asked += 1
+            yield self.questions[self.asked - 1]
         yield rng.choice(THANKS)
 
     def sender(self, concurrency: int, think_ms: float, slot: int, number: int) -> str:
@@ -152,7 +160,7 @@ async def run_level(
         pauses = random.Random(slot)
         for number in itertools.count():
             sender = customers.sender(concurrency, think_ms, slot, number)
-            for text in customers.conversation(slot, number, concurrency):
+            for text in customers.conversation(slot, number):
                 if next(sent) >= total:
                     return
                 senders.add(sender)
@@ -174,10 +182,12 @@ async def run_level(
     async with httpx.AsyncClient(limits=limits, timeout=60.0) as client:
         wall_start, cpu_start = time.perf_counter(), time.process_time()
         server_cpu_start = process_cpu_seconds(server_pid)
+        cache_before = await encoder_cache(client, url)
         await asyncio.gather(*(customer(client, slot) for slot in range(concurrency)))
         seconds = time.perf_counter() - wall_start
         cpu = time.process_time() - cpu_start
         server_cpu = process_cpu_seconds(server_pid) - server_cpu_start
+        cache_after = await encoder_cache(client, url)
     return LevelResult(
         concurrency=concurrency,
         think_ms=think_ms,
@@ -191,8 +201,16 @@ async def run_level(
         client_cpu_share=round(cpu / seconds, 2),
         server_cpu_share=round(server_cpu / seconds, 2),
         server_cpu_ms_per_message=round(1000 * server_cpu / len(latencies), 2),
+        encoder_cache_hit_share=round((cache_after["hits"] - cache_before["hits"]) / len(latencies), 3),
         load_average_before=round(load_before, 2),
     )
+
+
+async def encoder_cache(client: httpx.AsyncClient, webhook_url: str) -> dict[str, int]:
+    """The server's encoder-cache counters, from its /health."""
+    health = await client.get(httpx.URL(webhook_url).join("/health"))
+    health.raise_for_status()
+    return health.json()["encoder_cache"]
 
 
 def measure_floor(project: Path, questions: Sequence[str], database: Path) -> dict[str, float]:
@@ -252,12 +270,12 @@ def print_table(floor: dict[str, float], levels: Sequence[LevelResult]) -> None:
           f"search p50 {floor['search_p50_ms']:.3f} ms)")
     print(format_table(
         ["conversations", "think ms", "messages", "msg/s", "p50 ms", "p99 ms", "max ms", "errors",
-         "server CPU ms/msg", "server cores", "client cores", "outcomes"],
+         "server CPU ms/msg", "server cores", "client cores", "cache hits", "outcomes"],
         [[str(level.concurrency), f"{level.think_ms:.0f}", str(level.messages),
           f"{level.messages_per_second:.1f}",
           f"{level.p50_ms:.2f}", f"{level.p99_ms:.2f}", f"{level.max_ms:.1f}", str(level.errors),
           f"{level.server_cpu_ms_per_message:.1f}", f"{level.server_cpu_share:.2f}",
-          f"{level.client_cpu_share:.2f}", ", ".join(f"{k} {v}" for k, v in level.outcomes.items())]
+          f"{level.client_cpu_share:.2f}", f"{level.encoder_cache_hit_share:.0%}", ", ".join(f"{k} {v}" for k, v in level.outcomes.items())]
          for level in levels],
     ))
 

@@ -3,7 +3,7 @@
 Turns of one conversation run one at a time (a per-conversation lock); CPU-bound NLU and
 blocking database calls run in worker threads so the event loop keeps serving others. Turns of
 different conversations that run at the same time share sentence-encoder passes
-(`BatchingEncoder`).
+(`BatchingEncoder`), and a text seen recently ("hi", "thanks") reuses its vector (`CachedEncoder`).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from crowddesk.connectors.types import Button, InboundMessage, OutboundMessage
 from crowddesk.knowledge_base.index import KnowledgeBase
 from crowddesk.knowledge_base.types import Candidate, KBEntry
 from crowddesk.knowledge_base.usage import count_served, record_feedback
+from crowddesk.nlu.cached_encoder import CachedEncoder
 from crowddesk.nlu.frustration import FrustrationDetector, FrustrationScore
 from crowddesk.nlu.pipeline import NLUPipeline, Understanding
 from crowddesk.nlu.rating import RATING_ENTITY, parse_rating
@@ -108,7 +109,8 @@ class Engine:
         max_message_chars: int = 4000,
     ) -> None:
         self.domain = domain
-        self.nlu = NLUPipeline(BatchingEncoder(nlu.encoder), nlu.classifier, nlu.entities)
+        self.encoder_cache = CachedEncoder(BatchingEncoder(nlu.encoder))
+        self.nlu = NLUPipeline(self.encoder_cache, nlu.classifier, nlu.entities)
         self.knowledge_base = knowledge_base
         self.policy = policy
         self.store = store

@@ -143,10 +143,14 @@ def create_app(bot: Bot) -> FastAPI:
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, Any]:
+        cache = bot.engine.encoder_cache
         return {
             "status": "ok",
             "model": bot.model.path.name if bot.model.path else None,
             "kb_entries": len(bot.knowledge_base.retriever),
+            "encoder_cache": {
+                "texts": len(cache), "hits": cache.hits, "misses": cache.misses,
+            },
         }
 
     @app.post("/model/parse", tags=["nlu"], summary="Understand a text (Rasa shape + KB candidates)")
