@@ -122,9 +122,12 @@ def create_app(bot: Bot) -> FastAPI:
     async def invalid_json(_: Request, exc: InvalidJSON) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=400)
 
-    @app.exception_handler(MessageRejected)
-    async def rejected(_: Request, exc: MessageRejected) -> JSONResponse:
+    async def refused(_: Request, exc: MessageRejected | TicketError) -> JSONResponse:
+        # These errors carry the 4xx status that says why the request was refused.
         return JSONResponse({"error": str(exc)}, status_code=exc.status_code)
+
+    app.add_exception_handler(MessageRejected, refused)
+    app.add_exception_handler(TicketError, refused)
 
     for connector in bot.channels.values():
         router = connector.router(gateway)
@@ -136,10 +139,6 @@ def create_app(bot: Bot) -> FastAPI:
     app.include_router(desk_console_router())
     app.include_router(kb_router(bot.agents, bot.database, live_index))
     app.include_router(kb_console_router())
-
-    @app.exception_handler(TicketError)
-    async def ticket_error(_: Request, exc: TicketError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=exc.status_code)
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, Any]:
