@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from crowddesk.nlu.encoders import Encoder
+from crowddesk.nlu.encoders import Encoder, as_text_list
 
 
 class _Request:
@@ -71,11 +71,10 @@ class BatchingEncoder:
             return sum(len(request.texts) for request in self._queue)
 
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        if isinstance(texts, str):
-            raise TypeError("encode() takes a sequence of texts, not a single string")
+        texts = as_text_list(texts)
         if show_progress or len(texts) >= self.max_batch:
             return self.encoder.encode(texts, show_progress=show_progress)  # bulk work: as is
-        request = _Request(list(texts))
+        request = _Request(texts)
         with self._changed:
             self._queue.append(request)
             # Another caller's pass may encode our texts; otherwise take a free lane and encode

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from crowddesk.nlu.encoders import Encoder
+from crowddesk.nlu.encoders import Encoder, as_text_list
 
 DEFAULT_MAX_TEXTS = 10_000  # ~15 MB of 384-d float32 vectors
 
@@ -39,9 +39,7 @@ class CachedEncoder:
         return len(self._vectors)
 
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        if isinstance(texts, str):
-            raise TypeError("encode() takes a sequence of texts, not a single string")
-        texts = list(texts)
+        texts = as_text_list(texts)
         with self._lock:
             found = {text: self._vectors[text] for text in texts if text in self._vectors}
             for text in found:

