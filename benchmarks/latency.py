@@ -275,7 +275,8 @@ def print_table(floor: dict[str, float], levels: Sequence[LevelResult]) -> None:
           f"{level.messages_per_second:.1f}",
           f"{level.p50_ms:.2f}", f"{level.p99_ms:.2f}", f"{level.max_ms:.1f}", str(level.errors),
           f"{level.server_cpu_ms_per_message:.1f}", f"{level.server_cpu_share:.2f}",
-          f"{level.client_cpu_share:.2f}", f"{level.encoder_cache_hit_share:.0%}", ", ".join(f"{k} {v}" for k, v in level.outcomes.items())]
+          f"{level.client_cpu_share:.2f}", f"{level.encoder_cache_hit_share:.0%}",
+          ", ".join(f"{k} {v}" for k, v in level.outcomes.items())]
          for level in levels],
     ))
 
