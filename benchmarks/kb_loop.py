@@ -55,7 +55,7 @@ import numpy as np
 from benchmarks import RESULTS_DIR, format_table, write_results
 from benchmarks.datasets import default_data_dir, load_banking77
 from benchmarks.latency import HANDOFF_RESPONSES, machine_info, outcome, process_cpu_seconds
-from benchmarks.serving import ServedBot, served_project, train
+from benchmarks.serving import API_HEADERS, ServedBot, served_project, train
 from crowddesk.bot.agents import AgentDirectory
 from crowddesk.bot.database import create_engine_for
 from crowddesk.bot.policy import KB_PAYLOAD_INTENT
@@ -138,7 +138,7 @@ class Bench:
         return response.json()
 
     def ticket(self, sender: str) -> dict[str, Any] | None:
-        response = self.http.get(f"/conversations/{sender}/tracker")
+        response = self.http.get(f"/conversations/{sender}/tracker", headers=API_HEADERS)
         response.raise_for_status()
         return response.json()["handoff"]
 

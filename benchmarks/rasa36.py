@@ -47,7 +47,9 @@ from benchmarks.latency import (
     process_cpu_seconds,
     start_http_server,
 )
+from benchmarks.serving import API_HEADERS, API_TOKEN
 from crowddesk.bot.action_server import stop
+from crowddesk.bot.api_access import TOKEN_ENV
 from tests.demo_bot import free_port
 
 RASA_VERSION = "3.6.21"
@@ -191,11 +193,13 @@ def score(
     url: str, server_pid: int, test: LabelledTexts, warmup: Sequence[str],
     top_intent: Callable[[dict[str, Any]], str],
 ) -> dict[str, Any]:
-    """Send every test text to `/model/parse` one at a time: accuracy, latency, server CPU."""
+    """Send every test text to `/model/parse` one at a time: accuracy, latency, server CPU.
+
+    Both servers get CrowdDesk's API token header; Rasa, started without auth, ignores it."""
     predicted: list[str] = []
     seconds: list[float] = []
     fallbacks = 0
-    with httpx.Client(timeout=60.0) as client:
+    with httpx.Client(timeout=60.0, headers=API_HEADERS) as client:
         for text in warmup:  # first parses build TensorFlow graphs / page in weights
             client.post(url, json={"text": text}).raise_for_status()
         cpu_start = process_cpu_seconds(server_pid)
@@ -271,7 +275,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     # No telemetry or update checks from Rasa; TensorFlow's C++ info lines only fill the log.
     rasa_env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2",
                 **thread_limits(args.threads, RASA_THREAD_VARIABLES)}
-    crowddesk_env = {**os.environ,
+    crowddesk_env = {**os.environ, TOKEN_ENV: API_TOKEN,
                      "CROWDDESK_DATABASE_URL": f"sqlite:///{workdir / 'crowddesk.db'}",
                      **thread_limits(args.threads, CROWDDESK_THREAD_VARIABLES)}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -17,7 +18,12 @@ from crowddesk.bot.action_server import (
     stop,
     wait_until_healthy,
 )
+from crowddesk.bot.api_access import TOKEN_ENV
 from tests.demo_bot import free_port
+
+# The served bot's API token, for the benchmarks that read trackers or call /model/parse.
+API_TOKEN = secrets.token_urlsafe(24)
+API_HEADERS = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,7 @@ def served_project(project: Path, workdir: Path) -> Iterator[ServedBot]:
         **os.environ,
         "CROWDDESK_DATABASE_URL": database_url,
         "CROWDDESK_ACTION_ENDPOINT": f"http://127.0.0.1:{actions_port}/webhook",
+        TOKEN_ENV: API_TOKEN,
     }
     try:
         server = start_http_server(

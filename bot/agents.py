@@ -14,13 +14,14 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import Boolean, CursorResult, Engine, ForeignKey, String, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-from crowddesk.bot.database import UtcDateTime
+from crowddesk.bot.database import UtcDateTime, reader
 
 ROLES = ("agent", "editor", "admin")
 TOKEN_PREFIX = "cdk_"
@@ -85,7 +86,8 @@ class AgentExists(ValueError):
     """An account with the id already exists (disabled ones too: ids are never reused)."""
 
 
-def _token_hash(token: str) -> str:
+def token_hash(token: str) -> str:
+    """How a token is stored and looked up: its SHA-256, never the token itself."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -112,11 +114,19 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(candidate.hex(), digest)
 
 
+@cache
+def _stand_in_hash() -> str:
+    """A hash no password matches, verified for unknown ids so they cost as much as real ones."""
+    return hash_password(secrets.token_urlsafe(32))
+
+
 class AgentDirectory:
     """Creates agents, issues tokens, and resolves a token or a password to an agent."""
 
     def __init__(self, engine: Engine) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # Look-ups (every API call, every sign-in) don't queue for SQLite's write lock.
+        self._reads = sessionmaker(reader(engine), expire_on_commit=False)
 
     def add(self, agent_id: str, name: str, role: str = "agent", password: str | None = None) -> Agent:
         """A new active account; ValueError for a bad role, id or password, or a taken id."""
@@ -139,7 +149,7 @@ class AgentDirectory:
 
     def get(self, agent_id: str) -> Agent | None:
         """The active agent with this id, or None (also for a disabled one)."""
-        with self._sessions() as session:
+        with self._reads() as session:
             row = session.get(AgentRow, agent_id)
             return None if row is None or not row.active else _agent(row)
 
@@ -148,7 +158,7 @@ class AgentDirectory:
         query = select(AgentRow).order_by(AgentRow.id)
         if not include_disabled:
             query = query.where(AgentRow.active)
-        with self._sessions() as session:
+        with self._reads() as session:
             return [_agent(row) for row in session.scalars(query)]
 
     def issue_token(self, agent_id: str, *, days: int = DEFAULT_TOKEN_DAYS) -> str:
@@ -158,14 +168,14 @@ class AgentDirectory:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = datetime.now(UTC)
         with self._sessions.begin() as session:
-            session.add(TokenRow(token_hash=_token_hash(token), agent_id=agent_id,
+            session.add(TokenRow(token_hash=token_hash(token), agent_id=agent_id,
                                  created_at=now, expires_at=now + timedelta(days=days)))
         return token
 
     def revoke_token(self, token: str) -> bool:
         """Forget one token (signing out); False if it was not a known token."""
         with self._sessions.begin() as session:
-            result = session.execute(delete(TokenRow).where(TokenRow.token_hash == _token_hash(token)))
+            result = session.execute(delete(TokenRow).where(TokenRow.token_hash == token_hash(token)))
             return bool(cast(CursorResult[Any], result).rowcount)
 
     def revoke_tokens(self, agent_id: str) -> int:
@@ -188,8 +198,12 @@ class AgentDirectory:
 
     def authenticate_token(self, token: str) -> Agent:
         """The agent behind an unexpired token of an active account, else AuthError."""
-        with self._sessions() as session:
-            row = session.get(TokenRow, _token_hash(token))
+        return self.authenticate_token_hash(token_hash(token))
+
+    def authenticate_token_hash(self, hashed: str) -> Agent:
+        """As `authenticate_token`, for a token known by its `token_hash` (a stream ticket's)."""
+        with self._reads() as session:
+            row = session.get(TokenRow, hashed)
             if row is None:
                 raise AuthError("unknown token")
             if row.expires_at <= datetime.now(UTC):
@@ -200,10 +214,19 @@ class AgentDirectory:
             return _agent(agent)
 
     def authenticate_password(self, agent_id: str, password: str) -> Agent:
-        """The active agent with this id and password, else AuthError (never saying which was wrong)."""
-        with self._sessions() as session:
+        """The active agent with this id and password, else AuthError (never saying which was wrong).
+
+        The hash is read in a short read and checked after it has ended, so scrypt's ~50 ms never
+        hold a database lock; an unknown, disabled or password-less account is checked against a
+        stand-in hash, so the time taken doesn't tell which ids exist.
+        """
+        with self._reads() as session:
             row = session.get(AgentRow, agent_id)
-            if row is None or not row.active or not row.password_hash \
-                    or not verify_password(password, row.password_hash):
-                raise AuthError("wrong agent id or password")
-            return _agent(row)
+            if row is None or not row.active:
+                agent, stored = None, None
+            else:
+                agent, stored = _agent(row), row.password_hash
+        matches = verify_password(password, stored or _stand_in_hash())
+        if agent is None or not stored or not matches:
+            raise AuthError("wrong agent id or password")
+        return agent

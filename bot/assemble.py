@@ -131,12 +131,14 @@ def assemble(
     nlu = NLUPipeline(encoder, model.classifier, model.entities)
     conversations = ConversationStore(database)
     outbox = Outbox(database)
-    tickets = TicketDesk(database, outbox)
+    redactor = settings.ingestion.redactor()  # the project's redact_patterns, wherever PII is kept
+    tickets = TicketDesk(database, outbox, redactor)
     engine = Engine(
         domain=project.domain, nlu=nlu, knowledge_base=knowledge_base, policy=policy,
         store=conversations, rules=rules, actions=ActionClient(url) if url else None,
         tickets=tickets,
         wait_estimator=WaitEstimator(database, project.config.policy.handoff.expected_wait),
+        redactor=redactor,
     )
     logger.info("bot ready: model %s, %d KB entries", chosen.name, len(published))
     return Bot(project, model, engine, nlu, knowledge_base, conversations, database,

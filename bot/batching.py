@@ -10,6 +10,9 @@ light traffic waits for nothing; callers that arrive while every lane is busy qu
 first of them to get a lane next encodes everything queued. Under load, batches grow by
 themselves to whatever arrived during one forward pass.
 
+One caller's text can fail a shared pass (the tokenizer raises on a lone surrogate): the pass
+is then retried one caller at a time, so only the caller whose text failed sees the error.
+
 PyTorch releases the GIL inside its operators and a server runs it with one compute thread
 (`use_serving_threads`), so passes in different lanes run on different cores.
 """
@@ -100,9 +103,12 @@ class BatchingEncoder:
         self._changed.release()
         try:
             vectors = self.encoder.encode([text for request in batch for text in request.texts])
-        except Exception as exc:  # every caller in the batch sees the failure, not just this one
-            for request in batch:
-                request.error = exc
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+            else:  # one caller's text may have failed the pass: retry each alone, so only it fails
+                for request in batch:
+                    self._encode_alone(request)
         else:
             start = 0
             for request in batch:
@@ -112,3 +118,10 @@ class BatchingEncoder:
             self._changed.acquire()
             self._free_lanes += 1
             self._changed.notify_all()
+
+    def _encode_alone(self, request: _Request) -> None:
+        """Encode one request in a pass of its own, keeping its error to itself."""
+        try:
+            request.vectors = self.encoder.encode(request.texts)
+        except Exception as exc:
+            request.error = exc

@@ -1,4 +1,5 @@
-"""The `crowddesk` command line: init, data validate, train, evaluate, run, shell, demo, kb, desk."""
+"""The `crowddesk` command line: init, data validate, train, evaluate, run, shell, demo, kb, desk,
+privacy."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from crowddesk.bot import desk_cli, kb_cli
+from crowddesk.bot import desk_cli, kb_cli, privacy_cli
 
 EXIT_ERROR = 1
 
@@ -46,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--database-url", help="SQLAlchemy URL (default: endpoints.yml, then SQLite)")
     run.add_argument("--credentials", type=Path,
                      help="channels and their settings (default: the project's credentials.yml)")
+    run.add_argument("--auth-token", help="token for the tracker and parse routes (better: the "
+                     "CROWDDESK_API_TOKEN environment variable, which `ps` does not show)")
+    run.add_argument("--jwt-secret", help="also accept JWTs signed with this secret (Rasa's payload "
+                     "{user: {username, role}}; better: CROWDDESK_JWT_SECRET)")
+    run.add_argument("--jwt-method", default="HS256", help="the JWTs' signing method: HS256 (default), "
+                     "HS384 or HS512")
 
     shell = verbs.add_parser("shell", help="chat with the trained bot in the terminal")
     _project_arg(shell)
@@ -89,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--database-url")
     kb_cli.add_parsers(kb_verbs, _project_arg)
     desk_cli.add_parser(verbs, _project_arg)
+    privacy_cli.add_parser(verbs, _project_arg)
     return parser
 
 
@@ -141,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": commands.demo,
         "kb": kb_cli.run if getattr(args, "kb_command", None) in kb_cli.VERBS else commands.kb,
         "desk": desk_cli.run,
+        "privacy": privacy_cli.run,
     }[args.command]
     try:
         return handler(args)

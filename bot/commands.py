@@ -7,10 +7,12 @@ import asyncio
 import getpass
 import json
 import re
+import secrets
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from crowddesk.bot.action_server import (
     start_action_server,
     stop,
 )
+from crowddesk.bot.api_access import TOKEN_ENV, ApiAccess, ApiAccessError
 from crowddesk.bot.assemble import Bot, assemble, models_dir, open_database
 from crowddesk.bot.config import load_config
 from crowddesk.bot.eval_data import load_conversation_stories, load_kb_queries, load_labelled_messages
@@ -57,6 +60,7 @@ class CommandError(Exception):
 
 USER_ERRORS = (
     CommandError, ProjectFileError, ModelError, KBImportError, ActionServerStartError, ScaffoldError,
+    ApiAccessError,
 )
 
 
@@ -189,11 +193,14 @@ def run(args: argparse.Namespace) -> int:
         return subprocess.call(command, cwd=args.project)
     import uvicorn
 
+    from crowddesk.bot.log_scrubbing import uvicorn_log_config
     from crowddesk.bot.server import create_app
 
+    access = ApiAccess.configured(args.auth_token, args.jwt_secret, args.jwt_method)
     use_serving_threads()
-    app = create_app(_bot(args))
-    uvicorn.run(app, host=args.host, port=args.port or SERVER_PORT, log_level="info")
+    app = create_app(_bot(args), access)
+    uvicorn.run(app, host=args.host, port=args.port or SERVER_PORT, log_level="info",
+                log_config=uvicorn_log_config())
     return 0
 
 
@@ -214,6 +221,7 @@ async def _chat_then_close(bot: Bot) -> None:
 def demo(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from crowddesk.bot.log_scrubbing import uvicorn_log_config
     from crowddesk.bot.server import create_app
 
     project = load_project(args.project)
@@ -223,8 +231,9 @@ def demo(args: argparse.Namespace) -> int:
     actions = start_action_server(project.root, port=args.actions_port)
     try:
         bot = assemble(project.root, action_endpoint=f"http://127.0.0.1:{args.actions_port}/webhook")
-        server = uvicorn.Server(uvicorn.Config(create_app(bot), host="127.0.0.1", port=args.port,
-                                               log_level="warning"))
+        access = _demo_access(args.port)
+        server = uvicorn.Server(uvicorn.Config(create_app(bot, access), host="127.0.0.1", port=args.port,
+                                               log_level="warning", log_config=uvicorn_log_config()))
         if not sys.stdin.isatty():
             say(f"Serving on http://127.0.0.1:{args.port} (API docs at /docs). Ctrl+C stops.")
             server.run()
@@ -238,6 +247,19 @@ def demo(args: argparse.Namespace) -> int:
         return 0
     finally:
         stop(actions)
+
+
+def _demo_access(port: int) -> ApiAccess:
+    """The demo's API access: CROWDDESK_API_TOKEN, or a fresh token printed for this run."""
+    access = ApiAccess.configured()
+    token = f"${TOKEN_ENV}"  # an operator's own token is not printed
+    if access.token is None:
+        access = replace(access, token=secrets.token_urlsafe(24))
+        token = access.token
+        say(f"API token for this run (set {TOKEN_ENV} to choose your own): {token}")
+    say(f'Read the chat below: curl -H "Authorization: Bearer {token}" '
+        f"http://127.0.0.1:{port}/conversations/shell/tracker")
+    return access
 
 
 def kb(args: argparse.Namespace) -> int:
@@ -268,7 +290,11 @@ def kb(args: argparse.Namespace) -> int:
             id=args.id or _slug_id(args.question[0]), questions=args.question, answer=args.answer,
             source_url=args.source_url, tags=args.tag, language=args.language,
         )
-        created = store.upsert(entry, actor=_cli_actor())
+        try:
+            created = store.upsert(project.config.retriever.ingestion.redactor().redact_entry(entry),
+                                   actor=_cli_actor())
+        except ValueError as exc:  # a bad id or source URL, said as such
+            raise CommandError(str(exc)) from exc
         say(f"{'Added' if created else 'Updated'} {entry.id}")
         return 0
     try:

@@ -20,6 +20,7 @@ from crowddesk.bot.yaml_files import (
     value_line,
 )
 from crowddesk.knowledge_base.dense import INDEX_KINDS, IndexSettings
+from crowddesk.knowledge_base.redaction import Redactor
 
 CONFIG_KEYS = ("recipe", "assistant_id", "language", "pipeline", "policies")
 RECIPES = ("default.v1",)
@@ -152,6 +153,11 @@ class IngestionSettings:
     # Extra regular expressions whose matches are redacted like e-mail addresses, as [redacted].
     redact_patterns: list[str] = _setting([], check=regex_problem)
 
+    def redactor(self) -> Redactor:
+        """The built-in PII rules plus `redact_patterns`: for imports and every other place
+        customer text is kept (suggestions, entries from the consoles, the gap report)."""
+        return Redactor(self.redact_patterns)
+
 
 @dataclass
 class RetrieverSettings:
@@ -240,6 +246,18 @@ class FeedbackSettings:
 
 
 @dataclass
+class PrivacySettings:
+    """The `privacy:` block of SupportPolicy: PII redaction beyond the knowledge base (run time
+    only; off by default, as agents then see "[card]" where the customer typed the number)."""
+
+    # Customer text is redacted before it is stored in events and tickets; the NLU still reads
+    # the message as sent, for that turn only.
+    redact_transcripts: bool = _setting(False)
+    # Log messages passing through the root's and uvicorn's handlers are redacted.
+    redact_logs: bool = _setting(False)
+
+
+@dataclass
 class PolicySettings:
     target_precision: float = _setting(0.95, bounds=Bounds(low=0, high=1, low_open=True))
     clarify_margin: float = _setting(0.15, bounds=Bounds(low=0, high=1))
@@ -255,6 +273,7 @@ class PolicySettings:
     always_human_intents: list[str] = _setting([])
     handoff: HandoffSettings = field(default_factory=HandoffSettings)
     feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
 
 PIPELINE_COMPONENTS: dict[str, type] = {
@@ -290,8 +309,9 @@ class ProjectConfig:
             # Ingestion settings act on `kb import` only, compact_after on the live index only.
             "retriever": {k: v for k, v in asdict(self.retriever).items()
                           if k not in ("ingestion", "compact_after")},
-            # Handoff and feedback settings act at run time only; no retraining for them.
-            "policy": {k: v for k, v in asdict(self.policy).items() if k not in ("handoff", "feedback")},
+            # Handoff, feedback and privacy settings act at run time only; no retraining for them.
+            "policy": {k: v for k, v in asdict(self.policy).items()
+                       if k not in ("handoff", "feedback", "privacy")},
         }
 
 

@@ -65,10 +65,14 @@ def init_schema(engine: Engine) -> None:
     # Imported here, not at the top: the store modules import UtcDateTime and
     # insert_missing from this module.
     from crowddesk.bot.agents import AgentTables
+    from crowddesk.bot.audit import AuditTables
+    from crowddesk.bot.login_limits import LoginLimitTables
     from crowddesk.bot.store import ConversationTables
+    from crowddesk.bot.stream_tickets import StreamTicketTables
     from crowddesk.knowledge_base.store import KnowledgeBaseTables
 
-    for tables in (ConversationTables, KnowledgeBaseTables, AgentTables):
+    for tables in (ConversationTables, KnowledgeBaseTables, AgentTables, AuditTables,
+                   LoginLimitTables, StreamTicketTables):
         tables.metadata.create_all(engine)
         add_missing_columns(engine, tables.metadata)
 

@@ -6,7 +6,7 @@ No `from __future__ import annotations`: FastAPI reads the route annotations at 
 import asyncio
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from crowddesk.bot.agents import (
@@ -19,6 +19,7 @@ from crowddesk.bot.agents import (
     UnknownAgent,
 )
 from crowddesk.bot.desk_auth import BearerToken, DeskAuth
+from crowddesk.bot.login_limits import LoginLimiter
 
 CONSOLE_TOKEN_DAYS = 1  # console sign-ins get a token for one working day, not the API's 90
 
@@ -45,19 +46,28 @@ def agent_view(agent: Agent) -> dict[str, str]:
     return {"id": agent.id, "name": agent.name, "role": agent.role}
 
 
-def accounts_router(agents: AgentDirectory, auth: DeskAuth) -> APIRouter:
+def accounts_router(agents: AgentDirectory, auth: DeskAuth, limits: LoginLimiter) -> APIRouter:
     """Routes relative to the agent API's prefix; `desk_router` includes them."""
     router = APIRouter()
     SignedIn = Annotated[Agent, Depends(auth.signed_in)]
     Admin = Annotated[Agent, Depends(auth.admin)]
 
     @router.post("/login", summary="Account id + password → a console token valid for one day "
-                 "(any role: each API checks the role it needs)")
-    async def login(body: LoginBody) -> dict[str, Any]:
+                 "(any role: each API checks the role it needs); 429 with Retry-After after "
+                 "repeated failures for the account or from the address")
+    async def login(body: LoginBody, request: Request) -> dict[str, Any]:
+        # Behind a reverse proxy this is the proxy's address unless uvicorn trusts its
+        # X-Forwarded-For (FORWARDED_ALLOW_IPS).
+        address = request.client.host if request.client else "unknown"
+        refusal = await asyncio.to_thread(limits.refusal, body.agent_id, address)
+        if refusal is not None:
+            raise HTTPException(429, refusal.reason, headers={"Retry-After": str(refusal.retry_after)})
         try:
             agent = await asyncio.to_thread(agents.authenticate_password, body.agent_id, body.password)
         except AuthError as exc:
+            await asyncio.to_thread(limits.failed, body.agent_id, address)
             raise HTTPException(401, str(exc)) from exc
+        await asyncio.to_thread(limits.succeeded, agent.id)
         # One sign-in for both consoles: /desk (agents) and /kb (editors) each learn from their
         # API's 403 whether the account may use them.
         token = await asyncio.to_thread(agents.issue_token, agent.id, days=CONSOLE_TOKEN_DAYS)

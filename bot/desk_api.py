@@ -2,8 +2,9 @@
 
 Every call needs `Authorization: Bearer <token>` (see `crowddesk desk agent token`), except
 `POST /login` (password → a short-lived token for the web console) and `GET /stream`
-(server-sent events; EventSource can't send headers, so it takes `?token=`). Sign-in, sign-out
-and account management are in `desk_accounts`.
+(server-sent events; EventSource can't send headers, so it takes `?stream_ticket=`, a single-use
+ticket from `POST /stream-ticket`: a token never goes into a URL). Sign-in, sign-out and account
+management are in `desk_accounts`.
 No `from __future__ import annotations` here: FastAPI reads the dependency annotations at run
 time, and the ones declared inside `desk_router` are not module globals.
 """
@@ -20,9 +21,12 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from crowddesk.bot.agents import Agent, AgentDirectory, AuthError
+from crowddesk.bot.audit import READ_TICKET, AuditLog
 from crowddesk.bot.desk_accounts import accounts_router
-from crowddesk.bot.desk_auth import DeskAuth
+from crowddesk.bot.desk_auth import BearerToken, DeskAuth
+from crowddesk.bot.login_limits import LoginLimiter
 from crowddesk.bot.store import ConversationStore, HandoffRecord
+from crowddesk.bot.stream_tickets import StreamTickets
 from crowddesk.bot.tickets import MAX_AGENT_TEXT, Note, TicketDesk
 from crowddesk.knowledge_base.suggestions import Suggestions
 
@@ -53,7 +57,9 @@ def transcript_messages(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {"role": "customer" if e["event"] == "user" else
          ("agent" if (e.get("metadata") or {}).get("agent_id") else "bot"),
-         "text": e.get("text"), "timestamp": e["timestamp"]}
+         "text": e.get("text"), "timestamp": e["timestamp"],
+         # The customer's text as sent, escaped, when the gateway had to repair it.
+         **({"original_text": e["original_text"]} if e.get("original_text") else {})}
         for e in events if e["event"] in ("user", "bot")
     ]
 
@@ -103,11 +109,12 @@ def ticket_detail(ticket: HandoffRecord, events: list[dict[str, Any]], notes: li
 
 def desk_router(
     agents: AgentDirectory, tickets: TicketDesk, conversations: ConversationStore, closing: Closing,
-    suggestions: Suggestions,
+    suggestions: Suggestions, audit: AuditLog, login_limits: LoginLimiter, stream_tickets: StreamTickets,
 ) -> APIRouter:
+    """The agent API; `audit` records each agent who opens a ticket (it shows the transcript)."""
     router = APIRouter(prefix="/desk/api", tags=["agent desk"])
     auth = DeskAuth(agents)
-    router.include_router(accounts_router(agents, auth))
+    router.include_router(accounts_router(agents, auth, login_limits))
     AgentDep = Annotated[Agent, Depends(auth.ticket_worker)]
 
     async def existing(ticket_id: str) -> HandoffRecord:
@@ -116,14 +123,30 @@ def desk_router(
             raise HTTPException(404, f"no ticket {ticket_id!r}")
         return ticket
 
+    @router.post("/stream-ticket", summary="A single-use ticket for `GET /stream`, valid for a minute "
+                 "(the stream URL never carries the token)")
+    async def new_stream_ticket(agent: AgentDep, token: BearerToken) -> dict[str, Any]:
+        issued = await asyncio.to_thread(stream_tickets.issue, token or "")
+        return {"stream_ticket": issued, "expires_in": round(stream_tickets.lifetime.total_seconds())}
+
     @router.get("/stream", summary="Server-sent events: `queue` when open tickets change, "
                 "`ticket` when the watched ticket changes, `signed-out` when the token stops working")
     async def stream(
         request: Request,
-        token: str | None = Query(None, description="the agent's token (EventSource can't send headers)"),
+        stream_ticket: str | None = Query(None, description="from `POST /stream-ticket`; used once"),
         ticket: str | None = Query(None, description="a ticket id to watch for new messages and notes"),
     ) -> StreamingResponse:
-        await auth.ticket_worker(token)
+        if "token" in request.query_params:
+            raise HTTPException(401, "a token in the URL is refused (URLs get logged); "
+                                "get a stream ticket from POST /desk/api/stream-ticket")
+        if not stream_ticket:
+            raise HTTPException(401, "missing stream_ticket; get one from POST /desk/api/stream-ticket")
+        try:
+            # The stream keeps checking the token the ticket stands for, so a sign-out ends it.
+            token_hash = await asyncio.to_thread(stream_tickets.redeem, stream_ticket)
+            await asyncio.to_thread(agents.authenticate_token_hash, token_hash)
+        except AuthError as exc:
+            raise HTTPException(401, str(exc)) from exc
 
         def queue_state() -> tuple[list[dict[str, Any]], Hashable]:
             found = open_tickets(conversations)
@@ -145,7 +168,7 @@ def desk_router(
             polls = 0
             while not await request.is_disconnected():
                 try:
-                    await asyncio.to_thread(agents.authenticate_token, token or "")
+                    await asyncio.to_thread(agents.authenticate_token_hash, token_hash)
                 except AuthError as exc:
                     yield sse_event("signed-out", {"error": str(exc)})
                     return
@@ -182,6 +205,7 @@ def desk_router(
         ticket = await existing(ticket_id)
         events = await asyncio.to_thread(conversations.events, ticket.sender_id)
         notes = await asyncio.to_thread(tickets.notes, ticket_id)
+        await asyncio.to_thread(audit.record, agent.id, READ_TICKET, ticket.sender_id, f"ticket {ticket_id}")
         return ticket_detail(ticket, events, notes)
 
     @router.post("/tickets/{ticket_id}/claim", summary="Take the ticket; 409 if someone else has it")

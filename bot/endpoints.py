@@ -1,11 +1,12 @@
 """Where the action server and the conversation database live (Rasa's `endpoints.yml`), and
-how long delivery bookkeeping is kept (`delivery:`, CrowdDesk's own)."""
+how long delivery bookkeeping (`delivery:`) and conversations (`retention:`) are kept, CrowdDesk's own."""
 
 from __future__ import annotations
 
 import os
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,7 +25,7 @@ from crowddesk.bot.yaml_files import (
 
 ACTION_ENDPOINT_ENV = "CROWDDESK_ACTION_ENDPOINT"
 DATABASE_URL_ENV = "CROWDDESK_DATABASE_URL"
-ENDPOINT_KEYS = ("version", "action_endpoint", "tracker_store", "delivery")
+ENDPOINT_KEYS = ("version", "action_endpoint", "tracker_store", "delivery", "retention")
 TRACKER_STORE_KEYS = ("type", "url", "host", "port", "dialect", "db", "username", "password", "query")
 DEFAULT_SQLITE_DB = "crowddesk.db"
 DEFAULT_RETENTION_DAYS = 7
@@ -47,13 +48,20 @@ class Endpoints:
     database_url: str | None = None
     retention_days: int = DEFAULT_RETENTION_DAYS
     """Delivered outbox rows and inbound delivery keys older than this are deleted."""
+    conversations_days: int | None = None
+    """Conversations with no activity for this long are erased; None keeps them."""
+
+    @property
+    def conversations_retention(self) -> timedelta | None:
+        """`conversations_days` as the purge takes it."""
+        return None if self.conversations_days is None else timedelta(days=self.conversations_days)
 
     def __repr__(self) -> str:
         # The database URL usually carries a password; keep it out of logs.
         return (
             f"Endpoints(action_endpoint_url={self.action_endpoint_url!r}, "
             f"database_url={masked_database_url(self.database_url)!r}, "
-            f"retention_days={self.retention_days!r})"
+            f"retention_days={self.retention_days!r}, conversations_days={self.conversations_days!r})"
         )
 
 
@@ -74,6 +82,7 @@ def load_endpoints(
     action_url: str | None = None
     database_url: str | None = None
     retention_days = DEFAULT_RETENTION_DAYS
+    conversations_days = None
     if path.exists():
         file = read_yaml(path, root)
         if file.content is not None:
@@ -82,10 +91,12 @@ def load_endpoints(
             action_url = _action_endpoint(file, top, env)
             database_url = _tracker_store_url(file, top, env)
             retention_days = _retention_days(file, top, env)
+            conversations_days = _conversations_days(file, top, env)
     return Endpoints(
         action_endpoint_url=env.get(ACTION_ENDPOINT_ENV) or action_url,
         database_url=env.get(DATABASE_URL_ENV) or database_url,
         retention_days=retention_days,
+        conversations_days=conversations_days,
     )
 
 
@@ -111,12 +122,26 @@ def _retention_days(file: YamlFile, top: Any, env: Mapping[str, str]) -> int:
         return DEFAULT_RETENTION_DAYS
     section = require_mapping(file, top["delivery"], "delivery", key_line(top, "delivery"))
     reject_unknown_keys(file, section, ("retention_days",), "delivery")
-    days = _text(file, section, "retention_days", "delivery", env)
+    days = _days(file, section, "retention_days", "delivery", env)
+    return DEFAULT_RETENTION_DAYS if days is None else days
+
+
+def _conversations_days(file: YamlFile, top: Any, env: Mapping[str, str]) -> int | None:
+    if top.get("retention") is None:
+        return None
+    section = require_mapping(file, top["retention"], "retention", key_line(top, "retention"))
+    reject_unknown_keys(file, section, ("conversations_days",), "retention")
+    return _days(file, section, "conversations_days", "retention", env)
+
+
+def _days(file: YamlFile, section: Any, name: str, key_prefix: str, env: Mapping[str, str]) -> int | None:
+    """A setting that is a whole number of days, at least 1; None when it is not given."""
+    days = _text(file, section, name, key_prefix, env)
     if days is None:
-        return DEFAULT_RETENTION_DAYS
+        return None
     if not days.isdigit() or int(days) < 1:
         raise file.error(
-            value_line(section, "retention_days"), "delivery.retention_days",
+            value_line(section, name), f"{key_prefix}.{name}",
             f"expected a whole number of days, at least 1, got {days!r}",
         )
     return int(days)

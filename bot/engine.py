@@ -42,11 +42,13 @@ from crowddesk.bot.policy import (
 )
 from crowddesk.bot.rating import RATING_RESPONSE
 from crowddesk.bot.responses import ResponseRenderer, bot_event_data
-from crowddesk.bot.store import ConversationRecord, ConversationStore, NewHandoff
+from crowddesk.bot.store import ChannelConflict, ConversationRecord, ConversationStore, NewHandoff
 from crowddesk.bot.tickets import TicketDesk
+from crowddesk.bot.transcript_redaction import TranscriptRedactor
 from crowddesk.bot.wait_estimate import WaitEstimator
 from crowddesk.connectors.types import Button, InboundMessage, OutboundMessage
 from crowddesk.knowledge_base.index import KnowledgeBase
+from crowddesk.knowledge_base.redaction import Redactor
 from crowddesk.knowledge_base.types import Candidate, KBEntry
 from crowddesk.knowledge_base.usage import count_served, record_feedback
 from crowddesk.nlu.cached_encoder import CachedEncoder
@@ -73,6 +75,13 @@ class MessageRejected(ValueError):
         self.status_code = status_code
 
 
+def channel_conflict(sender_id: str, owner: str, channel: str) -> MessageRejected:
+    """409: a conversation is written only through the channel of its first message, so no
+    one can inject text into it, or divert its agent replies, from another channel."""
+    return MessageRejected(f"conversation {sender_id!r} belongs to the {owner} channel; "
+                           f"it can't take messages from {channel}", 409)
+
+
 @dataclass
 class Turn:
     """What one message produced, accumulated before it is written in one transaction."""
@@ -88,8 +97,12 @@ class Turn:
     """Where the replies are queued for delivery, in the turn's transaction (None: returned only)."""
     writes: list[Callable[[Session], Any]] = field(default_factory=list)
     """Other writes that commit with the turn or not at all (KB usage counts)."""
+    original_text: str | None = None
+    """The customer's text as sent, escaped, when the gateway had to repair it (for agents)."""
 
     def add(self, event: str, **data: Any) -> None:
+        if event == "user" and self.original_text is not None:
+            data["original_text"] = self.original_text
         self.events.append({"event": event, "timestamp": time.time(), **data})
 
 
@@ -107,6 +120,7 @@ class Engine:
         tickets: TicketDesk,
         wait_estimator: WaitEstimator,
         max_message_chars: int = 4000,
+        redactor: Redactor | None = None,
     ) -> None:
         self.domain = domain
         self.encoder_cache = CachedEncoder(BatchingEncoder(nlu.encoder))
@@ -126,6 +140,9 @@ class Engine:
         self.max_message_chars = max_message_chars
         self.renderer = ResponseRenderer(domain)
         self.kb_answers = KBAnswers(domain, self.renderer, policy.settings.feedback)
+        # config.yml privacy.redact_transcripts; `redactor` carries the project's redact_patterns.
+        self.transcripts = (TranscriptRedactor(redactor or Redactor())
+                            if policy.settings.privacy.redact_transcripts else None)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         # sender -> (updated_at this engine wrote, was the bot's last action an automated answer).
         self._last_action: OrderedDict[str, tuple[datetime, bool]] = OrderedDict()
@@ -156,12 +173,15 @@ class Engine:
         self.check(message)
         async with self._lock(message.sender_id):
             record = await asyncio.to_thread(self.store.get, message.sender_id)
+            if record is not None and record.channel != message.channel:
+                raise channel_conflict(message.sender_id, record.channel, message.channel)
             turn = Turn(
                 record=record,
                 channel=message.channel,
                 slots=self._initial_slots(record),
                 failed_turns=record.failed_turns if record else 0,
                 outbox=outbox,
+                original_text=message.original_text,
             )
             self._maybe_start_session(turn, record)
             owner = record.owner if record else "bot"
@@ -486,11 +506,17 @@ class Engine:
         writes = [] if turn.outbox is None or not turn.replies else [
             partial(turn.outbox.stage, channel=turn.channel, messages=turn.replies)]
         writes += turn.writes  # last: the usage row is locked from its UPSERT until commit
-        record, _ = await asyncio.to_thread(
-            self.store.record_turn, sender_id, turn.channel, turn.events, turn.slots,
-            turn.failed_turns, owner, latest, turn.handoff,
-            partial(_write_all, writes) if writes else None,
-        )
+        if self.transcripts is not None:  # understood as sent, stored redacted
+            turn.events = self.transcripts.events(turn.events)
+            latest, turn.handoff = self.transcripts.parse(latest), self.transcripts.handoff(turn.handoff)
+        try:
+            record, _ = await asyncio.to_thread(
+                self.store.record_turn, sender_id, turn.channel, turn.events, turn.slots,
+                turn.failed_turns, owner, latest, turn.handoff,
+                partial(_write_all, writes) if writes else None,
+            )
+        except ChannelConflict as conflict:  # another process created it through another channel
+            raise channel_conflict(sender_id, conflict.owner, turn.channel) from None
         return record
 
 

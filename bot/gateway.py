@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine as SqlEngine
@@ -21,8 +22,10 @@ from sqlalchemy.orm import sessionmaker
 from crowddesk.bot.database import insert_missing
 from crowddesk.bot.engine import Engine, MessageRejected
 from crowddesk.bot.outbox import Outbox
+from crowddesk.bot.replay import first_replies
 from crowddesk.bot.store import InboundMessageRow
 from crowddesk.connectors.base import ChannelConnector
+from crowddesk.connectors.text import repaired
 from crowddesk.connectors.types import InboundMessage, OutboundMessage
 
 logger = logging.getLogger(__name__)
@@ -47,6 +50,14 @@ class SeenMessages:
                 InboundMessageRow.channel == channel, InboundMessageRow.message_id == message_id))
 
 
+def repaired_message(message: InboundMessage) -> InboundMessage:
+    """`message` with its text normalised (`normalise_text`), the original kept when changed."""
+    text, original = repaired(message.text)
+    if text == message.text:
+        return message
+    return replace(message, text=text, original_text=original)
+
+
 class Gateway:
     """The `MessageSink` for all connectors. Returns the replies; for channels that don't
     answer inline they are also stored in the outbox, which delivers them through `send`."""
@@ -66,16 +77,20 @@ class Gateway:
     async def __call__(self, message: InboundMessage) -> list[OutboundMessage]:
         """Process one verified message unless its delivery id was seen before (then: [])."""
         delivery_id = message.message_id
+        connector = self.channels.get(message.channel)
+        api_client = connector is not None and connector.api_client
         if delivery_id is not None:
             if not await asyncio.to_thread(self.seen.first_sight, message.channel, delivery_id):
                 logger.info("%s delivered message %s again; ignored", message.channel, delivery_id)
+                if api_client:  # a client's retry: answer it as the first delivery was answered
+                    return await asyncio.to_thread(first_replies, self.engine.store, message)
                 return []
-        connector = self.channels.get(message.channel)
+        message = repaired_message(message)
         inline = connector is not None and connector.replies_inline
         try:
             return await self.engine.handle(message, outbox=None if inline else self.outbox)
         except MessageRejected as rejected:
-            if inline or delivery_id is None:  # an API client: the HTTP status tells it why
+            if inline or api_client or delivery_id is None:  # the HTTP status tells the client why
                 await self._forget(message)
                 raise
             # A platform (it sends delivery ids) would redeliver a failed webhook forever: keep

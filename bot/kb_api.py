@@ -10,14 +10,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
 from crowddesk.bot.agents import Agent, AgentDirectory
 from crowddesk.bot.desk_auth import BearerToken, DeskAuth
+from crowddesk.bot.http_limits import MAX_DAYS, MAX_INT
 from crowddesk.knowledge_base.curation import LiveIndex
 from crowddesk.knowledge_base.gaps import gap_report
+from crowddesk.knowledge_base.redaction import Redactor
 from crowddesk.knowledge_base.store import MAX_ID_LENGTH
 from crowddesk.knowledge_base.suggestions import SuggestionError, Suggestions
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
@@ -25,6 +27,7 @@ from crowddesk.knowledge_base.usage import UsageOrder, UsageReport
 
 MAX_TEXT = 8000
 _Result = TypeVar("_Result")
+SuggestionId = Annotated[int, Path(ge=1, le=MAX_INT)]
 
 
 class Comment(BaseModel):
@@ -45,7 +48,7 @@ class NewEntryBody(EntryBody):
 
 
 class RestoreBody(Comment):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_INT)
 
 
 class ApproveBody(BaseModel):
@@ -73,12 +76,16 @@ async def _call(function: Callable[..., _Result], *args: Any, **kwargs: Any) -> 
         raise HTTPException(exc.status_code, str(exc)) from exc
 
 
-def kb_router(agents: AgentDirectory, database: Engine, live: LiveIndex) -> APIRouter:
-    """`/kb/api/...`, for editors and admins."""
+def kb_router(
+    agents: AgentDirectory, database: Engine, live: LiveIndex, redactor: Redactor | None = None
+) -> APIRouter:
+    """`/kb/api/...`, for editors and admins; PII in what they write or read is redacted
+    (`redactor`: config.yml's redact_patterns on top of the built-in rules)."""
+    redactor = redactor or Redactor()
     router = APIRouter(prefix="/kb/api", tags=["knowledge-base curation"])
     auth = DeskAuth(agents)
     store = live.knowledge_base.store
-    suggestions = Suggestions(database)
+    suggestions = Suggestions(database, redactor)
     usage = UsageReport(database)
 
     async def editor(token: BearerToken) -> Agent:
@@ -104,7 +111,7 @@ def kb_router(agents: AgentDirectory, database: Engine, live: LiveIndex) -> APIR
         _: EditorDep,
         q: str | None = Query(None, description="text in the id, a question or the answer"),
         status: EntryStatus | None = None, tag: str | None = None,
-        limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+        limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_INT),
     ) -> list[dict[str, Any]]:
         found = await _call(store.list, status=status, tag=tag, text=q, limit=limit, offset=offset)
         return [entry.as_dict() for entry in found]
@@ -113,8 +120,9 @@ def kb_router(agents: AgentDirectory, database: Engine, live: LiveIndex) -> APIR
     async def create(body: NewEntryBody, agent: EditorDep) -> dict[str, Any]:
         if await asyncio.to_thread(store.get, body.id) is not None:
             raise HTTPException(409, f"entry {body.id!r} exists; PUT /kb/api/entries/{body.id} edits it")
-        entry = KBEntry(id=body.id, questions=body.questions, answer=body.answer,
-                        source_url=body.source_url, tags=body.tags, status=EntryStatus.DRAFT)
+        entry = redactor.redact_entry(KBEntry(
+            id=body.id, questions=body.questions, answer=body.answer,
+            source_url=body.source_url, tags=body.tags, status=EntryStatus.DRAFT))
         await _call(store.upsert, entry, actor=agent.id, comment=body.comment)
         return (await existing(body.id)).as_dict()
 
@@ -152,14 +160,14 @@ def kb_router(agents: AgentDirectory, database: Engine, live: LiveIndex) -> APIR
         current = await existing(entry_id)
         current.questions, current.answer = body.questions, body.answer
         current.source_url, current.tags = body.source_url, body.tags
-        await _call(store.upsert, current, actor=agent.id, comment=body.comment)
+        await _call(store.upsert, redactor.redact_entry(current), actor=agent.id, comment=body.comment)
         return (await changed(await existing(entry_id))).as_dict()
 
     @router.get("/usage", summary="Every entry's times served and Helpful / Not helpful presses")
     async def usage_report(
         _: EditorDep,
         order: UsageOrder = Query("served", description="most served, or most often not helpful, first"),
-        limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+        limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_INT),
     ) -> list[dict[str, Any]]:
         lines = await _call(usage.lines, order=order, limit=limit, offset=offset)
         return [line.as_dict() for line in lines]
@@ -173,23 +181,24 @@ def kb_router(agents: AgentDirectory, database: Engine, live: LiveIndex) -> APIR
 
     @router.post("/suggestions/{suggestion_id}/approve",
                  summary="Publish a suggestion (optionally edited) as entry handoff:<ticket>")
-    async def approve(suggestion_id: int, body: ApproveBody, agent: EditorDep) -> dict[str, Any]:
+    async def approve(suggestion_id: SuggestionId, body: ApproveBody, agent: EditorDep) -> dict[str, Any]:
         entry = await _call(suggestions.approve, suggestion_id, agent.id,
                             questions=body.questions, answer=body.answer)
         return (await changed(entry)).as_dict()
 
     @router.post("/suggestions/{suggestion_id}/reject", summary="Turn a suggestion down, saying why")
-    async def reject(suggestion_id: int, body: RejectBody, agent: EditorDep) -> dict[str, Any]:
+    async def reject(suggestion_id: SuggestionId, body: RejectBody, agent: EditorDep) -> dict[str, Any]:
         return (await _call(suggestions.reject, suggestion_id, agent.id, body.reason)).as_dict()
 
     @router.get("/gaps", summary="Unanswered questions grouped by meaning, most asked first")
     async def gaps(
         _: EditorDep,
-        since_days: float | None = Query(None, gt=0, description="only the last this many days"),
+        since_days: float | None = Query(None, gt=0, le=MAX_DAYS, description="only the last this many days"),
         limit: int = Query(20, ge=1, le=200),
     ) -> list[dict[str, Any]]:
         since = datetime.now(UTC) - timedelta(days=since_days) if since_days else None
-        clusters = await _call(gap_report, database, live.knowledge_base.encoder, since=since)
+        clusters = await _call(gap_report, database, live.knowledge_base.encoder,
+                               since=since, redactor=redactor)
         return [c.as_dict() for c in clusters[:limit]]
 
     return router

@@ -37,7 +37,9 @@ def _store(args: argparse.Namespace) -> KnowledgeBaseStore:
 
 
 def _suggestions(args: argparse.Namespace) -> Suggestions:
-    return Suggestions(open_database(load_project(args.project), args.database_url))
+    project = load_project(args.project)
+    redactor = project.config.retriever.ingestion.redactor()
+    return Suggestions(open_database(project, args.database_url), redactor)
 
 
 def history(args: argparse.Namespace) -> int:
@@ -99,7 +101,8 @@ def gaps(args: argparse.Namespace) -> int:
     project = load_project(args.project)
     database = open_database(project, args.database_url)
     since = datetime.now(UTC) - timedelta(days=args.since) if args.since else None
-    clusters = gap_report(database, load_encoder(project.config.encoder.model), since=since)[: args.limit]
+    clusters = gap_report(database, load_encoder(project.config.encoder.model), since=since,
+                          redactor=project.config.retriever.ingestion.redactor())[: args.limit]
     if args.json:
         say(json.dumps([c.as_dict() for c in clusters], indent=2, ensure_ascii=False))
         return 0

@@ -8,32 +8,37 @@ from datetime import timedelta
 from functools import partial
 from typing import Any, AsyncIterator
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from starlette.types import ASGIApp, Receive, Scope, Send
 
+from crowddesk.bot.api_access import ApiAccess, Caller
 from crowddesk.bot.assemble import Bot
+from crowddesk.bot.audit import READ_TRACKER, AuditLog
 from crowddesk.bot.channels import running_channels
 from crowddesk.bot.desk_api import desk_router
 from crowddesk.bot.desk_console import desk_console_router
 from crowddesk.bot.engine import MessageRejected
 from crowddesk.bot.gateway import Gateway, SeenMessages
+from crowddesk.bot.http_limits import BodyLimits
 from crowddesk.bot.kb_api import kb_router
+from crowddesk.bot.log_redaction import redacted_logs
+from crowddesk.bot.login_limits import LoginLimiter
 from crowddesk.bot.kb_console import kb_console_router
 from crowddesk.bot.outbox import OutboxWorker
+from crowddesk.bot.privacy_api import privacy_router
 from crowddesk.bot.rating import rating_request
 from crowddesk.bot.retention import Retention
 from crowddesk.bot.sla_monitor import SlaMonitor
 from crowddesk.bot.slack_desk import running_slack_desk
 from crowddesk.bot.tickets import TicketError
 from crowddesk.bot.store import HandoffRecord
+from crowddesk.bot.stream_tickets import StreamTickets
 from crowddesk.connectors.rest import InvalidJSON
+from crowddesk.connectors.text import normalise_text
 from crowddesk.knowledge_base.curation import LiveIndex
 from crowddesk.knowledge_base.suggestions import Suggestions
-
-MAX_BODY_BYTES = 256 * 1024
 
 
 class ParseRequest(BaseModel):
@@ -55,42 +60,24 @@ def handoff_view(record: HandoffRecord | None) -> dict[str, Any] | None:
     }
 
 
-class BodySizeLimit:
-    """Answers 413 to a request whose declared body is over `max_bytes`, before it is read.
-
-    Plain ASGI: `@app.middleware("http")` would run every request through extra tasks and
-    streams, which costs more than the check itself on the message hot path.
-    """
-
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length", b"").decode("latin-1")
-            if length.isdigit() and int(length) > self.max_bytes:
-                response = JSONResponse(
-                    {"error": f"request body is {length} bytes; the limit is {self.max_bytes}"},
-                    status_code=413,
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-def create_app(bot: Bot) -> FastAPI:
+def create_app(bot: Bot, access: ApiAccess = ApiAccess()) -> FastAPI:
+    """The server for `bot`; `access` says who may call the tracker and parse routes (by
+    default nobody: they answer 401 saying how to configure a token)."""
     gateway = Gateway(bot.engine, SeenMessages(bot.database), bot.outbox, bot.channels)
-    retention = Retention(bot.database, timedelta(days=bot.project.endpoints.retention_days))
+    retention = Retention(bot.database, timedelta(days=bot.project.endpoints.retention_days),
+                          conversations=bot.project.endpoints.conversations_retention)
     outbox_worker = OutboxWorker(bot.outbox, bot.channels, retention=retention)
     live_index = LiveIndex(bot.knowledge_base)  # picks up KB changes made by any process
+    audit = AuditLog(bot.database)  # who read whose conversation (privacy.py)
+    redactor = bot.project.config.retriever.ingestion.redactor()  # PII in text the desk writes
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         sla_monitor = SlaMonitor(bot.database, bot.project.config.policy.handoff.sla)
-        async with running_channels(bot.channels, gateway, outbox_worker), sla_monitor.running(), \
-                running_slack_desk(bot), live_index.running():
-            yield
+        with redacted_logs(redactor, enabled=bot.project.config.policy.privacy.redact_logs):
+            async with running_channels(bot.channels, gateway, outbox_worker), sla_monitor.running(), \
+                    running_slack_desk(bot), live_index.running():
+                yield
         await bot.aclose()
 
     app = FastAPI(
@@ -104,7 +91,7 @@ def create_app(bot: Bot) -> FastAPI:
     app.state.conversations = bot.conversations  # the web chat widget's history
     app.state.outbox_worker = outbox_worker
 
-    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(BodyLimits)  # body size while streaming, JSON nesting depth
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -135,10 +122,12 @@ def create_app(bot: Bot) -> FastAPI:
             app.include_router(router)
     app.include_router(desk_router(bot.agents, bot.tickets, bot.conversations,
                                    partial(rating_request, bot.engine.renderer),
-                                   Suggestions(bot.database)))
+                                   Suggestions(bot.database, redactor), audit,
+                                   LoginLimiter(bot.database), StreamTickets(bot.database)))
     app.include_router(desk_console_router())
-    app.include_router(kb_router(bot.agents, bot.database, live_index))
+    app.include_router(kb_router(bot.agents, bot.database, live_index, redactor))
     app.include_router(kb_console_router())
+    app.include_router(privacy_router(bot.agents, bot.database, live_index, bot.engine.encoder_cache))
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, Any]:
@@ -152,9 +141,10 @@ def create_app(bot: Bot) -> FastAPI:
             },
         }
 
-    @app.post("/model/parse", tags=["nlu"], summary="Understand a text (Rasa shape + KB candidates)")
+    @app.post("/model/parse", tags=["nlu"], summary="Understand a text (Rasa shape + KB candidates)",
+              dependencies=[Depends(access.admin)])
     async def parse(body: ParseRequest) -> dict[str, Any]:
-        understanding, candidates = await bot.engine.understand(body.text)
+        understanding, candidates = await bot.engine.understand(normalise_text(body.text))
         calibrate = bot.engine.policy.retriever_calibration
         return {
             **understanding.parse.as_rasa(),
@@ -164,7 +154,10 @@ def create_app(bot: Bot) -> FastAPI:
         }
 
     @app.get("/conversations/{sender_id}/tracker", tags=["conversations"])
-    async def tracker(sender_id: str) -> dict[str, Any]:
+    async def tracker(sender_id: str, caller: Caller = Depends(access.reader_of)) -> dict[str, Any]:
+        if caller.is_admin:  # staff reading someone's conversation; a customer's own reads are not
+            actor = "api-token" if caller.username is None else f"jwt:{caller.username}"
+            await asyncio.to_thread(audit.record, actor, READ_TRACKER, sender_id)
         record = await asyncio.to_thread(bot.conversations.get, sender_id)
         events = await asyncio.to_thread(bot.conversations.events, sender_id)
         active = await asyncio.to_thread(bot.conversations.active_handoff, sender_id)

@@ -36,6 +36,14 @@ HANDOFF_PRIORITIES = ("normal", "high")
 ACTIVE_HANDOFF_STATUSES = ("queued", "assigned")
 
 
+class ChannelConflict(Exception):
+    """A turn came through a channel other than the conversation's own; nothing was stored."""
+
+    def __init__(self, sender_id: str, owner: str) -> None:
+        super().__init__(f"conversation {sender_id!r} belongs to the {owner} channel")
+        self.owner = owner
+
+
 class ConversationTables(DeclarativeBase):
     pass
 
@@ -244,15 +252,16 @@ class ConversationStore:
     ) -> tuple[ConversationRecord, HandoffRecord | None]:
         """Append a turn's events and replace the conversation state, in one transaction.
 
-        Creates the conversation on its first turn. `slots`, `failed_turns`, `owner` and
-        `latest_message` replace the stored values; `new_handoff`, if given, opens a queued ticket.
+        Creates the conversation on its first turn, which fixes its channel for good: a turn
+        through another channel raises `ChannelConflict` and stores nothing. `slots`,
+        `failed_turns`, `owner` and `latest_message` replace the stored values; `new_handoff`, if
+        given, opens a queued ticket.
         `also` writes what must commit or roll back with the turn (its replies' outbox rows); it
         runs with the conversation row locked, so those rows follow the conversation's order.
         """
         _check_turn(sender_id, events)
         now = datetime.now(UTC)
         state = {
-            "channel": channel,
             "owner": owner,
             "slots": dict(slots),
             "failed_turns": failed_turns,
@@ -264,12 +273,13 @@ class ConversationStore:
             if conversation is None:
                 # Insert-if-missing, not insert-or-fail: two first turns racing to create the
                 # row then both find it, and wait for each other on the row lock of the UPDATE.
-                insert_missing(
-                    session, ConversationRow, [{**state, "sender_id": sender_id, "created_at": now}]
-                )
+                insert_missing(session, ConversationRow, [
+                    {**state, "sender_id": sender_id, "channel": channel, "created_at": now}])
                 conversation = _update_conversation(session, sender_id, state)
                 if conversation is None:
                     raise RuntimeError(f"conversation {sender_id!r} vanished while being created")
+            if conversation.channel != channel:  # rolls the transaction back
+                raise ChannelConflict(sender_id, conversation.channel)
             append_events(session, conversation.id, events)
             handoff = None
             if new_handoff is not None:

@@ -26,6 +26,7 @@ from crowddesk.bot.store import (
     append_events,
     handoff_record,
 )
+from crowddesk.knowledge_base.redaction import Redactor
 from crowddesk.knowledge_base.suggestions import propose_from_ticket
 
 MAX_AGENT_TEXT = 4000
@@ -73,9 +74,12 @@ def _check_text(text: str) -> str:
 class TicketDesk:
     """Ticket transitions, each one transaction; `outbox` receives what the customer must see."""
 
-    def __init__(self, engine: Engine, outbox: Outbox | None = None) -> None:
+    def __init__(
+        self, engine: Engine, outbox: Outbox | None = None, redactor: Redactor | None = None
+    ) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._outbox = outbox or Outbox(engine)
+        self._redactor = redactor or Redactor()  # for suggestions made from resolved tickets
 
     def _tell_customer(
         self, session: Session, conversation: ConversationRow, events: list[dict[str, Any]]
@@ -179,7 +183,8 @@ class TicketDesk:
             ticket.status, ticket.resolved_at = "resolved", datetime.now(UTC)
             conversation.owner, conversation.failed_turns = "bot", 0
             if ticket.first_response_at is not None:
-                propose_from_ticket(session, ticket, agent.id)  # what a human answered, for the KB
+                # What a human answered, for the KB.
+                propose_from_ticket(session, ticket, agent.id, self._redactor)
             append_events(session, conversation.id, [
                 {"event": "handoff_resolved", "timestamp": time.time(), "ticket_id": ticket.id,
                  "agent_id": agent.id},

@@ -51,6 +51,10 @@ class ChannelConnector(ABC):
     name: ClassVar[str]
     replies_inline: ClassVar[bool] = False
     """True when the webhook's HTTP response carries the replies (Rasa's REST channel)."""
+    api_client: ClassVar[bool] = False
+    """True when messages come from API clients that read each request's HTTP status (REST,
+    callback), not from a platform that redelivers: a rejected message is refused with its 4xx,
+    and one sent again with the same `message_id` gets the replies of its first delivery."""
     max_messages_per_second: ClassVar[float] = 20.0
     """The outbox never sends faster than this to one channel (the platform's own limit)."""
 

@@ -22,7 +22,7 @@ from fastapi.responses import PlainTextResponse
 from crowddesk.connectors.base import (ChannelConnector, CredentialsError, DeliveryError, MessageSink,
                                        reject_unknown_keys)
 from crowddesk.connectors.rest import REST_MESSAGE_BODY, read_rest_message
-from crowddesk.connectors.types import InboundMessage, OutboundMessage
+from crowddesk.connectors.types import OutboundMessage
 
 CHANNEL_NAME = "callback"
 SETTINGS = ("url", "timeout")
@@ -46,6 +46,7 @@ class CallbackChannel(ChannelConnector):
     """Replies go to one HTTP endpoint of yours, as JSON, through the outbox."""
 
     name: ClassVar[str] = CHANNEL_NAME
+    api_client: ClassVar[bool] = True
 
     def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
         self.url = url
@@ -74,8 +75,8 @@ class CallbackChannel(ChannelConnector):
             openapi_extra=REST_MESSAGE_BODY,
         )
         async def webhook(request: Request) -> str:
-            body = await read_rest_message(request)
-            await sink(InboundMessage(CHANNEL_NAME, body.sender, body.message, metadata=body.metadata))
+            body = await read_rest_message(request, CHANNEL_NAME)
+            await sink(body.inbound(CHANNEL_NAME))
             return "success"
 
         return router

@@ -29,3 +29,9 @@ def connector_class(name: str) -> type[ChannelConnector]:
     check_known(name)
     module_name, _, class_name = CHANNELS[name].partition(":")
     return getattr(import_module(module_name), class_name)
+
+
+def namespace_owner(sender_id: str) -> str | None:
+    """The channel whose namespace of senders (`<channel>:...`) `sender_id` is in, if any."""
+    prefix, colon, _ = sender_id.partition(":")
+    return prefix if colon and prefix in CHANNELS else None

@@ -24,6 +24,8 @@ class InboundMessage:
     text: str
     message_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    original_text: str | None = None
+    """The text as the platform sent it, escaped, when the gateway repaired `text`."""
 
 
 @dataclass(frozen=True)

@@ -23,15 +23,15 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from importlib.resources import files
 from typing import Any, ClassVar, Literal, Protocol
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
-from crowddesk.connectors.base import (ChannelConnector, CredentialsError, DeliveryError,
-                                       MessageSink, reject_unknown_keys)
+from crowddesk.connectors.base import ChannelConnector, DeliveryError, MessageSink, reject_unknown_keys
+from crowddesk.connectors.origins import SETTING as ORIGINS_SETTING
+from crowddesk.connectors.origins import origin_allowed, read_allowed_origins
 from crowddesk.connectors.types import InboundMessage, OutboundMessage
 
 logger = logging.getLogger(__name__)
@@ -41,8 +41,7 @@ SOCKET_PATH = "/webhooks/webchat/ws"
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 SESSION_ID = re.compile(UUID_PATTERN)
 SENDER_PREFIX = f"{CHANNEL_NAME}:"
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-SETTINGS_KEYS = ("allowed_origins",)
+SETTINGS_KEYS = (ORIGINS_SETTING,)
 ASSETS = {"widget.js": ("webchat.js", "text/javascript"), "widget.css": ("webchat.css", "text/css")}
 ASSET_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -51,6 +50,7 @@ ASSET_HEADERS = {
     "Cross-Origin-Resource-Policy": "cross-origin",
 }
 KB_SOURCE_SUFFIX = "\n\nSource: {}"
+BINARY_FRAME = 'binary frames are not accepted; send JSON text: {"type": "message", "message_id", "text"}'
 
 
 class ConversationHistory(Protocol):
@@ -100,12 +100,7 @@ class WebchatChannel(ChannelConnector):
     @classmethod
     def from_credentials(cls, settings: Mapping[str, Any]) -> WebchatChannel:
         reject_unknown_keys(CHANNEL_NAME, settings, SETTINGS_KEYS)
-        origins = settings.get("allowed_origins")
-        if origins is None:
-            return cls()
-        if isinstance(origins, str) or not isinstance(origins, Iterable):
-            raise CredentialsError("webchat.allowed_origins: must be a list of origins")
-        return cls([_checked_origin(i, origin) for i, origin in enumerate(origins)])
+        return cls(read_allowed_origins(CHANNEL_NAME, settings))
 
     def router(self, sink: MessageSink) -> APIRouter:
         router = APIRouter(include_in_schema=False)
@@ -142,17 +137,9 @@ class WebchatChannel(ChannelConnector):
         origin = websocket.headers.get("origin")
         # Browsers always send Origin on a websocket handshake; its absence means a non-browser
         # client, which could forge the header anyway.
-        if origin is not None and not self._origin_allowed(origin, websocket.headers.get("host")):
+        if origin is not None and not origin_allowed(origin, websocket.headers.get("host"), self.allowed_origins):
             return 403, f"origin {origin} may not use this chat; add it to webchat.allowed_origins"
         return None
-
-    def _origin_allowed(self, origin: str, host: str | None) -> bool:
-        parts = urlsplit(origin)
-        if parts.netloc == host:
-            return True
-        if self.allowed_origins is None:
-            return parts.hostname in LOCAL_HOSTS
-        return "*" in self.allowed_origins or origin in self.allowed_origins
 
     async def _serve(self, websocket: WebSocket, sender_id: str, sink: MessageSink) -> None:
         await websocket.accept()
@@ -164,7 +151,11 @@ class WebchatChannel(ChannelConnector):
             events = await asyncio.to_thread(_conversation_history(websocket).events, sender_id)
             await socket.push({"type": "history", "messages": history_frames(events)})
             while True:
-                await self._receive(socket, sender_id, await websocket.receive_text(), sink)
+                raw = await _next_frame(websocket)
+                if raw is None:
+                    await socket.push({"type": "error", "reason": BINARY_FRAME})
+                else:
+                    await self._receive(socket, sender_id, raw, sink)
         except (WebSocketDisconnect, WebSocketDisconnected):
             pass
         finally:
@@ -210,6 +201,15 @@ class WebchatChannel(ChannelConnector):
             self._sockets.pop(sender_id, None)
 
 
+async def _next_frame(websocket: WebSocket) -> str | None:
+    """The next text frame's text, or None for a binary frame (the widget never sends one)."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    return text if isinstance(text, str) else None
+
+
 def _conversation_history(websocket: WebSocket) -> ConversationHistory:
     """The conversation store `crowddesk run` puts on the app's state."""
     try:
@@ -218,20 +218,6 @@ def _conversation_history(websocket: WebSocket) -> ConversationHistory:
         raise RuntimeError(
             "the web chat needs app.state.conversations (a ConversationStore) for its history"
         ) from None
-
-
-def _checked_origin(position: int, origin: Any) -> str:
-    if origin == "*":
-        return origin
-    parts = urlsplit(origin) if isinstance(origin, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc or (
-        parts.path or parts.query or parts.fragment
-    ):
-        raise CredentialsError(
-            f"webchat.allowed_origins[{position}]: {origin!r} is not an origin such as "
-            "https://shop.example.com (scheme, host and optional port, no path)"
-        )
-    return origin.lower()
 
 
 def _frame_problem(exc: ValidationError) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from sqlalchemy.orm import sessionmaker
 from crowddesk.bot.kb_feedback import read_press, served_answer
 from crowddesk.bot.store import EventRow
 from crowddesk.knowledge_base.index import question_vectors
+from crowddesk.knowledge_base.redaction import Redactor
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.nlu.encoders import Encoder
 
@@ -123,9 +124,14 @@ def gap_report(
     similarity: float = DEFAULT_SIMILARITY,
     covered: float = DEFAULT_COVERED,
     examples: int = DEFAULT_EXAMPLES,
+    redactor: Redactor | None = None,
 ) -> list[GapCluster]:
-    """Unanswered questions not covered by a published entry, clustered, most asked first."""
-    questions = [q for q in unanswered_questions(engine, since) if q.text.strip()]
+    """Unanswered questions not covered by a published entry, clustered, most asked first;
+    PII in them is redacted (`redactor`: the project's patterns too) before anything else."""
+    redactor = redactor or Redactor()
+    # Before clustering: a card number is no part of what was asked, so it must not split groups.
+    questions = [replace(q, text=redactor.redact(q.text))
+                 for q in unanswered_questions(engine, since) if q.text.strip()]
     if not questions:
         return []
     vectors = encoder.encode([q.text for q in questions])

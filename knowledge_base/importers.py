@@ -77,6 +77,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from crowddesk.knowledge_base.community import AnswerRules, CommunitySource
 from crowddesk.knowledge_base.discourse import DiscourseImporter
+from crowddesk.knowledge_base.entry_fields import entry_id_problem, source_url_problem
 from crowddesk.knowledge_base.errors import KBImportError
 from crowddesk.knowledge_base.stackexchange import StackExchangeImporter
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
@@ -143,11 +144,16 @@ def _build_entry(path: Path, draft: _Draft) -> KBEntry:
         raise KBImportError(
             path, draft.line, f"unknown status {draft.status!r} (expected one of: {allowed})"
         ) from None
+    entry_id = draft.id.strip() or _default_id(path, questions[0])
+    source_url = draft.source_url.strip()
+    problem = entry_id_problem(entry_id) or source_url_problem(source_url)
+    if problem is not None:
+        raise KBImportError(path, draft.line, problem)
     return KBEntry(
-        id=draft.id.strip() or _default_id(path, questions[0]),
+        id=entry_id,
         questions=questions,
         answer=answer,
-        source_url=draft.source_url.strip(),
+        source_url=source_url,
         tags=unique_texts(tag.strip() for tag in draft.tags),
         language=draft.language.strip() or "en",
         status=status,

@@ -98,7 +98,7 @@ def ingest(
         stale_after=options.stale_after,
     )
     redactor = Redactor(options.redact_patterns)
-    entries = [_redacted(entry, redactor) for entry in batch.entries]
+    entries = [redactor.redact_entry(entry) for entry in batch.entries]
     summary.redactions = redactor.counts
     if summary.redactions:
         logger.info("redacted %s", _counts(summary.redactions))
@@ -223,15 +223,6 @@ def _redirected(merges: list[Merge], into_stored: list[Merge]) -> list[Merge]:
 
 def _rank_key(entry: KBEntry) -> tuple[bool, int, str]:
     return (not entry.accepted, -entry.votes, entry.id)
-
-
-def _redacted(entry: KBEntry, redactor: Redactor) -> KBEntry:
-    return replace(
-        entry,
-        questions=[redactor.redact(q) for q in entry.questions],
-        answer=redactor.redact(entry.answer),
-        context=redactor.redact(entry.context),
-    )
 
 
 def _counts(counter: Counter[str]) -> str:

@@ -1,9 +1,11 @@
-"""PII redaction for imported community text: e-mails, phone numbers, card numbers, IBANs.
+"""PII redaction: e-mails, phone numbers, card numbers, IBANs, wherever customer text is kept.
 
-Each match is replaced by a placeholder naming its kind (`[email]`, `[phone]`, `[card]`,
-`[iban]`, `[redacted]` for configured patterns). Card numbers must pass the Luhn check and IBANs
-the mod-97 check, so order numbers and reference codes of the same shape survive. Only counts per
-kind leave this module, never the matched text.
+Imports, suggestions from handoffs, entries written from the consoles, the gap report and
+(optionally) stored transcripts and logs all go through `Redactor.redact`. Each match is replaced
+by a placeholder naming its kind (`[email]`, `[phone]`, `[card]`, `[iban]`, `[redacted]` for
+configured patterns). Card numbers must pass the Luhn check, IBANs their country's length and
+format and the mod-97 check, so order numbers and reference codes of the same shape survive. Only counts per kind leave this module,
+never the matched text.
 """
 
 from __future__ import annotations
@@ -11,21 +13,27 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from schwifty import IBAN
+from schwifty.exceptions import SchwiftyException
+
+from crowddesk.knowledge_base.types import KBEntry
 
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b")
 # 13-19 digits, optionally grouped by single spaces or dashes (4-4-4-4, 4-6-5, ...).
 _CARD = re.compile(r"(?<![\w+-])\d(?:[ -]?\d){12,18}(?![\w-])")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
+# Customers type IBANs in lower case too; `_iban_length` trims words the pattern ran on into.
+_IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}\b")
 # Digit groups that may be a phone number; `_is_phone` then keeps only the shapes phone numbers
 # are written in, so dates, IP addresses and version numbers are left alone.
 _PHONE = re.compile(
-    r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,8}){1,4}(?![\w-])"
+    r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,8}){1,4}(?![\w-])"
     r"|(?<![\w+])\+\d{7,15}(?!\w)"
 )
 _MIN_PHONE_DIGITS = 7
 _MAX_PHONE_DIGITS = 15
-# +44 20 7946 0958, (555) 123-4567, 030 1234567 (national trunk prefix), 555-123-4567.
+# +44 20 7946 0958, (555) 123-4567, 030 1234567 and 07700 900123 (national trunk prefix), 555-123-4567.
 _PHONE_SHAPE = re.compile(r"^(?:[+(0]|\d{3}([ .-])\d{3}\1\d{4}$)")
 
 
@@ -41,9 +49,13 @@ def luhn_valid(digits: str) -> bool:
 
 
 def iban_valid(iban: str) -> bool:
-    """ISO 13616 mod-97 check of an IBAN without spaces."""
-    rearranged = iban[4:] + iban[:4]
-    return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
+    """An IBAN (spaces and either case allowed) with its country's length and format and valid
+    ISO 13616 mod-97 check digits, by schwifty's registry of countries."""
+    try:
+        IBAN(iban, validate_bban=True)
+    except SchwiftyException:
+        return False
+    return True
 
 
 def _digits(text: str) -> str:
@@ -55,27 +67,35 @@ def _is_card(text: str) -> bool:
     return 13 <= len(digits) <= 19 and luhn_valid(digits)
 
 
-def _is_iban(text: str) -> bool:
-    return iban_valid(text.replace(" ", ""))
+def _iban_length(text: str) -> int:
+    """How many leading characters of `text` are a valid IBAN (0: none), ending at a space, so
+    "DE89 3704 0044 0532 0130 00 OK" redacts the IBAN and keeps "OK"."""
+    ends = [len(text)] + [i for i in range(len(text) - 1, 0, -1) if text[i] == " "]
+    return next((end for end in ends if iban_valid(text[:end])), 0)
 
 
 def _is_phone(text: str) -> bool:
     return _MIN_PHONE_DIGITS <= len(_digits(text)) <= _MAX_PHONE_DIGITS and bool(_PHONE_SHAPE.match(text))
 
 
+def _whole(accept: Callable[[str], bool]) -> Callable[[str], int]:
+    return lambda text: len(text) if accept(text) else 0
+
+
 @dataclass(frozen=True)
 class _Rule:
     kind: str
     pattern: re.Pattern[str]
-    accept: Callable[[str], bool] = lambda _: True
+    # How many leading characters of a match are PII (0: none, so the match is kept).
+    pii_length: Callable[[str], int] = len
 
 
 # Order matters: cards and IBANs before phones, whose pattern also matches grouped digits.
 _BUILT_IN = (
     _Rule("email", _EMAIL),
-    _Rule("iban", _IBAN, _is_iban),
-    _Rule("card", _CARD, _is_card),
-    _Rule("phone", _PHONE, _is_phone),
+    _Rule("iban", _IBAN, _iban_length),
+    _Rule("card", _CARD, _whole(_is_card)),
+    _Rule("phone", _PHONE, _whole(_is_phone)),
 )
 CUSTOM_KIND = "redacted"
 
@@ -98,8 +118,19 @@ class Redactor:
             text = rule.pattern.sub(lambda match, rule=rule: self._replace(rule, match), text)
         return text
 
+    def redact_entry(self, entry: KBEntry) -> KBEntry:
+        """A copy of `entry` with its questions, answer and context redacted."""
+        return replace(
+            entry,
+            questions=[self.redact(q) for q in entry.questions],
+            answer=self.redact(entry.answer),
+            context=self.redact(entry.context),
+        )
+
     def _replace(self, rule: _Rule, match: re.Match[str]) -> str:
-        if not rule.accept(match.group(0)):
-            return match.group(0)
+        text = match.group(0)
+        length = rule.pii_length(text)
+        if not length:
+            return text
         self.counts[rule.kind] += 1
-        return f"[{rule.kind}]"
+        return f"[{rule.kind}]{text[length:]}"

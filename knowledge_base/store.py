@@ -7,12 +7,13 @@ import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from sqlalchemy import (
     JSON,
     Boolean,
+    CursorResult,
     Engine,
     ForeignKey,
     Integer,
@@ -30,6 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from sqlalchemy.sql.elements import ColumnElement
 
 from crowddesk.bot.database import UtcDateTime, insert_missing
+from crowddesk.knowledge_base.entry_fields import entry_id_problem, source_url_problem
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
 
 MAX_ID_LENGTH = 255
@@ -134,6 +136,9 @@ class KBSuggestionRow(KnowledgeBaseTables):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # The customer whose conversation it came from, so erasing them finds it even once the
+    # ticket is gone; NULL on rows an older CrowdDesk wrote (found through the ticket id then).
+    sender_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
 
 
 class KBUsageRow(KnowledgeBaseTables):
@@ -376,6 +381,16 @@ class KnowledgeBaseStore:
             for batch in _batches(rows):
                 insert_missing(session, EmbeddingRow, batch)
 
+    def forget_vectors(self, texts: Sequence[str]) -> int:
+        """Drop the cached vectors of `texts`, for every encoder (an erasure); how many rows went."""
+        hashes = sorted({_text_hash(text) for text in texts})
+        removed = 0
+        with self._sessions.begin() as session:
+            for batch in _batches(hashes):
+                deleted = session.execute(delete(EmbeddingRow).where(EmbeddingRow.text_hash.in_(batch)))
+                removed += cast(CursorResult[Any], deleted).rowcount
+        return removed
+
     def list(
         self,
         status: EntryStatus | None = None,
@@ -403,6 +418,9 @@ class KnowledgeBaseStore:
 def _check_entry(entry: KBEntry) -> None:
     if not entry.id or len(entry.id) > MAX_ID_LENGTH:
         raise ValueError(f"KB entry id must be 1 to {MAX_ID_LENGTH} characters, got {entry.id!r}")
+    problem = entry_id_problem(entry.id) or source_url_problem(entry.source_url)
+    if problem is not None:
+        raise ValueError(problem)
     if not any(question.strip() for question in entry.questions):
         raise ValueError(f"KB entry {entry.id!r} has no question")
     if len(entry.language) > MAX_LANGUAGE_LENGTH:

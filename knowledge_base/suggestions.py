@@ -11,7 +11,8 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from crowddesk.bot.store import EventRow, HandoffRow
+from crowddesk.bot.store import ConversationRow, EventRow, HandoffRow
+from crowddesk.knowledge_base.redaction import Redactor
 from crowddesk.knowledge_base.store import KBSuggestionRow, KnowledgeBaseStore
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
 
@@ -57,9 +58,12 @@ class Suggestion:
         }
 
 
-def propose_from_ticket(session: Session, ticket: HandoffRow, agent_id: str) -> int | None:
+def propose_from_ticket(
+    session: Session, ticket: HandoffRow, agent_id: str, redactor: Redactor
+) -> int | None:
     """In the transaction resolving `ticket`: suggest the customer's question(s) with the
-    agent's replies as the answer. None when the agent never replied or a suggestion exists."""
+    agent's replies as the answer, PII redacted (`redactor`: the project's patterns too).
+    None when the agent never replied or a suggestion exists."""
     already = session.scalar(select(KBSuggestionRow.id).where(KBSuggestionRow.ticket_id == ticket.id))
     if already is not None:
         return None
@@ -70,7 +74,7 @@ def propose_from_ticket(session: Session, ticket: HandoffRow, agent_id: str) -> 
     questions, replies = ticket_exchange(events, ticket.id, ticket.reason)
     if not questions or not replies:
         return None
-    return _add(session, ticket.id, questions, "\n\n".join(replies), agent_id)
+    return _add(session, ticket.id, questions, "\n\n".join(replies), agent_id, redactor)
 
 
 def ticket_exchange(
@@ -97,9 +101,18 @@ def ticket_exchange(
     return [text for text in texts if text], [str(events[i].get("text") or "") for i in replies]
 
 
-def _add(session: Session, ticket_id: str, questions: list[str], answer: str, agent: str) -> int:
+def _add(
+    session: Session, ticket_id: str, questions: list[str], answer: str, agent: str, redactor: Redactor
+) -> int:
+    # Redacted before it is stored: an editor may approve it unedited for every customer to see.
+    questions, answer = [redactor.redact(q) for q in questions], redactor.redact(answer)
+    sender_id = session.scalar(
+        select(ConversationRow.sender_id)
+        .join(HandoffRow, HandoffRow.conversation_id == ConversationRow.id)
+        .where(HandoffRow.id == ticket_id)
+    )
     row = KBSuggestionRow(ticket_id=ticket_id, questions=questions, answer=answer, agent=agent,
-                          status="pending", created_at=datetime.now(UTC))
+                          status="pending", created_at=datetime.now(UTC), sender_id=sender_id)
     session.add(row)
     session.flush()
     return row.id
@@ -108,9 +121,10 @@ def _add(session: Session, ticket_id: str, questions: list[str], answer: str, ag
 class Suggestions:
     """Listing and reviewing suggestions; approval publishes through the versioned store."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, redactor: Redactor | None = None) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._entries = KnowledgeBaseStore(engine)
+        self._redactor = redactor or Redactor()
 
     def propose(self, ticket_id: str, questions: builtins.list[str], answer: str, agent: str) -> Suggestion:
         """An agent's explicit "propose as KB entry" for a ticket."""
@@ -120,7 +134,7 @@ class Suggestions:
         with self._sessions.begin() as session:
             if session.get(HandoffRow, ticket_id) is None:
                 raise SuggestionNotFound(f"no ticket {ticket_id!r}")
-            suggestion_id = _add(session, ticket_id, questions, answer.strip(), agent)
+            suggestion_id = _add(session, ticket_id, questions, answer.strip(), agent, self._redactor)
         return self.get(suggestion_id)
 
     def get(self, suggestion_id: int) -> Suggestion:
@@ -146,13 +160,14 @@ class Suggestions:
     ) -> KBEntry:
         """Publish the suggestion (as edited by `editor`) as entry `handoff:<ticket>`."""
         suggestion = self.get(suggestion_id)
-        entry = KBEntry(
+        # An editor's changes are redacted too; the suggestion itself already was.
+        entry = self._redactor.redact_entry(KBEntry(
             id=f"handoff:{suggestion.ticket_id}",
             questions=[q.strip() for q in (questions or suggestion.questions) if q.strip()],
             answer=(answer if answer is not None else suggestion.answer).strip(),
             tags=[FROM_HANDOFF_TAG], status=EntryStatus.PUBLISHED,
             source=f"handoff:{suggestion.ticket_id}", author=suggestion.agent,
-        )
+        ))
         if not entry.answer:
             raise SuggestionError("the answer is empty")
         # Claimed first, so two editors can't both approve; given back if publishing fails.

@@ -38,6 +38,11 @@ class CachedEncoder:
         """Texts whose vectors are kept."""
         return len(self._vectors)
 
+    def forget(self, texts: Sequence[str]) -> int:
+        """Drop the vectors of `texts` (a customer's erased messages); how many were kept."""
+        with self._lock:
+            return sum(self._vectors.pop(text, None) is not None for text in as_text_list(texts))
+
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
         texts = as_text_list(texts)
         with self._lock:

@@ -5,27 +5,23 @@ Playwright's own browser download is not used: the system Chromium at /usr/bin/c
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from crowddesk.bot.assemble import Bot
 from crowddesk.bot.server import create_app
 from crowddesk.bot.training import TrainResult
-from tests.demo_bot import demo_bot_on_fresh_database, free_port
+from tests.demo_bot import API_ACCESS, demo_bot_on_fresh_database, serving
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
-STARTUP_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -41,23 +37,11 @@ def live_server(
 ) -> Iterator[LiveServer]:
     """The demo bot served by uvicorn on an ephemeral loopback port, in a background thread."""
     bot = demo_bot_on_fresh_database(demo_project, demo_training, action_server_url, tmp_path_factory)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(bot), host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio",
-        # Open event streams and the web chat's sockets would otherwise hold shutdown until
-        # the browser lets go.
-        timeout_graceful_shutdown=2,
-    ))
-    thread = threading.Thread(target=server.run, name="live-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"the live test server did not start on port {port}")
-        time.sleep(0.05)
-    yield LiveServer(f"http://127.0.0.1:{port}", bot)
-    server.should_exit = True
-    thread.join(timeout=STARTUP_SECONDS)
+    # Open event streams and the web chat's sockets would otherwise hold shutdown until the
+    # browser lets go.
+    with serving(create_app(bot, API_ACCESS), log_level="warning", ws="websockets-sansio",
+                 timeout_graceful_shutdown=2) as url:
+        yield LiveServer(url, bot)
 
 
 @pytest.fixture(scope="module")

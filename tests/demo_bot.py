@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import shutil
-import uuid
 import socket
+import threading
+import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from crowddesk.bot.action_server import start_action_server, stop
+from crowddesk.bot.api_access import ApiAccess
 from crowddesk.bot.assemble import Bot, assemble, models_dir
 from crowddesk.bot.project import load_project
 from crowddesk.bot.server import create_app
@@ -19,12 +25,38 @@ from crowddesk.bot.training import TrainResult, train
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT_FILES = ("domain.yml", "config.yml", "endpoints.yml", "credentials.yml", "data", "actions")
+# The test servers' API token, and the header that sends it to the tracker and parse routes.
+API_ACCESS = ApiAccess(token="test-api-token")
+API_AUTH = {"Authorization": "Bearer test-api-token"}
+
+
+STARTUP_SECONDS = 30.0
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def serving(app: Any, **options: Any) -> Iterator[str]:
+    """`app` served by uvicorn on an ephemeral loopback port in a background thread; yields
+    its base URL. `options` go to `uvicorn.Config` (log level, websocket implementation...)."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **options))
+    thread = threading.Thread(target=server.run, name=f"test-server-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the test server did not start on port {port}")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=STARTUP_SECONDS)
 
 
 def copy_demo_project(target: Path) -> Path:
@@ -63,7 +95,7 @@ def demo_client(
 ) -> Iterator[TestClient]:
     """The demo bot served in-process; tests keep apart by using their own `sender`."""
     bot = demo_bot_on_fresh_database(demo_project, demo_training, action_server_url, tmp_path_factory)
-    with TestClient(create_app(bot)) as client:
+    with TestClient(create_app(bot, API_ACCESS)) as client:
         yield client
 
 
@@ -77,6 +109,24 @@ def demo_bot_on_fresh_database(
         demo_project, model_dir=demo_training.model_dir,
         database_url=f"sqlite:///{database}", action_endpoint=action_server_url,
     )
+
+
+def demo_bot_with_credentials(
+    demo_project: Path, demo_training: TrainResult, folder: Path, credentials: str
+) -> Bot:
+    """The trained demo bot listening on the channels of `credentials` (credentials.yml text),
+    with an SQLite file of its own in `folder`."""
+    path = folder / "credentials.yml"
+    path.write_text(credentials, encoding="utf-8")
+    return assemble(demo_project, model_dir=demo_training.model_dir,
+                    database_url=f"sqlite:///{folder / 'crowddesk.db'}", credentials=path)
+
+
+def agent_headers(bot: Bot) -> dict[str, str]:
+    """The desk API header of a new agent, Ana Agent, on `bot`."""
+    agent = f"agent-{uuid.uuid4().hex[:8]}"
+    bot.agents.add(agent, "Ana Agent")
+    return {"Authorization": f"Bearer {bot.agents.issue_token(agent)}"}
 
 
 @pytest.fixture()

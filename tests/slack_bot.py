@@ -21,6 +21,7 @@ from crowddesk.bot.assemble import Bot, assemble
 from crowddesk.bot.server import create_app
 from crowddesk.bot.training import TrainResult
 from crowddesk.connectors.slack import EVENTS_PATH, INTERACTIVE_PATH
+from tests.demo_bot import API_ACCESS, API_AUTH
 from tests.fakes.slack_api import (
     BOT_TOKEN,
     SIGNING_SECRET,
@@ -65,7 +66,7 @@ class SlackBot:
         return self.api.wait_for("chat.postMessage", count, where=lambda call: call["channel"] == channel)
 
     def tracker(self, sender_id: str) -> dict[str, Any]:
-        response = self.client.get(f"/conversations/{sender_id}/tracker")
+        response = self.client.get(f"/conversations/{sender_id}/tracker", headers=API_AUTH)
         assert response.status_code == 200
         return dict(response.json())
 
@@ -96,5 +97,5 @@ def slack_bot(
         bot = assemble(demo_project, model_dir=demo_training.model_dir,
                        database_url=f"sqlite:///{folder / 'crowddesk.db'}",
                        action_endpoint=action_server_url, credentials=credentials)
-    with TestClient(create_app(bot)) as client:
+    with TestClient(create_app(bot, API_ACCESS)) as client:
         yield SlackBot(client, bot, slack_api)

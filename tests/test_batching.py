@@ -122,6 +122,30 @@ def test_a_failed_forward_pass_fails_every_caller_in_it() -> None:
             future.result()
 
 
+def test_a_text_the_encoder_cannot_read_fails_only_its_own_caller(minilm_encoder: Encoder) -> None:
+    # A lone surrogate makes the tokenizer raise; 79 other customers share its forward pass.
+    recording = SlowRecordingEncoder(minilm_encoder)
+    batching = BatchingEncoder(recording, lanes=1)
+    texts = [QUESTIONS[i % len(QUESTIONS)] for i in range(79)]
+    texts.insert(40, "my card \ud800 is blocked")
+
+    with ThreadPoolExecutor(max_workers=len(texts) + 1) as pool:
+        first = pool.submit(batching.encode, QUESTIONS[:1])
+        wait_until(lambda: len(recording.batches) == 1)  # the first pass is under way
+        futures = [pool.submit(batching.encode, [text]) for text in texts]
+        wait_until(lambda: batching.queued == len(texts))
+        recording.release.set()
+        first.result()
+
+        with pytest.raises(TypeError):
+            futures[40].result()
+        good = [f.result() for i, f in enumerate(futures) if i != 40]
+
+    assert len(recording.batches[1]) == batching.max_batch  # the bad text did share a pass
+    expected = minilm_encoder.encode([t for i, t in enumerate(texts) if i != 40])
+    np.testing.assert_allclose(np.vstack(good), expected, atol=1e-5)
+
+
 def test_bad_arguments_are_rejected(minilm_encoder: Encoder) -> None:
     with pytest.raises(TypeError, match="sequence of texts"):
         BatchingEncoder(minilm_encoder).encode("Where is my card?")

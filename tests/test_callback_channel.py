@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from crowddesk.bot.assemble import assemble
 from crowddesk.bot.server import create_app
 from crowddesk.bot.training import TrainResult
+from tests.demo_bot import API_ACCESS, API_AUTH, demo_bot_with_credentials
 
 GUARD_SECONDS = 60  # only a hung test ever waits this long
 
@@ -83,12 +83,9 @@ def receiver() -> Iterator[Receiver]:
 def client(
     demo_project: Path, demo_training: TrainResult, receiver: Receiver, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TestClient]:
-    folder = tmp_path_factory.mktemp("callback")
-    credentials = folder / "credentials.yml"
-    credentials.write_text(f"rest:\ncallback:\n  url: \"{receiver.url}\"\n", encoding="utf-8")
-    bot = assemble(demo_project, model_dir=demo_training.model_dir,
-                   database_url=f"sqlite:///{folder / 'crowddesk.db'}", credentials=credentials)
-    with TestClient(create_app(bot)) as client:
+    bot = demo_bot_with_credentials(demo_project, demo_training, tmp_path_factory.mktemp("callback"),
+                                    f"rest:\ncallback:\n  url: \"{receiver.url}\"\n")
+    with TestClient(create_app(bot, API_ACCESS)) as client:
         yield client
 
 
@@ -114,14 +111,14 @@ def test_bad_requests_are_refused_and_send_nothing(client: TestClient, receiver:
     assert empty.status_code == 400
     broken = client.post("/webhooks/callback/webhook", content=b"{not json")
     assert broken.status_code == 400
-    assert client.get(f"/conversations/{sender}/tracker").json()["events"] == []
+    assert client.get(f"/conversations/{sender}/tracker", headers=API_AUTH).json()["events"] == []
 
 
 def test_an_agent_reply_after_handoff_reaches_the_callback_url_once_despite_errors(
     client: TestClient, receiver: Receiver, sender: str
 ) -> None:
     say(client, sender, "I want to speak to a human")
-    ticket = client.get(f"/conversations/{sender}/tracker").json()["handoff"]
+    ticket = client.get(f"/conversations/{sender}/tracker", headers=API_AUTH).json()["handoff"]
     assert ticket is not None
     agents = client.app.state.bot.agents
     agent_id = f"agent-{uuid.uuid4().hex[:8]}"
@@ -141,3 +138,21 @@ def test_an_agent_reply_after_handoff_reaches_the_callback_url_once_despite_erro
     assert rating["buttons"]
     texts = receiver.texts_for(sender)
     assert texts.index(greeting) < texts.index(rating["text"])
+
+
+def test_a_message_sent_again_with_its_message_id_is_answered_once(
+    client: TestClient, receiver: Receiver, sender: str
+) -> None:
+    first = {"sender": sender, "message": "hello there", "message_id": "m1"}
+    for _ in range(2):
+        assert client.post("/webhooks/callback/webhook", json=first).text == "success"
+    refused = client.post("/webhooks/callback/webhook", json={"sender": sender, "message": " ", "message_id": "m2"})
+    assert refused.status_code == 400  # an API client hears why, as without a message_id
+    say(client, sender, "/thanks")
+    # Replies to one recipient are delivered in order: once the thanks arrived, a second answer
+    # to the greeting (or an apology for the refused message) would have too.
+    thanks = {v.text for v in client.app.state.bot.project.domain.responses["utter_thanks"]}
+    receiver.wait_for(lambda b: b["recipient_id"] == sender and b["text"] in thanks)
+    events = client.get(f"/conversations/{sender}/tracker", headers=API_AUTH).json()["events"]
+    assert [e["text"] for e in events if e["event"] == "user"] == ["hello there", "/thanks"]
+    assert receiver.texts_for(sender) == [e["text"] for e in events if e["event"] == "bot"]

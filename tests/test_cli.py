@@ -84,6 +84,11 @@ def test_kb_commands_manage_entries(trained_project: Path, capsys: pytest.Captur
     again = capsys.readouterr().out
     assert "0 added" in again and "1 unchanged" in again
     assert main(["kb", "add", "-q", "Can I change my address?", "-a", "Yes, in Settings.", "--id", "addr", *common]) == 0
+    capsys.readouterr()
+    assert main(["kb", "add", "-q", "Hi?", "-a", "Hi.", "--id", "../../etc/passwd", *common]) == 1
+    assert "KB entry id '../../etc/passwd' must start with a letter" in capsys.readouterr().err
+    assert main(["kb", "add", "-q", "Hi?", "-a", "Hi.", "--source-url", "javascript:alert(1)", *common]) == 1
+    assert "must be an http:// or https:// link" in capsys.readouterr().err
     assert main(["kb", "show", "addr", *common]) == 0
     capsys.readouterr()
     assert main(["kb", "list", "--json", *common]) == 0

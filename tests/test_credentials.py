@@ -73,7 +73,7 @@ def test_a_connector_refusing_its_settings_points_at_the_key_without_the_secret(
     unknown = write(tmp_path, "callback:\n  url: http://127.0.0.1/x\n  token: abc\n")
     with pytest.raises(ProjectFileError, match=r"credentials.yml:3: callback.token: unknown key"):
         channels_from(unknown)
-    with pytest.raises(ProjectFileError, match=r"credentials.yml:1: rest: takes no settings"):
+    with pytest.raises(ProjectFileError, match=r"credentials.yml:2: rest.port: unknown key; expected one of: allowed_origins"):
         channels_from(write(tmp_path, "rest:\n  port: 5005\n"))
 
 

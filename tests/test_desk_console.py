@@ -18,6 +18,7 @@ from crowddesk.bot.config import SlaSettings
 from crowddesk.bot.sla_monitor import SlaMonitor
 from crowddesk.knowledge_base.suggestions import Suggestions
 from tests.browser import LiveServer
+from tests.demo_bot import API_AUTH
 
 PASSWORD = "correct horse battery staple"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -38,7 +39,7 @@ def customer_says(live_server: LiveServer, sender: str, text: str) -> list[dict[
 
 
 def tracker(live_server: LiveServer, sender: str) -> dict[str, Any]:
-    response = httpx.get(f"{live_server.url}/conversations/{sender}/tracker", timeout=30)
+    response = httpx.get(f"{live_server.url}/conversations/{sender}/tracker", headers=API_AUTH, timeout=30)
     response.raise_for_status()
     return dict(response.json())
 
@@ -125,6 +126,30 @@ def test_agent_works_a_live_handoff_from_queue_to_resolution(
     expect(item).to_have_count(0)
     state = tracker(live_server, sender)
     assert state["handoff"] is None and state["owner"] == "bot"
+
+
+def test_an_rtl_override_and_a_combining_mark_flood_cannot_disturb_the_desk(
+    page: Page, live_server: LiveServer, agent_id: str, sender: str
+) -> None:
+    flood = "e" + "\u0301" * 3000
+    customer_says(live_server, sender, f"I want to speak to a human about my card \u202eevil {flood}")
+    sign_in(page, live_server, agent_id, PASSWORD)
+    item = page.get_by_role("list", name="Open tickets").get_by_role("listitem").filter(has_text=sender)
+    expect(item).to_be_visible()
+
+    summary = item.locator(".summary").inner_text()
+    assert "\u202e" not in summary and summary.count("\u0301") <= 4
+    item.get_by_role("button").click()
+    customer = page.get_by_role("list", name="Transcript").locator(".bubble.customer").first
+    expect(customer.locator(".text")).to_contain_text("about my card evil")
+    as_sent = customer.locator(".as-sent").inner_text()
+    assert as_sent.startswith("as sent: I want to speak to a human about my card \\u202eevil")
+    assert as_sent.endswith("e\u0301\u0301\u0301\u0301[+2996 combining marks]") and "\u202e" not in as_sent
+    # Whatever text gets through is laid out apart from its neighbours and clipped to its box.
+    # (expect retries: the stream's first `ticket` event may render the transcript again.)
+    expect(customer.locator(".text")).to_have_css("unicode-bidi", "plaintext")
+    expect(customer.locator(".text")).to_have_css("overflow", "hidden")
+    assert item.bounding_box()["height"] < 200  # type: ignore[index]
 
 
 def flag_sla(live_server: LiveServer, ticket_id: str, now: datetime) -> None:
@@ -219,7 +244,7 @@ def test_agent_transfers_a_ticket_to_a_colleague_picked_by_name(
     assert live_server.bot.conversations.get_handoff(ticket_id).assigned_to == colleague
 
 
-def test_login_issues_a_token_and_the_stream_needs_one(live_server: LiveServer, agent_id: str) -> None:
+def test_login_issues_a_token_and_the_stream_needs_a_ticket_for_it(live_server: LiveServer, agent_id: str) -> None:
     api = f"{live_server.url}/desk/api"
     bad = httpx.post(f"{api}/login", json={"agent_id": agent_id, "password": "nope"})
     assert bad.status_code == 401 and bad.json()["error"] == "wrong agent id or password"
@@ -231,8 +256,10 @@ def test_login_issues_a_token_and_the_stream_needs_one(live_server: LiveServer, 
     assert listing.status_code == 200
 
     assert httpx.get(f"{api}/stream").status_code == 401
-    assert httpx.get(f"{api}/stream", params={"token": "cdk_not-a-token"}).status_code == 401
-    with httpx.stream("GET", f"{api}/stream", params={"token": token}, timeout=30) as stream:
+    assert httpx.get(f"{api}/stream", params={"stream_ticket": "cdk_not-a-ticket"}).status_code == 401
+    ticket = httpx.post(f"{api}/stream-ticket", headers={"Authorization": f"Bearer {token}"}).json()
+    with httpx.stream("GET", f"{api}/stream", params={"stream_ticket": ticket["stream_ticket"]},
+                      timeout=30) as stream:
         assert stream.status_code == 200
         assert stream.headers["content-type"].startswith("text/event-stream")
         first = next(stream.iter_lines())

@@ -14,7 +14,7 @@ from crowddesk.bot.server import create_app
 from crowddesk.bot.training import TrainResult
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.types import KBEntry
-from tests.demo_bot import REPO
+from tests.demo_bot import API_ACCESS, API_AUTH, REPO
 
 
 def say(client: TestClient, text: str, sender: str) -> list[dict[str, Any]]:
@@ -24,7 +24,7 @@ def say(client: TestClient, text: str, sender: str) -> list[dict[str, Any]]:
 
 
 def tracker(client: TestClient, sender: str) -> dict[str, Any]:
-    response = client.get(f"/conversations/{sender}/tracker")
+    response = client.get(f"/conversations/{sender}/tracker", headers=API_AUTH)
     assert response.status_code == 200
     return response.json()
 
@@ -99,7 +99,7 @@ def test_custom_action_asks_for_a_missing_order_number(demo_client: TestClient, 
 
 
 def test_model_parse_has_rasa_shape_and_kb_candidates(demo_client: TestClient, sender: str) -> None:
-    body = demo_client.post("/model/parse", json={"text": "how do I activate my card"}).json()
+    body = demo_client.post("/model/parse", json={"text": "how do I activate my card"}, headers=API_AUTH).json()
     assert set(body) >= {"text", "intent", "entities", "intent_ranking", "kb_candidates"}
     assert body["intent"]["name"] == body["intent_ranking"][0]["name"]
     assert 0.0 <= body["intent"]["confidence"] <= 1.0
@@ -155,7 +155,7 @@ def test_single_question_community_entry_is_answerable(
         source_url="https://community.northwind-bank.example/t/login-e1043/2002",
     ))
     bot = assemble(demo_project, model_dir=demo_training.model_dir, database_url=url)
-    with TestClient(create_app(bot)) as client:
+    with TestClient(create_app(bot, API_ACCESS)) as client:
         replies = say(client, "my login fails with error E-1043", "e1043-a")
         assert replies[0]["custom"]["kb_entry"] == "community:login-e1043"
         assert "Source: https://community.northwind-bank.example/t/login-e1043/2002" in replies[0]["text"]

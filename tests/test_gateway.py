@@ -1,22 +1,27 @@
-"""The gateway between connectors and the demo bot's engine: redeliveries, inline replies, outbox."""
+"""The gateway between connectors and the demo bot's engine: redeliveries, inline replies, outbox,
+and text repaired before the engine sees it (one bad message among many fails none)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy.exc import DBAPIError
 
 from crowddesk.bot.assemble import Bot, assemble
+from crowddesk.bot.desk_api import transcript_messages
 from crowddesk.bot.engine import MessageRejected
 from crowddesk.bot.gateway import Gateway, SeenMessages
 from crowddesk.bot.training import TrainResult
 from crowddesk.connectors.rest import RestChannel
+from crowddesk.connectors.text import normalise_text
 from crowddesk.connectors.types import InboundMessage
 from tests.fakes.platform import FakePlatform
 
@@ -104,9 +109,10 @@ def test_replies_are_queued_in_the_order_their_turns_were_stored(bot: Bot, sende
 
 def test_the_same_delivery_id_on_another_channel_is_another_message(bot: Bot, sender: str) -> None:
     gateway = gateway_for(bot)
+    rest_sender = f"{sender}-rest"  # a conversation stays on the channel it began on
     asyncio.run(gateway(InboundMessage("fake", sender, "hello there", message_id="7")))
-    asyncio.run(gateway(InboundMessage("rest", sender, "hello there", message_id="7")))
-    assert user_texts(bot, sender) == ["hello there", "hello there"]
+    asyncio.run(gateway(InboundMessage("rest", rest_sender, "hello there", message_id="7")))
+    assert user_texts(bot, sender) == user_texts(bot, rest_sender) == ["hello there"]
 
 
 def test_inline_channels_get_their_replies_without_the_outbox(bot: Bot, sender: str) -> None:
@@ -144,3 +150,44 @@ def test_racing_deliveries_of_one_message_have_one_first_sight(db_engine: SqlEng
     assert firsts.count(True) == 1
     seen.forget("slack", "Ev0123")
     assert seen.first_sight("slack", "Ev0123")
+
+
+ZALGO = "card" + "\u0301\u0316\u0344" * 1400  # 4,200 combining marks on one letter
+
+
+def user_events(bot: Bot, sender: str) -> list[dict[str, Any]]:
+    return [e for e in bot.conversations.events(sender) if e["event"] == "user"]
+
+
+def test_one_bad_message_among_80_concurrent_ones_fails_none(bot: Bot) -> None:
+    gateway = gateway_for(bot)
+    texts = ["where is my new card?", "how do I reset my PIN?", "I was charged twice",
+             "can I top up by bank transfer?"]
+    messages = [InboundMessage("rest", f"crowd-{i}", texts[i % len(texts)]) for i in range(80)]
+    messages[40] = InboundMessage("rest", "crowd-bad", "my card \ud800 is blocked \u202e!")
+
+    async def all_at_once() -> list[object]:
+        return await asyncio.gather(*(gateway(m) for m in messages), return_exceptions=True)
+
+    results = asyncio.run(all_at_once())
+
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert all(results)  # everyone got a reply, the bad message's sender too
+    [bad] = user_events(bot, "crowd-bad")
+    assert bad["text"] == bad["parse_data"]["text"] == "my card \ufffd is blocked !"
+    assert bad["original_text"] == "my card \\ud800 is blocked \\u202e!"
+    json.dumps(bad, ensure_ascii=False).encode("utf-8")  # valid Unicode throughout
+    [good] = user_events(bot, "crowd-0")
+    assert "original_text" not in good
+    desk_line = transcript_messages(bot.conversations.events("crowd-bad"))[0]
+    assert (desk_line["text"], desk_line["original_text"]) == (bad["text"], bad["original_text"])
+
+
+def test_a_combining_mark_flood_reaches_the_nlu_capped(bot: Bot) -> None:
+    gateway = gateway_for(bot)
+
+    asyncio.run(gateway(InboundMessage("rest", "zalgo", f"where is my {ZALGO}?")))
+
+    [event] = user_events(bot, "zalgo")
+    assert event["parse_data"]["text"] == event["text"] == f"where is my {normalise_text(ZALGO)}?"
+    assert len(event["text"]) < 30

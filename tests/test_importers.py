@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,31 @@ def test_malformed_files_fail_naming_file_and_line(path: Path, line: int, messag
         importer_for(path).load(path)
 
     assert str(raised.value) == f"{path}:{line}: {message}"
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ("../../etc/passwd,Hi?,Hi.,", "KB entry id '../../etc/passwd' must start with a letter or digit"),
+    ("faq/../secrets,Hi?,Hi.,", "KB entry id 'faq/../secrets' must not have a '.' or '..' segment"),
+    ("pin,Hi?,Hi.,javascript:alert(1)", "source URL 'javascript:alert(1)' must be an http:// or https://"),
+])
+def test_an_unsafe_id_or_source_url_fails_naming_file_and_line(tmp_path: Path, row: str, message: str) -> None:
+    faq = tmp_path / "faq.csv"
+    faq.write_text(f"id,question,answer,source_url\nok,Fine?,Yes.,https://example.com/t/1\n{row}\n",
+                   encoding="utf-8")
+
+    with pytest.raises(KBImportError, match=re.escape(f"{faq}:3: {message}")):
+        CsvImporter().load(faq)
+
+
+def test_ids_the_importers_make_are_accepted(tmp_path: Path) -> None:
+    faq = tmp_path / "faq.csv"
+    faq.write_text("id,question,answer\n"
+                   "faq/reverted_card_payment?,Reverted?,Yes.\n"
+                   "stackexchange:bank.stackexchange.com:4,Why?,Because.\n"
+                   ",Où est ma carte ?,Elle arrive.\n", encoding="utf-8")
+
+    assert [e.id for e in CsvImporter().load(faq)] == [
+        "faq/reverted_card_payment?", "stackexchange:bank.stackexchange.com:4", "faq:où-est-ma-carte"]
 
 
 def test_retrieval_intent_without_response_fails_at_the_intent() -> None:

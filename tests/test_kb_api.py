@@ -102,6 +102,23 @@ def test_bad_requests_get_reasons(app, db_engine: Engine) -> None:
     assert "no suggestion 42" in ed("POST", "/suggestions/42/reject", 404, json={"reason": "no"})["detail"]
 
 
+def test_unsafe_entry_ids_and_source_urls_are_refused_with_the_reason(app, db_engine: Engine) -> None:
+    client, _ = app
+    ed = signed_in(client, db_engine, "ed", "editor")
+    body = {"id": "manual:pin", "questions": ["How do I change my PIN?"], "answer": "In the app."}
+
+    assert "must start with a letter or digit" in ed(
+        "POST", "/entries", 422, json={**body, "id": "../../etc/passwd"})["detail"]
+    assert "'.' or '..' segment" in ed("POST", "/entries", 422, json={**body, "id": "faq/../x"})["detail"]
+    for url in ("javascript:alert(1)", "data:text/html,<script>", "//evil.example"):
+        assert "http:// or https://" in ed("POST", "/entries", 422, json={**body, "source_url": url})["detail"]
+        assert "http:// or https://" in ed("PUT", "/entries/faq/fees", 422,
+                                           json={**body, "source_url": url})["detail"]
+    assert ed("GET", "/entries/faq/fees")["source_url"] == ""
+    created = ed("POST", "/entries", 201, json={**body, "source_url": "https://community.example/t/1"})
+    assert created["source_url"] == "https://community.example/t/1"
+
+
 def test_suggestions_are_approved_into_the_index_or_rejected(
     app, db_engine: Engine, minilm_encoder: Encoder,
 ) -> None:

@@ -31,7 +31,7 @@ from crowddesk.connectors.webchat import history_frames
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.types import KBEntry
 from crowddesk.knowledge_base.usage import UsageReport, count_served, record_feedback
-from tests.demo_bot import REPO, copy_demo_project
+from tests.demo_bot import API_ACCESS, REPO, copy_demo_project
 from tests.test_end_to_end import say, tracker
 from tests.test_kb_loop import call, token
 
@@ -125,7 +125,7 @@ def test_not_helpful_hands_off_when_the_config_says_so(
     config.write_text(config.read_text().replace("on_unhelpful: offer_handoff", "on_unhelpful: handoff"))
     bot = assemble(project, model_dir=demo_training.model_dir,
                    database_url=f"sqlite:///{tmp_path / 'crowddesk.db'}")
-    with TestClient(create_app(bot)) as client:
+    with TestClient(create_app(bot, API_ACCESS)) as client:
         answer = answered(client, "unhappy")
         replies = press(client, answer, "Not helpful", "unhappy")
 

@@ -22,7 +22,7 @@ from crowddesk.nlu.types import Entity, IntentScore, Parse
 from crowddesk.bot.assemble import assemble
 from crowddesk.bot.server import create_app
 from crowddesk.bot.training import TrainResult
-from tests.demo_bot import copy_demo_project
+from tests.demo_bot import API_ACCESS, copy_demo_project
 from tests.test_end_to_end import say, tracker
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
@@ -242,7 +242,7 @@ def test_an_always_human_intent_goes_to_a_person_however_confident_the_bot_is(
         "always_human_intents: []", "always_human_intents: [track_card_delivery]"), encoding="utf-8")
     bot = assemble(project, model_dir=demo_training.model_dir,
                    database_url=f"sqlite:///{tmp_path / 'bot.db'}")
-    with TestClient(create_app(bot)) as client:
+    with TestClient(create_app(bot, API_ACCESS)) as client:
         say(client, "can you track my card order CD-482913 please", "c1")
         handoff = tracker(client, "c1")["handoff"]
     assert handoff is not None

@@ -24,6 +24,7 @@ from crowddesk.bot.yaml_files import ProjectFileError
 from crowddesk.connectors.base import CredentialsError, DeliveryError
 from crowddesk.connectors.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramChannel
 from crowddesk.connectors.types import Button, InboundMessage, OutboundMessage
+from tests.demo_bot import API_ACCESS, API_AUTH
 from tests.fakes.telegram_api import (
     TOKEN,
     FakeTelegramAPI,
@@ -381,7 +382,7 @@ def telegram_bot(
             demo_project, model_dir=demo_training.model_dir, credentials=credentials,
             database_url=f"sqlite:///{directory / 'crowddesk.db'}", action_endpoint=action_server_url,
         )
-        with TestClient(create_app(bot)) as client:
+        with TestClient(create_app(bot, API_ACCESS)) as client:
             yield TelegramBot(api, client)
 
 
@@ -428,7 +429,7 @@ def test_a_button_press_on_telegram_works(telegram_bot: TelegramBot) -> None:
     assert answer["text"]
     answered = telegram_bot.api.calls("answerCallbackQuery")
     assert update["callback_query"]["id"] in [call["callback_query_id"] for call in answered]
-    events = telegram_bot.client.get(f"/conversations/telegram:{chat}/tracker").json()["events"]
+    events = telegram_bot.client.get(f"/conversations/telegram:{chat}/tracker", headers=API_AUTH).json()["events"]
     assert [e["text"] for e in events if e["event"] == "user"] == ["/faq/card_arrival"]
 
 
@@ -436,7 +437,7 @@ def test_a_forged_update_is_rejected_and_nothing_is_stored(telegram_bot: Telegra
     chat = new_chat()
     response = post_update(telegram_bot, text_update(next(_ids), chat, "hello"), secret="forged")
     assert response.status_code == 403
-    assert telegram_bot.client.get(f"/conversations/telegram:{chat}/tracker").json()["events"] == []
+    assert telegram_bot.client.get(f"/conversations/telegram:{chat}/tracker", headers=API_AUTH).json()["events"] == []
 
 
 def test_a_duplicate_update_gets_one_reply(telegram_bot: TelegramBot) -> None:
@@ -468,7 +469,7 @@ def test_an_agents_reply_after_handoff_reaches_the_telegram_chat(telegram_bot: T
     post_update(telegram_bot, text_update(next(_ids), chat, "/human_handoff"))
     replies_to(telegram_bot, chat, 1)
     client = telegram_bot.client
-    ticket = client.get(f"/conversations/telegram:{chat}/tracker").json()["handoff"]
+    ticket = client.get(f"/conversations/telegram:{chat}/tracker", headers=API_AUTH).json()["handoff"]
     assert ticket is not None
 
     agents = client.app.state.bot.agents

@@ -245,6 +245,19 @@ def test_a_malformed_frame_gets_a_reason_and_the_socket_stays_open(
     assert [m.text for m in sink.received] == ["   ", "when does my card come?"]
 
 
+def test_a_binary_frame_gets_a_reason_and_the_conversation_goes_on(
+    client: TestClient, sink: RecordingSink
+) -> None:
+    with client.websocket_connect(socket_url(new_session())) as socket:
+        socket.receive_json()
+        socket.send_bytes(b'{"type": "message"}\x00\xff')
+        error = socket.receive_json()
+        assert error["type"] == "error" and "binary frames are not accepted" in error["reason"]
+        say(socket, "when does my card come?")
+        assert frames_until_ack(socket)[-1]["type"] == "ack"
+    assert [m.text for m in sink.received] == ["when does my card come?"]
+
+
 @pytest.mark.parametrize("session", ["", "customer-42", str(uuid.uuid4()).upper(), "../../etc"])
 def test_a_session_that_is_not_a_uuid_is_refused_with_400(client: TestClient, session: str) -> None:
     with pytest.raises(WebSocketDenialResponse) as refused:

@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.browser import LiveServer
+from tests.demo_bot import API_AUTH
 
 TITLE = "Northwind help"
 CARD_QUESTION = "It's been over a week and the new card you posted me still hasn't turned up"
@@ -153,7 +154,7 @@ def test_a_button_sends_its_payload_shows_its_title_and_a_reload_keeps_the_conve
     expect(messages.nth(3).get_by_role("link", name="Source")).to_have_attribute("href", SOURCE)
     expect(log.get_by_role("button", name="Card not arrived")).to_be_disabled()
     events = httpx.get(f"{live_server.url}/conversations/webchat:{session_of(page)}/tracker",
-                       timeout=30).json()["events"]
+                       headers=API_AUTH, timeout=30).json()["events"]
     assert [e["text"] for e in events if e["event"] == "user"] == ["hello there", "/faq/card_arrival"]
 
 
@@ -165,7 +166,7 @@ def test_an_agents_reply_after_a_handoff_appears_without_a_reload(
     expect(log.get_by_role("listitem")).not_to_have_count(1)
 
     sender = f"webchat:{session_of(page)}"
-    tracker = httpx.get(f"{live_server.url}/conversations/{sender}/tracker", timeout=30).json()
+    tracker = httpx.get(f"{live_server.url}/conversations/{sender}/tracker", headers=API_AUTH, timeout=30).json()
     ticket = tracker["handoff"]["id"]
     agent = f"agent-{uuid.uuid4().hex[:8]}"
     live_server.bot.agents.add(agent, "Ana Agent")

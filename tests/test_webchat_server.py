@@ -9,6 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from crowddesk.connectors.webchat import SOCKET_PATH
+from tests.demo_bot import API_AUTH
 
 CARD_QUESTION = "It's been over a week and the new card you posted me still hasn't turned up"
 
@@ -41,7 +42,7 @@ def test_a_message_resent_after_a_reconnect_is_answered_once(demo_client: TestCl
     assert replies(resent) == []
     assert resent[-1] == {"type": "ack", "message_id": message_id}
     assert [(m["role"], m["message_id"]) for m in history] == [("customer", message_id), ("bot", None)]
-    events = demo_client.get(f"/conversations/webchat:{session}/tracker").json()["events"]
+    events = demo_client.get(f"/conversations/webchat:{session}/tracker", headers=API_AUTH).json()["events"]
     assert [e["text"] for e in events if e["event"] == "user"] == [CARD_QUESTION]
 
 
@@ -56,7 +57,7 @@ def test_an_agents_reply_reaches_the_open_widget_through_the_outbox(demo_client:
         socket.send_json({"type": "message", "message_id": str(uuid.uuid4()),
                           "text": "I want to speak to a human about my card"})
         frames_until_ack(socket)
-        tracker = demo_client.get(f"/conversations/webchat:{session}/tracker").json()
+        tracker = demo_client.get(f"/conversations/webchat:{session}/tracker", headers=API_AUTH).json()
         ticket = tracker["handoff"]["id"]
         demo_client.post(f"/desk/api/tickets/{ticket}/claim", headers=desk).raise_for_status()
         demo_client.post(f"/desk/api/tickets/{ticket}/reply", headers=desk,

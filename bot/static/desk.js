@@ -11,6 +11,7 @@ const state = {
   ticket: null,       // the open ticket's detail
   agents: [],         // colleagues a ticket can be transferred to: {id, name}
   events: null,       // the EventSource
+  connects: 0,        // numbers each connect(), so a stale retry or ticket is dropped
 };
 
 const api = (method, path, body) => callApi(API, method, path, body);
@@ -19,6 +20,7 @@ const api = (method, path, body) => callApi(API, method, path, body);
 
 function leaveDesk() {
   if (state.events) state.events.close();
+  state.connects += 1;  // cancels a pending reconnect
   Object.assign(state, { queue: [], ticket: null, agents: [], events: null });
   $("desk").hidden = true;
 }
@@ -54,10 +56,24 @@ function renderTransferTargets() {
 
 // ---- live updates ----------------------------------------------------------------------------
 
-function connect() {
+// EventSource can't send headers and a URL gets logged, so every connection (each reconnect too)
+// first trades the token, sent in a header, for a single-use stream ticket.
+async function connect() {
   if (state.events) state.events.close();
+  state.events = null;
+  const attempt = ++state.connects;
   if (!signedIn.session) return;
-  const params = new URLSearchParams({ token: signedIn.session.token });
+  let streamTicket;
+  try {
+    streamTicket = (await api("POST", "/stream-ticket")).stream_ticket;
+  } catch {
+    // A 401 has ended the session already; anything else (server restarting): try again.
+    setLive("reconnecting…", false);
+    reconnectLater(attempt);
+    return;
+  }
+  if (!signedIn.session || attempt !== state.connects) return;  // signed out, or connected anew
+  const params = new URLSearchParams({ stream_ticket: streamTicket });
   if (state.ticket) params.set("ticket", state.ticket.id);
   const source = new EventSource(`${API}/stream?${params}`);
   state.events = source;
@@ -69,15 +85,17 @@ function connect() {
   });
   source.addEventListener("signed-out", () => endSession(SESSION_ENDED));
   source.addEventListener("error", () => {
+    // The browser's own retry would reuse the spent ticket: reconnect with a fresh one instead.
+    source.close();
     setLive("reconnecting…", false);
-    if (source.readyState === EventSource.CLOSED && state.events === source) {
-      // The browser gave up (e.g. the token stopped working): check it, then try again.
-      setTimeout(() => {
-        if (state.events !== source) return;
-        api("GET", "/tickets").then(connect, () => {});
-      }, RECONNECT_MS);
-    }
+    reconnectLater(attempt);
   });
+}
+
+function reconnectLater(attempt) {
+  setTimeout(() => {
+    if (attempt === state.connects) connect();
+  }, RECONNECT_MS);
 }
 
 function setLive(text, ok) {
@@ -220,6 +238,7 @@ function renderTranscript(messages) {
     const item = el("li", `bubble ${m.role}`);
     const when = new Date(m.timestamp * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
     item.append(el("span", "who", `${m.role} · ${when}`), el("span", "text", m.text ?? ""));
+    if (m.original_text) item.append(el("span", "as-sent", `as sent: ${m.original_text}`));
     return item;
   }));
   list.scrollTop = list.scrollHeight;
