@@ -15,7 +15,10 @@ CUSTOMERS = 30
 
 
 async def _flood_while_customers_talk(url: str, accounts: list[str]) -> tuple[list[int], list[int]]:
-    limits = httpx.Limits(max_connections=200)
+    # No kept-alive connections: under this load one can sit idle past uvicorn's keep-alive
+    # timeout and be closed by the server just as the client reuses it (a ReadError that says
+    # nothing about the server's answers).
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=url, timeout=180, limits=limits) as client:
 
         async def guess(account: str, n: int) -> int:
