@@ -20,7 +20,7 @@ from crowddesk.bot.project import Project, load_project
 from crowddesk.bot.store import ConversationStore
 from crowddesk.bot.tickets import TicketDesk
 from crowddesk.bot.wait_estimate import WaitEstimator
-from crowddesk.bot.wiring import faq_entries, rules_by_intent
+from crowddesk.bot.wiring import faq_entries, intent_titles, rules_by_intent
 from crowddesk.connectors.base import ChannelConnector
 from crowddesk.knowledge_base.index import KnowledgeBase
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
@@ -126,6 +126,7 @@ def assemble(
         rule_intents=list(rules),
         entry_intents={e.id: e.intent for e in published if e.intent},
         entry_titles={e.id: e.title for e in published},
+        intent_titles=intent_titles(project),
     )
     url = action_endpoint or project.endpoints.action_endpoint_url
     nlu = NLUPipeline(encoder, model.classifier, model.entities)

@@ -196,6 +196,15 @@ class FrustrationSettings:
 
 
 @dataclass
+class PersonRequestSettings:
+    """When words that ask for a person ("get me a human") hand off, whatever the intent."""
+
+    enabled: bool = _setting(True)
+    # More phrases that ask for a person in this project, e.g. "call me back".
+    extra_phrases: list[str] = _setting([])
+
+
+@dataclass
 class SlaSettings:
     """Minutes to the first human reply, and when to warn before missing it."""
 
@@ -228,6 +237,7 @@ class HandoffSettings:
     """The `handoff:` block of SupportPolicy: runtime settings that need no retraining."""
 
     frustration: FrustrationSettings = field(default_factory=FrustrationSettings)
+    person_request: PersonRequestSettings = field(default_factory=PersonRequestSettings)
     sla: SlaSettings = field(default_factory=SlaSettings)
     expected_wait: WaitSettings = field(default_factory=WaitSettings)
 
@@ -274,6 +284,12 @@ class PolicySettings:
     handoff: HandoffSettings = field(default_factory=HandoffSettings)
     feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
+
+
+def never_answered_intents(settings: PolicySettings) -> frozenset[str]:
+    """Intents the policy always hands to a person, however confident the classifier is."""
+    return frozenset({settings.out_of_scope_intent, *settings.handoff_intents,
+                      *settings.always_human_intents})
 
 
 PIPELINE_COMPONENTS: dict[str, type] = {

@@ -23,6 +23,8 @@ from crowddesk.bot.store import ConversationStore, HandoffRecord
 from crowddesk.bot.tickets import TicketDesk, TicketError, TicketNotFound
 
 EXIT_REFUSED = 1
+# The desk console says the same (bot/static/desk.js) when no KB answer had enough evidence.
+NO_EVIDENT_ANSWER = "No knowledge-base answer has enough evidence for this question."
 EXIT_NOT_FOUND = 2
 
 
@@ -186,6 +188,7 @@ def _detail_lines(detail: dict[str, Any], channel: str) -> list[str]:
         "Answers the bot considered:",
         *(f"  {c.get('title') or c['id']} ({c.get('confidence', 0):.0%}) {c.get('source_url', '')}".rstrip()
           for c in packet.get("kb_candidates", [])),
+        *([] if packet.get("kb_candidates") else [f"  {NO_EVIDENT_ANSWER}"]),
         "Transcript:",
         *(f"  {_clock(m['timestamp'])} {m['role']:8} {m['text']}" for m in detail["messages"]),
     ]

@@ -161,6 +161,17 @@ class Domain:
     session_config: SessionConfig
     path: Path | None
     sources: dict[str, str] = field(default_factory=dict)
+    # What a button offering an intent says (`- bot_challenge: {metadata: {title: ...}}`).
+    intent_titles: dict[str, str] = field(default_factory=dict)
+
+    def intent_title(self, intent: str) -> str | None:
+        """A customer-facing title for `intent`: its `metadata.title`, else the `metadata.title`
+        of `utter_<intent>` (as FAQ answers have); None when the domain has neither. A response's
+        text is the bot's reply, so it would read wrong on a button the customer presses."""
+        if intent in self.intent_titles:
+            return self.intent_titles[intent]
+        titles = (v.metadata.get("title") for v in self.responses.get(f"utter_{intent}", []))
+        return next((str(t) for t in titles if isinstance(t, str) and t.strip()), None)
 
     def retrieval_intents(self) -> list[str]:
         """Base intents (e.g. `faq`) that have `utter_<intent>/<key>` responses."""
@@ -237,6 +248,7 @@ def load_domain_file(path: Path, *, root: Path | None = None) -> Domain:
         session_config=session_config,
         path=path,
         sources=sources,
+        intent_titles=_intent_titles(file, top),
     )
 
 
@@ -264,6 +276,8 @@ def _merge_into(merged: Domain, part: Domain) -> None:
         names.extend(name for name in getattr(part, section) if name not in names)
     for key, source in part.sources.items():
         merged.sources.setdefault(key, source)
+    for intent, title in part.intent_titles.items():
+        merged.intent_titles.setdefault(intent, title)
 
 
 def _duplicate_error(merged: Domain, part: Domain, key: str) -> ProjectFileError:
@@ -306,6 +320,25 @@ def _parse_names(file: YamlFile, top: Any, section: str, sources: dict[str, str]
         names.append(name)
         sources[f"{section}.{name}"] = file.source(line)
     return names
+
+
+def _intent_titles(file: YamlFile, top: Any) -> dict[str, str]:
+    """`metadata.title` of intents declared as `name: {metadata: {title: ...}}`. Rasa keeps
+    intent properties it doesn't know, so such a domain still loads in Rasa."""
+    titles: dict[str, str] = {}
+    for item in top.get("intents") or []:
+        if not isinstance(item, dict) or len(item) != 1:
+            continue  # plain names; malformed items were reported by _parse_names
+        name, options = next(iter(item.items()))
+        if not isinstance(options, dict) or "metadata" not in options:
+            continue
+        key = f"intents.{name}.metadata"
+        metadata = require_mapping(file, options["metadata"], key, key_line(options, "metadata"))
+        if "title" in metadata:
+            titles[str(name)] = require_str(
+                file, metadata["title"], f"{key}.title", value_line(metadata, "title")
+            )
+    return titles
 
 
 def parse_responses(

@@ -53,6 +53,7 @@ from crowddesk.knowledge_base.types import Candidate, KBEntry
 from crowddesk.knowledge_base.usage import count_served, record_feedback
 from crowddesk.nlu.cached_encoder import CachedEncoder
 from crowddesk.nlu.frustration import FrustrationDetector, FrustrationScore
+from crowddesk.nlu.person_request import PersonRequestDetector
 from crowddesk.nlu.pipeline import NLUPipeline, Understanding
 from crowddesk.nlu.rating import RATING_ENTITY, parse_rating
 from crowddesk.nlu.types import Entity, IntentScore, Parse
@@ -135,6 +136,7 @@ class Engine:
         self.frustration = FrustrationDetector(
             handoff.frustration.extra_phrases, repeat_similarity=handoff.frustration.repeat_similarity
         )
+        self.person_request = PersonRequestDetector(handoff.person_request.extra_phrases)
         self.tickets = tickets
         self.wait_estimator = wait_estimator
         self.max_message_chars = max_message_chars
@@ -208,7 +210,8 @@ class Engine:
                            else await self._frustration(message, record))
             decision = self.policy.decide(
                 parse, candidates,
-                ConversationContext(turn.failed_turns, last_answer_automated, frustration),
+                ConversationContext(turn.failed_turns, last_answer_automated, frustration,
+                                    self._person_request(message.text, understanding.from_payload)),
                 from_button=understanding.from_payload,
             )
             await self._execute(message, turn, parse, candidates, decision)
@@ -228,6 +231,12 @@ class Engine:
             self.store.customer_texts, message.sender_id, settings.history_messages
         )
         return self.frustration.score(message.text, earlier)
+
+    def _person_request(self, text: str, from_payload: bool) -> str:
+        """The customer's words asking for a person; a button press says what it selects."""
+        if from_payload or not self.policy.settings.handoff.person_request.enabled:
+            return ""
+        return self.person_request.find(text)
 
     async def _take_rating(
         self, message: InboundMessage, turn: Turn, record: ConversationRecord | None
@@ -470,9 +479,12 @@ class Engine:
     ) -> None:
         sender = message.sender_id
         entries = [self._searched_entry(candidate.entry_id) for candidate in candidates]
+        # Only entries with real evidence are suggested to the agent: "five answers at 0 %"
+        # for an unrelated question is noise that hides the ticket's content.
         considered = [
-            (candidate, self.policy.retriever_calibration(candidate.score), entry)
+            (candidate, confidence, entry)
             for candidate, entry in zip(candidates, entries)
+            if self.policy.has_evidence(confidence := self.policy.retriever_calibration(candidate.score))
         ]
         reply_name = ("utter_out_of_scope"
                       if decision.handoff_reason is HandoffReason.OUT_OF_SCOPE

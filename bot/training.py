@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
-from crowddesk.bot.config import ClassifierSettings, PolicySettings
+from crowddesk.bot.config import ClassifierSettings, never_answered_intents
 from crowddesk.bot.model import (
     MODEL_FORMAT_VERSION,
     ModelMetadata,
@@ -35,7 +35,7 @@ from crowddesk.bot.policy import (
     Thresholds,
 )
 from crowddesk.bot.project import Project
-from crowddesk.bot.wiring import faq_entries, rules_by_intent
+from crowddesk.bot.wiring import faq_entries, intent_titles, rules_by_intent
 from crowddesk.knowledge_base.retriever import FaissRetriever
 from crowddesk.knowledge_base.types import Candidate, KBEntry
 from crowddesk.nlu.calibration import choose_threshold, expected_calibration_error, precision_curve
@@ -120,6 +120,7 @@ def train(
         rule_intents=list(rules_by_intent(project)),
         entry_intents=entry_intents,
         entry_titles={e.id: e.title for e in entries},
+        intent_titles=intent_titles(project),
     )
     thresholds, report = _choose_thresholds(
         project, policy, classifier.classes, out_of_fold, candidates, labels, entry_intents
@@ -162,12 +163,6 @@ def intent_classifier(settings: ClassifierSettings) -> CalibratedIntentClassifie
         regularization=settings.regularization,
         calibration_folds=settings.calibration_folds,
     )
-
-
-def never_answered_intents(settings: PolicySettings) -> frozenset[str]:
-    """Intents the policy always hands to a person, however confident the classifier is."""
-    return frozenset({settings.out_of_scope_intent, *settings.handoff_intents,
-                      *settings.always_human_intents})
 
 
 def _question_vectors(

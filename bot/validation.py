@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Literal, TypeVar
 
-from crowddesk.bot.config import load_config
+from crowddesk.bot.config import PolicySettings, load_config, never_answered_intents
 from crowddesk.bot.domain import (
     RETRIEVAL_SEPARATOR,
     Domain,
@@ -30,6 +30,7 @@ from crowddesk.bot.training_data import (
     load_training_file,
     merge_training_data,
 )
+from crowddesk.bot.wiring import single_turn_rules
 from crowddesk.bot.yaml_files import ProjectFileError, split_source
 
 Severity = Literal["error", "warning"]
@@ -82,7 +83,7 @@ def validate_project(root: Path) -> list[Problem]:
     problems: list[Problem] = []
     domain = _load_domain(root, problems)
     data_complete, data = _load_data(root, problems)
-    _attempt(problems, lambda: load_config(root / CONFIG_FILE, root=root))
+    config = _attempt(problems, lambda: load_config(root / CONFIG_FILE, root=root))
     _attempt(problems, lambda: load_endpoints(root / ENDPOINTS_FILE, root=root))
     problems.extend(_invalid_regexes(data))
     problems.extend(_duplicate_examples(data))
@@ -93,6 +94,8 @@ def validate_project(root: Path) -> list[Problem]:
         if data_complete:
             merged = _attempt(problems, lambda: with_responses(domain, data.responses, data.sources))
             problems.extend(_cross_checks(merged or domain, data))
+            if config is not None:
+                problems.extend(_untitled_clarify_options(domain, data, config.policy))
     return sorted(problems, key=lambda p: (p.path, p.line or 0, p.key, p.message))
 
 
@@ -233,6 +236,27 @@ def _cross_checks(domain: Domain, data: TrainingData) -> Iterable[Problem]:
             )
     for dialogue in [*data.rules, *data.stories]:
         yield from _dialogue_steps(domain, data, dialogue)
+
+
+def _untitled_clarify_options(
+    domain: Domain, data: TrainingData, policy: PolicySettings
+) -> Iterable[Problem]:
+    """Intents a clarifying question can offer need a title a customer understands."""
+    never_offered = never_answered_intents(policy)
+    # Retrieval intents are offered as their answers, titled by the responses' metadata.
+    retrieval_bases = {*domain.retrieval_intents(),
+                       *(_base(i) for i in data.intents() if RETRIEVAL_SEPARATOR in i)}
+    for intent in single_turn_rules(data.rules):
+        if intent in never_offered or intent in retrieval_bases or intent not in domain.intents:
+            continue
+        if domain.intent_title(intent) is None:
+            yield problem_at(
+                domain.sources[f"intents.{intent}"],
+                f"intents.{intent}",
+                f"a clarifying button would show the raw name {intent!r}: add "
+                f"`metadata: {{title: ...}}` to the intent (or to its response 'utter_{intent}')",
+                "warning",
+            )
 
 
 def _dialogue_steps(domain: Domain, data: TrainingData, dialogue: Rule | Story) -> Iterable[Problem]:

@@ -69,6 +69,8 @@ def test_an_operator_works_a_ticket_from_claim_to_rating_question(desk, db_engin
     assert out.splitlines()[0].startswith(f"{ticket_id}  queued") and "left" in out.splitlines()[0]
     code, out, _ = desk("show", ticket_id)
     assert code == 0 and "Customer c1 on telegram" in out and "customer help" in out
+    # No KB answer had evidence for this ticket: say so rather than print an empty list.
+    assert "Answers the bot considered:\n  No knowledge-base answer has enough evidence" in out
 
     assert desk("claim", ticket_id, "--as", "ana")[0] == 0
     code, out, _ = desk("reply", ticket_id, "Hi, Ana here. Checking your card now.", "--as", "ana")

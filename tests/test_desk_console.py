@@ -72,7 +72,7 @@ def test_agent_works_a_live_handoff_from_queue_to_resolution(
     queue = page.get_by_role("list", name="Open tickets")
 
     # A hand-off arrives while the console is open: it shows up without a reload.
-    customer_says(live_server, sender, "I want to speak to a human about my card")
+    customer_says(live_server, sender, "I want to speak to a human about my card that hasn't arrived")
     ticket_id = tracker(live_server, sender)["handoff"]["id"]
     item = queue.get_by_role("listitem").filter(has_text=sender)
     expect(item).to_be_visible()
@@ -157,6 +157,18 @@ def flag_sla(live_server: LiveServer, ticket_id: str, now: datetime) -> None:
     that are due by then are flagged too, as they would be on a server running that late."""
     monitor = SlaMonitor(live_server.bot.database, SlaSettings(warning_minutes=5), clock=lambda: now)
     assert ticket_id in {flagged.ticket_id for flagged in monitor.check()}
+
+
+def test_an_unrelated_question_shows_no_suggested_answers_and_says_why(
+    page: Page, live_server: LiveServer, agent_id: str, sender: str
+) -> None:
+    customer_says(live_server, sender, "what's the weather in Lisbon tomorrow")
+    sign_in(page, live_server, agent_id, PASSWORD)
+    page.get_by_role("list", name="Open tickets").get_by_role("listitem").filter(
+        has_text=sender).get_by_role("button").click()
+    suggestions = page.get_by_role("list", name="Suggested answers")
+    expect(suggestions).to_have_text("No knowledge-base answer has enough evidence for this question.")
+    expect(suggestions.locator(".suggestion")).to_have_count(0)
 
 
 def test_sla_warning_then_breach_show_live_on_the_queue_and_the_open_ticket(

@@ -301,6 +301,12 @@ def test_domain_without_session_config_uses_rasa_defaults(tmp_path: Path) -> Non
             "responses.utter_x[0].buttons[0].payload",
             "expected a non-empty string",
         ),
+        (
+            "intents:\n  - greet:\n      metadata:\n        title: [Hello]\n",
+            "title:",
+            "intents.greet.metadata.title",
+            "expected a non-empty string",
+        ),
     ],
 )
 def test_domain_errors_point_at_the_bad_key(

@@ -173,7 +173,7 @@ def test_changing_handoff_settings_needs_no_retraining(tmp_path: Path) -> None:
         ("{email: 240}", "{email: -5}", "policies[0].handoff.sla.channel_minutes: email: must be in (0, inf]"),
         ("{email: 240}", "{email: soon}", "policies[0].handoff.sla.channel_minutes.email: expected a number"),
         ("warning_minutes: 10", "warning_minutes: [5]", "policies[0].handoff.sla.warning_minutes: expected a number"),
-        ("      sla:\n", "      sla: 30\n      x:\n", "policies[0].handoff.x: unknown key; expected one of: frustration, sla, expected_wait"),
+        ("      sla:\n", "      sla: 30\n      x:\n", "policies[0].handoff.x: unknown key; expected one of: frustration, person_request, sla, expected_wait"),
         ("[report_fraud, complaint]", "report_fraud", "policies[0].always_human_intents: expected a list of strings"),
     ],
 )

@@ -15,8 +15,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DOMAIN = dedent("""
     version: "3.1"
     intents:
-      - greet
-      - inform
+      - greet:
+          metadata: {title: Just saying hello}
+      - inform:
+          metadata: {title: My account number}
       - faq
     entities:
       - account
@@ -294,6 +296,24 @@ def test_undeclared_intent_and_intent_without_examples_are_warnings(project: Pat
             "warning",
         ),
     ]
+
+
+def test_an_intent_a_clarification_can_offer_needs_a_title(project: Path) -> None:
+    domain = write(project, "domain.yml", DOMAIN.replace(
+        "  - greet:\n      metadata: {title: Just saying hello}\n", "  - greet\n"))
+    assert validate_project(project) == [
+        problem(
+            domain, project, "- greet", "intents.greet",
+            "a clarifying button would show the raw name 'greet': add `metadata: {title: ...}` "
+            "to the intent (or to its response 'utter_greet')",
+            "warning",
+        ),
+    ]
+    # The response's metadata title is enough (FAQ answers are titled that way too).
+    write(project, "domain.yml", DOMAIN.replace(
+        "  - greet:\n      metadata: {title: Just saying hello}\n", "  - greet\n").replace(
+        "    - text: Hello!\n", "    - text: Hello!\n      metadata: {title: Say hello}\n"))
+    assert validate_project(project) == []
 
 
 def test_retrieval_intent_without_its_response(project: Path) -> None:

@@ -263,7 +263,7 @@ function renderPacket(packet) {
     el("li", null, `${e.entity}: ${e.value}`)) : [el("li", "empty", "none")]));
   const candidates = packet.kb_candidates || [];
   $("suggestions").replaceChildren(...(candidates.length ? candidates.map(suggestion)
-    : [el("li", "empty", "The bot found no candidate answers.")]));
+    : [el("li", "empty", "No knowledge-base answer has enough evidence for this question.")]));
 }
 
 function suggestion(candidate) {
