@@ -112,6 +112,10 @@ def _evaluate_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser])
     nlu.add_argument("--folds", type=int, default=5, help="cross-validation folds without --test (default 5)")
     nlu.add_argument("--out-of-scope-intent", help="label of messages a person should get "
                      "(default: out_of_scope_intent in config.yml)")
+    nlu.add_argument("--unseen-intents", type=int, default=0, metavar="K",
+                     help="open set: leave K intents (chosen by --seed, never the out-of-scope or a hand-off "
+                     "intent) out of training; their messages should be handed off")
+    nlu.add_argument("--seed", type=int, default=0, help="chooses the unseen intents (default 0)")
     nlu.add_argument("--out", type=Path, required=True, help="folder for report.json and report.html")
 
     kb = targets.add_parser("kb", help="score retrieval of the right FAQ entry per question")

@@ -36,10 +36,11 @@ from crowddesk.bot.evaluate_nlu import NluEvaluator, NluSettings
 from crowddesk.bot.evaluate_nlu import summary_lines as nlu_summary
 from crowddesk.bot.evaluation import write_report
 from crowddesk.bot.model import ModelError, TrainedModel, latest_model_dir
+from crowddesk.bot.open_set import held_out_intents
 from crowddesk.bot.project import CONFIG_FILE, Project, load_project
 from crowddesk.bot.report_html import render_kb_report, render_nlu_report
 from crowddesk.bot.scaffold import ScaffoldError, scaffold_project
-from crowddesk.bot.training import TrainResult
+from crowddesk.bot.training import TrainResult, never_answered_intents
 from crowddesk.bot.training import train as train_model
 from crowddesk.bot.validation import validate_project
 from crowddesk.bot.yaml_files import ProjectFileError
@@ -131,11 +132,18 @@ def _evaluate_nlu(args: argparse.Namespace) -> int:
         config = load_config(args.project / CONFIG_FILE, root=args.project)
         train = load_labelled_messages(args.train)
     test = load_labelled_messages(args.test) if args.test is not None else None
-    evaluator = NluEvaluator(NluSettings.from_config(config, args.out_of_scope_intent), progress=say)
+    settings = NluSettings.from_config(config, args.out_of_scope_intent)
+    evaluator = NluEvaluator(settings, progress=say)
     try:
-        report = evaluator.train_test(train, test) if test is not None else evaluator.cross_validate(train, args.folds)
-    except ValueError as exc:  # too many folds, or fewer than two intents to learn
+        unseen = (held_out_intents((e.intent for e in train), args.unseen_intents, args.seed,
+                                   never_answered_intents(settings.policy))
+                  if args.unseen_intents else frozenset())
+        report = (evaluator.train_test(train, test, unseen) if test is not None
+                  else evaluator.cross_validate(train, args.folds, unseen))
+    except ValueError as exc:  # too many folds or unseen intents, or fewer than two intents to learn
         raise CommandError(str(exc)) from exc
+    if unseen:
+        report["open_set"]["seed"] = args.seed
     report["data"].update(train=str(args.train or "project data/"), test=str(args.test or "cross-validation"))
     _print_and_write(args.out, report, nlu_summary(report), render_nlu_report(report))
     return 0

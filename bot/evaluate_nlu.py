@@ -5,6 +5,7 @@ The answer threshold is chosen on the TRAINING data only (out-of-fold probabilit
 applied unchanged to the test messages, so the reported automation rate and precision are what
 a deployed model would do on unseen traffic. Without a test set, k-fold cross-validation gives
 every message one held-out prediction, each fold with its own training-only threshold.
+Both take `unseen` intents to leave out of training (open-set mode, see bot/open_set.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from crowddesk.bot.evaluation import (
     rounded,
     share,
 )
+from crowddesk.bot.open_set import DEFINITIONS as OPEN_SET_DEFINITIONS
+from crowddesk.bot.open_set import OpenSetScores
 from crowddesk.bot.training import intent_classifier, never_answered_intents
 from crowddesk.nlu.calibration import choose_threshold
 from crowddesk.nlu.classifier import CalibratedIntentClassifier, stratified_folds
@@ -121,7 +124,9 @@ class NluEvaluator:
         self.progress = progress
         self._never_answered = never_answered_intents(settings.policy)
 
-    def train_test(self, train: Sequence[TrainingExample], test: Sequence[TrainingExample]) -> dict[str, Any]:
+    def train_test(self, train: Sequence[TrainingExample], test: Sequence[TrainingExample],
+                   unseen: frozenset[str] = frozenset()) -> dict[str, Any]:
+        train = [e for e in train if e.intent not in unseen]
         started = time.perf_counter()
         self.progress(f"Encoding {len(train)} training messages")
         train_vectors = self.encoder.encode([e.text for e in train])
@@ -130,10 +135,11 @@ class NluEvaluator:
         train_seconds = time.perf_counter() - started
         self.progress(f"Scoring {len(test)} test messages")
         predictions = self._predict(model, test, self.encoder.encode([e.text for e in test]))
-        report = self._report(train, test, predictions, [model], train_seconds)
+        report = self._report(train, test, predictions, [model], train_seconds, unseen)
         return {"mode": "train/test", "folds": None, **report}
 
-    def cross_validate(self, examples: Sequence[TrainingExample], folds: int) -> dict[str, Any]:
+    def cross_validate(self, examples: Sequence[TrainingExample], folds: int,
+                       unseen: frozenset[str] = frozenset()) -> dict[str, Any]:
         if not 2 <= folds <= len(examples):
             raise ValueError(f"folds must be between 2 and the number of messages ({len(examples)}), got {folds}")
         started = time.perf_counter()
@@ -142,11 +148,13 @@ class NluEvaluator:
         class_index = {name: i for i, name in enumerate(sorted({e.intent for e in examples}))}
         label_idx = np.array([class_index[e.intent] for e in examples])
         fold_of = stratified_folds(label_idx, folds, FOLD_SEED)
+        # Unseen intents' messages are dealt into folds like the rest but never trained on.
+        trainable = np.array([e.intent not in unseen for e in examples], dtype=bool)
         models: list[FittedModel] = []
         parts: list[tuple[np.ndarray, Predictions]] = []
         for fold in range(folds):
             held_out = np.flatnonzero(fold_of == fold)
-            kept = np.flatnonzero(fold_of != fold)
+            kept = np.flatnonzero((fold_of != fold) & trainable)
             self.progress(f"Fold {fold + 1}/{folds}: training on {len(kept)}, testing on {len(held_out)} messages")
             model = self._fit([examples[i] for i in kept.tolist()], vectors[kept])
             models.append(model)
@@ -154,7 +162,8 @@ class NluEvaluator:
             parts.append((held_out, self._predict(model, held_out_examples, vectors[held_out])))
         train_seconds = time.perf_counter() - started
         predictions = Predictions.in_message_order(parts)
-        report = self._report(examples, examples, predictions, models, train_seconds)
+        trained_on = [e for e in examples if e.intent not in unseen]
+        report = self._report(trained_on, examples, predictions, models, train_seconds, unseen)
         return {"mode": "cross-validation", "folds": folds, **report}
 
     def _fit(self, examples: Sequence[TrainingExample], vectors: np.ndarray) -> FittedModel:
@@ -182,6 +191,7 @@ class NluEvaluator:
     def _report(
         self, train: Sequence[TrainingExample], test: Sequence[TrainingExample],
         predictions: Predictions, models: Sequence[FittedModel], train_seconds: float,
+        unseen: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
         s = self.settings.policy
         labels = np.array([e.intent for e in test])
@@ -193,7 +203,8 @@ class NluEvaluator:
         judged = ~np.isin(labels, s.handoff_intents)
         metrics = classification_metrics(labels.tolist(), predictions.intents)
         thresholds = [model.threshold for model in models]
-        return {
+        train_answer_precision = float(np.mean([m.train_answer_precision for m in models]))
+        report: dict[str, Any] = {
             "settings": asdict(self.settings),
             "data": {"train_messages": len(train), "test_messages": len(test),
                      "intents": len({e.intent for e in train})},
@@ -213,7 +224,7 @@ class NluEvaluator:
                 "target_precision": s.target_precision,
                 **answered_point(predictions.answered, correct),
                 "train_answered_share": rounded(float(np.mean([m.train_answered_share for m in models]))),
-                "train_answer_precision": rounded(float(np.mean([m.train_answer_precision for m in models]))),
+                "train_answer_precision": rounded(train_answer_precision),
             },
             "curve": answer_curve(predictions.confidences[predictions.answerable],
                                   correct[predictions.answerable], len(labels)),
@@ -229,6 +240,20 @@ class NluEvaluator:
             ],
             "definitions": DEFINITIONS,
         }
+        if unseen:
+            is_unseen = np.isin(labels, sorted(unseen))
+            report["open_set"] = {
+                "unseen_intents": sorted(unseen),
+                "unseen_support": int(is_unseen.sum()),
+                **OpenSetScores.of(correct=correct, answered=predictions.answered, unseen=is_unseen,
+                                   in_scope=judged & ~out_of_scope & ~is_unseen,
+                                   claimed_precision=train_answer_precision).as_dict(),
+                "curve_without_unseen": answer_curve(
+                    predictions.confidences[predictions.answerable & ~is_unseen],
+                    correct[predictions.answerable & ~is_unseen], int((~is_unseen).sum())),
+            }
+            report["definitions"] = {**DEFINITIONS, **OPEN_SET_DEFINITIONS}
+        return report
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
@@ -253,6 +278,23 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     if report["most_confused"]:
         lines.append("  most confused: " + "; ".join(
             f"{pair['intent']} -> {pair['predicted']} ({pair['count']})" for pair in report["most_confused"][:3]))
+    if "open_set" in report:
+        lines += open_set_lines(report["open_set"])
     if report["unknown_test_intents"]:
         lines.append(f"  test intents absent from training: {', '.join(report['unknown_test_intents'])}")
     return lines
+
+
+def open_set_lines(open_set: dict[str, Any]) -> list[str]:
+    """The open-set rows of the terminal table."""
+    rows = [
+        (f"unseen intents ({len(open_set['unseen_intents'])}, seed {open_set.get('seed', '-')})",
+         ", ".join(open_set["unseen_intents"])),
+        ("answered (with unseen topics)", percent(open_set["answered_share"])),
+        ("answer precision claimed / realised",
+         f"{percent(open_set['claimed_precision'])} / {percent(open_set['realised_precision'])}"),
+        (f"unseen-topic messages handed off ({open_set['unseen_support']})", percent(open_set["unseen_handed_off"])),
+        ("in-scope messages answered correctly", percent(open_set["in_scope_answered_correctly"])),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return ["  open set:", *(f"    {n:<{width}}  {v}" for n, v in rows)]

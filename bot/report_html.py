@@ -44,8 +44,20 @@ def render_nlu_report(report: dict[str, Any]) -> str:
         (f"Answer precision (target {percent(point['target_precision'])})", percent(point["answer_precision"])),
         ("Training time", f"{report['train_seconds']:.1f} s"),
     ]
+    open_set = report.get("open_set")
+    if open_set is not None:
+        summary += [
+            (f"Unseen intents (left out of training, seed {open_set.get('seed', '-')})",
+             ", ".join(open_set["unseen_intents"])),
+            ("Answer precision claimed / realised",
+             f"{percent(open_set['claimed_precision'])} / {percent(open_set['realised_precision'])}"),
+            (f"Unseen-topic messages handed off ({open_set['unseen_support']})",
+             percent(open_set["unseen_handed_off"])),
+            ("In-scope messages answered correctly", percent(open_set["in_scope_answered_correctly"])),
+        ]
     sections = [
-        ("Automation vs. precision", curve_svg(report["curve"], point, point["target_precision"])),
+        ("Automation vs. precision", curve_svg(report["curve"], point, point["target_precision"],
+                                               open_set["curve_without_unseen"] if open_set else None)),
         ("Most-confused intents", confusion_svg(report["confusion_matrix"])),
         ("F1 per intent (worst first)", f1_bars_svg(report["intent"]["per_intent"])),
         (f"Misclassified messages ({len(report['errors'])})", _errors_table(report["errors"])),
@@ -90,11 +102,14 @@ def page(title: str, summary: Sequence[tuple[str, str]], sections: Sequence[tupl
 
 
 def curve_svg(curve: Sequence[dict[str, float]], point: dict[str, Any] | None,
-              target_precision: float | None) -> str:
-    """Answered share (x) against answer precision (y), the chosen operating point circled."""
+              target_precision: float | None,
+              without_unseen: Sequence[dict[str, float]] | None = None) -> str:
+    """Answered share (x) against answer precision (y), the chosen operating point circled; in
+    open-set mode also dashed, the curve on the trained topics' messages only."""
     if not curve:
         return "<p>No message could be answered at any threshold.</p>"
-    lowest = min([p["answer_precision"] for p in curve] + ([target_precision] if target_precision else [])
+    lowest = min([p["answer_precision"] for p in [*curve, *(without_unseen or [])]]
+                 + ([target_precision] if target_precision else [])
                  + ([point["answer_precision"]] if point else []))
     y_low = min(0.9, int(lowest * 10) / 10)
     left, top = CURVE_MARGIN, 16
@@ -122,8 +137,16 @@ def curve_svg(curve: Sequence[dict[str, float]], point: dict[str, Any] | None,
         parts.append(f'<line x1="{left}" y1="{y(target_precision):.1f}" x2="{left + plot_w}" '
                      f'y2="{y(target_precision):.1f}" stroke="#c0392b" stroke-dasharray="5 4">'
                      f"<title>target precision {target_precision:.0%}</title></line>")
-    coordinates = " ".join(f"{x(p['answered_share']):.1f},{y(p['answer_precision']):.1f}" for p in curve)
-    parts.append(f'<polyline id="curve" points="{coordinates}" fill="none" stroke="#2563eb" stroke-width="2">'
+    def polyline(points: Sequence[dict[str, float]]) -> str:
+        return " ".join(f"{x(p['answered_share']):.1f},{y(p['answer_precision']):.1f}" for p in points)
+
+    if without_unseen:
+        parts.append(f'<polyline id="curve-without-unseen" points="{polyline(without_unseen)}" fill="none" '
+                     'stroke="#7c8da6" stroke-width="2" stroke-dasharray="6 4"><title>without the unseen '
+                     "topics: messages of trained intents only</title></polyline>"
+                     f'<text x="{left + 8}" y="{top + plot_h - 8}" fill="#7c8da6">dashed: without unseen '
+                     "topics; solid: all test messages</text>")
+    parts.append(f'<polyline id="curve" points="{polyline(curve)}" fill="none" stroke="#2563eb" stroke-width="2">'
                  "<title>answered share and precision at every threshold</title></polyline>")
     if point is not None:
         label = (f"threshold {point['threshold']:.3f}: answers {percent(point['answered_share'])} "
