@@ -52,7 +52,11 @@ class DeskAuth:
 
     async def admin(self, token: BearerToken) -> Agent:
         """An admin: the only role that manages accounts."""
+        return await self.admin_for(token, "only admins manage agent accounts")
+
+    async def admin_for(self, token: str | None, refusal: str) -> Agent:
+        """The admin behind `token`; 401 as `agent_for`, 403 with `refusal` for other roles."""
         agent = await self.agent_for(token)
         if agent.role != "admin":
-            raise HTTPException(403, "only admins manage agent accounts")
+            raise HTTPException(403, refusal)
         return agent

@@ -30,10 +30,7 @@ def privacy_router(
     audit = AuditLog(database)
 
     async def admin(token: BearerToken) -> Agent:
-        agent = await auth.agent_for(token)
-        if agent.role != "admin":
-            raise HTTPException(403, f"role {agent.role!r} can't export or erase personal data; admins only")
-        return agent
+        return await auth.admin_for(token, "only admins export, erase or audit personal data")
 
     Admin = Annotated[Agent, Depends(admin)]
 
