@@ -67,6 +67,18 @@ REMEMBERED_CONVERSATIONS = 10_000
 # A rating answer is stored as this intent (the rating buttons' payload) and thanked for.
 RATE_INTENT = "rate"
 THANKS_FOR_RATING = "utter_thanks_for_rating"
+# The intent a message the models failed on is stored with (Rasa's name for "not understood").
+UNREADABLE_INTENT = "nlu_fallback"
+
+# A message the models failed on goes to a person, with nothing understood of it.
+UNREADABLE_HANDOFF = Decision(DecisionKind.HAND_OFF, 0.0, handoff_reason=HandoffReason.UNREADABLE)
+
+
+def _unread(text: str) -> Understanding:
+    """What is known of a message the models failed on: its text, no intent, no vector."""
+    nothing = IntentScore(UNREADABLE_INTENT, 0.0)
+    return Understanding(Parse(text, nothing, [nothing]), None, False)
+
 
 class MessageRejected(ValueError):
     """The message can't be processed as sent (empty, too long); nothing was stored."""
@@ -197,7 +209,15 @@ class Engine:
                 return []
             if await self._take_rating(message, turn, record) or await self._take_feedback(message, turn):
                 return turn.replies
-            understanding, candidates = await self.understand(message.text)
+            unreadable = False
+            try:
+                understanding, candidates = await self.understand(message.text)
+            except Exception:
+                # The models failed on this message (the shared encoder pass already retried it
+                # alone, so it is this message's own failure): a person reads it instead of the
+                # customer getting an error, and the traceback goes to the log.
+                logger.exception("NLU failed on a message from %s; handing it to a person", message.sender_id)
+                understanding, candidates, unreadable = _unread(message.text), [], True
             parse = understanding.parse
             turn.add(
                 "user", text=message.text, input_channel=message.channel,
@@ -206,9 +226,9 @@ class Engine:
             )
             self._fill_slots(turn, parse)
             last_answer_automated = await self._last_answer_automated(record)
-            frustration = (FrustrationScore(()) if understanding.from_payload
+            frustration = (FrustrationScore(()) if understanding.from_payload or unreadable
                            else await self._frustration(message, record))
-            decision = self.policy.decide(
+            decision = UNREADABLE_HANDOFF if unreadable else self.policy.decide(
                 parse, candidates,
                 ConversationContext(turn.failed_turns, last_answer_automated, frustration,
                                     self._person_request(message.text, understanding.from_payload)),

@@ -40,6 +40,7 @@ class HandoffReason(str, Enum):
     CUSTOMER_REQUEST = "customer_request"
     FAILED_TURNS = "failed_turns"
     ACTION_FAILED = "action_failed"
+    UNREADABLE = "unreadable"  # the models failed on this message alone: a person reads it
     FRUSTRATION = "frustration"
     ALWAYS_HUMAN = "always_human"  # an intent configured in `always_human_intents`
 

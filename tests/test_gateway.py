@@ -5,24 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy.exc import DBAPIError
 
 from crowddesk.bot.assemble import Bot, assemble
 from crowddesk.bot.desk_api import transcript_messages
-from crowddesk.bot.engine import MessageRejected
+from crowddesk.bot.engine import Engine, MessageRejected
 from crowddesk.bot.gateway import Gateway, SeenMessages
 from crowddesk.bot.training import TrainResult
 from crowddesk.connectors.rest import RestChannel
 from crowddesk.connectors.text import normalise_text
 from crowddesk.connectors.types import InboundMessage
+from crowddesk.nlu.encoders import Encoder
+from crowddesk.nlu.pipeline import NLUPipeline
 from tests.fakes.platform import FakePlatform
 
 
@@ -191,3 +194,41 @@ def test_a_combining_mark_flood_reaches_the_nlu_capped(bot: Bot) -> None:
     [event] = user_events(bot, "zalgo")
     assert event["parse_data"]["text"] == event["text"] == f"where is my {normalise_text(ZALGO)}?"
     assert len(event["text"]) < 30
+
+
+class FailsOnMarker:
+    """An encoder that fails on any text containing `marker`, as a model can on input nothing
+    else trips on: the fault is injected at the `Encoder` seam, the rest of the bot is real."""
+
+    def __init__(self, encoder: Encoder, marker: str) -> None:
+        self.encoder, self.marker = encoder, marker
+        self.name, self.dimension = encoder.name, encoder.dimension
+
+    def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+        if any(self.marker in text for text in texts):
+            raise RuntimeError(f"the model can't read {self.marker!r}")
+        return self.encoder.encode(texts)
+
+
+def test_a_message_the_models_fail_on_goes_to_a_person_and_no_one_else_notices(bot: Bot) -> None:
+    real = bot.engine
+    engine = Engine(
+        domain=real.domain, nlu=NLUPipeline(FailsOnMarker(real.nlu.encoder, "zqx"), real.nlu.classifier,
+                                            real.nlu.entities),
+        knowledge_base=real.knowledge_base, policy=real.policy, store=real.store, rules=real.rules,
+        actions=None, tickets=real.tickets, wait_estimator=real.wait_estimator,
+    )
+    gateway = Gateway(engine, SeenMessages(bot.database), bot.outbox, {"rest": RestChannel()})
+    messages = [InboundMessage("rest", f"unread-{i}", "how do I reset my PIN?") for i in range(20)]
+    messages[7] = InboundMessage("rest", "unread-bad", "my card zqx is blocked")
+
+    async def all_at_once() -> list[object]:
+        return await asyncio.gather(*(gateway(m) for m in messages), return_exceptions=True)
+
+    results = asyncio.run(all_at_once())
+
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    ticket = bot.conversations.active_handoff("unread-bad")
+    assert ticket is not None and ticket.reason == "unreadable"
+    assert user_texts(bot, "unread-bad") == ["my card zqx is blocked"]  # kept for the agent
+    assert all(bot.conversations.active_handoff(f"unread-{i}") is None for i in range(20) if i != 7)
