@@ -265,7 +265,10 @@ def run_verb(args: argparse.Namespace) -> int:
         database = open_database(project, args.database_url)
     except ValueError as exc:  # a malformed or unsupported URL; the message never repeats it
         return _fail(str(exc), EXIT_REFUSED)
-    desk = Desk(project, AgentDirectory(database), TicketDesk(database), ConversationStore(database))
+    # Suggestions made when a ticket is resolved here are redacted with the project's patterns
+    # too, as when the server resolves it.
+    tickets = TicketDesk(database, redactor=project.config.retriever.ingestion.redactor())
+    desk = Desk(project, AgentDirectory(database), tickets, ConversationStore(database))
     verb = VERBS[args.desk_verb]
     try:
         return verb(desk, args)

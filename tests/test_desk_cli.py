@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,9 @@ from crowddesk.bot import desk_cli
 from crowddesk.bot.agents import DEFAULT_TOKEN_DAYS, ROLES, AgentDirectory, AuthError
 from crowddesk.bot.cli import main
 from crowddesk.bot.outbox import Outbox, OutboxWorker
-from crowddesk.bot.store import ConversationStore
+from crowddesk.bot.store import ConversationStore, NewHandoff
+from crowddesk.knowledge_base.suggestions import Suggestions
+from tests.demo_bot import copy_demo_project
 from tests.test_outbox import FakePlatform
 from tests.test_tickets import open_ticket
 
@@ -149,3 +153,31 @@ def test_disabling_an_agent_signs_them_out_and_requeues_their_tickets(desk, db_e
 
 def test_the_parser_offers_the_roles_and_token_lifetime_the_directory_uses() -> None:
     assert (desk_cli.ROLES, desk_cli.DEFAULT_TOKEN_DAYS) == (ROLES, DEFAULT_TOKEN_DAYS)
+
+
+def test_a_ticket_resolved_from_the_shell_suggests_with_the_projects_redaction(
+    demo_project: Path, tmp_path: Path, database_url: str, db_engine: Engine
+) -> None:
+    project = copy_demo_project(tmp_path)
+    config = project / "config.yml"
+    config.write_text(config.read_text().replace(
+        "    hnsw_ef_search: 128\n",
+        "    hnsw_ef_search: 128\n    ingestion:\n      redact_patterns: ['\\bACC-\\d{6}\\b']\n"))
+    store = ConversationStore(db_engine)
+    ticket_id = store.record_turn(
+        "c9", "telegram", [{"event": "user", "timestamp": time.time(), "text": "is account ACC-123456 closed?"},
+                           {"event": "handoff", "timestamp": time.time(), "reason": "low_confidence"}],
+        {}, 0, "queued", None,
+        NewHandoff("low_confidence", "normal", {"summary": "help"}, datetime.now(UTC) + timedelta(minutes=30)),
+    )[1].id
+
+    def desk(*args: str) -> int:
+        return main(["desk", *args, "--project", str(project), "--database-url", database_url])
+
+    assert desk("agent", "add", "ana") == 0
+    assert desk("claim", ticket_id, "--as", "ana") == 0
+    assert desk("reply", ticket_id, "ACC-123456 is open; closing takes a day.", "--as", "ana") == 0
+    assert desk("resolve", ticket_id, "--as", "ana") == 0
+
+    [suggestion] = [s for s in Suggestions(db_engine).list() if s.ticket_id == ticket_id]
+    assert "ACC-123456" not in " ".join([*suggestion.questions, suggestion.answer])
