@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import re
 import secrets
@@ -26,6 +25,7 @@ from crowddesk.bot.action_server import (
 )
 from crowddesk.bot.api_access import TOKEN_ENV, ApiAccess, ApiAccessError
 from crowddesk.bot.assemble import Bot, assemble, models_dir, open_database
+from crowddesk.bot.audit import cli_actor
 from crowddesk.bot.config import load_config
 from crowddesk.bot.eval_data import load_conversation_stories, load_kb_queries, load_labelled_messages
 from crowddesk.bot.evaluate_conversations import run_conversation_tests
@@ -300,13 +300,13 @@ def kb(args: argparse.Namespace) -> int:
         )
         try:
             created = store.upsert(project.config.retriever.ingestion.redactor().redact_entry(entry),
-                                   actor=_cli_actor())
+                                   actor=cli_actor())
         except ValueError as exc:  # a bad id or source URL, said as such
             raise CommandError(str(exc)) from exc
         say(f"{'Added' if created else 'Updated'} {entry.id}")
         return 0
     try:
-        store.set_status(args.entry_id, EntryStatus.RETIRED, actor=_cli_actor())
+        store.set_status(args.entry_id, EntryStatus.RETIRED, actor=cli_actor())
     except KeyError as exc:
         raise CommandError(str(exc.args[0]) if exc.args else str(exc)) from exc
     say(f"Retired {args.entry_id}")
@@ -345,11 +345,6 @@ def _kb_import(project: Project, store: KnowledgeBaseStore, args: argparse.Names
     for line in summary.lines(str(args.source)):
         say(line)
     return 0
-
-
-def _cli_actor() -> str:
-    """Who the audit log names for a change made from this terminal."""
-    return f"cli:{getpass.getuser()}"
 
 
 def _slug_id(question: str) -> str:
