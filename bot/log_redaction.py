@@ -12,31 +12,18 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from crowddesk.bot.log_scrubbing import RewritingFilter
 from crowddesk.knowledge_base.redaction import Redactor
 
 # "" is the root logger; uvicorn.access does not propagate, so it is listed apart.
 REDACTED_LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
-_TRACEBACKS = logging.Formatter()
 
 
-class PiiLogFilter(logging.Filter):
-    """Replaces PII in a record's formatted message and traceback; never drops a record."""
+class PiiLogFilter(RewritingFilter):
+    """Replaces PII in a record's message, arguments and traceback; never drops a record."""
 
     def __init__(self, redactor: Redactor) -> None:
-        super().__init__()
-        self._redactor = redactor
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = self._redactor.redact(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        if record.exc_info and not record.exc_text:
-            # Formatted here, as handlers would, so the exception's text is redacted too.
-            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = self._redactor.redact(record.exc_text)
-        return True
+        super().__init__(redactor.redact)
 
 
 @contextmanager

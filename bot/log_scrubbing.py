@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import re
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -21,6 +22,7 @@ from crowddesk.bot.agents import TOKEN_PREFIX
 # `session` is the web chat's session id: whoever holds it reads that customer's chat history.
 SECRET_QUERY_KEYS = frozenset({"token", "access_token", "ticket", "stream_ticket", "session"})
 REDACTED = "[redacted]"
+_TRACEBACKS = logging.Formatter()
 
 _QUERY_PAIR = re.compile(r"(?<=[?&;])([^=&;#\s\"']+)=([^&;#\s\"']*)")
 # Our agent tokens and stream tickets, wherever they appear (a path, a header echoed in an error).
@@ -37,15 +39,47 @@ def scrub(text: str) -> str:
     return _OUR_TOKENS.sub(REDACTED, _QUERY_PAIR.sub(pair, text))
 
 
-class CredentialScrubber(logging.Filter):
-    """Scrubs a record's message and string arguments; never drops a record."""
+class RewritingFilter(logging.Filter):
+    """Rewrites a record's message template, its arguments and its traceback text with
+    `rewrite`; never drops a record.
+
+    The arguments keep their shape, one by one: uvicorn's access formatter unpacks them, so a
+    record whose arguments were folded into its message would be lost with a logging error.
+    """
+
+    def __init__(self, rewrite: Callable[[str], str]) -> None:
+        super().__init__()
+        self._rewrite = rewrite
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):
-            record.msg = scrub(record.msg)
+            record.msg = self._rewrite(record.msg)
         if isinstance(record.args, tuple):
-            record.args = tuple(scrub(arg) if isinstance(arg, str) else arg for arg in record.args)
+            record.args = tuple(self._argument(arg) for arg in record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {key: self._argument(arg) for key, arg in record.args.items()}
+        if record.exc_info and not record.exc_text:
+            # Formatted here, as a handler would, so the exception's text is rewritten too.
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._rewrite(record.exc_text)
         return True
+
+    def _argument(self, value: Any) -> Any:
+        """A string rewritten; another object replaced by its rewritten text only when that
+        changed it (numbers are kept: `%d` needs them)."""
+        if isinstance(value, (int, float)):
+            return value
+        text = value if isinstance(value, str) else str(value)
+        rewritten = self._rewrite(text)
+        return rewritten if isinstance(value, str) or rewritten != text else value
+
+
+class CredentialScrubber(RewritingFilter):
+    """Scrubs credentials (`scrub`) from every record it sees."""
+
+    def __init__(self) -> None:
+        super().__init__(scrub)
 
 
 def uvicorn_log_config() -> dict[str, Any]:

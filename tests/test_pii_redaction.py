@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from uvicorn.logging import AccessFormatter
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
@@ -222,6 +223,20 @@ def test_log_redaction_covers_crowddesks_and_uvicorns_logs_while_on(
     assert access.lines == ['127.0.0.1 - "GET /conversations/[email]/tracker"']
     assert "ValueError: bad card [card]" in root.lines[1] and not leaked(root.lines[:2])
     assert root.lines[2] == f"after: {EMAIL}"  # off again once the server stops
+
+
+def test_uvicorns_own_access_formatter_still_writes_a_redacted_line(
+    log_handlers: tuple[Collected, Collected],
+) -> None:
+    # uvicorn's AccessFormatter unpacks the record's arguments: they must keep their shape.
+    _, access = log_handlers
+    access.setFormatter(AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s', use_colors=False))
+
+    with redacted_logs(Redactor()):
+        logging.getLogger("uvicorn.access").info(
+            '%s - "%s %s HTTP/%s" %d', "127.0.0.1:50000", "GET", f"/conversations/{EMAIL}/tracker", "1.1", 200)
+
+    assert access.lines == ['127.0.0.1:50000 - "GET /conversations/[email]/tracker HTTP/1.1" 200 OK']
 
 
 def test_log_redaction_left_off_changes_nothing(log_handlers: tuple[Collected, Collected]) -> None:
