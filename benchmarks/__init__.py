@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from crowddesk.bot.evaluation import format_table  # noqa: F401  (benchmarks print their tables with it)
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 _VERSIONED_PACKAGES = ("crowddesk", "sentence-transformers", "transformers", "scikit-learn")
@@ -37,10 +38,3 @@ def write_results(name: str, payload: dict[str, Any], path: Path | None = None) 
     return target
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
-    lines = [headers, ["-" * w for w in widths], *rows]
-    return "\n".join(
-        "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip()
-        for line in lines
-    )

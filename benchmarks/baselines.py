@@ -22,9 +22,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
-from crowddesk.bot.config import ClassifierSettings
+from crowddesk.bot.config import ClassifierSettings, PolicySettings, never_answered_intents
 from crowddesk.bot.training import intent_classifier
-from crowddesk.nlu.classifier import CalibratedIntentClassifier
+from crowddesk.nlu.classifier import CalibratedIntentClassifier, OutOfFold
 from crowddesk.nlu.encoders import Encoder, load_encoder
 
 ENCODER_NAME = "all-MiniLM-L6-v2"
@@ -44,26 +44,34 @@ class Contender(Protocol):
 
 
 class CrowdDeskContender:
-    name = "CrowdDesk"
-
-    def __init__(self, settings: ClassifierSettings | None = None, encoder: Encoder | None = None) -> None:
+    def __init__(self, settings: ClassifierSettings | None = None, encoder: Encoder | None = None,
+                 policy: PolicySettings | None = None, name: str = "CrowdDesk") -> None:
+        self.name = name
         self._settings = settings or ClassifierSettings()
+        self.policy = policy or PolicySettings()
         self._encoder: Encoder = encoder or load_encoder(ENCODER_NAME)
         self._classifier: CalibratedIntentClassifier | None = None
         self.classes: list[str] = []
-        # The calibrated out-of-fold probabilities of the last fit: what `crowddesk train`
-        # chooses its answer threshold on.
-        self.out_of_fold: np.ndarray | None = None
+        # The held-out predictions of the last fit: what `crowddesk train` chooses its answer
+        # threshold on.
+        self.out_of_fold: OutOfFold | None = None
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> None:
         classifier = intent_classifier(self._settings)
-        self.out_of_fold = classifier.fit(texts, self._encoder.encode(texts), labels)
+        self.out_of_fold = classifier.fit(
+            texts, self._encoder.encode(texts), labels, unseen_topic_share=self.policy.unseen_topic_share,
+            target_precision=self.policy.target_precision, always_trained=never_answered_intents(self.policy),
+        )
         self._classifier, self.classes = classifier, classifier.classes
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return self.predict(texts)[0]
+
+    def predict(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and the open-set confidences the bot acts on."""
         if self._classifier is None:
             raise RuntimeError("fit() first")
-        return self._classifier.predict_proba(texts, self._encoder.encode(texts))
+        return self._classifier.predict(texts, self._encoder.encode(texts))
 
 
 class _Featurizer(Protocol):

@@ -1,13 +1,16 @@
-"""Open set: how CrowdDesk and two baselines treat topics they were never trained on (issue 14).
+"""Open set: how CrowdDesk and two baselines treat topics they were never trained on.
 
     python -m benchmarks.open_set [--seeds 5] [--unseen 10 20] [--parts banking77 clinc150]
                                   [--max-per-intent N] [--out FILE]
 
 BANKING77: K of the 77 intents (chosen by seed, as `crowddesk evaluate nlu --unseen-intents`)
 are left out of training; their test messages should be handed off. Each contender's answer
-threshold is chosen on its TRAINING data only, as `crowddesk train` does: the lowest top
-probability whose out-of-fold answers reach the target precision (CrowdDesk: its own calibrated
-out-of-fold probabilities; baselines: 5 stratified folds refitted). CLINC150: `oos` is learned as
+threshold is chosen on its TRAINING data only. CrowdDesk's is the one `crowddesk train` chooses:
+on held-out predictions of known intents and of intents held out of training, the latter weighted
+to `unseen_topic_share` of traffic, over the open-set confidence; "CrowdDesk, share 0 (before)" is
+the same with `unseen_topic_share: 0` (the default before open-set calibration). A baseline's is
+the lowest top probability whose out-of-fold answers (5 stratified folds refitted) reach the
+target precision. CLINC150: `oos` is learned as
 a class and the threshold is the one maximising in-scope accuracy + out-of-scope recall on the
 validation split (benchmarks/clinc150.py), never the test split. Every text is encoded once.
 """
@@ -17,13 +20,14 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmarks import accuracy_machine_info, format_table, write_results
-from benchmarks.baselines import ENCODER_NAME, Contender, all_contenders, predictions
+from benchmarks.baselines import ENCODER_NAME, Contender, CrowdDeskContender, all_contenders, predictions
 from benchmarks.clinc150 import ScoredSplit, choose_operating_point
 from benchmarks.datasets import (
     OUT_OF_SCOPE,
@@ -33,8 +37,8 @@ from benchmarks.datasets import (
     load_banking77,
     load_clinc150,
 )
-from crowddesk.bot.config import ClassifierSettings, PolicySettings
-from crowddesk.bot.open_set import OpenSetScores, held_out_intents
+from crowddesk.bot.config import ClassifierSettings, PolicySettings, never_answered_intents
+from crowddesk.bot.open_set import OpenSetScores, held_out, training_point
 from crowddesk.nlu.cached_encoder import CachedEncoder
 from crowddesk.nlu.calibration import choose_threshold
 from crowddesk.nlu.classifier import stratified_folds
@@ -48,9 +52,22 @@ METRICS = ("realised_precision", "claimed_precision", "unseen_handed_off", "in_s
 TARGETS = {"realised_precision": 0.95, "unseen_handed_off": 0.90, "in_scope_answered_correctly": 0.80}
 
 
-def fresh_contender(name: str, encoder: Encoder) -> Contender:
+CLOSED_SET = "CrowdDesk, share 0 (before)"
+
+
+def contenders(encoder: Encoder, out_of_scope: str = PolicySettings().out_of_scope_intent) -> list[Contender]:
+    """CrowdDesk as configured by default; CrowdDesk calibrated on known topics only
+    (`unseen_topic_share: 0`, the default before open-set calibration); the two baselines.
+    `out_of_scope` names the data set's out-of-scope label, which CrowdDesk never holds out."""
+    policy = PolicySettings(out_of_scope_intent=out_of_scope)
+    return [CrowdDeskContender(encoder=encoder, policy=policy),
+            CrowdDeskContender(encoder=encoder, policy=replace(policy, unseen_topic_share=0.0), name=CLOSED_SET),
+            *all_contenders(encoder)[1:]]
+
+
+def fresh_contender(name: str, encoder: Encoder, out_of_scope: str = PolicySettings().out_of_scope_intent) -> Contender:
     """A new, unfitted contender of that name sharing `encoder`."""
-    return next(c for c in all_contenders(encoder) if c.name == name)
+    return next(c for c in contenders(encoder, out_of_scope) if c.name == name)
 
 
 def without_intents(data: LabelledTexts, intents: frozenset[str]) -> LabelledTexts:
@@ -77,14 +94,8 @@ def aligned(probabilities: np.ndarray, classes: Sequence[str], columns: Sequence
 
 
 def out_of_fold(contender: Contender, encoder: Encoder, train: LabelledTexts) -> np.ndarray:
-    """Held-out probabilities of every training text (columns `contender.classes`, fitted on all).
-
-    CrowdDesk's fit already makes them (calibrated, as `crowddesk train` uses them); a baseline
-    is refitted on `FOLDS` stratified folds.
-    """
-    own = getattr(contender, "out_of_fold", None)
-    if own is not None:
-        return np.asarray(own)
+    """Held-out probabilities of every training text (columns `contender.classes`, fitted on all),
+    from a baseline refitted on `FOLDS` stratified folds."""
     index = {name: i for i, name in enumerate(contender.classes)}
     fold_of = stratified_folds(np.array([index[label] for label in train.labels]), FOLDS, 0)
     result = np.zeros((len(train), len(contender.classes)))
@@ -98,9 +109,31 @@ def out_of_fold(contender: Contender, encoder: Encoder, train: LabelledTexts) ->
     return result
 
 
-def top(contender: Contender, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted label and its probability per row."""
+def top(contender: Contender, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted label and the confidence the contender answers on, per text: CrowdDesk's open-set
+    confidence, a baseline's top probability."""
+    if isinstance(contender, CrowdDeskContender):
+        probabilities, confidences = contender.predict(texts)
+        rows = np.arange(len(probabilities))
+        return predictions(contender, probabilities), confidences[rows, probabilities.argmax(axis=1)]
+    probabilities = contender.predict_proba(texts)
     return predictions(contender, probabilities), probabilities.max(axis=1)
+
+
+def training_threshold(contender: Contender, encoder: Encoder, train: LabelledTexts) -> tuple[float, float]:
+    """(threshold, claimed precision) chosen on training data only: CrowdDesk's as `crowddesk
+    train` chooses it; a baseline's as the lowest top probability whose out-of-fold answers reach
+    the target precision."""
+    if isinstance(contender, CrowdDeskContender):
+        assert contender.out_of_fold is not None
+        point = training_point(contender.classes, train.labels, contender.out_of_fold, TARGET_PRECISION,
+                               never_answered_intents(contender.policy))
+        return point.threshold, point.precision
+    probabilities = out_of_fold(contender, encoder, train)
+    predicted = predictions(contender, probabilities)
+    chosen = choose_threshold(probabilities.max(axis=1), predicted == np.asarray(train.labels, dtype=object),
+                              TARGET_PRECISION)
+    return chosen.threshold, chosen.precision
 
 
 def banking77_run(contender: Contender, encoder: Encoder, train: LabelledTexts, test: LabelledTexts,
@@ -109,16 +142,14 @@ def banking77_run(contender: Contender, encoder: Encoder, train: LabelledTexts, 
     kept = without_intents(train, unseen)
     started = time.perf_counter()
     contender.fit(kept.texts, kept.labels)
-    train_predicted, train_confidence = top(contender, out_of_fold(contender, encoder, kept))
-    point = choose_threshold(train_confidence, train_predicted == np.asarray(kept.labels, dtype=object),
-                             TARGET_PRECISION)
+    threshold, claimed = training_threshold(contender, encoder, kept)
     seconds = time.perf_counter() - started
-    predicted, confidence = top(contender, contender.predict_proba(test.texts))
+    predicted, confidence = top(contender, test.texts)
     labels = np.asarray(test.labels, dtype=object)
     is_unseen = np.isin(labels, sorted(unseen))
-    scores = OpenSetScores.of(correct=predicted == labels, answered=confidence >= point.threshold,
-                              unseen=is_unseen, in_scope=~is_unseen, claimed_precision=point.precision)
-    return {**scores.as_dict(), "threshold": round(point.threshold, 4), "train_seconds": round(seconds, 1)}
+    scores = OpenSetScores.of(correct=predicted == labels, answered=confidence >= threshold,
+                              unseen=is_unseen, in_scope=~is_unseen, claimed_precision=claimed)
+    return {**scores.as_dict(), "threshold": round(threshold, 4), "train_seconds": round(seconds, 1)}
 
 
 def clinc150_run(contender: Contender, data: Clinc150) -> dict[str, Any]:
@@ -128,7 +159,7 @@ def clinc150_run(contender: Contender, data: Clinc150) -> dict[str, Any]:
     seconds = time.perf_counter() - started
 
     def scored(split: LabelledTexts) -> ScoredSplit:
-        predicted, confidence = top(contender, contender.predict_proba(split.texts))
+        predicted, confidence = top(contender, split.texts)
         return ScoredSplit(predicted, confidence, np.asarray(split.labels, dtype=object))
 
     def scores(split: ScoredSplit, claimed: float) -> OpenSetScores:
@@ -189,13 +220,14 @@ def main(argv: list[str] | None = None) -> None:
     encoder = CachedEncoder(load_encoder(ENCODER_NAME), max_texts=100_000)
     payload: dict[str, Any] = {
         "benchmark": "open_set", "machine": accuracy_machine_info(), "target_precision": TARGET_PRECISION,
-        "threshold_rule": {"banking77": "lowest top probability whose out-of-fold training answers reach the "
-                                        "target precision (crowddesk train's rule)",
+        "threshold_rule": {"banking77": "CrowdDesk: crowddesk train's rule (held-out known and unseen intents, "
+                                        "unseen weighted to unseen_topic_share); baselines: lowest top "
+                                        "probability whose out-of-fold training answers reach the target precision",
                            "clinc150": "max(in-scope accuracy + OOS recall) on val + oos_val"},
         "max_per_intent": args.max_per_intent, "targets_banking77_10_unseen": TARGETS, "complete": False,
     }
     rows: list[list[str]] = []
-    names = [c.name for c in all_contenders(encoder)]
+    names = [c.name for c in contenders(encoder)]
 
     def save() -> None:
         path = write_results("open_set", payload, args.out)
@@ -212,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         # Seed by seed across the settings, so a run cut short still covers each setting evenly.
         for seed in range(args.seeds):
             for count, setting in settings.items():
-                unseen = held_out_intents(train.labels, count, seed, frozenset())
+                unseen = held_out(train.labels, count, seed)
                 setting["unseen_intents"][str(seed)] = sorted(unseen)
                 for name in names:
                     print(f"BANKING77, {count} unseen, seed {seed}: {name} ...", flush=True)
@@ -233,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
         payload["clinc150"] = {"results": results}
         for name in names:
             print(f"CLINC150: {name} ...", flush=True)
-            run = clinc150_run(fresh_contender(name, encoder), clinc)
+            run = clinc150_run(fresh_contender(name, encoder, OUT_OF_SCOPE), clinc)
             results[name] = {"runs": [run], **summarise([run])}
             save()
         rows += table_rows("CLINC150 (oos = unseen)", results)

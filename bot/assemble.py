@@ -115,7 +115,8 @@ def assemble(
     settings = project.config.retriever
     knowledge_base = KnowledgeBase(
         kb_store, encoder, lexical_weight=settings.lexical_weight, top_k=settings.top_k,
-        index=settings.index_settings(), index_dir=project.root / ".crowddesk" / "index",
+        context_weight=settings.context_weight, index=settings.index_settings(),
+        index_dir=project.root / ".crowddesk" / "index",
     )
     published = kb_store.published()
     rules = rules_by_intent(project)

@@ -124,6 +124,10 @@ def _evaluate_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser])
     kb.add_argument("--out", type=Path, required=True, help="folder for report.json and report.html")
     kb.add_argument("--model", type=Path, help="model folder (default: newest in models/)")
     kb.add_argument("--database-url", help="SQLAlchemy URL (default: endpoints.yml, then SQLite)")
+    kb.add_argument("--unseen-entries", type=int, default=0, metavar="K",
+                    help="open set: treat K of the entries the test queries point at (chosen by --seed) as "
+                    "absent; their queries should be handed off (needs a trained model)")
+    kb.add_argument("--seed", type=int, default=0, help="chooses the unseen entries (default 0)")
 
     conversations = targets.add_parser("conversations", help="run test stories against the bot")
     _project_arg(conversations)

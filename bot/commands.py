@@ -27,16 +27,16 @@ from crowddesk.bot.api_access import TOKEN_ENV, ApiAccess, ApiAccessError
 from crowddesk.bot.assemble import Bot, assemble, models_dir, open_database
 from crowddesk.bot.audit import cli_actor
 from crowddesk.bot.config import load_config
-from crowddesk.bot.eval_data import load_conversation_stories, load_kb_queries, load_labelled_messages
+from crowddesk.bot.eval_data import KBQuery, load_conversation_stories, load_kb_queries, load_labelled_messages
 from crowddesk.bot.evaluate_conversations import run_conversation_tests
 from crowddesk.bot.evaluate_conversations import summary_lines as conversation_summary
 from crowddesk.bot.evaluate_kb import Calibration, evaluate_kb, project_knowledge_base
 from crowddesk.bot.evaluate_kb import summary_lines as kb_summary
 from crowddesk.bot.evaluate_nlu import NluEvaluator, NluSettings
 from crowddesk.bot.evaluate_nlu import summary_lines as nlu_summary
-from crowddesk.bot.evaluation import write_report
+from crowddesk.bot.evaluation import format_table, write_report
 from crowddesk.bot.model import ModelError, TrainedModel, latest_model_dir
-from crowddesk.bot.open_set import held_out_intents
+from crowddesk.bot.open_set import held_out
 from crowddesk.bot.project import CONFIG_FILE, Project, load_project
 from crowddesk.bot.report_html import render_kb_report, render_nlu_report
 from crowddesk.bot.scaffold import ScaffoldError, scaffold_project
@@ -115,6 +115,17 @@ def _train_and_report(project: Project, *, force: bool = False) -> TrainResult:
         f"at {report.expected_precision:.1%} precision on held-out folds "
         f"({report.examples} examples, {report.intents} intents, {report.kb_entries} FAQ entries)."
     )
+    if report.tradeoff:
+        say(f"These assume {report.unseen_topic_share:.0%} of messages are about topics nothing covers "
+            f"(policy unseen_topic_share; estimated from {report.unseen_topic_examples} predictions by "
+            "models that never saw their intent). With another share:")
+        say(format_table(
+            ["unseen topics", "threshold", "automation", "precision", "known topics answered right",
+             "unseen topics handed off"],
+            [[f"{point['unseen_topic_share']:.0%}", f"{point['answer_threshold']:.3f}",
+              f"{point['expected_automation_rate']:.1%}", f"{point['expected_precision']:.1%}",
+              f"{point['known_topics_answered_right']:.1%}", f"{point['unseen_topics_handed_off']:.1%}"]
+             for point in report.tradeoff]))
     return result
 
 
@@ -135,8 +146,8 @@ def _evaluate_nlu(args: argparse.Namespace) -> int:
     settings = NluSettings.from_config(config, args.out_of_scope_intent)
     evaluator = NluEvaluator(settings, progress=say)
     try:
-        unseen = (held_out_intents((e.intent for e in train), args.unseen_intents, args.seed,
-                                   never_answered_intents(settings.policy))
+        unseen = (held_out((e.intent for e in train), args.unseen_intents, args.seed,
+                           never_answered_intents(settings.policy))
                   if args.unseen_intents else frozenset())
         report = (evaluator.train_test(train, test, unseen) if test is not None
                   else evaluator.cross_validate(train, args.folds, unseen))
@@ -154,6 +165,7 @@ def _evaluate_kb(args: argparse.Namespace) -> int:
     queries = load_kb_queries(args.test)
     model_dir = args.model or latest_model_dir(models_dir(project.root))
     model = TrainedModel.load(model_dir) if model_dir is not None else None
+    unseen = _unseen_entries(args, queries, model is not None)
     if model is None:
         say("No trained model: confidences are raw retriever scores, with no answer threshold.")
     encoder = load_encoder(model.metadata.encoder if model else project.config.encoder.model)
@@ -161,12 +173,28 @@ def _evaluate_kb(args: argparse.Namespace) -> int:
     try:
         knowledge_base = project_knowledge_base(project, database, encoder)
         report = evaluate_kb(knowledge_base.retriever, encoder, queries,
-                             Calibration.of(model) if model else None, progress=say)
+                             Calibration.of(model) if model else None, unseen=unseen, progress=say)
     finally:
         database.dispose()
     report["model"] = model_dir.name if model_dir is not None else None
+    if unseen:
+        report["open_set"]["seed"] = args.seed
     _print_and_write(args.out, report, kb_summary(report), render_kb_report(report))
     return 0
+
+
+def _unseen_entries(args: argparse.Namespace, queries: list[KBQuery], trained: bool) -> frozenset[str]:
+    """The entries `--unseen-entries` treats as absent, checked before anything heavy loads."""
+    if not args.unseen_entries:
+        return frozenset()
+    try:
+        unseen = held_out((query.entry_id for query in queries), args.unseen_entries, args.seed, kind="entries")
+    except ValueError as exc:
+        raise CommandError(f"{exc}; the candidates are the entries the queries in {args.test} point at") from exc
+    if not trained:
+        raise CommandError("--unseen-entries needs a trained model (run `crowddesk train`): without its answer "
+                           "threshold no query is ever handed off")
+    return unseen
 
 
 def _evaluate_conversations(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from crowddesk.bot.yaml_files import (
     value_line,
 )
 from crowddesk.knowledge_base.dense import INDEX_KINDS, IndexSettings
+from crowddesk.knowledge_base.lexical import CONTEXT_WEIGHT
 from crowddesk.knowledge_base.redaction import Redactor
 
 CONFIG_KEYS = ("recipe", "assistant_id", "language", "pipeline", "policies")
@@ -163,6 +164,9 @@ class IngestionSettings:
 class RetrieverSettings:
     lexical_weight: float = _setting(0.35, bounds=Bounds(low=0, high=1))
     top_k: int = _setting(5, bounds=Bounds(low=1))
+    # Weight of an entry's context words (a community thread's body) in its BM25 document,
+    # against 1 for its questions; 0 leaves bodies out.
+    context_weight: float = _setting(CONTEXT_WEIGHT, bounds=Bounds(low=0, high=1))
     # FAISS index: "auto" is exact below `exact_below` question variants, "ivf" from there on.
     index: str = _setting("auto", choices=INDEX_KINDS)
     exact_below: int = _setting(10_000, bounds=Bounds(low=1))
@@ -281,6 +285,10 @@ class PolicySettings:
     # Intents a person must handle (fraud, complaints), handed off with high priority
     # however confident the classifier is.
     always_human_intents: list[str] = _setting([])
+    # Share of messages expected to be about topics no intent or FAQ entry covers (a new outage,
+    # a new product). Training holds whole intents out to see how such messages score, and the
+    # answer threshold keeps target_precision on traffic with this share of them.
+    unseen_topic_share: float = _setting(0.15, bounds=Bounds(low=0, high=0.9))
     handoff: HandoffSettings = field(default_factory=HandoffSettings)
     feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)

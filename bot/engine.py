@@ -499,12 +499,14 @@ class Engine:
     ) -> None:
         sender = message.sender_id
         entries = [self._searched_entry(candidate.entry_id) for candidate in candidates]
-        # Only entries with real evidence are suggested to the agent: "five answers at 0 %"
-        # for an unrelated question is noise that hides the ticket's content.
+        # Only entries with real evidence are suggested to the agent, by the confidence a
+        # clarification would give them (classifier and retriever together): "five answers at
+        # 0 %" for an unrelated question is noise that hides the ticket's content.
+        confidence_of = {o.key: o.confidence for o in self.policy.options(parse, candidates) if o.kind == "kb"}
         considered = [
             (candidate, confidence, entry)
             for candidate, entry in zip(candidates, entries)
-            if self.policy.has_evidence(confidence := self.policy.retriever_calibration(candidate.score))
+            if self.policy.has_evidence(confidence := confidence_of.get(candidate.entry_id, 0.0))
         ]
         reply_name = ("utter_out_of_scope"
                       if decision.handoff_reason is HandoffReason.OUT_OF_SCOPE

@@ -1,7 +1,8 @@
 """`crowddesk evaluate nlu`: train the intent classifier on one set, score it on another.
 
-The answer threshold is chosen on the TRAINING data only (out-of-fold probabilities from
-`CalibratedIntentClassifier.fit`, `choose_threshold` at the config's target precision) and then
+The answer threshold is chosen on the TRAINING data only (held-out predictions from
+`CalibratedIntentClassifier.fit`, unseen intents' at their configured share of traffic, as
+`crowddesk train` does: `bot/open_set.training_point`) and then
 applied unchanged to the test messages, so the reported automation rate and precision are what
 a deployed model would do on unseen traffic. Without a test set, k-fold cross-validation gives
 every message one held-out prediction, each fold with its own training-only threshold.
@@ -27,9 +28,8 @@ from crowddesk.bot.evaluation import (
     share,
 )
 from crowddesk.bot.open_set import DEFINITIONS as OPEN_SET_DEFINITIONS
-from crowddesk.bot.open_set import OpenSetScores
+from crowddesk.bot.open_set import OpenSetScores, summary_rows, training_point
 from crowddesk.bot.training import intent_classifier, never_answered_intents
-from crowddesk.nlu.calibration import choose_threshold
 from crowddesk.nlu.classifier import CalibratedIntentClassifier, stratified_folds
 from crowddesk.nlu.encoders import Encoder, load_encoder
 from crowddesk.nlu.types import TrainingExample
@@ -167,26 +167,33 @@ class NluEvaluator:
         return {"mode": "cross-validation", "folds": folds, **report}
 
     def _fit(self, examples: Sequence[TrainingExample], vectors: np.ndarray) -> FittedModel:
+        """Train as `crowddesk train` does: the threshold is chosen on held-out predictions, unseen
+        intents' included at the configured share of traffic."""
         labels = [e.intent for e in examples]
+        policy = self.settings.policy
         classifier = intent_classifier(self.settings.classifier)
-        out_of_fold = classifier.fit([e.text for e in examples], vectors, labels)
-        intents, confidences, answerable = self._top(classifier, out_of_fold)
-        correct = np.array(intents) == np.array(labels)
-        point = choose_threshold(confidences[answerable], correct[answerable], self.settings.policy.target_precision)
-        return FittedModel(classifier, point.threshold, point.answered / len(labels), point.precision)
+        out_of_fold = classifier.fit(
+            [e.text for e in examples], vectors, labels, unseen_topic_share=policy.unseen_topic_share,
+            target_precision=policy.target_precision, always_trained=self._never_answered,
+        )
+        point = training_point(classifier.classes, labels, out_of_fold, policy.target_precision,
+                               self._never_answered)
+        return FittedModel(classifier, point.threshold, point.answered_share, point.precision)
 
     def _predict(self, model: FittedModel, examples: Sequence[TrainingExample], vectors: np.ndarray) -> Predictions:
-        probabilities = model.classifier.predict_proba([e.text for e in examples], vectors)
-        intents, confidences, answerable = self._top(model.classifier, probabilities)
-        return Predictions(intents, confidences, answerable, np.full(len(intents), model.threshold))
+        probabilities, confidences = model.classifier.predict([e.text for e in examples], vectors)
+        intents, top_confidences, answerable = self._top(model.classifier, probabilities, confidences)
+        return Predictions(intents, top_confidences, answerable, np.full(len(intents), model.threshold))
 
     def _top(
-        self, classifier: CalibratedIntentClassifier, probabilities: np.ndarray
+        self, classifier: CalibratedIntentClassifier, probabilities: np.ndarray, confidences: np.ndarray
     ) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """Argmax intent and its confidence per row, and whether the bot may answer that intent."""
-        intents = [classifier.classes[i] for i in probabilities.argmax(axis=1)]
+        """Most probable intent and its (open-set) confidence per row, and whether the bot may
+        answer that intent."""
+        top = probabilities.argmax(axis=1)
+        intents = [classifier.classes[i] for i in top]
         answerable = np.array([intent not in self._never_answered for intent in intents], dtype=bool)
-        return intents, probabilities.max(axis=1), answerable
+        return intents, confidences[np.arange(len(top)), top], answerable
 
     def _report(
         self, train: Sequence[TrainingExample], test: Sequence[TrainingExample],
@@ -287,14 +294,6 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
 
 def open_set_lines(open_set: dict[str, Any]) -> list[str]:
     """The open-set rows of the terminal table."""
-    rows = [
-        (f"unseen intents ({len(open_set['unseen_intents'])}, seed {open_set.get('seed', '-')})",
-         ", ".join(open_set["unseen_intents"])),
-        ("answered (with unseen topics)", percent(open_set["answered_share"])),
-        ("answer precision claimed / realised",
-         f"{percent(open_set['claimed_precision'])} / {percent(open_set['realised_precision'])}"),
-        (f"unseen-topic messages handed off ({open_set['unseen_support']})", percent(open_set["unseen_handed_off"])),
-        ("in-scope messages answered correctly", percent(open_set["in_scope_answered_correctly"])),
-    ]
+    rows = summary_rows(open_set, "intents")
     width = max(len(name) for name, _ in rows)
     return ["  open set:", *(f"    {n:<{width}}  {v}" for n, v in rows)]

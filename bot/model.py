@@ -25,7 +25,7 @@ from crowddesk.bot.policy import RetrieverCalibration, Thresholds
 from crowddesk.nlu.classifier import CalibratedIntentClassifier
 from crowddesk.nlu.entities import RuleEntityExtractor
 
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2
 KB_VECTORS_FILE = "kb_vectors.npz"
 
 
@@ -46,6 +46,12 @@ class TrainingReport:
     calibration_error: float
     train_seconds: float
     curve: list[dict[str, float]] = field(default_factory=list)
+    # Open-set calibration: the share of unseen-topic traffic the threshold was chosen for, how
+    # many held-out-intent predictions stood for it, and the operating point at other shares.
+    unseen_topic_share: float = 0.0
+    unseen_topic_examples: int = 0
+    nearest_example_exponent: float = 0.0
+    tradeoff: list[dict[str, float]] = field(default_factory=list)
 
 
 @dataclass

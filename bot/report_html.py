@@ -10,6 +10,7 @@ from html import escape
 from typing import Any
 
 from crowddesk.bot.evaluation import percent
+from crowddesk.bot.open_set import summary_rows
 
 CURVE_WIDTH, CURVE_HEIGHT, CURVE_MARGIN = 640, 360, 72
 HEATMAP_CLASSES = 20  # only the most-confused classes: a 150 x 150 grid is unreadable
@@ -46,15 +47,7 @@ def render_nlu_report(report: dict[str, Any]) -> str:
     ]
     open_set = report.get("open_set")
     if open_set is not None:
-        summary += [
-            (f"Unseen intents (left out of training, seed {open_set.get('seed', '-')})",
-             ", ".join(open_set["unseen_intents"])),
-            ("Answer precision claimed / realised",
-             f"{percent(open_set['claimed_precision'])} / {percent(open_set['realised_precision'])}"),
-            (f"Unseen-topic messages handed off ({open_set['unseen_support']})",
-             percent(open_set["unseen_handed_off"])),
-            ("In-scope messages answered correctly", percent(open_set["in_scope_answered_correctly"])),
-        ]
+        summary += [(name[0].upper() + name[1:], value) for name, value in summary_rows(open_set, "intents")]
     sections = [
         ("Automation vs. precision", curve_svg(report["curve"], point, point["target_precision"],
                                                open_set["curve_without_unseen"] if open_set else None)),
@@ -79,12 +72,17 @@ def render_kb_report(report: dict[str, Any]) -> str:
             ("Answered automatically", percent(point["answered_share"])),
             ("Answer precision", percent(point["answer_precision"])),
         ]
+    open_set = report.get("open_set")
+    if open_set is not None:
+        summary += [(name[0].upper() + name[1:], value) for name, value in summary_rows(open_set, "entries")]
     misses = [
         (miss["source"], miss["query"], miss["entry_id"], str(miss["rank"] or "-"), ", ".join(miss["top"][:3]))
         for miss in report["misses"]
     ]
     sections = [
-        ("Automation vs. precision", curve_svg(report["curve"], point, None)),
+        ("Automation vs. precision", curve_svg(report["curve"], point, None,
+                                               open_set["curve_without_unseen"] if open_set else None,
+                                               known="queries of the entries that exist")),
         ("Queries whose entry was not ranked first",
          _table(("Where", "Query", "Right entry", "Rank", "Ranked first"), misses) if misses else "<p>None.</p>"),
     ]
@@ -103,9 +101,10 @@ def page(title: str, summary: Sequence[tuple[str, str]], sections: Sequence[tupl
 
 def curve_svg(curve: Sequence[dict[str, float]], point: dict[str, Any] | None,
               target_precision: float | None,
-              without_unseen: Sequence[dict[str, float]] | None = None) -> str:
+              without_unseen: Sequence[dict[str, float]] | None = None,
+              known: str = "messages of trained intents") -> str:
     """Answered share (x) against answer precision (y), the chosen operating point circled; in
-    open-set mode also dashed, the curve on the trained topics' messages only."""
+    open-set mode also dashed, the curve on `known` only (the test items whose topic exists)."""
     if not curve:
         return "<p>No message could be answered at any threshold.</p>"
     lowest = min([p["answer_precision"] for p in [*curve, *(without_unseen or [])]]
@@ -143,7 +142,7 @@ def curve_svg(curve: Sequence[dict[str, float]], point: dict[str, Any] | None,
     if without_unseen:
         parts.append(f'<polyline id="curve-without-unseen" points="{polyline(without_unseen)}" fill="none" '
                      'stroke="#7c8da6" stroke-width="2" stroke-dasharray="6 4"><title>without the unseen '
-                     "topics: messages of trained intents only</title></polyline>"
+                     f"topics: {escape(known)} only</title></polyline>"
                      f'<text x="{left + 8}" y="{top + plot_h - 8}" fill="#7c8da6">dashed: without unseen '
                      "topics; solid: all test messages</text>")
     parts.append(f'<polyline id="curve" points="{polyline(curve)}" fill="none" stroke="#2563eb" stroke-width="2">'

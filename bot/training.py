@@ -39,13 +39,16 @@ from crowddesk.bot.wiring import faq_entries, intent_titles, rules_by_intent
 from crowddesk.knowledge_base.retriever import FaissRetriever
 from crowddesk.knowledge_base.types import Candidate, KBEntry
 from crowddesk.nlu.calibration import choose_threshold, expected_calibration_error, precision_curve
-from crowddesk.nlu.classifier import CalibratedIntentClassifier
+from crowddesk.nlu.classifier import CalibratedIntentClassifier, OutOfFold
+from crowddesk.nlu.open_set import traffic_weights
 from crowddesk.nlu.encoders import Encoder, load_encoder
 from crowddesk.nlu.entities import RuleEntityExtractor
 from crowddesk.nlu.types import IntentScore, Parse
 
 Progress = Callable[[str], None]
 CURVE_POINTS = 50
+# Shares of unseen-topic traffic `crowddesk train` reports the trade-off for, beside the configured one.
+TRADEOFF_SHARES = (0.0, 0.05, 0.15, 0.3)
 
 
 @dataclass(frozen=True)
@@ -94,10 +97,14 @@ def train(
 
     progress(f"[3/5] Training the intent classifier ({len(set(labels))} intents)")
     classifier = intent_classifier(project.config.classifier)
-    out_of_fold = classifier.fit(texts, vectors, labels, progress=progress)
+    settings = project.config.policy
+    out_of_fold = classifier.fit(
+        texts, vectors, labels, progress=progress, unseen_topic_share=settings.unseen_topic_share,
+        target_precision=settings.target_precision, always_trained=never_answered_intents(settings),
+    )
     label_index = {name: i for i, name in enumerate(classifier.classes)}
     calibration_error = expected_calibration_error(
-        out_of_fold, np.array([label_index[label] for label in labels])
+        out_of_fold.probabilities, np.array([label_index[label] for label in labels])
     )
 
     progress("[4/5] Calibrating answer thresholds on held-out folds")
@@ -106,13 +113,15 @@ def train(
     retriever = FaissRetriever(
         entries, _stacked(entries, kb_vectors, encoder.dimension),
         lexical_weight=project.config.retriever.lexical_weight,
+        context_weight=project.config.retriever.context_weight,
         index=project.config.retriever.index_settings(),
     )
     candidates = retriever.search_many(
         texts, vectors, top_k=project.config.retriever.top_k, exclude_questions=texts
     )
     entry_intents = {e.id: e.intent for e in entries if e.intent}
-    retriever_calibration = _fit_retriever_calibration(candidates, labels, entry_intents)
+    held_out = HeldOutTraffic.of(out_of_fold, candidates, labels, entry_intents)
+    retriever_calibration = _fit_retriever_calibration(held_out, entry_intents)
     policy = SupportPolicy(
         project.config.policy,
         Thresholds(answer=0.0, clarify_floor=0.0),
@@ -122,9 +131,8 @@ def train(
         entry_titles={e.id: e.title for e in entries},
         intent_titles=intent_titles(project),
     )
-    thresholds, report = _choose_thresholds(
-        project, policy, classifier.classes, out_of_fold, candidates, labels, entry_intents
-    )
+    thresholds, report = _choose_thresholds(project, policy, classifier.classes, held_out, entry_intents)
+    report.nearest_example_exponent = classifier.known_topic.exponent
     report.calibration_error = calibration_error
     report.kb_entries = len(entries)
 
@@ -182,73 +190,158 @@ def _stacked(entries: Sequence[KBEntry], vectors: dict[str, np.ndarray], dimensi
     return np.stack(rows) if rows else np.zeros((0, dimension), dtype=np.float32)
 
 
-def _fit_retriever_calibration(
-    candidates: Sequence[Sequence[Candidate]], labels: Sequence[str], entry_intents: dict[str, str]
-) -> RetrieverCalibration:
-    scores, correct = [], []
-    for found, label in zip(candidates, labels):
-        if found:
+@dataclass(frozen=True)
+class HeldOutTraffic:
+    """Every held-out prediction training has, as the policy would see it: the known-topic ones
+    (each training message scored by models not fitted on it) and the unseen-topic ones (scored
+    by a classifier that never learned its intent, its FAQ entry removed from the candidates),
+    weighted so that unseen topics make up `unseen_topic_share` of the traffic."""
+
+    confidences: np.ndarray  # (rows, classes) open-set calibrated intent confidences
+    candidates: list[list[Candidate]]
+    labels: list[str]
+    unseen: np.ndarray  # per row: the message's topic was unknown to the models that scored it
+    unseen_weight: float
+
+    @classmethod
+    def of(cls, out_of_fold: OutOfFold, candidates: Sequence[Sequence[Candidate]], labels: Sequence[str],
+           entry_intents: dict[str, str]) -> HeldOutTraffic:
+        rows = out_of_fold.unseen_rows.tolist()
+        unseen_candidates = [[c for c in candidates[i] if entry_intents.get(c.entry_id) != labels[i]]
+                             for i in rows]
+        return cls(
+            np.concatenate([out_of_fold.confidences, out_of_fold.unseen_confidences]),
+            [list(found) for found in candidates] + unseen_candidates,
+            list(labels) + [labels[i] for i in rows],
+            np.concatenate([np.zeros(len(labels), dtype=bool), np.ones(len(rows), dtype=bool)]),
+            out_of_fold.unseen_weight,
+        )
+
+    def weights(self, unseen_topic_share: float | None = None) -> np.ndarray:
+        """Per row; `unseen_topic_share` re-weights for another share than training's."""
+        weight = self.unseen_weight
+        if unseen_topic_share is not None:
+            weight = traffic_weights(int((~self.unseen).sum()), int(self.unseen.sum()), unseen_topic_share)[1]
+        return np.where(self.unseen, weight, 1.0)
+
+
+def _fit_retriever_calibration(held_out: HeldOutTraffic, entry_intents: dict[str, str]) -> RetrieverCalibration:
+    """P(top entry is right) from its score, on known and unseen topics in their traffic shares."""
+    scores, correct, weights = [], [], []
+    for found, label, weight in zip(held_out.candidates, held_out.labels, held_out.weights()):
+        if found and weight > 0:
             scores.append(found[0].score)
             correct.append(float(entry_intents.get(found[0].entry_id) == label))
+            weights.append(weight)
     if len(set(correct)) < 2:
         return RetrieverCalibration((), ())
-    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(scores, correct)
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
+        scores, correct, sample_weight=weights
+    )
     return RetrieverCalibration(
         tuple(float(x) for x in iso.X_thresholds_), tuple(float(y) for y in iso.y_thresholds_)
     )
+
+
+@dataclass(frozen=True)
+class _TopOptions:
+    """The policy's top option per held-out row it might answer (rows it hands off at any
+    threshold are left out, but count in the totals)."""
+
+    confidence: np.ndarray
+    correct: np.ndarray
+    right_in_top_k: np.ndarray  # a clarification would offer the right answer
+    rows: np.ndarray  # index into the held-out rows
+
+
+def _top_options(policy: SupportPolicy, classes: Sequence[str], held_out: HeldOutTraffic,
+                 entry_intents: dict[str, str]) -> _TopOptions:
+    settings = policy.settings
+    never_answered = never_answered_intents(settings)
+    confidence, correct, in_top_k, rows = [], [], [], []
+    for row, (scores, found, label) in enumerate(zip(held_out.confidences, held_out.candidates, held_out.labels)):
+        ranking = [IntentScore(c, float(p)) for c, p in zip(classes, scores)]
+        ranking.sort(key=lambda s: s.confidence, reverse=True)
+        options = policy.options(Parse("", ranking[0], ranking[:10]), found)
+        answerable = [o for o in options if not (o.kind == "intent" and o.key in never_answered)]
+        if not options or options[0] is not (answerable[0] if answerable else None):
+            continue  # the policy hands these off at any threshold
+        confidence.append(options[0].confidence)
+        correct.append(_is_right(options[0], label, entry_intents))
+        in_top_k.append(any(_is_right(o, label, entry_intents)
+                            for o in answerable[: settings.max_clarify_options]))
+        rows.append(row)
+    return _TopOptions(np.array(confidence), np.array(correct, dtype=bool), np.array(in_top_k, dtype=bool),
+                       np.array(rows, dtype=np.int64))
 
 
 def _choose_thresholds(
     project: Project,
     policy: SupportPolicy,
     classes: Sequence[str],
-    out_of_fold: np.ndarray,
-    candidates: Sequence[Sequence[Candidate]],
-    labels: Sequence[str],
+    held_out: HeldOutTraffic,
     entry_intents: dict[str, str],
 ) -> tuple[Thresholds, TrainingReport]:
     settings = project.config.policy
-    never_answered = never_answered_intents(settings)
-    top_confidence, top_correct, in_top_k = [], [], []
-    for probabilities, found, label in zip(out_of_fold, candidates, labels):
-        ranking = [IntentScore(c, float(p)) for c, p in zip(classes, probabilities)]
-        ranking.sort(key=lambda s: s.confidence, reverse=True)
-        options = policy.options(Parse("", ranking[0], ranking[:10]), found)
-        answerable = [o for o in options if not (o.kind == "intent" and o.key in never_answered)]
-        if not options or options[0] is not (answerable[0] if answerable else None):
-            continue  # the policy hands these off at any threshold
-        top_confidence.append(options[0].confidence)
-        top_correct.append(_is_right(options[0], label, entry_intents))
-        in_top_k.append(any(_is_right(o, label, entry_intents)
-                            for o in answerable[: settings.max_clarify_options]))
-    confidence = np.array(top_confidence)
-    correct = np.array(top_correct, dtype=bool)
-    point = choose_threshold(confidence, correct, settings.target_precision)
-    below = confidence < point.threshold
-    clarify = choose_threshold(confidence[below], np.array(in_top_k, dtype=bool)[below],
-                               settings.clarify_precision)
+    top = _top_options(policy, classes, held_out, entry_intents)
+    all_weights = held_out.weights()
+    weights = all_weights[top.rows]
+    point = choose_threshold(top.confidence, top.correct, settings.target_precision, weights=weights)
+    below = top.confidence < point.threshold
+    clarify = choose_threshold(top.confidence[below], top.right_in_top_k[below], settings.clarify_precision,
+                               weights=weights[below])
     clarify_floor = min(clarify.threshold, point.threshold)
-    total = len(labels)
-    curve = precision_curve(confidence, correct)
+    total_weight = float(all_weights.sum())
+    curve = precision_curve(top.confidence, top.correct, weights)
     step = max(1, len(curve) // CURVE_POINTS)
+    known = int((~held_out.unseen).sum())
     report = TrainingReport(
-        examples=total,
+        examples=known,
         intents=len(classes),
         kb_entries=0,
         target_precision=settings.target_precision,
         answer_threshold=round(point.threshold, 4),
-        expected_automation_rate=round(point.answered / total, 4) if total else 0.0,
+        expected_automation_rate=round(_answered_weight(top, weights, point.threshold) / total_weight, 4)
+        if total_weight else 0.0,
         expected_precision=round(point.precision, 4),
         clarify_floor=round(clarify_floor, 4),
         calibration_error=0.0,
         train_seconds=0.0,
         curve=[
-            {"threshold": round(p.threshold, 4), "answered_share": round(p.answered / total, 4),
+            {"threshold": round(p.threshold, 4),
+             "answered_share": round(_answered_weight(top, weights, p.threshold) / total_weight, 4),
              "precision": round(p.precision, 4)}
             for p in curve[::step]
         ],
+        unseen_topic_share=settings.unseen_topic_share if held_out.unseen.any() else 0.0,
+        unseen_topic_examples=int(held_out.unseen.sum()),
+        tradeoff=[_at_share(top, held_out, share, settings.target_precision) for share in TRADEOFF_SHARES]
+        if held_out.unseen.any() else [],
     )
     return Thresholds(answer=point.threshold, clarify_floor=clarify_floor), report
+
+
+def _answered_weight(top: _TopOptions, weights: np.ndarray, threshold: float) -> float:
+    return float(weights[top.confidence >= threshold].sum())
+
+
+def _at_share(top: _TopOptions, held_out: HeldOutTraffic, share: float, target_precision: float) -> dict[str, float]:
+    """The threshold and what it gives if `share` of the traffic were about unseen topics."""
+    all_weights = held_out.weights(share)
+    weights = all_weights[top.rows]
+    point = choose_threshold(top.confidence, top.correct, target_precision, weights=weights)
+    answered = top.confidence >= point.threshold
+    known = ~held_out.unseen[top.rows]
+    return {
+        "unseen_topic_share": share,
+        "answer_threshold": round(point.threshold, 4),
+        "expected_automation_rate": round(_answered_weight(top, weights, point.threshold) / float(all_weights.sum()), 4),
+        "expected_precision": round(point.precision, 4),
+        "known_topics_answered_right": round(float((answered & top.correct & known).sum())
+                                             / max(1, int((~held_out.unseen).sum())), 4),
+        "unseen_topics_handed_off": round(1.0 - float((answered & ~known).sum())
+                                          / max(1, int(held_out.unseen.sum())), 4),
+    }
 
 
 def _is_right(option: Option, label: str, entry_intents: dict[str, str]) -> bool:

@@ -26,7 +26,7 @@ import numpy as np
 from crowddesk.knowledge_base.changelog import Position, current_position, published_as_of
 from crowddesk.knowledge_base.dense import IndexSettings
 from crowddesk.knowledge_base.retriever import FaissRetriever
-from crowddesk.knowledge_base.lexical import LexicalStatistics
+from crowddesk.knowledge_base.lexical import CONTEXT_WEIGHT, LexicalStatistics
 from crowddesk.knowledge_base.segments import ANSWER_WEIGHT, DeltaSegment, SegmentedRetriever
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.types import Candidate, EntryStatus, KBEntry
@@ -90,13 +90,16 @@ class KnowledgeBase:
         *,
         lexical_weight: float,
         top_k: int,
+        context_weight: float = CONTEXT_WEIGHT,
         index: IndexSettings = IndexSettings(),
         index_dir: Path | None = None,
     ) -> None:
-        """`index_dir`, when given, keeps the base's FAISS index and position across restarts."""
+        """`context_weight`: of an entry's context words in its BM25 document (FaissRetriever).
+        `index_dir`, when given, keeps the base's FAISS index and position across restarts."""
         self.store = store
         self.encoder = encoder
         self.lexical_weight = lexical_weight
+        self.context_weight = context_weight
         self.top_k = top_k
         self.index_settings = index
         self.index_dir = index_dir
@@ -159,7 +162,7 @@ class KnowledgeBase:
         vectors = question_vectors(self.store, self.encoder, entries)
         retriever = FaissRetriever(
             entries, vectors, lexical_weight=self.lexical_weight, answer_weight=ANSWER_WEIGHT,
-            index=self.index_settings, index_dir=self.index_dir,
+            context_weight=self.context_weight, index=self.index_settings, index_dir=self.index_dir,
         )
         return _Base(retriever, retriever.lexical_statistics(), position, frozenset(entry.id for entry in entries))
 
@@ -175,7 +178,7 @@ class KnowledgeBase:
         vectors = [rows for _, rows in changed.values()]
         delta = DeltaSegment(
             entries, np.concatenate(vectors) if vectors else np.zeros((0, self.encoder.dimension)),
-            base.statistics, lexical_weight=self.lexical_weight,
+            base.statistics, lexical_weight=self.lexical_weight, context_weight=self.context_weight,
         )
         return _Segments(base, position, changed, hidden, SegmentedRetriever(base.retriever, delta, hidden))
 

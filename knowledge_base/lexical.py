@@ -2,9 +2,10 @@
 embeddings blur.
 
 One document per knowledge-base entry, made of its question variants (weight 1) and, optionally,
-its answer at a lower weight. Variants are numbered globally in document order then variant
-order (the same numbering as the retriever's vector rows), so a caller can leave single variants
-out of a query (`without_variants`, used for leave-one-out calibration).
+its answer and its context (the asker's thread body) at lower weights. Variants are numbered
+globally in document order then variant order (the same numbering as the retriever's vector
+rows), so a caller can leave single variants out of a query (`without_variants`, used for
+leave-one-out calibration).
 
 Score scale: a query's raw Okapi BM25 score (k1=1.2, b=0.75) is divided by the score that a
 document of average length containing every query term exactly once would get, i.e. the sum of
@@ -36,6 +37,12 @@ from scipy import sparse
 
 K1 = 1.2
 B = 0.75
+
+# The default weight of an entry's context words (a community thread's body; questions weigh 1),
+# `context_weight` in config.yml. On thread-style entries made from BANKING77 it raised recall@1
+# by 4-6 points at the same answered precision; 1.0 gained about a point more but cost precision
+# with long bodies (benchmarks/README.md, "Indexing the answer and thread body").
+CONTEXT_WEIGHT = 0.5
 
 # `search` reads at most this many postings (highest impacts first), which bounds its cost
 # whatever the size of the index; it stops earlier as soon as the top k are certain.
@@ -110,7 +117,8 @@ class LexicalStatistics:
 
 
 class LexicalIndex:
-    """Okapi BM25 over documents made of question variants plus an optionally down-weighted answer.
+    """Okapi BM25 over documents made of question variants plus an optionally down-weighted answer
+    and context.
 
     Immutable once built, so one index can serve many threads.
     """
@@ -121,14 +129,20 @@ class LexicalIndex:
         *,
         answers: Sequence[str] | None = None,
         answer_weight: float = 0.25,
+        contexts: Sequence[str] | None = None,
+        context_weight: float = CONTEXT_WEIGHT,
         postings_budget: int = POSTINGS_BUDGET,
     ) -> None:
-        if answers is not None and len(answers) != len(documents):
-            raise ValueError(
-                f"got {len(answers)} answers for {len(documents)} documents; need one per document"
-            )
-        if answer_weight < 0:
-            raise ValueError(f"answer_weight must be >= 0, got {answer_weight}")
+        """`answers` and `contexts` hold one text per document (or are None); their words count
+        `answer_weight` and `context_weight` times a question word's, 0 leaving them out."""
+        weighted_fields = {"answer": (answers, answer_weight), "context": (contexts, context_weight)}
+        for name, (texts, weight) in weighted_fields.items():
+            if texts is not None and len(texts) != len(documents):
+                raise ValueError(
+                    f"got {len(texts)} {name}s for {len(documents)} documents; need one per document"
+                )
+            if weight < 0:
+                raise ValueError(f"{name}_weight must be >= 0, got {weight}")
         if postings_budget < 1:
             raise ValueError(f"postings_budget must be >= 1, got {postings_budget}")
         self._postings_budget = postings_budget
@@ -136,9 +150,12 @@ class LexicalIndex:
         self._vocabulary: dict[str, int] = {}
         variant_texts = [text for variants in documents for text in variants]
         variant_tokens = self._token_ids(variant_texts)
-        answer_tokens = (
-            self._token_ids(answers) if answers is not None and answer_weight > 0 else None
-        )
+        # Every field is tokenized before any count matrix is built: their width is the vocabulary's.
+        field_tokens = [
+            (weight, self._token_ids(texts))
+            for texts, weight in weighted_fields.values()
+            if texts is not None and weight > 0
+        ]
         self._variant_tf = self._count_matrix(variant_tokens, len(variant_texts))
         self._variant_doc = np.repeat(
             np.arange(len(documents)), [len(variants) for variants in documents]
@@ -150,10 +167,8 @@ class LexicalIndex:
             shape=(len(documents), n_variants),
         )
         doc_tf = membership @ self._variant_tf
-        if answer_tokens is not None:
-            doc_tf = doc_tf + np.float32(answer_weight) * self._count_matrix(
-                answer_tokens, len(documents)
-            )
+        for weight, tokens in field_tokens:
+            doc_tf = doc_tf + np.float32(weight) * self._count_matrix(tokens, len(documents))
         # Document-major: a document's terms and frequencies, to score given documents exactly.
         self._doc_terms = sparse.csr_matrix(doc_tf, dtype=np.float32)
         self._doc_terms.sort_indices()

@@ -7,7 +7,10 @@ over the entry's variants with the entry's normalised BM25 score:
     score = (1 - lexical_weight) * clip(max cosine, 0, 1) + lexical_weight * bm25 + quality prior
 
 where the quality prior (quality.py, at most 0.03) puts accepted and well-voted community
-answers first among near-equal matches.
+answers first among near-equal matches. An entry's BM25 document also holds its answer and its
+context (a thread's body) at lower weights. Only questions have vectors: FAISS rows for answers
+and bodies gained more on thread-style test data but wait for a real community dump to confirm
+it (benchmarks/README.md, "Indexing the answer and thread body").
 
 Taking the MAX over variants (not the mean) keeps an entry with a single question, as imported
 from one community thread, as answerable as one with twenty paraphrases.
@@ -19,14 +22,14 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from crowddesk.knowledge_base.dense import DenseIndex, IndexSettings, normalised_rows
-from crowddesk.knowledge_base.lexical import LexicalIndex, LexicalStatistics
+from crowddesk.knowledge_base.lexical import CONTEXT_WEIGHT, LexicalIndex, LexicalStatistics
 from crowddesk.knowledge_base.quality import quality_prior
 from crowddesk.knowledge_base.types import Candidate, KBEntry
 
@@ -48,6 +51,7 @@ class Retriever(Protocol):
         *,
         top_k: int = 5,
         exclude_question: str | None = None,
+        exclude_entry: str | None = None,
     ) -> list[Candidate]: ...
 
 
@@ -66,13 +70,15 @@ class FaissRetriever:
         *,
         lexical_weight: float = 0.35,
         answer_weight: float = 0.25,
+        context_weight: float = CONTEXT_WEIGHT,
         index: IndexSettings = IndexSettings(),
         index_dir: Path | None = None,
     ) -> None:
         """`question_vectors` has one row per question variant, in entry order then question order.
 
         `answer_weight` is the weight of an entry's answer words in its lexical document (its
-        questions weigh 1); 0 leaves answers out of the lexical signal. `index` chooses the
+        questions weigh 1); 0 leaves answers out of the lexical signal. `context_weight` is the
+        weight of its context words (a community thread's body) there. `index` chooses the
         FAISS index; with `index_dir` it is saved there and reused while the vectors and
         settings stay the same.
         """
@@ -96,6 +102,8 @@ class FaissRetriever:
             [entry.questions for entry in self._entries],
             answers=[entry.answer for entry in self._entries],
             answer_weight=answer_weight,
+            contexts=[entry.context for entry in self._entries],
+            context_weight=context_weight,
         )
         # The index keeps the only copy of the (normalised) vectors: at a million variants a
         # second one would cost gigabytes.
@@ -108,6 +116,10 @@ class FaissRetriever:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, entry_id: object) -> bool:
+        """Whether this index holds an entry with that id."""
+        return entry_id in self._position
+
     @property
     def dimension(self) -> int:
         return self._dimension
@@ -118,8 +130,11 @@ class FaissRetriever:
         return self._index.kind
 
     def entry(self, entry_id: str) -> KBEntry:
+        return self._entries[self._position_of(entry_id)]
+
+    def _position_of(self, entry_id: str) -> int:
         try:
-            return self._entries[self._position[entry_id]]
+            return self._position[entry_id]
         except KeyError:
             raise KeyError(f"no knowledge-base entry with id {entry_id!r} in this index") from None
 
@@ -130,14 +145,18 @@ class FaissRetriever:
         *,
         top_k: int = 5,
         exclude_question: str | None = None,
+        exclude_entry: str | None = None,
     ) -> list[Candidate]:
         """The `top_k` best entries for one query, best first.
 
         Variants equal to `exclude_question` (case- and whitespace-insensitive) are ignored on
-        both the dense and the lexical side, so a known question does not match itself.
+        both the dense and the lexical side, so a known question does not match itself. Every
+        variant of the entry `exclude_entry` is ignored too, so the query ranks the others as if
+        that entry did not exist.
         """
         return self.search_many(
-            [text], np.asarray(vector).reshape(1, -1), top_k=top_k, exclude_questions=[exclude_question]
+            [text], np.asarray(vector).reshape(1, -1), top_k=top_k,
+            exclude_questions=[exclude_question], exclude_entries=[exclude_entry],
         )[0]
 
     def search_many(
@@ -147,17 +166,27 @@ class FaissRetriever:
         top_k: int = 5,
         *,
         exclude_questions: Sequence[str | None] | None = None,
+        exclude_entries: Sequence[str | None] | None = None,
+        absent_entries: Collection[str] = (),
     ) -> list[list[Candidate]]:
-        """`search` for many queries at once, with a single batched FAISS search."""
+        """`search` for many queries at once, with a single batched FAISS search.
+
+        `exclude_questions` and `exclude_entries` hold one item per query (see `search`);
+        `absent_entries` are left out of every query's ranking, as if the index lacked them (but
+        for BM25's collection statistics, which keep counting whatever is left out: lexical.py).
+        """
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
         vectors = np.asarray(vectors, dtype=np.float32)
         if exclude_questions is None:
             exclude_questions = [None] * len(texts)
-        if not len(texts) == len(vectors) == len(exclude_questions):
+        if exclude_entries is None:
+            exclude_entries = [None] * len(texts)
+        if not len(texts) == len(vectors) == len(exclude_questions) == len(exclude_entries):
             raise ValueError(
-                f"search_many needs as many vectors ({len(vectors)}) and exclude_questions "
-                f"({len(exclude_questions)}) as texts ({len(texts)})"
+                f"search_many needs as many vectors ({len(vectors)}), exclude_questions "
+                f"({len(exclude_questions)}) and exclude_entries ({len(exclude_entries)}) "
+                f"as texts ({len(texts)})"
             )
         if not self._entries or not len(texts):
             return [[] for _ in texts]
@@ -167,7 +196,13 @@ class FaissRetriever:
                 f"query vectors have dimension {queries.shape[1]}, the index has {self.dimension}"
             )
 
-        excluded = [self._excluded_rows(question) for question in exclude_questions]
+        absent = frozenset(absent_entries)
+        absent_rows = self._entry_rows(absent)
+        left_out = [absent if entry is None else absent | {entry} for entry in exclude_entries]
+        excluded = [
+            self._question_rows(question) | absent_rows | self._entry_rows(entries - absent)
+            for question, entries in zip(exclude_questions, left_out)
+        ]
         hit_count = min(
             top_k * HITS_PER_CANDIDATE + max(len(rows) for rows in excluded),
             MAX_DENSE_HITS,
@@ -175,7 +210,7 @@ class FaissRetriever:
         )
         similarities, rows = self._index.search(queries, hit_count)
         return [
-            self._rank(texts[i], queries[i], rows[i], similarities[i], excluded[i], top_k)
+            self._rank(texts[i], queries[i], rows[i], similarities[i], excluded[i], top_k, len(left_out[i]))
             for i in range(len(texts))
         ]
 
@@ -187,10 +222,13 @@ class FaissRetriever:
         hit_similarities: np.ndarray,
         excluded: frozenset[int],
         top_k: int,
+        entries_left_out: int,
     ) -> list[Candidate]:
         best = self._best_per_entry(hit_rows.tolist(), hit_similarities.tolist(), excluded)
+        # An entry left out whole still matches lexically through its answer or context (and is
+        # dropped below), so each may take a lexical hit: ask for as many more.
         lexical_hits = self._lexical.search(
-            text, top_k * LEXICAL_HITS_PER_CANDIDATE, without_variants=excluded
+            text, top_k * LEXICAL_HITS_PER_CANDIDATE + entries_left_out, without_variants=excluded
         )
         best.update(self._exact_dense([e for e, _ in lexical_hits if e not in best], query, excluded))
 
@@ -246,10 +284,19 @@ class FaissRetriever:
         similarities = self._index.vectors(np.array(rows, dtype=np.int64)) @ query
         return self._best_per_entry(rows, similarities.tolist(), excluded)
 
-    def _excluded_rows(self, question: str | None) -> frozenset[int]:
+    def _question_rows(self, question: str | None) -> frozenset[int]:
+        """The rows of the variants equal to `question` (none for None)."""
         if question is None:
             return frozenset()
         return frozenset(self._rows_by_question().get(normalise_question(question), ()))
+
+    def _entry_rows(self, entry_ids: Iterable[str]) -> frozenset[int]:
+        """The rows of every variant of the given entries."""
+        rows: set[int] = set()
+        for entry_id in entry_ids:
+            position = self._position_of(entry_id)
+            rows.update(range(self._entry_start[position], self._entry_start[position + 1]))
+        return frozenset(rows)
 
     def _rows_by_question(self) -> dict[str, list[int]]:
         """Rows of each normalised question text, built on first use: only leave-one-out

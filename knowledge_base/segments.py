@@ -21,12 +21,12 @@ and the rankings equal a full rebuild's; benchmarks/kb_incremental.py compares t
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
 from crowddesk.knowledge_base.dense import DenseIndex, IndexSettings, normalised_rows
-from crowddesk.knowledge_base.lexical import B, K1, LexicalStatistics, idf, tokenize
+from crowddesk.knowledge_base.lexical import B, CONTEXT_WEIGHT, K1, LexicalStatistics, idf, tokenize
 from crowddesk.knowledge_base.quality import quality_prior
 from crowddesk.knowledge_base.retriever import FaissRetriever
 from crowddesk.knowledge_base.types import Candidate, KBEntry
@@ -35,14 +35,16 @@ from crowddesk.knowledge_base.types import Candidate, KBEntry
 ANSWER_WEIGHT = 0.25
 
 
-def lexical_document(entry: KBEntry) -> Counter[str]:
+def lexical_document(entry: KBEntry, context_weight: float = CONTEXT_WEIGHT) -> Counter[str]:
     """Term frequencies of an entry's BM25 document, as LexicalIndex counts them: each question
-    variant's words weigh 1, the answer's ANSWER_WEIGHT."""
+    variant's words weigh 1, the answer's ANSWER_WEIGHT, the context's `context_weight`."""
     terms: Counter[str] = Counter()
     for question in entry.questions:
         terms.update(tokenize(question))
-    for term in tokenize(entry.answer):
-        terms[term] += ANSWER_WEIGHT
+    for text, weight in ((entry.answer, ANSWER_WEIGHT), (entry.context, context_weight)):
+        if weight > 0:
+            for term in tokenize(text):
+                terms[term] += weight
     return terms
 
 
@@ -56,8 +58,10 @@ class DeltaSegment:
         base_statistics: LexicalStatistics,
         *,
         lexical_weight: float,
+        context_weight: float = CONTEXT_WEIGHT,
     ) -> None:
-        """`question_vectors`: one row per question variant, in entry then question order."""
+        """`question_vectors`: one row per question variant, in entry then question order;
+        `context_weight` must be the base's, so both score on one scale."""
         self._entries = list(entries)
         counts = [len(entry.questions) for entry in self._entries]
         if len(question_vectors) != sum(counts):
@@ -67,7 +71,7 @@ class DeltaSegment:
         self._starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
         self._lexical_weight = lexical_weight
         self._prior = np.array([quality_prior(entry) for entry in self._entries])
-        documents = [lexical_document(entry) for entry in self._entries]
+        documents = [lexical_document(entry, context_weight) for entry in self._entries]
         self._lengths = np.array([sum(document.values()) for document in documents])
         postings: dict[str, tuple[list[int], list[float]]] = {}
         for position, document in enumerate(documents):
@@ -93,8 +97,9 @@ class DeltaSegment:
     def entries(self) -> list[KBEntry]:
         return list(self._entries)
 
-    def search(self, text: str, query: np.ndarray, top_k: int) -> list[Candidate]:
-        """The `top_k` best entries for a normalised query vector, best first."""
+    def search(self, text: str, query: np.ndarray, top_k: int, *,
+               without: Collection[str] = ()) -> list[Candidate]:
+        """The `top_k` best entries for a normalised query vector, best first, none of `without`."""
         if self._index is None:
             return []
         found, rows = self._index.search(query.reshape(1, -1), self._index.rows)
@@ -103,8 +108,9 @@ class DeltaSegment:
         dense = np.clip(np.maximum.reduceat(similarities, self._starts[:-1]), 0.0, 1.0)
         lexical = self._lexical_scores(text)
         scores = (1.0 - self._lexical_weight) * dense + self._lexical_weight * lexical + self._prior
+        ranked = [i for i in np.lexsort((self._id_rank, -scores)).tolist() if self._entries[i].id not in without]
         candidates = []
-        for i in np.lexsort((self._id_rank, -scores))[:top_k].tolist():
+        for i in ranked[:top_k]:
             start, end = self._starts[i], self._starts[i + 1]
             matched = int(np.argmax(similarities[start:end]))
             candidates.append(Candidate(
@@ -159,28 +165,57 @@ class SegmentedRetriever:
             raise KeyError(f"no knowledge-base entry with id {entry_id!r} in this index")
         return self._base.entry(entry_id)
 
-    def search(self, text: str, vector: np.ndarray, *, top_k: int = 5) -> list[Candidate]:
-        """The `top_k` best entries for one query, best first."""
-        return self.search_many([text], np.asarray(vector).reshape(1, -1), top_k)[0]
+    def search(self, text: str, vector: np.ndarray, *, top_k: int = 5,
+               exclude_entry: str | None = None) -> list[Candidate]:
+        """The `top_k` best entries for one query, best first, ranked as if `exclude_entry`
+        did not exist."""
+        vectors = np.asarray(vector).reshape(1, -1)
+        return self.search_many([text], vectors, top_k, exclude_entries=[exclude_entry])[0]
 
-    def search_many(self, texts: Sequence[str], vectors: np.ndarray, top_k: int = 5) -> list[list[Candidate]]:
-        """`search` for many queries at once."""
+    def search_many(
+        self,
+        texts: Sequence[str],
+        vectors: np.ndarray,
+        top_k: int = 5,
+        *,
+        exclude_entries: Sequence[str | None] | None = None,
+        absent_entries: Collection[str] = (),
+    ) -> list[list[Candidate]]:
+        """`search` for many queries at once; as FaissRetriever.search_many, `exclude_entries`
+        has one item per query and `absent_entries` are left out of every query's ranking."""
+        if exclude_entries is None:
+            exclude_entries = [None] * len(texts)
+        if len(exclude_entries) != len(texts):
+            raise ValueError(f"search_many needs as many exclude_entries ({len(exclude_entries)}) "
+                             f"as texts ({len(texts)})")
+        absent = frozenset(absent_entries)
+        left_out = [absent if entry is None else absent | {entry} for entry in exclude_entries]
+        for entry_id in frozenset().union(*left_out):
+            self.entry(entry_id)  # a clear KeyError for an id this index does not serve
         vectors = np.asarray(vectors, dtype=np.float32)
-        from_base = self._base_search(texts, vectors, top_k)
+        from_base = self._base_search(texts, vectors, top_k, exclude_entries, absent)
         if not len(self._delta):
             return from_base
         queries = normalised_rows(vectors, "query vectors")
         return [
-            sorted(base + self._delta.search(text, query, top_k), key=lambda c: (-c.score, c.entry_id))[:top_k]
-            for text, query, base in zip(texts, queries, from_base)
+            sorted(base + self._delta.search(text, query, top_k, without=without),
+                   key=lambda c: (-c.score, c.entry_id))[:top_k]
+            for text, query, base, without in zip(texts, queries, from_base, left_out)
         ]
 
-    def _base_search(self, texts: Sequence[str], vectors: np.ndarray, top_k: int) -> list[list[Candidate]]:
+    def _base_search(self, texts: Sequence[str], vectors: np.ndarray, top_k: int,
+                     exclude_entries: Sequence[str | None], absent: frozenset[str]) -> list[list[Candidate]]:
         """The base's `top_k` best per query without hidden entries, asking it for more while
-        hidden ones crowd them out."""
+        hidden ones crowd them out. The base leaves out the given entries it holds (a stale copy
+        of a changed entry included); the others are the delta's."""
+        base = self._base
         wanted = top_k
         while True:
-            found = self._base.search_many(texts, vectors, wanted)
+            found = base.search_many(
+                texts, vectors, wanted,
+                exclude_entries=[entry if entry in base else None for entry in exclude_entries],
+                absent_entries=[entry for entry in absent if entry in base],
+            )
             visible = [[c for c in candidates if c.entry_id not in self._hidden] for candidates in found]
             # Short of top_k because hidden entries were dropped: a deeper search may find more.
             crowded = any(len(v) < min(top_k, len(f)) for v, f in zip(visible, found))

@@ -102,41 +102,51 @@ def expected_calibration_error(probs: np.ndarray, labels_idx: np.ndarray, bins: 
     return float(error)
 
 
-def _check_pairs(confidences: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _check_pairs(
+    confidences: np.ndarray, correct: np.ndarray, weights: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     conf = np.asarray(confidences, dtype=np.float64)
     ok = np.asarray(correct, dtype=bool)
-    if conf.ndim != 1 or ok.shape != conf.shape:
+    weight = np.ones(conf.shape) if weights is None else np.asarray(weights, dtype=np.float64)
+    if conf.ndim != 1 or ok.shape != conf.shape or weight.shape != conf.shape:
         raise ValueError(
-            f"confidences and correct must be 1-d and the same length, got {conf.shape} and "
-            f"{ok.shape}"
+            f"confidences, correct and weights must be 1-d and the same length, got {conf.shape}, "
+            f"{ok.shape} and {weight.shape}"
         )
     if not np.all(np.isfinite(conf)):
         raise ValueError("confidences must be finite")
-    return conf, ok
+    if not np.all(np.isfinite(weight)) or np.any(weight < 0):
+        raise ValueError("weights must be finite and >= 0")
+    return conf, ok, weight
 
 
-def precision_curve(confidences: np.ndarray, correct: np.ndarray) -> list[OperatingPoint]:
+def precision_curve(
+    confidences: np.ndarray, correct: np.ndarray, weights: np.ndarray | None = None
+) -> list[OperatingPoint]:
     """One operating point per distinct confidence, strictest (highest threshold) first.
 
-    The precision at threshold t is over every prediction with confidence >= t. No predictions,
-    no points.
+    The precision at threshold t is over every prediction with confidence >= t. `weights` make
+    some predictions count more in the shares and precisions (e.g. held-out topics weighted to
+    their expected share of traffic); `answered` and `total` stay counts. No predictions, no
+    points.
     """
-    conf, ok = _check_pairs(confidences, correct)
+    conf, ok, weight = _check_pairs(confidences, correct, weights)
     if conf.size == 0:
         return []
     order = np.argsort(-conf, kind="stable")
-    conf, ok = conf[order], ok[order]
-    answered = np.arange(1, len(conf) + 1)
-    right = np.cumsum(ok)
+    conf, ok, weight = conf[order], ok[order], weight[order]
+    answered_weight = np.cumsum(weight)
+    right_weight = np.cumsum(weight * ok)
     # The last position of each run of equal confidences: all of them are answered together.
     run_ends = np.flatnonzero(np.append(conf[1:] != conf[:-1], True))
-    total = len(conf)
+    total, total_weight = len(conf), float(answered_weight[-1])
     return [
         OperatingPoint(
             threshold=float(conf[i]),
-            answered_share=float(answered[i] / total),
-            precision=float(right[i] / answered[i]),
-            answered=int(answered[i]),
+            answered_share=float(answered_weight[i] / total_weight) if total_weight else 0.0,
+            # Only zero-weight predictions answered so far: none of them can be wrong.
+            precision=float(right_weight[i] / answered_weight[i]) if answered_weight[i] else 1.0,
+            answered=int(i + 1),
             total=total,
         )
         for i in run_ends
@@ -149,6 +159,7 @@ def choose_threshold(
     target_precision: float,
     *,
     min_answered: int = 5,
+    weights: np.ndarray | None = None,
 ) -> OperatingPoint:
     """Lowest threshold whose answered set reaches the target precision (answer when conf >= t).
 
@@ -164,7 +175,7 @@ def choose_threshold(
         raise ValueError(f"target_precision must be in (0, 1], got {target_precision}")
     if min_answered < 1:
         raise ValueError(f"min_answered must be >= 1, got {min_answered}")
-    curve = precision_curve(confidences, correct)
+    curve = precision_curve(confidences, correct, weights)
     chosen: OperatingPoint | None = None
     for point in curve:
         if point.answered < min_answered:

@@ -1,4 +1,5 @@
-"""Intent classifier: logistic regression over embeddings (+ TF-IDF) with temperature calibration.
+"""Intent classifier: logistic regression over embeddings (+ TF-IDF) with temperature calibration,
+and an open-set calibration of its confidences (`nlu/open_set.py`).
 
 Saved as numpy .npz + JSON, never pickle, so an artifact can't run code when loaded.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -21,8 +22,15 @@ from sklearn.linear_model import LogisticRegression
 
 from crowddesk.nlu.calibration import fit_temperature, softmax
 from crowddesk.nlu.lexical import LexicalFeatures
+from crowddesk.nlu.nearest_examples import NearestExamples
+from crowddesk.nlu.open_set import (
+    HeldOutScores,
+    KnownTopicCalibration,
+    fit_known_topic_calibration,
+    traffic_weights,
+)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SETTINGS_FILE = "intent_classifier.json"
 ARRAYS_FILE = "intent_classifier.npz"
 # lbfgs on unit-norm features converges in a few hundred iterations; the margin avoids a
@@ -117,6 +125,42 @@ def _lexical_rows(lexical: LexicalFeatures | None, texts: Sequence[str]) -> spar
     return None if lexical is None else lexical.transform(texts)
 
 
+@dataclass(frozen=True)
+class _HeldOut:
+    """Predictions for training examples by models not fitted on them: logits, and each example's
+    similarity to the nearest example of every class those models learned from."""
+
+    rows: np.ndarray  # indices of the examples
+    logits: np.ndarray  # (len(rows), classes)
+    nearest: np.ndarray  # (len(rows), classes)
+
+    @classmethod
+    def joined(cls, parts: Sequence[_HeldOut], n_classes: int) -> _HeldOut:
+        if not parts:
+            return cls(np.zeros(0, dtype=np.int64), np.zeros((0, n_classes)), np.zeros((0, n_classes)))
+        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("rows", "logits", "nearest")))
+
+    def in_row_order(self) -> _HeldOut:
+        order = np.argsort(self.rows, kind="stable")
+        return _HeldOut(self.rows[order], self.logits[order], self.nearest[order])
+
+    def nearest_to_top(self, probabilities: np.ndarray) -> np.ndarray:
+        """Per example, the similarity to the nearest example of its most probable class."""
+        return self.nearest[np.arange(len(self.rows)), probabilities.argmax(axis=1)]
+
+
+def _predict_held_out(
+    model: tuple[LexicalFeatures | None, _LinearHead], held: np.ndarray, texts: Sequence[str],
+    embeddings: np.ndarray, label_idx: np.ndarray, n_classes: int,
+) -> _HeldOut:
+    """`model` (fitted on the examples outside the mask `held`) on the examples inside it."""
+    rows = np.flatnonzero(held)
+    lexical, head = model
+    logits = head.logits(embeddings[rows], _lexical_rows(lexical, [texts[i] for i in rows]))
+    nearest = NearestExamples(embeddings[~held], label_idx[~held], n_classes).similarity(embeddings[rows])
+    return _HeldOut(rows, logits, nearest)
+
+
 def stratified_folds(label_idx: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
     """Fold number per example, each class dealt round-robin over the folds.
 
@@ -135,8 +179,44 @@ def stratified_folds(label_idx: np.ndarray, n_folds: int, seed: int) -> np.ndarr
     return folds
 
 
+def intent_groups(
+    n_classes: int, n_groups: int, seed: int, always_trained: frozenset[int]
+) -> list[np.ndarray]:
+    """Classes split into up to `n_groups` groups to hold out, one group per model; classes in
+    `always_trained` are never held out. Empty when holding out a group would leave fewer than two
+    classes to learn."""
+    eligible = np.random.default_rng(seed).permutation(
+        [c for c in range(n_classes) if c not in always_trained]
+    )
+    groups = [group for group in np.array_split(eligible, min(n_groups, len(eligible))) if len(group)]
+    if not groups or n_classes - max(len(group) for group in groups) < 2:
+        return []
+    return groups
+
+
+@dataclass(frozen=True)
+class OutOfFold:
+    """Held-out predictions made while training, for choosing thresholds without refitting.
+
+    Every example is predicted by a model not fitted on it (`probabilities`, and `confidences`,
+    the open-set calibrated view the bot acts on). Examples in `unseen_rows` are predicted once
+    more by a model that never learned their intent: what a topic nobody trained on looks like.
+    One such prediction weighs `unseen_weight` against a known-topic prediction's 1, so that
+    unseen topics make up the configured share of traffic.
+    """
+
+    probabilities: np.ndarray  # (n, classes)
+    confidences: np.ndarray  # (n, classes)
+    unseen_rows: np.ndarray  # indices into the training examples
+    unseen_probabilities: np.ndarray  # (len(unseen_rows), classes)
+    unseen_confidences: np.ndarray  # (len(unseen_rows), classes)
+    unseen_weight: float
+
+
 class CalibratedIntentClassifier:
-    """Ranks intents for a message; `predict_proba` returns temperature-calibrated probabilities."""
+    """Ranks intents for a message: `predict_proba` gives temperature-calibrated probabilities,
+    `predict` also the open-set confidences (how likely the answer is right, unseen topics
+    included)."""
 
     def __init__(
         self,
@@ -159,6 +239,8 @@ class CalibratedIntentClassifier:
         self._embedding_dim = 0
         self._lexical: LexicalFeatures | None = None
         self._head: _LinearHead | None = None
+        self._nearest: NearestExamples | None = None
+        self.known_topic = KnownTopicCalibration.identity()
 
     # ---- training -----------------------------------------------------------------------
 
@@ -169,9 +251,18 @@ class CalibratedIntentClassifier:
         labels: Sequence[str],
         *,
         progress: Callable[[str], None] | None = None,
-    ) -> np.ndarray:
-        """Train; returns the OUT-OF-FOLD calibrated probabilities (n, len(classes)) so callers
-        can choose thresholds on held-out predictions without refitting."""
+        unseen_topic_share: float = 0.0,
+        target_precision: float = 0.95,
+        always_trained: Collection[str] = (),
+    ) -> OutOfFold:
+        """Train, and return held-out predictions of every example (see `OutOfFold`).
+
+        With `unseen_topic_share` > 0, whole groups of intents (never one of `always_trained`)
+        are also held out, one model per group, and the open-set calibration is fitted on the
+        mix: `target_precision` picks how much the distance to the nearest training example
+        counts."""
+        if not 0.0 <= unseen_topic_share < 1.0:
+            raise ValueError(f"unseen_topic_share must be in [0, 1), got {unseen_topic_share}")
         texts = list(texts)
         embeddings = self._check_inputs(texts, embeddings, expected_dim=None)
         if len(labels) != len(texts):
@@ -187,10 +278,18 @@ class CalibratedIntentClassifier:
 
         n_folds = min(self.calibration_folds, len(texts))  # every fold gets an example
         folds = stratified_folds(label_idx, n_folds, self.random_state)
-        # The fold models and the final model are independent: fit them side by side.
-        subsets = [folds != fold for fold in range(n_folds)] + [np.ones(len(texts), dtype=bool)]
+        groups = intent_groups(
+            len(classes), self.calibration_folds, self.random_state,
+            frozenset(class_index[name] for name in always_trained if name in class_index),
+        ) if unseen_topic_share > 0 else []
+        group_members = [np.isin(label_idx, group) for group in groups]
+        # The fold models, the models without a group of intents and the final model are
+        # independent: fit them side by side.
+        subsets = ([folds != fold for fold in range(n_folds)] + [~members for members in group_members]
+                   + [np.ones(len(texts), dtype=bool)])
         workers = min(len(subsets), os.cpu_count() or 1)
-        report(f"fitting {n_folds} calibration folds and the final model on {workers} cores")
+        without_groups = f", {len(groups)} models each without a group of intents," if groups else ""
+        report(f"fitting {n_folds} calibration folds{without_groups} and the final model on {workers} cores")
         fitted = Parallel(n_jobs=workers)(
             delayed(_fit_parts)(
                 [t for t, keep in zip(texts, subset) if keep],
@@ -202,27 +301,56 @@ class CalibratedIntentClassifier:
             )
             for subset in subsets
         )
-        oof_logits = np.full((len(texts), len(classes)), -np.inf)
-        for fold, (lexical, head) in enumerate(fitted[:n_folds]):
-            held_out = folds == fold
-            held_out_texts = [t for t, keep in zip(texts, held_out) if keep]
-            oof_logits[held_out] = head.logits(
-                embeddings[held_out], _lexical_rows(lexical, held_out_texts)
-            )
+        def predicted(models: Sequence[tuple[LexicalFeatures | None, _LinearHead]],
+                      held: Sequence[np.ndarray]) -> _HeldOut:
+            return _HeldOut.joined(
+                [_predict_held_out(model, rows, texts, embeddings, label_idx, len(classes))
+                 for model, rows in zip(models, held)], len(classes))
+
+        seen = predicted(fitted[:n_folds], [folds == fold for fold in range(n_folds)]).in_row_order()
+        unseen = predicted(fitted[n_folds:-1], group_members)
 
         # An example whose class was missing from its fold's training part has no finite logit
         # for its label; it says nothing about temperature, but stays in the returned (honest)
         # out-of-fold probabilities as a miss.
-        rows = np.arange(len(texts))
-        usable = np.isfinite(oof_logits[rows, label_idx])
+        usable = np.isfinite(seen.logits[np.arange(len(texts)), label_idx])
         self.temperature = (
-            fit_temperature(oof_logits[usable], label_idx[usable]) if usable.any() else 1.0
+            fit_temperature(seen.logits[usable], label_idx[usable]) if usable.any() else 1.0
         )
+        probabilities = softmax(seen.logits, self.temperature)
+        unseen_probabilities = softmax(unseen.logits, self.temperature)
+        seen_nearest, unseen_nearest = seen.nearest_to_top(probabilities), unseen.nearest_to_top(unseen_probabilities)
+
+        # No unseen topics expected (or too few intents to hold any out): the temperature-scaled
+        # probabilities are the confidences, as they are calibrated on known topics.
+        seen_weight, unseen_weight = traffic_weights(len(texts), len(unseen.rows), unseen_topic_share)
+        self.known_topic = KnownTopicCalibration.identity() if not groups else fit_known_topic_calibration(
+            HeldOutScores(
+                top_probability=np.concatenate([probabilities.max(axis=1), unseen_probabilities.max(axis=1)]),
+                nearest=np.concatenate([seen_nearest, unseen_nearest]),
+                correct=np.concatenate([probabilities.argmax(axis=1) == label_idx,
+                                        np.zeros(len(unseen.rows), dtype=bool)]),
+                weights=np.concatenate([np.full(len(texts), seen_weight), np.full(len(unseen.rows), unseen_weight)]),
+            ),
+            target_precision,
+        )
+        if groups:
+            report(f"open-set calibration: {len(unseen.rows)} messages of held-out intents weighted to "
+                   f"{unseen_topic_share:.0%} of traffic; nearest-example exponent "
+                   f"{self.known_topic.exponent:g}")
 
         self.classes = classes
         self._embedding_dim = embeddings.shape[1]
-        self._lexical, self._head = fitted[n_folds]
-        return softmax(oof_logits, self.temperature)
+        self._lexical, self._head = fitted[-1]
+        self._nearest = NearestExamples(embeddings, label_idx, len(classes))
+        return OutOfFold(
+            probabilities=probabilities,
+            confidences=self.known_topic(probabilities, seen_nearest),
+            unseen_rows=unseen.rows,
+            unseen_probabilities=unseen_probabilities,
+            unseen_confidences=self.known_topic(unseen_probabilities, unseen_nearest),
+            unseen_weight=unseen_weight,
+        )
 
     @staticmethod
     def _check_inputs(
@@ -253,6 +381,16 @@ class CalibratedIntentClassifier:
         logits = self._head.logits(embeddings, _lexical_rows(self._lexical, texts))
         return softmax(logits, self.temperature)
 
+    def predict(self, texts: Sequence[str], embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, confidences), both (n, len(classes)): the confidences are the open-set
+        calibrated "probability this intent's answer is right", in the same order per row."""
+        probabilities = self.predict_proba(texts, embeddings)
+        if not len(probabilities) or self._nearest is None:
+            return probabilities, probabilities
+        top = probabilities.argmax(axis=1)
+        nearest = self._nearest.similarity(embeddings)[np.arange(len(top)), top]
+        return probabilities, self.known_topic(probabilities, nearest)
+
     # ---- persistence --------------------------------------------------------------------
 
     def save(self, directory: Path) -> None:
@@ -264,6 +402,9 @@ class CalibratedIntentClassifier:
             "coef": self._head.coef,
             "intercept": self._head.intercept,
         }
+        if self._nearest is not None:
+            arrays["example_vectors"] = self._nearest.vectors
+            arrays["example_labels"] = self._nearest.label_idx
         settings: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "classes": self.classes,
@@ -273,6 +414,8 @@ class CalibratedIntentClassifier:
             "regularization": self.regularization,
             "calibration_folds": self.calibration_folds,
             "random_state": self.random_state,
+            "known_topic": {"exponent": self.known_topic.exponent, "scores": list(self.known_topic.scores),
+                            "probabilities": list(self.known_topic.probabilities)},
         }
         if self._lexical is not None:
             settings["lexical_vocabularies"] = self._lexical.vocabularies()
@@ -343,4 +486,17 @@ class CalibratedIntentClassifier:
         if not classifier.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {classifier.temperature}")
         classifier._head = _LinearHead(coef, intercept)
+        known = settings["known_topic"]
+        classifier.known_topic = KnownTopicCalibration(
+            float(known["exponent"]), tuple(map(float, known["scores"])), tuple(map(float, known["probabilities"]))
+        )
+        if len(classifier.known_topic.scores) != len(classifier.known_topic.probabilities):
+            raise ValueError("known_topic scores and probabilities differ in length")
+        if "example_vectors" in arrays:
+            vectors, example_labels = arrays["example_vectors"], arrays["example_labels"]
+            if vectors.ndim != 2 or vectors.shape[1] != classifier._embedding_dim \
+                    or example_labels.shape != (len(vectors),):
+                raise ValueError(f"example_vectors {vectors.shape} / example_labels {example_labels.shape} "
+                                 f"do not match embedding dimension {classifier._embedding_dim}")
+            classifier._nearest = NearestExamples(vectors, example_labels, len(classifier.classes))
         return classifier

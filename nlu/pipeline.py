@@ -42,10 +42,11 @@ class NLUPipeline:
             intent = IntentScore(payload.intent, 1.0)
             return Understanding(Parse(text, intent, [intent], entities), None, True)
         vector = self.encoder.encode([text])
-        probabilities = self.classifier.predict_proba([text], vector)[0]
-        order = np.argsort(-probabilities)[:RANKING_SIZE]
+        probabilities, confidences = self.classifier.predict([text], vector)
+        # Ranked by probability; the open-set confidence keeps that order within a message.
+        order = np.argsort(-probabilities[0])[:RANKING_SIZE]
         ranking = [
-            IntentScore(self.classifier.classes[i], float(probabilities[i])) for i in order
+            IntentScore(self.classifier.classes[i], float(confidences[0, i])) for i in order
         ]
         parse = Parse(text, ranking[0], ranking, self.entities.extract(text))
         return Understanding(parse, vector[0], False)

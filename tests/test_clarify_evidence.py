@@ -21,16 +21,12 @@ UNRELATED_TOPICS = [
     "I want to complain about your mortgage rates",
     "do you sell home insurance?",
     "can you lend me money for a new kitchen?",
-    pytest.param(
-        "what's the interest rate on your ISA?",
-        # The classifier gives exchange_rate 0.89 (answering needs 0.90) and the retriever 0.18:
-        # over-confidence on an unseen topic, which the open-set threshold work must fix.
-        marks=pytest.mark.xfail(strict=True, reason="classifier over-confident on an unseen topic"),
-    ),
+    # The classifier alone gave exchange_rate 0.89 here when calibrated on known topics only.
+    "what's the interest rate on your ISA?",
     "can I pay my council tax through you?",
 ]
 # Vague messages with a right answer among a few close ones.
-NEAR_MISSES = ["my card", "help with exchange"]
+NEAR_MISSES = ["help with my card", "top up"]
 
 
 def desk_ticket(client: TestClient, sender: str) -> dict[str, Any]:
@@ -86,11 +82,23 @@ def test_the_desk_suggests_no_answers_without_evidence(demo_client: TestClient) 
 
 def test_the_desk_suggests_answers_with_evidence(demo_client: TestClient) -> None:
     sender = f"vague-{uuid.uuid4().hex[:8]}"
-    say(demo_client, "my card", sender)
-    say(demo_client, "my card", sender)  # a second clarification in a row goes to a person
+    say(demo_client, "top up", sender)
+    say(demo_client, "help with my card", sender)  # a second clarification in a row goes to a person
     packet = desk_ticket(demo_client, sender)["packet"]
     assert packet["reason"] == "failed_turns"
     floor = policy_of(demo_client).thresholds.clarify_floor
     suggested = packet["kb_candidates"]
-    assert suggested and all(c["confidence"] >= floor for c in suggested)
-    assert "faq/card_arrival" in [c["id"] for c in suggested]
+    assert suggested and all(c["confidence"] >= round(floor, 4) for c in suggested)  # shown to 4 places
+    assert "faq/lost_or_stolen_card" in [c["id"] for c in suggested]
+
+
+def test_a_card_order_question_is_not_answered_from_a_neighbouring_faq_entry(demo_client: TestClient) -> None:
+    """The classifier says track_card_delivery (a custom action), the retriever alone backs the
+    order_physical_card FAQ entry: with evidence that close, the bot follows the intent or asks,
+    and never serves the FAQ entry outright."""
+    sender = f"card-order-{uuid.uuid4().hex[:8]}"
+    replies = say(demo_client, "where is my card order?", sender)
+    assert not any(reply.get("custom", {}).get("kb_entry") for reply in replies), replies
+    payloads = [button["payload"] for reply in replies for button in reply.get("buttons", [])]
+    asked_for_the_order = any("card order number" in reply.get("text", "") for reply in replies)
+    assert asked_for_the_order or "/track_card_delivery" in payloads, replies

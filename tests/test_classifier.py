@@ -65,7 +65,7 @@ def trained(
 ) -> tuple[CalibratedIntentClassifier, np.ndarray]:
     texts, labels = _training_data()
     classifier = CalibratedIntentClassifier()
-    out_of_fold = classifier.fit(texts, minilm_encoder.encode(texts), labels)
+    out_of_fold = classifier.fit(texts, minilm_encoder.encode(texts), labels).probabilities
     return classifier, out_of_fold
 
 
@@ -177,7 +177,7 @@ def test_classes_with_fewer_examples_than_folds_are_handled(
     texts = TRAINING["greet"][:6] + TRAINING["opening_hours"][:2] + ["I want to close my account"]
     labels = ["greet"] * 6 + ["opening_hours"] * 2 + ["close_account"]
     classifier = CalibratedIntentClassifier(calibration_folds=5)
-    out_of_fold = classifier.fit(texts, minilm_encoder.encode(texts), labels)
+    out_of_fold = classifier.fit(texts, minilm_encoder.encode(texts), labels).probabilities
 
     assert out_of_fold.shape == (9, 3)
     np.testing.assert_allclose(out_of_fold.sum(axis=1), 1.0)

@@ -72,7 +72,7 @@ def test_agent_works_a_live_handoff_from_queue_to_resolution(
     queue = page.get_by_role("list", name="Open tickets")
 
     # A hand-off arrives while the console is open: it shows up without a reload.
-    customer_says(live_server, sender, "I want to speak to a human about my card that hasn't arrived")
+    customer_says(live_server, sender, "my new card still hasn't arrived, can I talk to someone?")
     ticket_id = tracker(live_server, sender)["handoff"]["id"]
     item = queue.get_by_role("listitem").filter(has_text=sender)
     expect(item).to_be_visible()
@@ -82,7 +82,7 @@ def test_agent_works_a_live_handoff_from_queue_to_resolution(
     item.get_by_role("button").click()
     expect(page.get_by_role("heading", name=f"Ticket {ticket_id}")).to_be_visible()
     transcript = page.get_by_role("list", name="Transcript")
-    expect(transcript).to_contain_text("I want to speak to a human about my card")
+    expect(transcript).to_contain_text("my new card still hasn't arrived, can I talk to someone?")
     page.get_by_role("button", name="Claim").click()
     expect(item).to_contain_text(f"assigned · {agent_id}")
 

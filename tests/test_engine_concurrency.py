@@ -10,7 +10,7 @@ from crowddesk.bot.assemble import Bot, assemble
 from crowddesk.bot.training import TrainResult
 from crowddesk.connectors.types import InboundMessage, OutboundMessage
 
-ANSWERED = "It's been over a week and the new card you posted me still hasn't turned up"
+ANSWERED = "It's been a week and my new card still hasn't arrived"
 MESSAGES = [
     ANSWERED,
     "hello there",

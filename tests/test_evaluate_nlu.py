@@ -14,7 +14,7 @@ from crowddesk.bot.config import ProjectConfig
 from crowddesk.bot.eval_data import load_labelled_messages
 from crowddesk.bot.evaluate_nlu import NluEvaluator, NluSettings
 from crowddesk.bot.training import intent_classifier
-from crowddesk.nlu.calibration import choose_threshold
+from crowddesk.bot.open_set import training_point
 from crowddesk.nlu.encoders import Encoder
 
 FIXTURES = Path(__file__).parent / "fixtures" / "evaluate"
@@ -81,12 +81,12 @@ def test_threshold_is_chosen_on_training_folds_and_never_on_test(
 ) -> None:
     train = load_labelled_messages(TRAIN)
     texts, labels = [e.text for e in train], [e.intent for e in train]
+    policy = ProjectConfig().policy
     classifier = intent_classifier(ProjectConfig().classifier)
-    out_of_fold = classifier.fit(texts, minilm_encoder.encode(texts), labels)
-    top = [classifier.classes[i] for i in out_of_fold.argmax(axis=1)]
-    answerable = np.array([intent not in ("out_of_scope", "human_handoff") for intent in top])
-    right = np.array(top) == np.array(labels)
-    expected = choose_threshold(out_of_fold.max(axis=1)[answerable], right[answerable], 0.95)
+    never = frozenset({"out_of_scope", "human_handoff"})
+    out_of_fold = classifier.fit(texts, minilm_encoder.encode(texts), labels,
+                                 unseen_topic_share=policy.unseen_topic_share, always_trained=never)
+    expected = training_point(classifier.classes, labels, out_of_fold, 0.95, never)
     assert report["operating_point"]["threshold"] == pytest.approx(expected.threshold, abs=1e-4)
 
     # Another test set leaves the threshold alone.

@@ -14,7 +14,7 @@ from crowddesk.bot.cli import main
 from crowddesk.bot.config import ProjectConfig
 from crowddesk.bot.eval_data import load_labelled_messages
 from crowddesk.bot.evaluate_nlu import NluEvaluator, NluSettings
-from crowddesk.bot.open_set import OpenSetScores, held_out_intents
+from crowddesk.bot.open_set import OpenSetScores, held_out
 from crowddesk.nlu.encoders import Encoder
 
 TRAIN = Path(__file__).parent / "fixtures" / "evaluate" / "open_set_nlu.yml"
@@ -50,12 +50,12 @@ def test_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_unseen_intents_are_chosen_by_seed_and_never_the_out_of_scope_one() -> None:
     intents = ["greet", "check_balance", "block_card", "transfer_money", "opening_hours", "out_of_scope",
                "human_handoff"]
-    chosen = {seed: held_out_intents(intents, 2, seed, NEVER) for seed in range(20)}
-    assert chosen[3] == held_out_intents(reversed(intents), 2, 3, NEVER)  # order of the input is moot
+    chosen = {seed: held_out(intents, 2, seed, NEVER) for seed in range(20)}
+    assert chosen[3] == held_out(reversed(intents), 2, 3, NEVER)  # order of the input is moot
     assert all(len(unseen) == 2 and not unseen & NEVER for unseen in chosen.values())
     assert len(set(chosen.values())) > 1  # the seed matters
     with pytest.raises(ValueError, match="between 1 and 3 .* got 4"):
-        held_out_intents(intents, 4, 0, NEVER)
+        held_out(intents, 4, 0, NEVER)
 
 
 def test_scores_follow_their_definitions() -> None:
@@ -133,7 +133,7 @@ def test_cli_reports_the_open_set_numbers_and_both_curves(
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     open_set = report["open_set"]
     assert open_set["seed"] == 7
-    assert open_set["unseen_intents"] == sorted(held_out_intents(
+    assert open_set["unseen_intents"] == sorted(held_out(
         [e.intent for e in load_labelled_messages(TRAIN)], 2, 7, NEVER))
     assert "unseen-topic messages handed off (4)" in printed
     assert "answer precision claimed / realised" in printed

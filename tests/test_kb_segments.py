@@ -106,6 +106,32 @@ def test_incremental_results_equal_a_full_rebuild(store: KnowledgeBaseStore, min
         assert np.allclose([c.score for c in mine], [c.score for c in theirs], atol=0.02)
 
 
+def test_excluded_entries_are_left_out_of_both_segments(store: KnowledgeBaseStore, minilm_encoder: Encoder) -> None:
+    kb = knowledge_base(store, minilm_encoder)
+    store.upsert(KBEntry("wallet", ["Can I pay with my phone?"], "Yes, add the card to your wallet."))
+    store.upsert(KBEntry("pin", ["How do I change my PIN code?"], "Cards > PIN in the app."))
+    assert kb.apply_changes() is True
+    retriever, vectors = kb.retriever, minilm_encoder.encode(QUERIES)
+    everything = retriever.search_many(QUERIES, vectors, top_k=len(retriever))
+
+    # New (delta only), edited (delta, and a stale copy in the base), untouched (base only).
+    for gone in ("wallet", "pin", "refund"):
+        for found in (retriever.search_many(QUERIES, vectors, top_k=len(retriever), absent_entries={gone}),
+                      retriever.search_many(QUERIES, vectors, top_k=len(retriever),
+                                            exclude_entries=[gone] * len(QUERIES))):
+            expected = [[c for c in candidates if c.entry_id != gone] for candidates in everything]
+            assert [[c.entry_id for c in candidates] for candidates in found] == [
+                [c.entry_id for c in candidates] for candidates in expected]
+            assert [c.score for candidates in found for c in candidates] == pytest.approx(
+                [c.score for candidates in expected for c in candidates], abs=1e-6)
+    pay = "can I pay with my phone"
+    assert retriever.search(pay, minilm_encoder.encode([pay])[0])[0].entry_id == "wallet"
+    assert "wallet" not in [c.entry_id for c in retriever.search(pay, minilm_encoder.encode([pay])[0],
+                                                                  exclude_entry="wallet")]
+    with pytest.raises(KeyError, match="'crash-report'"):
+        retriever.search_many(QUERIES, vectors, absent_entries={"crash-report"})
+
+
 def test_a_restart_reads_the_saved_index_and_applies_what_changed_while_down(
     store: KnowledgeBaseStore, minilm_encoder: Encoder, tmp_path: Path,
 ) -> None:
@@ -269,3 +295,36 @@ def test_the_base_index_counts_the_same_bm25_statistics_as_the_delta() -> None:
     assert from_index.documents == 2 and from_index.total_length > 0
     assert dict(from_index.document_frequency) == dict(counted.document_frequency)
     assert from_index.document_frequency["card"] == 2 and from_index.document_frequency["1043"] == 1
+
+
+def test_a_thread_published_after_the_base_is_found_through_its_body_as_in_a_full_rebuild(
+    store: KnowledgeBaseStore, minilm_encoder: Encoder
+) -> None:
+    kb = knowledge_base(store, minilm_encoder)
+    store.upsert(KBEntry("transfer-pending", ["Still waiting, help please"], "Up to two working days.",
+                         context="I sent money to my landlord on Monday and the transfer still shows as pending."))
+    kb.apply_changes()
+    rebuilt = knowledge_base(store, minilm_encoder)
+    query = "money sent to my landlord hasn't arrived"
+
+    assert kb.changed_since_compaction == 1  # the thread is in the delta
+
+    [[incremental]], [[full]] = (k.retriever.search_many([query], minilm_encoder.encode([query]), top_k=1)
+                             for k in (kb, rebuilt))
+    assert incremental.entry_id == full.entry_id == "transfer-pending"
+    assert incremental.lexical == pytest.approx(full.lexical, abs=0.02) and incremental.lexical > 0
+
+
+def test_the_delta_counts_context_words_as_the_base_does() -> None:
+    entries = [
+        KBEntry(id="a", questions=["Where is my card?"], answer="It takes 5 days", context="Ordered it last week"),
+        KBEntry(id="b", questions=["reset my PIN"], answer="Go to Settings", context="I forgot my PIN twice"),
+    ]
+    for weight in (0.0, 0.5):
+        index = LexicalIndex([e.questions for e in entries], answers=[e.answer for e in entries],
+                             answer_weight=ANSWER_WEIGHT, contexts=[e.context for e in entries], context_weight=weight)
+        counted = LexicalStatistics.of(lexical_document(entry, weight) for entry in entries)
+
+        assert index.statistics().total_length == pytest.approx(counted.total_length)
+        assert dict(index.statistics().document_frequency) == dict(counted.document_frequency)
+        assert ("ordered" in counted.document_frequency) is (weight > 0)

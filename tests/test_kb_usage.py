@@ -36,7 +36,7 @@ from tests.test_end_to_end import say, tracker
 from tests.test_kb_loop import call, token
 
 # Answered outright with faq/card_arrival (see test_end_to_end).
-QUESTION = "It's been over a week and the new card you posted me still hasn't turned up"
+QUESTION = "It's been a week and my new card still hasn't arrived"
 ENTRY = "faq/card_arrival"
 USAGE_KEYS = {"entry_id", "question", "status", "served", "helpful", "unhelpful", "last_served_at"}
 

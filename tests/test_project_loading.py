@@ -561,6 +561,7 @@ CONFIG = """
         max_failed_turns: 3
         out_of_scope_intent: chitchat
         handoff_intents: [human_handoff, complain]
+        unseen_topic_share: 0.05
     """
 
 
@@ -579,7 +580,8 @@ def test_config_reads_every_setting(tmp_path: Path) -> None:
         lexical_features=False, regularization=2.0, calibration_folds=3
     )
     assert config.retriever == RetrieverSettings(lexical_weight=0.5, top_k=7)
-    assert config.policy == PolicySettings(0.9, 0.1, 4, 3, "chitchat", ["human_handoff", "complain"])
+    assert config.policy == PolicySettings(0.9, 0.1, 4, 3, "chitchat", ["human_handoff", "complain"],
+                                           unseen_topic_share=0.05)
 
 
 def test_missing_config_means_documented_defaults(tmp_path: Path) -> None:
@@ -633,7 +635,15 @@ def test_entity_extraction_is_off_when_not_in_the_pipeline(tmp_path: Path) -> No
             "target_precision",
             "policies[0].target_precision: must be in (0, 1], got 0.0",
         ),
+        (
+            "unseen_topic_share: 0.05",
+            "unseen_topic_share: 0.95",
+            "unseen_topic_share",
+            "policies[0].unseen_topic_share: must be in [0, 0.9], got 0.95",
+        ),
         ("top_k: 7", "top_k: 0", "top_k", "pipeline[3].top_k: must be in [1, inf], got 0"),
+        ("top_k: 7", "top_k: 7\n        context_weight: 2", "context_weight",
+         "pipeline[3].context_weight: must be in [0, 1], got 2"),
         ("top_k: 7", "top_k: many", "top_k", "pipeline[3].top_k: expected an integer, got 'many'"),
         (
             "lexical_features: false",

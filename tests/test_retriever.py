@@ -162,6 +162,17 @@ def test_answer_words_count_less_than_question_words() -> None:
     assert scores[1] > scores[0] > 0.0
 
 
+def test_context_words_count_less_than_question_words_and_not_at_weight_zero() -> None:
+    documents, contexts = [["Card blocked"], ["Card stolen"]], ["Someone stole it at the station.", ""]
+    weighted = LexicalIndex(documents, contexts=["It was stolen yesterday.", ""], context_weight=0.5)
+    off = LexicalIndex(documents, contexts=contexts, context_weight=0.0)
+
+    assert weighted.scores("stolen")[1] > weighted.scores("stolen")[0] > 0.0
+    assert off.scores("station").tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="got 1 contexts for 2 documents"):
+        LexicalIndex(documents, contexts=["only one"])
+
+
 def test_left_out_variants_do_not_count_towards_the_lexical_score() -> None:
     index = LexicalIndex([["E-1043 on login", "session expired"], ["E-1043 in the app"]])
 
@@ -282,6 +293,40 @@ def test_single_question_entry_is_found_by_a_paraphrase(
     assert best.title == "How can I get a refund for a cancelled order?"
 
 
+# Community threads as an import makes them: a vague title as the only question, the asker's
+# thread body as context.
+THREADS = [
+    KBEntry("transfer-pending", ["Still waiting, help please"],
+            "Transfers to another bank take up to two working days; after that, ask us for a trace.",
+            context="I sent money to my landlord on Monday and the transfer still shows as pending. "
+                    "He says nothing has reached his account."),
+    KBEntry("card-declined", ["Problem at the shop today"],
+            "A decline with enough balance is usually the contactless limit: insert the card and use your PIN.",
+            context="My card was declined at the supermarket although my balance is fine. It worked yesterday."),
+    KBEntry("fingerprint", ["Can't get in since the update"],
+            "Turn biometric login off and on again under Settings > Security.",
+            context="Since the last update the app no longer accepts my fingerprint and asks for the "
+                    "passcode every time."),
+]
+
+
+def test_a_question_worded_like_a_thread_body_finds_the_thread(encoder: MiniLmEncoder) -> None:
+    entries = SUPPORT_KB + THREADS
+    vectors = encoder.encode([q for entry in entries for q in entry.questions])
+    with_bodies = FaissRetriever(entries, vectors)
+    titles_only = FaissRetriever(entries, vectors, context_weight=0.0)
+    asked = {
+        "money sent to my landlord hasn't arrived": "transfer-pending",
+        "my transfer still shows as pending and the money has not reached the account": "transfer-pending",
+        "card declined at the supermarket even though my balance is fine": "card-declined",
+        "the app stopped accepting my fingerprint after the update": "fingerprint",
+    }
+
+    assert {query: search(with_bodies, encoder, query)[0].entry_id for query in asked} == asked
+    # Only the body says "landlord": with titles alone another entry comes first.
+    assert search(titles_only, encoder, "money sent to my landlord hasn't arrived")[0].entry_id != "transfer-pending"
+
+
 def test_excluded_question_does_not_match_itself(
     encoder: MiniLmEncoder, retriever: FaissRetriever
 ) -> None:
@@ -304,6 +349,45 @@ def test_entry_whose_only_question_is_excluded_is_not_returned(
     candidates = search(retriever, encoder, query, top_k=10, exclude_question=query)
 
     assert "e1043" not in ids(candidates)
+
+
+def test_an_excluded_entry_ranks_the_others_as_an_index_without_it_would(
+    encoder: MiniLmEncoder, question_vectors: np.ndarray
+) -> None:
+    # Dense only: a rebuilt index's BM25 statistics would differ slightly, its cosines not at all.
+    full = FaissRetriever(SUPPORT_KB, question_vectors, lexical_weight=0.0)
+    kept_rows = np.array([entry.id != "reset-pin" for entry in SUPPORT_KB for _ in entry.questions])
+    rebuilt = FaissRetriever([e for e in SUPPORT_KB if e.id != "reset-pin"], question_vectors[kept_rows],
+                             lexical_weight=0.0)
+    vectors = encoder.encode(QUERIES)
+    assert "How do I reset my PIN?" in QUERIES
+
+    expected = rebuilt.search_many(QUERIES, vectors, top_k=5)
+    for found in (full.search_many(QUERIES, vectors, top_k=5, exclude_entries=["reset-pin"] * len(QUERIES)),
+                  full.search_many(QUERIES, vectors, top_k=5, absent_entries={"reset-pin"})):
+        assert [ids(candidates) for candidates in found] == [ids(candidates) for candidates in expected]
+        assert [c.score for candidates in found for c in candidates] == pytest.approx(
+            [c.score for candidates in expected for c in candidates], abs=1e-6)
+
+
+def test_an_excluded_entry_is_left_out_for_its_query_only_even_when_its_answer_matches(
+    encoder: MiniLmEncoder, retriever: FaissRetriever
+) -> None:
+    query = "Settings Security Reset PIN"  # the words of reset-pin's answer
+    vector = encoder.encode([query])[0]
+    assert retriever.search(query, vector)[0].entry_id == "reset-pin"
+
+    kept, left_out = retriever.search_many([query, query], np.stack([vector, vector]), top_k=len(SUPPORT_KB),
+                                           exclude_entries=[None, "reset-pin"])
+
+    assert "reset-pin" in ids(kept) and "reset-pin" not in ids(left_out)
+    assert ids(left_out) == [entry_id for entry_id in ids(kept) if entry_id != "reset-pin"]
+    assert ids(retriever.search(query, vector, exclude_entry="reset-pin")) == ids(left_out)[:5]
+
+
+def test_excluding_an_unknown_entry_names_it(encoder: MiniLmEncoder, retriever: FaissRetriever) -> None:
+    with pytest.raises(KeyError, match="no knowledge-base entry with id 'reset-pn'"):
+        search(retriever, encoder, "reset my PIN", exclude_entry="reset-pn")
 
 
 def test_entry_found_only_lexically_gets_its_exact_dense_score() -> None:

@@ -286,7 +286,7 @@ def source_line(post: dict[str, Any]) -> str:
 def test_a_question_in_a_direct_message_is_answered_with_its_source(slack_bot: SlackBot) -> None:
     dm, user = new_id("D"), new_id("U")
     assert slack_bot.event(direct_message(
-        dm, user, "It's been over a week and the new card you posted me still hasn't turned up")).status_code == 200
+        dm, user, "It's been a week and my new card still hasn't arrived")).status_code == 200
     [answer] = slack_bot.posts_to(dm)
     assert source_line(answer).startswith("Source: <https://community.northwind-bank.example/t/")
     assert [b["text"]["text"] for b in answer["blocks"][-1]["elements"]] == ["Helpful", "Not helpful"]

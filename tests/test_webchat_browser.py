@@ -18,7 +18,7 @@ from tests.browser import LiveServer
 from tests.demo_bot import API_AUTH
 
 TITLE = "Northwind help"
-CARD_QUESTION = "It's been over a week and the new card you posted me still hasn't turned up"
+CARD_QUESTION = "It's been a week and my new card still hasn't arrived"
 SOURCE = re.compile(r"^https://community\.northwind-bank\.example/t/")
 
 # Decodes the screenshot in the page itself and returns the share of pixels that aren't white.

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from crowddesk.connectors.webchat import SOCKET_PATH
 from tests.demo_bot import API_AUTH
 
-CARD_QUESTION = "It's been over a week and the new card you posted me still hasn't turned up"
+CARD_QUESTION = "It's been a week and my new card still hasn't arrived"
 
 
 def frames_until_ack(socket: Any) -> list[dict[str, Any]]:
