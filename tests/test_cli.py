@@ -33,7 +33,7 @@ def test_train_skips_when_nothing_changed_and_retrains_on_change(
     capsys.readouterr()
     assert main(["train", "--project", str(trained_project)]) == 0
     out = capsys.readouterr().out
-    assert "unchanged" in out and "expected automation rate" in out
+    assert "unchanged" in out and "expected automation rate" in out and "unseen topics handed off" in out
     assert len(model_dirs(trained_project / "models")) == 1
 
     nlu = trained_project / "data" / "nlu.yml"

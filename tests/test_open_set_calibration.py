@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from crowddesk.bot.training import TrainResult
 from crowddesk.nlu.calibration import choose_threshold, precision_curve
 from crowddesk.nlu.classifier import CalibratedIntentClassifier, OutOfFold, intent_groups
 from crowddesk.nlu.encoders import Encoder
@@ -142,3 +143,21 @@ def test_without_unseen_topics_the_confidences_are_the_probabilities(minilm_enco
     assert len(out_of_fold.unseen_rows) == 0
     np.testing.assert_array_equal(out_of_fold.confidences, out_of_fold.probabilities)
     assert set(TRAINING) == set(classifier.classes)
+
+
+def test_training_promises_precision_on_traffic_with_unseen_topics_and_shows_the_trade_off(
+    demo_training: TrainResult,
+) -> None:
+    report = demo_training.report
+    assert report.unseen_topic_share == 0.15 and report.unseen_topic_examples > 0
+    assert report.expected_precision >= report.target_precision
+    shares = [point["unseen_topic_share"] for point in report.tradeoff]
+    assert shares == [0.0, 0.05, 0.15, 0.3]
+    configured = report.tradeoff[shares.index(0.15)]
+    assert configured["answer_threshold"] == report.answer_threshold
+    assert configured["expected_automation_rate"] == report.expected_automation_rate
+    # Expecting more new topics answers less and hands more of them off, never the reverse.
+    for looser, stricter in zip(report.tradeoff, report.tradeoff[1:]):
+        assert stricter["answer_threshold"] >= looser["answer_threshold"]
+        assert stricter["expected_automation_rate"] <= looser["expected_automation_rate"]
+        assert stricter["unseen_topics_handed_off"] >= looser["unseen_topics_handed_off"]
