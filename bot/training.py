@@ -120,7 +120,14 @@ def train(
         texts, vectors, top_k=project.config.retriever.top_k, exclude_questions=texts
     )
     entry_intents = {e.id: e.intent for e in entries if e.intent}
-    held_out = HeldOutTraffic.of(out_of_fold, candidates, labels, entry_intents)
+    # A message of an intent held out of the classifier also finds no entry of its own.
+    entry_of_intent = {intent: entry for entry, intent in entry_intents.items()}
+    unseen = out_of_fold.unseen_rows.tolist()
+    unseen_candidates = retriever.search_many(
+        [texts[i] for i in unseen], vectors[unseen], top_k=project.config.retriever.top_k,
+        exclude_questions=[texts[i] for i in unseen], exclude_entries=[entry_of_intent.get(labels[i]) for i in unseen],
+    )
+    held_out = HeldOutTraffic.of(out_of_fold, candidates, unseen_candidates, labels)
     retriever_calibration = _fit_retriever_calibration(held_out, entry_intents)
     policy = SupportPolicy(
         project.config.policy,
@@ -204,14 +211,13 @@ class HeldOutTraffic:
     unseen_weight: float
 
     @classmethod
-    def of(cls, out_of_fold: OutOfFold, candidates: Sequence[Sequence[Candidate]], labels: Sequence[str],
-           entry_intents: dict[str, str]) -> HeldOutTraffic:
+    def of(cls, out_of_fold: OutOfFold, candidates: Sequence[Sequence[Candidate]],
+           unseen_candidates: Sequence[Sequence[Candidate]], labels: Sequence[str]) -> HeldOutTraffic:
+        """`candidates` per training message, `unseen_candidates` per row of `out_of_fold.unseen_rows`."""
         rows = out_of_fold.unseen_rows.tolist()
-        unseen_candidates = [[c for c in candidates[i] if entry_intents.get(c.entry_id) != labels[i]]
-                             for i in rows]
         return cls(
             np.concatenate([out_of_fold.confidences, out_of_fold.unseen_confidences]),
-            [list(found) for found in candidates] + unseen_candidates,
+            [list(found) for found in candidates] + [list(found) for found in unseen_candidates],
             list(labels) + [labels[i] for i in rows],
             np.concatenate([np.zeros(len(labels), dtype=bool), np.ones(len(rows), dtype=bool)]),
             out_of_fold.unseen_weight,
