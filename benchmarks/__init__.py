@@ -12,7 +12,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from crowddesk.bot.evaluation import format_table  # noqa: F401  (benchmarks print their tables with it)
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 _VERSIONED_PACKAGES = ("crowddesk", "sentence-transformers", "transformers", "scikit-learn")

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from benchmarks import accuracy_machine_info, format_table, write_results
+from benchmarks import accuracy_machine_info, write_results
 from benchmarks.baselines import (
     Trained,
     accuracy,
@@ -27,6 +27,7 @@ from benchmarks.datasets import (
     load_banking77,
     stratified_holdout,
 )
+from crowddesk.bot.evaluation import format_table
 
 VALIDATION_FRACTION = 0.1
 VALIDATION_SEED = 0

@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from benchmarks import RESULTS_DIR, accuracy_machine_info, format_table, write_results
+from benchmarks import RESULTS_DIR, accuracy_machine_info, write_results
 from benchmarks.kb_scale import memory_mb
 from benchmarks.latency import comma_separated_ints
+from crowddesk.bot.evaluation import format_table
 
 SITE_URL = "https://bank.stackexchange.com"
 SEED = 20240601

@@ -37,8 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import accuracy_machine_info, format_table, write_results
+from benchmarks import accuracy_machine_info, write_results
 from benchmarks.datasets import default_data_dir, load_banking77, load_clinc150
+from crowddesk.bot.evaluation import format_table
 from crowddesk.bot.project import load_project
 from crowddesk.bot.wiring import faq_entries
 from crowddesk.knowledge_base.lexical import CONTEXT_WEIGHT, LexicalIndex

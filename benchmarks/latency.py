@@ -49,11 +49,12 @@ from typing import Any
 import httpx
 import numpy as np
 
-from benchmarks import RESULTS_DIR, format_table, write_results
+from benchmarks import RESULTS_DIR, write_results
 from benchmarks.datasets import default_data_dir, load_banking77
 # crowddesk_command and start_http_server are also imported from here (benchmarks/rasa36.py).
 from benchmarks.serving import crowddesk_command, served_project, start_http_server, train  # noqa: F401
 from crowddesk.bot.assemble import assemble
+from crowddesk.bot.evaluation import format_table
 from crowddesk.bot.project import load_project
 from crowddesk.nlu.encoders import use_serving_threads
 from tests.demo_bot import copy_demo_project

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import accuracy_machine_info, format_table, write_results
+from benchmarks import accuracy_machine_info, write_results
 from benchmarks.baselines import ENCODER_NAME, Contender, CrowdDeskContender, all_contenders, predictions
 from benchmarks.clinc150 import ScoredSplit, choose_operating_point
 from benchmarks.datasets import (
@@ -38,6 +38,7 @@ from benchmarks.datasets import (
     load_clinc150,
 )
 from crowddesk.bot.config import ClassifierSettings, PolicySettings, never_answered_intents
+from crowddesk.bot.evaluation import format_table
 from crowddesk.bot.open_set import OpenSetScores, held_out, training_point
 from crowddesk.nlu.cached_encoder import CachedEncoder
 from crowddesk.nlu.calibration import choose_threshold

@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from benchmarks import RESULTS_DIR, accuracy_machine_info, format_table, write_results
+from benchmarks import RESULTS_DIR, accuracy_machine_info, write_results
 from benchmarks.baselines import accuracy, macro_f1
 from benchmarks.datasets import LabelledTexts, default_data_dir, load_banking77, stratified_holdout
 from benchmarks.latency import (
@@ -50,6 +50,7 @@ from benchmarks.latency import (
 from benchmarks.serving import API_HEADERS, API_TOKEN
 from crowddesk.bot.action_server import stop
 from crowddesk.bot.api_access import TOKEN_ENV
+from crowddesk.bot.evaluation import format_table
 from tests.demo_bot import free_port
 
 RASA_VERSION = "3.6.21"

@@ -56,9 +56,11 @@ class KnownTopicCalibration:
     probabilities: tuple[float, ...]
 
     def score(self, probabilities: np.ndarray, nearest: np.ndarray) -> np.ndarray:
-        """Raw scores, same shape as `probabilities`; `nearest` has one value per row."""
+        """Raw scores, same shape as `probabilities` (one row per message, or one top probability
+        per message); `nearest` has one value per message."""
+        probabilities = np.asarray(probabilities, dtype=np.float64)
         factor = np.maximum(np.asarray(nearest, dtype=np.float64), 0.0) ** self.exponent
-        return np.asarray(probabilities, dtype=np.float64) * factor.reshape(-1, *([1] * (np.ndim(probabilities) - 1)))
+        return probabilities * (factor if probabilities.ndim == 1 else factor[:, None])
 
     def __call__(self, probabilities: np.ndarray, nearest: np.ndarray) -> np.ndarray:
         """Confidences: for each row, every intent's probability scaled by how close the message is
