@@ -387,8 +387,7 @@ class CalibratedIntentClassifier:
         probabilities = self.predict_proba(texts, embeddings)
         if not len(probabilities) or self._nearest is None:
             return probabilities, probabilities
-        top = probabilities.argmax(axis=1)
-        nearest = self._nearest.similarity(embeddings)[np.arange(len(top)), top]
+        nearest = self._nearest.similarity_to(embeddings, probabilities.argmax(axis=1))
         return probabilities, self.known_topic(probabilities, nearest)
 
     # ---- persistence --------------------------------------------------------------------

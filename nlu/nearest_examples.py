@@ -37,6 +37,19 @@ class NearestExamples:
         self.n_classes = n_classes
         # Where each present class's block starts in the sorted rows (for maximum.reduceat).
         self._present, self._starts = np.unique(self.label_idx, return_index=True)
+        ends = np.append(self._starts[1:], len(self.vectors))
+        self._block_of = {int(c): (int(b), int(e)) for c, b, e in zip(self._present, self._starts, ends)}
+
+    def similarity_to(self, queries: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """(n_queries,) cosine similarity of each query to the nearest example of its one class
+        in `classes`: what serving needs per message, without comparing it to every class."""
+        queries = unit_rows(queries)
+        out = np.full(len(queries), NO_EXAMPLE, dtype=np.float32)
+        for row, cls in enumerate(np.asarray(classes, dtype=np.int64).tolist()):
+            if cls in self._block_of:
+                start, end = self._block_of[cls]
+                out[row] = float((self.vectors[start:end] @ queries[row]).max())
+        return out
 
     def similarity(self, queries: np.ndarray) -> np.ndarray:
         """(n_queries, n_classes) cosine similarity to the nearest example of each class."""

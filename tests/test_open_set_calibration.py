@@ -68,6 +68,8 @@ def test_nearest_examples_finds_the_closest_training_message_of_each_intent() ->
     for cls in (0, 1):
         np.testing.assert_allclose(found[:, cls], cosine[:, labels == cls].max(axis=1), rtol=1e-5)
     assert np.all(found[:, 2] == NO_EXAMPLE)
+    own = NearestExamples(vectors, labels, 3).similarity_to(queries, np.array([0, 1, 2, 1, 0]))
+    np.testing.assert_allclose(own, found[np.arange(5), [0, 1, 2, 1, 0]], rtol=1e-6)
 
 
 def test_weights_make_unseen_topics_the_configured_share_of_traffic() -> None:
