@@ -87,11 +87,7 @@ def training_point(classes: Sequence[str], labels: Sequence[str], out_of_fold: O
     """The classifier-only threshold `crowddesk train` would choose: the top intent's open-set
     confidence over held-out predictions of known and unseen topics, each weighted as in traffic;
     intents the bot never answers are handed off at any threshold."""
-    labels = list(labels) + [labels[i] for i in out_of_fold.unseen_rows]
-    probabilities = np.concatenate([out_of_fold.probabilities, out_of_fold.unseen_probabilities])
-    confidences = np.concatenate([out_of_fold.confidences, out_of_fold.unseen_confidences])
-    weights = np.concatenate([np.ones(len(out_of_fold.probabilities)),
-                              np.full(len(out_of_fold.unseen_rows), out_of_fold.unseen_weight)])
+    probabilities, confidences, labels, weights = out_of_fold.with_unseen(labels)
     top = probabilities.argmax(axis=1)
     intents = np.array([classes[i] for i in top], dtype=object)
     confidence = confidences[np.arange(len(top)), top]

@@ -214,12 +214,12 @@ class HeldOutTraffic:
     def of(cls, out_of_fold: OutOfFold, candidates: Sequence[Sequence[Candidate]],
            unseen_candidates: Sequence[Sequence[Candidate]], labels: Sequence[str]) -> HeldOutTraffic:
         """`candidates` per training message, `unseen_candidates` per row of `out_of_fold.unseen_rows`."""
-        rows = out_of_fold.unseen_rows.tolist()
+        _, confidences, all_labels, _ = out_of_fold.with_unseen(labels)
         return cls(
-            np.concatenate([out_of_fold.confidences, out_of_fold.unseen_confidences]),
+            confidences,
             [list(found) for found in candidates] + [list(found) for found in unseen_candidates],
-            list(labels) + [labels[i] for i in rows],
-            np.concatenate([np.zeros(len(labels), dtype=bool), np.ones(len(rows), dtype=bool)]),
+            all_labels,
+            np.arange(len(all_labels)) >= len(labels),
             out_of_fold.unseen_weight,
         )
 

@@ -212,6 +212,16 @@ class OutOfFold:
     unseen_confidences: np.ndarray  # (len(unseen_rows), classes)
     unseen_weight: float
 
+    def with_unseen(self, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+        """Every held-out prediction, known-topic rows first, then unseen-topic rows: probabilities,
+        confidences, each row's label (of `labels`, the training labels) and its weight in traffic."""
+        return (
+            np.concatenate([self.probabilities, self.unseen_probabilities]),
+            np.concatenate([self.confidences, self.unseen_confidences]),
+            list(labels) + [labels[i] for i in self.unseen_rows],
+            np.concatenate([np.ones(len(self.probabilities)), np.full(len(self.unseen_rows), self.unseen_weight)]),
+        )
+
 
 class CalibratedIntentClassifier:
     """Ranks intents for a message: `predict_proba` gives temperature-calibrated probabilities,
