@@ -12,7 +12,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 _VERSIONED_PACKAGES = ("crowddesk", "sentence-transformers", "transformers", "scikit-learn")
 

@@ -27,7 +27,7 @@ from benchmarks.datasets import (
     load_banking77,
     stratified_holdout,
 )
-from crowddesk.bot.evaluation import format_table
+from crowddesk.bot.evaluation.metrics import format_table
 
 VALIDATION_FRACTION = 0.1
 VALIDATION_SEED = 0

@@ -22,8 +22,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
-from crowddesk.bot.config import ClassifierSettings, PolicySettings, never_answered_intents
-from crowddesk.bot.training import intent_classifier
+from crowddesk.bot.project.config import ClassifierSettings, PolicySettings, never_answered_intents
+from crowddesk.bot.training.trainer import intent_classifier
 from crowddesk.nlu.classifier import CalibratedIntentClassifier, OutOfFold
 from crowddesk.nlu.encoders import Encoder, load_encoder
 

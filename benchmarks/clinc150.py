@@ -20,7 +20,7 @@ import numpy as np
 from benchmarks import accuracy_machine_info, write_results
 from benchmarks.baselines import Trained, all_contenders, predictions, train_timed
 from benchmarks.datasets import OUT_OF_SCOPE, LabelledTexts, default_data_dir, load_clinc150
-from crowddesk.bot.evaluation import format_table
+from crowddesk.bot.evaluation.metrics import format_table
 
 # Larson et al. 2019, Table 2, "Full" columns: (in-scope accuracy, out-of-scope recall).
 PUBLISHED = {

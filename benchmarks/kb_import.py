@@ -33,7 +33,7 @@ from xml.sax.saxutils import escape, quoteattr
 from benchmarks import RESULTS_DIR, accuracy_machine_info, write_results
 from benchmarks.kb_scale import memory_mb
 from benchmarks.latency import comma_separated_ints
-from crowddesk.bot.evaluation import format_table
+from crowddesk.bot.evaluation.metrics import format_table
 
 SITE_URL = "https://bank.stackexchange.com"
 SEED = 20240601
@@ -154,11 +154,12 @@ def write_posts_xml(path: Path, posts: int, seed: int = SEED) -> None:
 
 def measure(posts: int, workdir: Path) -> dict[str, Any]:
     """Generate and import one dump in this process (run it in a fresh one)."""
-    from crowddesk.bot.database import create_engine_for, init_schema
-    from crowddesk.knowledge_base.importers import importer_for
+    from crowddesk.bot.server.database import init_schema
     from crowddesk.knowledge_base.ingest import ingest
+    from crowddesk.knowledge_base.sources.importers import importer_for
     from crowddesk.knowledge_base.store import KnowledgeBaseStore
     from crowddesk.nlu.encoders import load_encoder
+    from crowddesk.storage.engines import create_engine_for
 
     dump = workdir / f"Posts-{posts}.xml"
     write_posts_xml(dump, posts)

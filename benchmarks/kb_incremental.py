@@ -36,12 +36,13 @@ from sqlalchemy import Engine, insert
 from benchmarks import RESULTS_DIR, accuracy_machine_info, write_results
 from benchmarks.datasets import default_data_dir
 from benchmarks.kb_scale import LEXICAL_WEIGHT, TOP_K, Seeds, encode_seeds, memory_mb, synthetic_kb, variant_vectors
-from crowddesk.bot.database import create_engine_for, init_schema
-from crowddesk.bot.evaluation import format_table
+from crowddesk.bot.evaluation.metrics import format_table
+from crowddesk.bot.server.database import init_schema
 from crowddesk.knowledge_base.dense import IndexSettings
 from crowddesk.knowledge_base.index import KnowledgeBase
 from crowddesk.knowledge_base.store import KBEntryRow, KBEntryVersionRow, KBQuestionRow, KnowledgeBaseStore
 from crowddesk.knowledge_base.types import Candidate, EntryStatus, KBEntry
+from crowddesk.storage.engines import create_engine_for
 
 ENCODER_NAME = "kb-scale-synthetic"
 QUERIES = 300

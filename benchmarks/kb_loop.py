@@ -56,12 +56,12 @@ from benchmarks import RESULTS_DIR, write_results
 from benchmarks.datasets import default_data_dir, load_banking77
 from benchmarks.latency import HANDOFF_RESPONSES, machine_info, outcome, process_cpu_seconds
 from benchmarks.serving import API_HEADERS, ServedBot, served_project, train
-from crowddesk.bot.agents import AgentDirectory
-from crowddesk.bot.database import create_engine_for
-from crowddesk.bot.evaluation import format_table
-from crowddesk.bot.policy import KB_PAYLOAD_INTENT
-from crowddesk.bot.project import load_project
+from crowddesk.bot.desk.agents import AgentDirectory
+from crowddesk.bot.dialogue.policy import KB_PAYLOAD_INTENT
+from crowddesk.bot.evaluation.metrics import format_table
+from crowddesk.bot.project.loading import load_project
 from crowddesk.knowledge_base.suggestions import Suggestions
+from crowddesk.storage.engines import create_engine_for
 from tests.demo_bot import REPO, copy_demo_project
 
 SEED = 0

@@ -43,7 +43,7 @@ import numpy as np
 from benchmarks import RESULTS_DIR, accuracy_machine_info, write_results
 from benchmarks.datasets import default_data_dir, load_banking77, load_clinc150
 from benchmarks.latency import comma_separated_ints
-from crowddesk.bot.evaluation import format_table
+from crowddesk.bot.evaluation.metrics import format_table
 from crowddesk.knowledge_base.dense import INDEX_KINDS, IndexSettings
 from crowddesk.knowledge_base.lexical import LexicalIndex, top_indices
 from crowddesk.knowledge_base.retriever import FaissRetriever

@@ -5,7 +5,7 @@
 Queries: the BANKING77 test set (Casanueva et al. 2020, CC BY 4.0), each one's right entry the
 one whose intent is `faq/<category>`; test texts equal to a knowledge-base question are dropped.
 Knowledge bases:
-- demo: the entries the demo bot serves (`crowddesk.bot.wiring.faq_entries`: 77 topics, 26
+- demo: the entries the demo bot serves (`crowddesk.bot.project.wiring.faq_entries`: 77 topics, 26
   question variants each, a written answer, no context);
 - threads, as a community import makes them: per topic one entry whose only question is a
   BANKING77 training question (not a demo variant) and whose context is a body of other text:
@@ -39,9 +39,9 @@ import numpy as np
 
 from benchmarks import accuracy_machine_info, write_results
 from benchmarks.datasets import default_data_dir, load_banking77, load_clinc150
-from crowddesk.bot.evaluation import format_table
-from crowddesk.bot.project import load_project
-from crowddesk.bot.wiring import faq_entries
+from crowddesk.bot.evaluation.metrics import format_table
+from crowddesk.bot.project.loading import load_project
+from crowddesk.bot.project.wiring import faq_entries
 from crowddesk.knowledge_base.lexical import CONTEXT_WEIGHT, LexicalIndex
 from crowddesk.knowledge_base.retriever import FaissRetriever, normalise_question
 from crowddesk.knowledge_base.segments import ANSWER_WEIGHT

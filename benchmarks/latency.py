@@ -51,11 +51,12 @@ import numpy as np
 
 from benchmarks import RESULTS_DIR, write_results
 from benchmarks.datasets import default_data_dir, load_banking77
+
 # crowddesk_command and start_http_server are also imported from here (benchmarks/rasa36.py).
 from benchmarks.serving import crowddesk_command, served_project, start_http_server, train  # noqa: F401
-from crowddesk.bot.assemble import assemble
-from crowddesk.bot.evaluation import format_table
-from crowddesk.bot.project import load_project
+from crowddesk.bot.evaluation.metrics import format_table
+from crowddesk.bot.project.loading import load_project
+from crowddesk.bot.server.assemble import assemble
 from crowddesk.nlu.encoders import use_serving_threads
 from tests.demo_bot import copy_demo_project
 

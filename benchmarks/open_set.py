@@ -37,9 +37,9 @@ from benchmarks.datasets import (
     load_banking77,
     load_clinc150,
 )
-from crowddesk.bot.config import ClassifierSettings, PolicySettings, never_answered_intents
-from crowddesk.bot.evaluation import format_table
-from crowddesk.bot.open_set import OpenSetScores, held_out, training_point
+from crowddesk.bot.evaluation.metrics import format_table
+from crowddesk.bot.evaluation.open_set import OpenSetScores, held_out, training_point
+from crowddesk.bot.project.config import ClassifierSettings, PolicySettings, never_answered_intents
 from crowddesk.nlu.cached_encoder import CachedEncoder
 from crowddesk.nlu.calibration import choose_threshold
 from crowddesk.nlu.classifier import stratified_folds

@@ -48,9 +48,9 @@ from benchmarks.latency import (
     start_http_server,
 )
 from benchmarks.serving import API_HEADERS, API_TOKEN
-from crowddesk.bot.action_server import stop
-from crowddesk.bot.api_access import TOKEN_ENV
-from crowddesk.bot.evaluation import format_table
+from crowddesk.bot.evaluation.metrics import format_table
+from crowddesk.bot.server.action_server import stop
+from crowddesk.bot.server.api_access import TOKEN_ENV
 from tests.demo_bot import free_port
 
 RASA_VERSION = "3.6.21"

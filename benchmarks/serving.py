@@ -12,13 +12,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from crowddesk.bot.action_server import (
+from crowddesk.bot.server.action_server import (
     ActionServerStartError,
     start_action_server,
     stop,
     wait_until_healthy,
 )
-from crowddesk.bot.api_access import TOKEN_ENV
+from crowddesk.bot.server.api_access import TOKEN_ENV
 from tests.demo_bot import free_port
 
 # The served bot's API token, for the benchmarks that read trackers or call /model/parse.

@@ -19,8 +19,13 @@ import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
-from crowddesk.connectors.base import (ChannelConnector, CredentialsError, DeliveryError, MessageSink,
-                                       reject_unknown_keys)
+from crowddesk.connectors.base import (
+    ChannelConnector,
+    CredentialsError,
+    DeliveryError,
+    MessageSink,
+    reject_unknown_keys,
+)
 from crowddesk.connectors.rest import REST_MESSAGE_BODY, read_rest_message
 from crowddesk.connectors.types import OutboundMessage
 

@@ -31,8 +31,13 @@ from telegram.error import (
 )
 from telegram.ext import Updater
 
-from crowddesk.connectors.base import (ChannelConnector, CredentialsError, DeliveryError, MessageSink,
-                                       reject_unknown_keys)
+from crowddesk.connectors.base import (
+    ChannelConnector,
+    CredentialsError,
+    DeliveryError,
+    MessageSink,
+    reject_unknown_keys,
+)
 from crowddesk.connectors.types import Button, InboundMessage, OutboundMessage
 
 logger = logging.getLogger(__name__)

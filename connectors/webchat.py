@@ -54,7 +54,7 @@ BINARY_FRAME = 'binary frames are not accepted; send JSON text: {"type": "messag
 
 
 class ConversationHistory(Protocol):
-    """Where the widget's history comes from (`crowddesk.bot.store.ConversationStore`)."""
+    """Where the widget's history comes from (`crowddesk.bot.conversations.store.ConversationStore`)."""
 
     def events(self, sender_id: str) -> list[dict[str, Any]]: ...
 
@@ -110,7 +110,7 @@ class WebchatChannel(ChannelConnector):
             if name not in ASSETS:
                 return JSONResponse({"error": f"no widget file {name!r}"}, status_code=404)
             filename, media_type = ASSETS[name]
-            body = files("crowddesk.bot").joinpath("static", filename).read_bytes()
+            body = files("crowddesk.connectors").joinpath("static", filename).read_bytes()
             return Response(body, media_type=media_type, headers=ASSET_HEADERS)
 
         @router.websocket(SOCKET_PATH)

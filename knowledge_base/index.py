@@ -25,8 +25,8 @@ import numpy as np
 
 from crowddesk.knowledge_base.changelog import Position, current_position, published_as_of
 from crowddesk.knowledge_base.dense import IndexSettings
-from crowddesk.knowledge_base.retriever import FaissRetriever
 from crowddesk.knowledge_base.lexical import CONTEXT_WEIGHT, LexicalStatistics
+from crowddesk.knowledge_base.retriever import FaissRetriever
 from crowddesk.knowledge_base.segments import ANSWER_WEIGHT, DeltaSegment, SegmentedRetriever
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.types import Candidate, EntryStatus, KBEntry

@@ -19,10 +19,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from crowddesk.knowledge_base.community import ImportBatch
-from crowddesk.knowledge_base.importers import unique_texts
 from crowddesk.knowledge_base.index import question_vectors
 from crowddesk.knowledge_base.redaction import Redactor
+from crowddesk.knowledge_base.sources.community import ImportBatch
+from crowddesk.knowledge_base.sources.importers import unique_texts
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.types import KBEntry
 from crowddesk.nlu.encoders import Encoder
@@ -211,7 +211,7 @@ def _nearest(queries: np.ndarray, rows: np.ndarray, chunk: int = 1024) -> list[t
 
 
 def _mirrors_project(entry: KBEntry) -> bool:
-    # Entries synced from a retrieval intent carry that intent as their id (bot/assemble.py).
+    # Entries synced from a retrieval intent carry that intent as their id (bot/server/assemble.py).
     return bool(entry.intent) and entry.id == entry.intent
 
 

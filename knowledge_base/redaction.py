@@ -108,7 +108,7 @@ class Redactor:
     counts: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
-        # config.yml's patterns are checked when it is loaded (bot/config.py regex_problem).
+        # config.yml's patterns are checked when it is loaded (bot/project/config.py regex_problem).
         custom = (_Rule(CUSTOM_KIND, re.compile(pattern)) for pattern in self.extra_patterns)
         self._rules = (*_BUILT_IN, *custom)
 

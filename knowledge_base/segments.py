@@ -26,7 +26,7 @@ from collections.abc import Collection, Sequence
 import numpy as np
 
 from crowddesk.knowledge_base.dense import DenseIndex, IndexSettings, normalised_rows
-from crowddesk.knowledge_base.lexical import B, CONTEXT_WEIGHT, K1, LexicalStatistics, idf, tokenize
+from crowddesk.knowledge_base.lexical import CONTEXT_WEIGHT, K1, B, LexicalStatistics, idf, tokenize
 from crowddesk.knowledge_base.quality import quality_prior
 from crowddesk.knowledge_base.retriever import FaissRetriever
 from crowddesk.knowledge_base.types import Candidate, KBEntry

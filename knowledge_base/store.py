@@ -30,9 +30,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
-from crowddesk.bot.database import UtcDateTime, insert_missing
 from crowddesk.knowledge_base.entry_fields import entry_id_problem, source_url_problem
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
+from crowddesk.storage.columns import UtcDateTime
+from crowddesk.storage.upserts import insert_missing
 
 MAX_ID_LENGTH = 255
 MAX_LANGUAGE_LENGTH = 16

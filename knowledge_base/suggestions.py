@@ -1,23 +1,32 @@
 """Suggested entries from handoffs: what the customer asked and what the agent answered,
-waiting for an editor to approve (a published, versioned entry) or reject (with a reason)."""
+waiting for an editor to approve (a published, versioned entry) or reject (with a reason).
+
+Filing them from tickets is the desk's part (bot/desk/suggestions.py); this is the review queue."""
 
 from __future__ import annotations
 
 import builtins  # Suggestions.list shadows `list` inside the class body
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from crowddesk.bot.store import ConversationRow, EventRow, HandoffRow
 from crowddesk.knowledge_base.redaction import Redactor
 from crowddesk.knowledge_base.store import KBSuggestionRow, KnowledgeBaseStore
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
 
-STATUSES = ("pending", "approved", "rejected")
 FROM_HANDOFF_TAG = "from-handoff"
+
+
+class SuggestionStatus(StrEnum):
+    """Where a suggestion (`kb_suggestions.status`) stands: waiting for an editor, or decided."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
 
 
 class SuggestionError(Exception):
@@ -58,61 +67,16 @@ class Suggestion:
         }
 
 
-def propose_from_ticket(
-    session: Session, ticket: HandoffRow, agent_id: str, redactor: Redactor
-) -> int | None:
-    """In the transaction resolving `ticket`: suggest the customer's question(s) with the
-    agent's replies as the answer, PII redacted (`redactor`: the project's patterns too).
-    None when the agent never replied or a suggestion exists."""
-    already = session.scalar(select(KBSuggestionRow.id).where(KBSuggestionRow.ticket_id == ticket.id))
-    if already is not None:
-        return None
-    events = list(session.scalars(
-        select(EventRow.data).where(EventRow.conversation_id == ticket.conversation_id)
-        .order_by(EventRow.seq)
-    ))
-    questions, replies = ticket_exchange(events, ticket.id, ticket.reason)
-    if not questions or not replies:
-        return None
-    return _add(session, ticket.id, questions, "\n\n".join(replies), agent_id, redactor)
-
-
-def ticket_exchange(
-    events: list[dict[str, Any]], ticket_id: str, reason: str
-) -> tuple[list[str], list[str]]:
-    """(customer questions, agent replies) of one ticket: the message that was handed off and
-    those the customer added before the first reply, then every reply the agents sent on it."""
-    replies = [i for i, e in enumerate(events)
-               if e["event"] == "bot" and (e.get("metadata") or {}).get("ticket_id") == ticket_id]
-    if not replies:
-        return [], []
-    handoff = max((i for i in range(replies[0]) if events[i]["event"] == "handoff"), default=None)
-    if handoff is None:
-        return [], []
-    users = [i for i in range(replies[0]) if events[i]["event"] == "user"]
-    trigger = max((i for i in users if i < handoff), default=None)
-    if trigger is None:
-        return [], []
-    asked = [i for i in users if i >= trigger]
-    if reason == "customer_request":
-        # "Let me talk to a person" is why it was handed off; the question came just before it.
-        asked = [i for i in users if i < trigger][-1:] + asked[1:]
-    texts = [str(events[i].get("text") or "").strip() for i in asked]
-    return [text for text in texts if text], [str(events[i].get("text") or "") for i in replies]
-
-
-def _add(
-    session: Session, ticket_id: str, questions: list[str], answer: str, agent: str, redactor: Redactor
+def add_suggestion(
+    session: Session, ticket_id: str, questions: list[str], answer: str, agent: str, redactor: Redactor,
+    sender_id: str | None,
 ) -> int:
+    """In `session`: a pending suggestion from the ticket `ticket_id` of the customer `sender_id`
+    (kept so an erasure finds it), PII redacted by `redactor`. Returns its id."""
     # Redacted before it is stored: an editor may approve it unedited for every customer to see.
     questions, answer = [redactor.redact(q) for q in questions], redactor.redact(answer)
-    sender_id = session.scalar(
-        select(ConversationRow.sender_id)
-        .join(HandoffRow, HandoffRow.conversation_id == ConversationRow.id)
-        .where(HandoffRow.id == ticket_id)
-    )
     row = KBSuggestionRow(ticket_id=ticket_id, questions=questions, answer=answer, agent=agent,
-                          status="pending", created_at=datetime.now(UTC), sender_id=sender_id)
+                          status=SuggestionStatus.PENDING, created_at=datetime.now(UTC), sender_id=sender_id)
     session.add(row)
     session.flush()
     return row.id
@@ -126,17 +90,6 @@ class Suggestions:
         self._entries = KnowledgeBaseStore(engine)
         self._redactor = redactor or Redactor()
 
-    def propose(self, ticket_id: str, questions: builtins.list[str], answer: str, agent: str) -> Suggestion:
-        """An agent's explicit "propose as KB entry" for a ticket."""
-        questions = [q.strip() for q in questions if q.strip()]
-        if not questions or not answer.strip():
-            raise SuggestionError("a suggestion needs a question and an answer")
-        with self._sessions.begin() as session:
-            if session.get(HandoffRow, ticket_id) is None:
-                raise SuggestionNotFound(f"no ticket {ticket_id!r}")
-            suggestion_id = _add(session, ticket_id, questions, answer.strip(), agent, self._redactor)
-        return self.get(suggestion_id)
-
     def get(self, suggestion_id: int) -> Suggestion:
         with self._sessions() as session:
             row = session.get(KBSuggestionRow, suggestion_id)
@@ -144,10 +97,10 @@ class Suggestions:
                 raise SuggestionNotFound(f"no suggestion {suggestion_id} (see `crowddesk kb suggestions`)")
             return _to_suggestion(row)
 
-    def list(self, status: str | None = "pending") -> builtins.list[Suggestion]:
+    def list(self, status: str | None = SuggestionStatus.PENDING) -> builtins.list[Suggestion]:
         """Suggestions with `status` (all when None), oldest first."""
-        if status is not None and status not in STATUSES:
-            raise SuggestionError(f"unknown suggestion status {status!r}; use one of {', '.join(STATUSES)}")
+        if status is not None and status not in tuple(SuggestionStatus):
+            raise SuggestionError(f"unknown suggestion status {status!r}; use one of {', '.join(SuggestionStatus)}")
         query = select(KBSuggestionRow).order_by(KBSuggestionRow.id)
         if status is not None:
             query = query.where(KBSuggestionRow.status == status)
@@ -171,7 +124,7 @@ class Suggestions:
         if not entry.answer:
             raise SuggestionError("the answer is empty")
         # Claimed first, so two editors can't both approve; given back if publishing fails.
-        self._review(suggestion_id, "approved", editor, entry_id=entry.id)
+        self._review(suggestion_id, SuggestionStatus.APPROVED, editor, entry_id=entry.id)
         try:
             self._entries.upsert(entry, actor=editor, comment=f"approved suggestion {suggestion_id}")
         except ValueError as exc:
@@ -183,14 +136,14 @@ class Suggestions:
         """Turn the suggestion down; the reason is kept for the agent who made it."""
         if not reason.strip():
             raise SuggestionError("say why the suggestion is rejected (a reason is required)")
-        self._review(suggestion_id, "rejected", editor, reason=reason.strip())
+        self._review(suggestion_id, SuggestionStatus.REJECTED, editor, reason=reason.strip())
         return self.get(suggestion_id)
 
     def _review(self, suggestion_id: int, status: str, editor: str, **values: Any) -> None:
         with self._sessions.begin() as session:
             done = cast(CursorResult[Any], session.execute(
                 update(KBSuggestionRow)
-                .where(KBSuggestionRow.id == suggestion_id, KBSuggestionRow.status == "pending")
+                .where(KBSuggestionRow.id == suggestion_id, KBSuggestionRow.status == SuggestionStatus.PENDING)
                 .values(status=status, reviewer=editor, reviewed_at=datetime.now(UTC), **values)
                 .execution_options(synchronize_session=False)
             )).rowcount
@@ -202,7 +155,7 @@ class Suggestions:
         with self._sessions.begin() as session:
             session.execute(
                 update(KBSuggestionRow).where(KBSuggestionRow.id == suggestion_id)
-                .values(status="pending", reviewer=None, reviewed_at=None, entry_id=None)
+                .values(status=SuggestionStatus.PENDING, reviewer=None, reviewed_at=None, entry_id=None)
                 .execution_options(synchronize_session=False)
             )
 

@@ -18,8 +18,8 @@ from sqlalchemy import Engine, Insert, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from crowddesk.bot.database import insert_missing
 from crowddesk.knowledge_base.store import KBEntryRow, KBFeedbackRow, KBQuestionRow, KBUsageRow
+from crowddesk.storage.upserts import insert_missing
 
 Counter = Literal["served", "helpful", "unhelpful"]
 UsageOrder = Literal["served", "unhelpful"]

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from crowddesk.bot.assemble import Bot
-from crowddesk.bot.server import create_app
-from crowddesk.bot.training import TrainResult
+from crowddesk.bot.server.app import create_app
+from crowddesk.bot.server.assemble import Bot
+from crowddesk.bot.training.trainer import TrainResult
 from tests.demo_bot import API_ACCESS, demo_bot_on_fresh_database, serving
 
 CHROMIUM = "/usr/bin/chromium"

@@ -18,7 +18,8 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from crowddesk.bot.database import create_engine_for, init_schema
+from crowddesk.bot.server.database import init_schema
+from crowddesk.storage.engines import create_engine_for
 
 POSTGRES_URL_VARIABLE = "CROWDDESK_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

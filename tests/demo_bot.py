@@ -16,12 +16,12 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from crowddesk.bot.action_server import start_action_server, stop
-from crowddesk.bot.api_access import ApiAccess
-from crowddesk.bot.assemble import Bot, assemble, models_dir
-from crowddesk.bot.project import load_project
-from crowddesk.bot.server import create_app
-from crowddesk.bot.training import TrainResult, train
+from crowddesk.bot.project.loading import load_project
+from crowddesk.bot.server.action_server import start_action_server, stop
+from crowddesk.bot.server.api_access import ApiAccess
+from crowddesk.bot.server.app import create_app
+from crowddesk.bot.server.assemble import Bot, assemble, models_dir
+from crowddesk.bot.training.trainer import TrainResult, train
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT_FILES = ("domain.yml", "config.yml", "endpoints.yml", "credentials.yml", "data", "actions")

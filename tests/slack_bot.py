@@ -17,9 +17,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from crowddesk.bot.assemble import Bot, assemble
-from crowddesk.bot.server import create_app
-from crowddesk.bot.training import TrainResult
+from crowddesk.bot.server.app import create_app
+from crowddesk.bot.server.assemble import Bot, assemble
+from crowddesk.bot.training.trainer import TrainResult
 from crowddesk.connectors.slack import EVENTS_PATH, INTERACTIVE_PATH
 from tests.demo_bot import API_ACCESS, API_AUTH
 from tests.fakes.slack_api import (

@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from crowddesk.bot.action_client import ActionClient, ActionServerError
+from crowddesk.bot.dialogue.action_client import ActionClient, ActionServerError
 
 URL = "http://127.0.0.1:5055/webhook"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
-from crowddesk.bot.agents import AgentDirectory, AgentExists, AuthError, UnknownAgent
-from crowddesk.bot.store import ConversationStore
-from crowddesk.bot.tickets import TicketDesk
+from crowddesk.bot.conversations.store import ConversationStore
+from crowddesk.bot.desk.agents import AgentDirectory, AgentExists, AuthError, UnknownAgent
+from crowddesk.bot.desk.tickets import TicketDesk
 from tests.test_tickets import open_ticket
 
 PASSWORD = "correct horse battery"

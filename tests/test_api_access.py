@@ -10,11 +10,11 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from crowddesk.bot.api_access import JWT_SECRET_ENV, TOKEN_ENV, ApiAccess, ApiAccessError
-from crowddesk.bot.audit import AuditLog
-from crowddesk.bot.cli import main
-from crowddesk.bot.commands import _demo_access
-from crowddesk.bot.server import create_app
+from crowddesk.bot.cli.main import main
+from crowddesk.bot.cli.verbs import _demo_access
+from crowddesk.bot.conversations.audit import AuditLog
+from crowddesk.bot.server.api_access import JWT_SECRET_ENV, TOKEN_ENV, ApiAccess, ApiAccessError
+from crowddesk.bot.server.app import create_app
 from tests.demo_bot import API_AUTH
 
 JWT_SECRET = "a-jwt-secret-for-tests-that-is-long-enough"

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from crowddesk.bot.server import create_app
-from crowddesk.bot.training import TrainResult
+from crowddesk.bot.server.app import create_app
+from crowddesk.bot.training.trainer import TrainResult
 from tests.demo_bot import API_ACCESS, API_AUTH, demo_bot_on_fresh_database, serving
 
 EXAMPLES_PER_OPERATION = 12

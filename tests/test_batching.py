@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from crowddesk.bot.batching import BatchingEncoder
+from crowddesk.bot.dialogue.batching import BatchingEncoder
 from crowddesk.nlu.encoders import Encoder
 
 QUESTIONS = [

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from crowddesk.bot.http_limits import MAX_BODY_BYTES, BodyLimits, json_depth_exceeds
+from crowddesk.bot.web.limits import MAX_BODY_BYTES, BodyLimits, json_depth_exceeds
 from tests.demo_bot import serving
 
 CHUNK = 64 * 1024

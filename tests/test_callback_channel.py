@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from crowddesk.bot.server import create_app
-from crowddesk.bot.training import TrainResult
+from crowddesk.bot.server.app import create_app
+from crowddesk.bot.training.trainer import TrainResult
 from tests.demo_bot import API_ACCESS, API_AUTH, demo_bot_with_credentials
 
 GUARD_SECONDS = 60  # only a hung test ever waits this long

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from crowddesk.bot.engine import MessageRejected
-from crowddesk.bot.store import ChannelConflict, ConversationStore
+from crowddesk.bot.conversations.store import ChannelConflict, ConversationStore
+from crowddesk.bot.dialogue.engine import MessageRejected
 from crowddesk.connectors.types import InboundMessage
 from crowddesk.connectors.webchat import SOCKET_PATH
 from tests.demo_bot import API_AUTH, agent_headers

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from crowddesk.bot.config import never_answered_intents
-from crowddesk.bot.policy import SupportPolicy
+from crowddesk.bot.dialogue.policy import SupportPolicy
+from crowddesk.bot.project.config import never_answered_intents
 from crowddesk.nlu.types import IntentScore, Parse
 from tests.demo_bot import agent_headers
 from tests.test_end_to_end import say, tracker

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from crowddesk.bot.cli import main
-from crowddesk.bot.model import model_dirs
+from crowddesk.bot.cli.main import main
+from crowddesk.bot.training.model import model_dirs
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine
 
-from crowddesk.bot.cli import main
-from crowddesk.knowledge_base.community import ANSWER_TOO_SHORT, NO_GOOD_ANSWER, AnswerRules
-from crowddesk.knowledge_base.discourse import DiscourseImporter
-from crowddesk.knowledge_base.html_text import html_to_text
-from crowddesk.knowledge_base.importers import KBImportError, importer_for
+from crowddesk.bot.cli.main import main
 from crowddesk.knowledge_base.ingest import IngestOptions, ingest
 from crowddesk.knowledge_base.retriever import FaissRetriever
-from crowddesk.knowledge_base.stackexchange import StackExchangeImporter
+from crowddesk.knowledge_base.sources.community import ANSWER_TOO_SHORT, NO_GOOD_ANSWER, AnswerRules
+from crowddesk.knowledge_base.sources.discourse import DiscourseImporter
+from crowddesk.knowledge_base.sources.html_text import html_to_text
+from crowddesk.knowledge_base.sources.importers import KBImportError, importer_for
+from crowddesk.knowledge_base.sources.stackexchange import StackExchangeImporter
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
 from crowddesk.nlu.encoders import Encoder

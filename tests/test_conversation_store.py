@@ -12,14 +12,15 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import StatementError
 
-from crowddesk.bot.database import create_engine_for, init_schema
-from crowddesk.bot.store import (
+from crowddesk.bot.conversations.store import (
     ConversationRecord,
     ConversationStore,
     EventRow,
     HandoffRecord,
     NewHandoff,
 )
+from crowddesk.bot.server.database import init_schema
+from crowddesk.storage.engines import create_engine_for
 
 DUE = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -321,7 +322,7 @@ def test_unparseable_url_error_does_not_echo_it() -> None:
 
 
 def test_password_stays_out_of_logs_and_repr(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="crowddesk.bot.database")
+    caplog.set_level(logging.INFO, logger="crowddesk.storage.engines")
 
     engine = create_engine_for("postgresql+psycopg://crowddesk:s3cret-pw@db.example:5432/bot")
     try:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from crowddesk.bot import cli
-from crowddesk.bot.credentials import ChannelCredentials, build_channels, load_credentials
-from crowddesk.bot.project import load_project
-from crowddesk.bot.yaml_files import ProjectFileError
+from crowddesk.bot.cli import main as cli
+from crowddesk.bot.project.credentials import ChannelCredentials, build_channels, load_credentials
+from crowddesk.bot.project.loading import load_project
+from crowddesk.bot.project.yaml_files import ProjectFileError
 from crowddesk.connectors.callback import CallbackChannel
 from crowddesk.connectors.registry import CHANNELS
 from crowddesk.connectors.rest import RestChannel

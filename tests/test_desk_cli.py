@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from crowddesk.bot import desk_cli
-from crowddesk.bot.agents import DEFAULT_TOKEN_DAYS, ROLES, AgentDirectory, AuthError
-from crowddesk.bot.cli import main
-from crowddesk.bot.outbox import Outbox, OutboxWorker
-from crowddesk.bot.store import ConversationStore, NewHandoff
+from crowddesk.bot.cli import desk as desk_cli
+from crowddesk.bot.cli.main import main
+from crowddesk.bot.conversations.outbox import Outbox, OutboxWorker
+from crowddesk.bot.conversations.store import ConversationStore, NewHandoff
+from crowddesk.bot.desk.agents import DEFAULT_TOKEN_DAYS, ROLES, AgentDirectory, AuthError
 from crowddesk.knowledge_base.suggestions import Suggestions
 from tests.demo_bot import copy_demo_project
 from tests.test_outbox import FakePlatform

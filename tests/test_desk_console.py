@@ -14,8 +14,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from crowddesk.bot.config import SlaSettings
-from crowddesk.bot.sla_monitor import SlaMonitor
+from crowddesk.bot.desk.sla_monitor import SlaMonitor
+from crowddesk.bot.project.config import SlaSettings
 from crowddesk.knowledge_base.suggestions import Suggestions
 from tests.browser import LiveServer
 from tests.demo_bot import API_AUTH

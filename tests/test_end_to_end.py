@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 
-from crowddesk.bot.assemble import assemble, open_database
-from crowddesk.bot.project import load_project
-from crowddesk.bot.server import create_app
-from crowddesk.bot.training import TrainResult
+from crowddesk.bot.project.loading import load_project
+from crowddesk.bot.server.app import create_app
+from crowddesk.bot.server.assemble import assemble, open_database
+from crowddesk.bot.training.trainer import TrainResult
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.types import KBEntry
 from tests.demo_bot import API_ACCESS, API_AUTH, REPO

@@ -6,8 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from crowddesk.bot.assemble import Bot, assemble
-from crowddesk.bot.training import TrainResult
+from crowddesk.bot.server.assemble import Bot, assemble
+from crowddesk.bot.training.trainer import TrainResult
 from crowddesk.connectors.types import InboundMessage, OutboundMessage
 
 ANSWERED = "It's been a week and my new card still hasn't arrived"

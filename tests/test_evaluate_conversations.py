@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from crowddesk.bot.cli import main
-from crowddesk.bot.training import TrainResult
+from crowddesk.bot.cli.main import main
+from crowddesk.bot.training.trainer import TrainResult
 from tests.demo_bot import REPO, free_port
 
 STORIES = """\

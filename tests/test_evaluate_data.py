@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from crowddesk.bot.cli import main
-from crowddesk.bot.eval_data import (
+from crowddesk.bot.cli.main import main
+from crowddesk.bot.evaluation.data import (
     ExpectedAction,
     ExpectedSlot,
     UserTurn,
@@ -15,7 +15,7 @@ from crowddesk.bot.eval_data import (
     load_kb_queries,
     load_labelled_messages,
 )
-from crowddesk.bot.yaml_files import ProjectFileError
+from crowddesk.bot.project.yaml_files import ProjectFileError
 
 
 def write(path: Path, text: str) -> Path:

@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from crowddesk.bot.assemble import open_database
-from crowddesk.bot.cli import main
-from crowddesk.bot.eval_data import KBQuery
-from crowddesk.bot.evaluate_kb import MRR_DEPTH, Calibration, evaluate_kb, project_knowledge_base
-from crowddesk.bot.model import TrainedModel, latest_model_dir
-from crowddesk.bot.open_set import held_out
-from crowddesk.bot.policy import RetrieverCalibration
-from crowddesk.bot.project import load_project
-from crowddesk.bot.yaml_files import ProjectFileError
+from crowddesk.bot.cli.main import main
+from crowddesk.bot.dialogue.policy import RetrieverCalibration
+from crowddesk.bot.evaluation.data import KBQuery
+from crowddesk.bot.evaluation.kb import MRR_DEPTH, Calibration, evaluate_kb, project_knowledge_base
+from crowddesk.bot.evaluation.open_set import held_out
+from crowddesk.bot.project.loading import load_project
+from crowddesk.bot.project.yaml_files import ProjectFileError
+from crowddesk.bot.server.assemble import open_database
+from crowddesk.bot.training.model import TrainedModel, latest_model_dir
 from crowddesk.knowledge_base.retriever import FaissRetriever
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.types import KBEntry

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from crowddesk.bot.cli import main
-from crowddesk.bot.config import ProjectConfig
-from crowddesk.bot.eval_data import load_labelled_messages
-from crowddesk.bot.evaluate_nlu import NluEvaluator, NluSettings
-from crowddesk.bot.training import intent_classifier
-from crowddesk.bot.open_set import training_point
+from crowddesk.bot.cli.main import main
+from crowddesk.bot.evaluation.data import load_labelled_messages
+from crowddesk.bot.evaluation.nlu import NluEvaluator, NluSettings
+from crowddesk.bot.evaluation.open_set import training_point
+from crowddesk.bot.project.config import ProjectConfig
+from crowddesk.bot.training.trainer import intent_classifier
 from crowddesk.nlu.encoders import Encoder
 
 FIXTURES = Path(__file__).parent / "fixtures" / "evaluate"

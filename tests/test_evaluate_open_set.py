@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from crowddesk.bot.cli import main
-from crowddesk.bot.config import ProjectConfig
-from crowddesk.bot.eval_data import load_labelled_messages
-from crowddesk.bot.evaluate_nlu import NluEvaluator, NluSettings
-from crowddesk.bot.open_set import OpenSetScores, held_out
+from crowddesk.bot.cli.main import main
+from crowddesk.bot.evaluation.data import load_labelled_messages
+from crowddesk.bot.evaluation.nlu import NluEvaluator, NluSettings
+from crowddesk.bot.evaluation.open_set import OpenSetScores, held_out
+from crowddesk.bot.project.config import ProjectConfig
 from crowddesk.nlu.encoders import Encoder
 
 TRAIN = Path(__file__).parent / "fixtures" / "evaluate" / "open_set_nlu.yml"

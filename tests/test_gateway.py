@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy.exc import DBAPIError
 
-from crowddesk.bot.assemble import Bot, assemble
-from crowddesk.bot.desk_api import transcript_messages
-from crowddesk.bot.engine import Engine, MessageRejected
-from crowddesk.bot.gateway import Gateway, SeenMessages
-from crowddesk.bot.training import TrainResult
+from crowddesk.bot.desk.api import transcript_messages
+from crowddesk.bot.dialogue.engine import Engine, MessageRejected
+from crowddesk.bot.server.assemble import Bot, assemble
+from crowddesk.bot.server.gateway import Gateway, SeenMessages
+from crowddesk.bot.training.trainer import TrainResult
 from crowddesk.connectors.rest import RestChannel
 from crowddesk.connectors.text import normalise_text
 from crowddesk.connectors.types import InboundMessage

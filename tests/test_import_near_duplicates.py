@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from crowddesk.knowledge_base.community import ImportBatch
 from crowddesk.knowledge_base.ingest import IngestOptions, ingest
-from crowddesk.knowledge_base.stackexchange import StackExchangeImporter
+from crowddesk.knowledge_base.sources.community import ImportBatch
+from crowddesk.knowledge_base.sources.stackexchange import StackExchangeImporter
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
 from crowddesk.nlu.encoders import Encoder

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from crowddesk.knowledge_base.importers import (
+from crowddesk.knowledge_base.sources.importers import (
     IMPORTERS,
     CsvImporter,
     KBImportError,

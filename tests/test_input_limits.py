@@ -9,7 +9,7 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
-from crowddesk.bot.assemble import Bot
+from crowddesk.bot.server.assemble import Bot
 from tests.demo_bot import API_AUTH
 
 DEEP = b'{"sender": "x", "message": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"

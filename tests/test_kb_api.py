@@ -12,9 +12,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from crowddesk.bot.agents import AgentDirectory
-from crowddesk.bot.kb_api import kb_router
-from crowddesk.bot.store import ConversationStore, NewHandoff
+from crowddesk.bot.conversations.store import ConversationStore, NewHandoff
+from crowddesk.bot.curation.api import kb_router
+from crowddesk.bot.desk.agents import AgentDirectory
+from crowddesk.bot.desk.suggestions import TicketSuggestions
 from crowddesk.knowledge_base.curation import LiveIndex
 from crowddesk.knowledge_base.index import KnowledgeBase
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
@@ -132,7 +133,7 @@ def test_suggestions_are_approved_into_the_index_or_rejected(
             "queued", None, NewHandoff("low_confidence", "normal", {}, datetime.now(UTC) + timedelta(hours=1)))
         assert ticket is not None
         tickets.append(ticket.id)
-    box = Suggestions(db_engine)
+    box = TicketSuggestions(db_engine)
     first = box.propose(tickets[0], ["Can I freeze my card from abroad?"], "Yes, in the app.", "ana")
     second = box.propose(tickets[1], ["Do you sell insurance?"], "No.", "ana")
 

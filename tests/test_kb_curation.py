@@ -15,17 +15,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from crowddesk.bot.agents import AgentDirectory
-from crowddesk.bot.cli import main
-from crowddesk.bot.database import create_engine_for, init_schema
-from crowddesk.bot.store import ConversationStore, NewHandoff
-from crowddesk.bot.tickets import TicketDesk
+from crowddesk.bot.cli.main import main
+from crowddesk.bot.conversations.store import ConversationStore, NewHandoff
+from crowddesk.bot.desk.agents import AgentDirectory
+from crowddesk.bot.desk.suggestions import TicketSuggestions
+from crowddesk.bot.desk.tickets import TicketDesk
+from crowddesk.bot.server.database import init_schema
 from crowddesk.knowledge_base.curation import LiveIndex
 from crowddesk.knowledge_base.index import KnowledgeBase
 from crowddesk.knowledge_base.store import InvalidTransition, KnowledgeBaseStore
 from crowddesk.knowledge_base.suggestions import SuggestionConflict, SuggestionError, Suggestions
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
 from crowddesk.nlu.encoders import Encoder
+from crowddesk.storage.engines import create_engine_for
 from tests.demo_bot import copy_demo_project
 
 
@@ -154,10 +156,10 @@ def test_no_suggestion_without_a_reply_and_the_request_for_a_person_is_not_a_que
         (asked, ["Why was I charged twice?", "It's the grocery payment"])]
 
 
-def test_rejecting_needs_a_reason_and_unknown_ids_are_named(desk) -> None:
+def test_rejecting_needs_a_reason_and_unknown_ids_are_named(desk, db_engine: Engine) -> None:
     conversations, _, _, suggestions = desk
     ticket_id = handed_off(conversations, "c1", "Is there a fee for SEPA transfers?")
-    proposed = suggestions.propose(ticket_id, ["Is there a fee for SEPA transfers?"], "No.", "ana")
+    proposed = TicketSuggestions(db_engine).propose(ticket_id, ["Is there a fee for SEPA transfers?"], "No.", "ana")
 
     with pytest.raises(SuggestionError, match="reason is required"):
         suggestions.reject(proposed.id, "ed", "  ")
@@ -169,7 +171,7 @@ def test_rejecting_needs_a_reason_and_unknown_ids_are_named(desk) -> None:
     with pytest.raises(SuggestionError, match="no suggestion 999"):
         suggestions.get(999)
     with pytest.raises(SuggestionError, match="no ticket 'T-missing'"):
-        suggestions.propose("T-missing", ["q"], "a", "ana")
+        TicketSuggestions(db_engine).propose("T-missing", ["q"], "a", "ana")
 
 
 def test_publishing_swaps_the_index_while_queries_keep_running(
@@ -259,9 +261,9 @@ def test_suggestions_are_reviewed_from_the_command_line(
 ) -> None:
     project, url, engine = cli_database
     conversations = ConversationStore(engine)
-    first = Suggestions(engine).propose(handed_off(conversations, "c1", "Do you do mortgages?"),
+    first = TicketSuggestions(engine).propose(handed_off(conversations, "c1", "Do you do mortgages?"),
                                         ["Do you do mortgages?"], "Not yet.", "ana")
-    second = Suggestions(engine).propose(handed_off(conversations, "c2", "Crypto?"), ["Crypto?"], "No.", "ana")
+    second = TicketSuggestions(engine).propose(handed_off(conversations, "c2", "Crypto?"), ["Crypto?"], "No.", "ana")
 
     def crowddesk(*args: str) -> tuple[int, str]:
         code = main(["kb", *args, "--project", str(project), "--database-url", url])

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine
 
-from crowddesk.bot.store import ConversationStore
-from crowddesk.knowledge_base.gaps import gap_report, unanswered_questions
+from crowddesk.bot.conversations.store import ConversationStore
+from crowddesk.bot.curation.gaps import gap_report, unanswered_questions
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.types import KBEntry
 from crowddesk.nlu.encoders import Encoder

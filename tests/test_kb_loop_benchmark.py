@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmarks.kb_loop import offered_entry, withhold_topics
-from crowddesk.bot.project import load_project
-from crowddesk.bot.validation import validate_project
-from crowddesk.bot.wiring import faq_entries
+from crowddesk.bot.project.loading import load_project
+from crowddesk.bot.project.validation import validate_project
+from crowddesk.bot.project.wiring import faq_entries
 from tests.demo_bot import REPO, copy_demo_project
 
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, event
 
-from crowddesk.bot.config import load_config
-from crowddesk.bot.database import create_engine_for, init_schema
-from crowddesk.bot.yaml_files import ProjectFileError
+from crowddesk.bot.project.config import load_config
+from crowddesk.bot.project.yaml_files import ProjectFileError
+from crowddesk.bot.server.database import init_schema
 from crowddesk.knowledge_base.changelog import PENDING_SECONDS, Position
 from crowddesk.knowledge_base.curation import LiveIndex
 from crowddesk.knowledge_base.dense import IndexSettings
@@ -25,6 +25,7 @@ from crowddesk.knowledge_base.segments import ANSWER_WEIGHT, lexical_document
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
 from crowddesk.nlu.encoders import Encoder
+from crowddesk.storage.engines import create_engine_for
 
 SUPPORT = [
     KBEntry("login", ["I can't log in to my account", "sign in not working"], "Reset your password."),

@@ -17,16 +17,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
-from crowddesk.bot.assemble import assemble
-from crowddesk.bot.cli import main
-from crowddesk.bot.config import FeedbackSettings
-from crowddesk.bot.kb_feedback import KBAnswers
-from crowddesk.bot.project import load_project
-from crowddesk.bot.responses import ResponseRenderer
-from crowddesk.bot.server import create_app
-from crowddesk.bot.store import ConversationStore
-from crowddesk.bot.training import TrainResult
-from crowddesk.bot.yaml_files import ProjectFileError
+from crowddesk.bot.cli.main import main
+from crowddesk.bot.conversations.store import ConversationStore
+from crowddesk.bot.dialogue.kb_feedback import KBAnswers
+from crowddesk.bot.project.config import FeedbackSettings
+from crowddesk.bot.project.loading import load_project
+from crowddesk.bot.project.responses import ResponseRenderer
+from crowddesk.bot.project.yaml_files import ProjectFileError
+from crowddesk.bot.server.app import create_app
+from crowddesk.bot.server.assemble import assemble
+from crowddesk.bot.training.trainer import TrainResult
 from crowddesk.connectors.webchat import history_frames
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.types import KBEntry

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 from starlette.types import Receive, Scope, Send
 
-from crowddesk.bot.log_scrubbing import scrub, uvicorn_log_config
-from crowddesk.bot.training import TrainResult
+from crowddesk.bot.server.log_scrubbing import scrub, uvicorn_log_config
+from crowddesk.bot.training.trainer import TrainResult
 from tests.demo_bot import REPO, free_port
 
 STARTUP_SECONDS = 120.0
@@ -32,7 +32,7 @@ async def ok_app(scope: Scope, receive: Receive, send: Send) -> None:
 def test_uvicorns_access_log_keeps_the_request_but_not_its_credentials() -> None:
     port = free_port()
     # A process of its own: uvicorn's logging setup is process-wide.
-    serve = ("import uvicorn; from crowddesk.bot.log_scrubbing import uvicorn_log_config; "
+    serve = ("import uvicorn; from crowddesk.bot.server.log_scrubbing import uvicorn_log_config; "
              f"uvicorn.run('tests.test_log_scrubbing:ok_app', port={port}, lifespan='off', "
              "log_config=uvicorn_log_config())")
     with running([sys.executable, "-c", serve], {}) as log:

@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from crowddesk.bot.agents import AgentDirectory, AuthError
-from crowddesk.bot.login_limits import LoginLimiter
+from crowddesk.bot.desk.agents import AgentDirectory, AuthError
+from crowddesk.bot.desk.login_limits import LoginLimiter
 
 PASSWORD = "correct horse battery"
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crowddesk.bot.assemble import assemble
-from crowddesk.bot.model import KB_VECTORS_FILE, ModelError, TrainedModel
-from crowddesk.bot.project import load_project
-from crowddesk.bot.training import TrainResult
-from crowddesk.bot.wiring import faq_entries
+from crowddesk.bot.project.loading import load_project
+from crowddesk.bot.project.wiring import faq_entries
+from crowddesk.bot.server.assemble import assemble
+from crowddesk.bot.training.model import KB_VECTORS_FILE, ModelError, TrainedModel
+from crowddesk.bot.training.trainer import TrainResult
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.nlu.encoders import load_encoder
 

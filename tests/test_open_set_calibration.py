@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crowddesk.bot.training import TrainResult
+from crowddesk.bot.training.trainer import TrainResult
 from crowddesk.nlu.calibration import choose_threshold, precision_curve
 from crowddesk.nlu.classifier import CalibratedIntentClassifier, OutOfFold, intent_groups
 from crowddesk.nlu.encoders import Encoder

@@ -12,13 +12,15 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from crowddesk.bot.database import create_engine_for, init_schema
-from crowddesk.bot.gateway import SeenMessages
-from crowddesk.bot.outbox import DELIVERED, FAILED, PENDING, Outbox, OutboxWorker
-from crowddesk.bot.retention import Purged, Retention
-from crowddesk.bot.store import InboundMessageRow, OutboxRow
+from crowddesk.bot.conversations.outbox import Outbox, OutboxWorker
+from crowddesk.bot.conversations.states import OutboxState
+from crowddesk.bot.conversations.store import InboundMessageRow, OutboxRow
+from crowddesk.bot.privacy.retention import Purged, Retention
+from crowddesk.bot.server.database import init_schema
+from crowddesk.bot.server.gateway import SeenMessages
 from crowddesk.connectors.base import DeliveryError
 from crowddesk.connectors.types import Button, OutboundMessage
+from crowddesk.storage.engines import create_engine_for
 from tests.fakes.platform import FakePlatform
 
 
@@ -53,7 +55,7 @@ def test_rate_limited_message_waits_as_told_and_is_delivered_once(db_engine: Eng
     async def scenario() -> None:
         assert await worker.deliver_due() == 1
         [row] = outbox.records()
-        assert row.status == PENDING and row.next_attempt_at >= clock.now + timedelta(seconds=30)
+        assert row.status == OutboxState.PENDING and row.next_attempt_at >= clock.now + timedelta(seconds=30)
         clock.advance(29)
         assert await worker.deliver_due() == 0  # not before the platform said
         clock.advance(60)
@@ -62,7 +64,7 @@ def test_rate_limited_message_waits_as_told_and_is_delivered_once(db_engine: Eng
 
     asyncio.run(scenario())
     [row] = outbox.records()
-    assert row.status == DELIVERED and row.attempts == 2 and row.delivered_at is not None
+    assert row.status == OutboxState.DELIVERED and row.attempts == 2 and row.delivered_at is not None
     assert platform.texts() == ["Your card is on its way"]
     assert platform.accepted[0] == message("c1", "Your card is on its way")
 
@@ -84,7 +86,7 @@ def test_server_errors_are_retried_with_growing_backoff_until_accepted(db_engine
 
     asyncio.run(scenario())
     [row] = outbox.records()
-    assert row.status == DELIVERED and row.attempts == 3 and platform.attempts == 3
+    assert row.status == OutboxState.DELIVERED and row.attempts == 3 and platform.attempts == 3
     assert 0 < waits[0] < waits[1]
     assert platform.texts() == ["hello"]
 
@@ -102,8 +104,8 @@ def test_permanent_refusal_fails_the_message_without_retrying(db_engine: Engine)
 
     asyncio.run(scenario())
     failed, delivered = outbox.records()
-    assert failed.status == FAILED and failed.attempts == 1 and "blocked" in (failed.last_error or "")
-    assert delivered.status == DELIVERED
+    assert failed.status == OutboxState.FAILED and failed.attempts == 1 and "blocked" in (failed.last_error or "")
+    assert delivered.status == OutboxState.DELIVERED
     assert platform.attempts == 2
 
 
@@ -127,7 +129,7 @@ def test_rows_for_unconfigured_channels_wait(db_engine: Engine) -> None:
     outbox.enqueue("telegram", [message("42", "hello")])
     platform = FakePlatform()
     assert asyncio.run(worker_for(outbox, platform).deliver_due()) == 0
-    assert [r.status for r in outbox.records()] == [PENDING] and platform.attempts == 0
+    assert [r.status for r in outbox.records()] == [OutboxState.PENDING] and platform.attempts == 0
 
 
 def test_a_running_worker_is_woken_by_new_rows_and_finishes_sends_when_stopped(tmp_path: Path) -> None:
@@ -144,7 +146,7 @@ def test_a_running_worker_is_woken_by_new_rows_and_finishes_sends_when_stopped(t
 
     asyncio.run(scenario())
     assert sorted(platform.texts()) == ["one", "two"]
-    assert [r.status for r in outbox.records()] == [DELIVERED, DELIVERED]
+    assert [r.status for r in outbox.records()] == [OutboxState.DELIVERED, OutboxState.DELIVERED]
 
 
 def test_pending_rows_survive_a_restart(tmp_path: Path) -> None:
@@ -167,7 +169,8 @@ def test_pending_rows_survive_a_restart(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert sorted(platform.texts()) == ["refused before the restart", "written before the restart"]
-    assert [(r.status, r.attempts) for r in outbox.records()] == [(DELIVERED, 2), (DELIVERED, 1)]
+    delivered = OutboxState.DELIVERED
+    assert [(r.status, r.attempts) for r in outbox.records()] == [(delivered, 2), (delivered, 1)]
 
 
 @pytest.mark.postgres
@@ -182,7 +185,7 @@ def test_two_workers_on_postgresql_never_deliver_a_message_twice(postgres_schema
     workers = [worker_for(outbox, platform, batch_size=3) for outbox in outboxes]
 
     async def scenario() -> None:
-        while outboxes[0].records(PENDING):
+        while outboxes[0].records(OutboxState.PENDING):
             claimed = await asyncio.gather(*(w.deliver_due() for w in workers))
             assert sum(claimed) > 0
 
@@ -192,7 +195,7 @@ def test_two_workers_on_postgresql_never_deliver_a_message_twice(postgres_schema
         assert sorted(received) == sorted(t for texts in sent.values() for t in texts)
         for recipient, texts in sent.items():
             assert [t for t in received if t.startswith(f"{recipient}-")] == texts
-        assert all(r.status == DELIVERED and r.attempts == 1 for r in outboxes[1].records())
+        assert all(r.status == OutboxState.DELIVERED and r.attempts == 1 for r in outboxes[1].records())
     finally:
         for engine in engines:
             engine.dispose()
@@ -224,10 +227,10 @@ def add_delivery_key(engine: Engine, message_id: str, received: datetime) -> Non
 def test_purge_deletes_delivered_rows_and_delivery_keys_older_than_the_retention(db_engine: Engine) -> None:
     now = datetime.now(UTC)
     long_ago, lately = now - timedelta(days=8), now - timedelta(days=6)
-    add_row(db_engine, "delivered long ago", DELIVERED, long_ago, long_ago)
-    add_row(db_engine, "written long ago, delivered lately", DELIVERED, long_ago, lately)
-    add_row(db_engine, "refused long ago", FAILED, long_ago)
-    add_row(db_engine, "still retrying", PENDING, long_ago)
+    add_row(db_engine, "delivered long ago", OutboxState.DELIVERED, long_ago, long_ago)
+    add_row(db_engine, "written long ago, delivered lately", OutboxState.DELIVERED, long_ago, lately)
+    add_row(db_engine, "refused long ago", OutboxState.FAILED, long_ago)
+    add_row(db_engine, "still retrying", OutboxState.PENDING, long_ago)
     add_delivery_key(db_engine, "update-1", long_ago)
     add_delivery_key(db_engine, "update-2", lately)
 
@@ -249,11 +252,11 @@ def test_the_worker_purges_once_per_period(db_engine: Engine) -> None:
     retention = Retention(db_engine, timedelta(days=7), every=timedelta(hours=1))
     worker = worker_for(Outbox(db_engine), FakePlatform(), clock, retention=retention)
     long_ago = clock.now - timedelta(days=8)
-    add_row(db_engine, "delivered long ago", DELIVERED, long_ago, long_ago)
+    add_row(db_engine, "delivered long ago", OutboxState.DELIVERED, long_ago, long_ago)
 
     async def scenario() -> list[Purged | None]:
         first = await worker.purge_when_due()
-        add_row(db_engine, "delivered long ago too", DELIVERED, long_ago, long_ago)
+        add_row(db_engine, "delivered long ago too", OutboxState.DELIVERED, long_ago, long_ago)
         clock.advance(3599)
         early = await worker.purge_when_due()
         clock.advance(1)
@@ -267,7 +270,7 @@ def test_a_running_worker_purges_as_it_starts(tmp_path: Path) -> None:
     engine = open_sqlite(tmp_path / "outbox.db")
     outbox, platform = Outbox(engine), FakePlatform()
     long_ago = datetime.now(UTC) - timedelta(days=8)
-    add_row(engine, "delivered long ago", DELIVERED, long_ago, long_ago)
+    add_row(engine, "delivered long ago", OutboxState.DELIVERED, long_ago, long_ago)
     retention = Retention(engine, timedelta(days=7))
     worker = OutboxWorker(outbox, {"fake": platform}, idle_seconds=3600, retention=retention)
 

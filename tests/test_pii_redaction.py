@@ -12,21 +12,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from uvicorn.logging import AccessFormatter
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
+from uvicorn.logging import AccessFormatter
 
-from crowddesk.bot.agents import AgentDirectory
-from crowddesk.bot.assemble import assemble
-from crowddesk.bot.config import load_config
-from crowddesk.bot.log_redaction import redacted_logs
-from crowddesk.bot.server import create_app
-from crowddesk.bot.store import ConversationStore, NewHandoff
-from crowddesk.bot.tickets import TicketDesk
-from crowddesk.bot.transcript_redaction import TranscriptRedactor
-from crowddesk.bot.training import TrainResult
-from crowddesk.bot.yaml_files import ProjectFileError
-from crowddesk.knowledge_base.gaps import gap_report
+from crowddesk.bot.conversations.store import ConversationStore, NewHandoff
+from crowddesk.bot.conversations.transcript_redaction import TranscriptRedactor
+from crowddesk.bot.curation.gaps import gap_report
+from crowddesk.bot.desk.agents import AgentDirectory
+from crowddesk.bot.desk.suggestions import TicketSuggestions
+from crowddesk.bot.desk.tickets import TicketDesk
+from crowddesk.bot.project.config import load_config
+from crowddesk.bot.project.yaml_files import ProjectFileError
+from crowddesk.bot.server.app import create_app
+from crowddesk.bot.server.assemble import assemble
+from crowddesk.bot.server.log_redaction import redacted_logs
+from crowddesk.bot.training.trainer import TrainResult
 from crowddesk.knowledge_base.redaction import Redactor
 from crowddesk.knowledge_base.suggestions import Suggestions
 from crowddesk.nlu.encoders import Encoder
@@ -83,7 +84,7 @@ def test_suggestions_from_handoffs_are_stored_redacted_and_so_is_an_editors_edit
     tickets.resolve(ticket_id, ana)
 
     [automatic] = suggestions.list()
-    explicit = suggestions.propose(ticket_id, [CUSTOMER_TEXT], AGENT_REPLY, "ana")
+    explicit = TicketSuggestions(db_engine, redactor).propose(ticket_id, [CUSTOMER_TEXT], AGENT_REPLY, "ana")
 
     assert automatic.questions == [REDACTED_TEXT, "It's account [redacted]"]
     assert automatic.answer.startswith(
@@ -208,7 +209,7 @@ def test_log_redaction_covers_crowddesks_and_uvicorns_logs_while_on(
     log_handlers: tuple[Collected, Collected],
 ) -> None:
     root, access = log_handlers
-    engine_log, access_log = logging.getLogger("crowddesk.bot.engine"), logging.getLogger("uvicorn.access")
+    engine_log, access_log = logging.getLogger("crowddesk.bot.dialogue.engine"), logging.getLogger("uvicorn.access")
 
     with redacted_logs(Redactor()):
         engine_log.warning("could not answer %r", CUSTOMER_TEXT)
@@ -243,7 +244,7 @@ def test_log_redaction_left_off_changes_nothing(log_handlers: tuple[Collected, C
     root, _ = log_handlers
 
     with redacted_logs(Redactor(), enabled=False):
-        logging.getLogger("crowddesk.bot.engine").warning("mail %s", EMAIL)
+        logging.getLogger("crowddesk.bot.dialogue.engine").warning("mail %s", EMAIL)
 
     assert root.lines == [f"mail {EMAIL}"]
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crowddesk.bot.config import FrustrationSettings, HandoffSettings, PolicySettings
-from crowddesk.bot.policy import (
+from crowddesk.bot.dialogue.policy import (
     ConversationContext,
     DecisionKind,
     HandoffReason,
@@ -13,6 +12,7 @@ from crowddesk.bot.policy import (
     SupportPolicy,
     Thresholds,
 )
+from crowddesk.bot.project.config import FrustrationSettings, HandoffSettings, PolicySettings
 from crowddesk.knowledge_base.types import Candidate
 from crowddesk.nlu.frustration import FrustrationDetector
 from crowddesk.nlu.payload import parse_payload

@@ -19,18 +19,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, MetaData, select, update
 from sqlalchemy.orm import sessionmaker
 
-from crowddesk.bot.agents import Agent, AgentDirectory
-from crowddesk.bot.audit import AuditLog, hashed_sender
-from crowddesk.bot.cli import main
-from crowddesk.bot.database import add_missing_columns
-from crowddesk.bot.endpoints import load_endpoints
-from crowddesk.bot.gateway import SeenMessages
-from crowddesk.bot.privacy_api import privacy_router
-from crowddesk.bot.retention import Retention
-from crowddesk.bot.slack_desk_posts import DeskPosts
-from crowddesk.bot.store import ConversationRow, ConversationStore, NewHandoff
-from crowddesk.bot.tickets import TicketDesk
-from crowddesk.bot.yaml_files import ProjectFileError
+from crowddesk.bot.cli.main import main
+from crowddesk.bot.conversations.audit import AuditLog, hashed_sender
+from crowddesk.bot.conversations.store import ConversationRow, ConversationStore, NewHandoff
+from crowddesk.bot.desk.agents import Agent, AgentDirectory
+from crowddesk.bot.desk.slack_posts import DeskPosts
+from crowddesk.bot.desk.tickets import TicketDesk
+from crowddesk.bot.privacy.api import privacy_router
+from crowddesk.bot.privacy.retention import Retention
+from crowddesk.bot.project.endpoints import load_endpoints
+from crowddesk.bot.project.yaml_files import ProjectFileError
+from crowddesk.bot.server.gateway import SeenMessages
 from crowddesk.knowledge_base.curation import LiveIndex
 from crowddesk.knowledge_base.index import KnowledgeBase
 from crowddesk.knowledge_base.store import KnowledgeBaseStore, KnowledgeBaseTables
@@ -39,6 +38,7 @@ from crowddesk.knowledge_base.types import KBEntry
 from crowddesk.knowledge_base.usage import record_feedback
 from crowddesk.nlu.cached_encoder import CachedEncoder
 from crowddesk.nlu.encoders import Encoder
+from crowddesk.storage.schema import add_missing_columns
 from tests.test_end_to_end import say, tracker
 from tests.test_kb_loop import call, token
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from crowddesk.bot.assemble import PROJECT_SYNC_ACTOR, sync_project_faq
-from crowddesk.bot.project import load_project
+from crowddesk.bot.project.loading import load_project
+from crowddesk.bot.server.assemble import PROJECT_SYNC_ACTOR, sync_project_faq
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.types import EntryStatus
 from tests.demo_bot import copy_demo_project

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from crowddesk.bot.config import (
+from crowddesk.bot.project.config import (
     ClassifierSettings,
     EncoderSettings,
     PolicySettings,
@@ -16,17 +16,17 @@ from crowddesk.bot.config import (
     RetrieverSettings,
     load_config,
 )
-from crowddesk.bot.domain import Button, SessionConfig, load_domain
-from crowddesk.bot.endpoints import (
+from crowddesk.bot.project.domain import Button, SessionConfig, load_domain
+from crowddesk.bot.project.endpoints import (
     ACTION_ENDPOINT_ENV,
     DATABASE_URL_ENV,
     Endpoints,
     MissingEnvironmentVariable,
     load_endpoints,
 )
-from crowddesk.bot.project import load_project
-from crowddesk.bot.training_data import RegexPattern, RuleStep, load_training_data
-from crowddesk.bot.yaml_files import ProjectFileError, read_yaml
+from crowddesk.bot.project.loading import load_project
+from crowddesk.bot.project.training_data import RegexPattern, RuleStep, load_training_data
+from crowddesk.bot.project.yaml_files import ProjectFileError, read_yaml
 from crowddesk.nlu.types import EntitySpan
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from crowddesk.bot.config import load_config
-from crowddesk.bot.yaml_files import ProjectFileError
+from crowddesk.bot.project.config import load_config
+from crowddesk.bot.project.yaml_files import ProjectFileError
 from crowddesk.knowledge_base.redaction import Redactor, iban_valid, luhn_valid
 
 

@@ -11,17 +11,17 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from crowddesk.bot.config import SlaSettings, load_config
-from crowddesk.bot.domain import Button, Domain, Response, SessionConfig
-from crowddesk.bot.handoff import SlaTargets, build_handoff, transcript
-from crowddesk.bot.policy import Decision, DecisionKind, HandoffReason
-from crowddesk.bot.responses import ResponseRenderer
-from crowddesk.bot.yaml_files import ProjectFileError
+from crowddesk.bot.dialogue.handoff import SlaTargets, build_handoff, transcript
+from crowddesk.bot.dialogue.policy import Decision, DecisionKind, HandoffReason
+from crowddesk.bot.project.config import SlaSettings, load_config
+from crowddesk.bot.project.domain import Button, Domain, Response, SessionConfig
+from crowddesk.bot.project.responses import ResponseRenderer
+from crowddesk.bot.project.yaml_files import ProjectFileError
+from crowddesk.bot.server.app import create_app
+from crowddesk.bot.server.assemble import assemble
+from crowddesk.bot.training.trainer import TrainResult
 from crowddesk.knowledge_base.types import Candidate, KBEntry
 from crowddesk.nlu.types import Entity, IntentScore, Parse
-from crowddesk.bot.assemble import assemble
-from crowddesk.bot.server import create_app
-from crowddesk.bot.training import TrainResult
 from tests.demo_bot import API_ACCESS, copy_demo_project
 from tests.test_end_to_end import say, tracker
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from crowddesk.bot.server import create_app
-from crowddesk.bot.training import TrainResult
+from crowddesk.bot.server.app import create_app
+from crowddesk.bot.training.trainer import TrainResult
 from crowddesk.connectors.base import CredentialsError
 from crowddesk.connectors.rest import RestChannel
 from tests.demo_bot import API_ACCESS, API_AUTH, demo_bot_with_credentials

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crowddesk.bot.config import load_config
-from crowddesk.bot.yaml_files import ProjectFileError
+from crowddesk.bot.project.config import load_config
+from crowddesk.bot.project.yaml_files import ProjectFileError
 from crowddesk.knowledge_base.dense import IndexSettings
 from crowddesk.knowledge_base.lexical import LexicalIndex, tokenize
 from crowddesk.knowledge_base.retriever import FaissRetriever

@@ -10,9 +10,9 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from crowddesk.bot.project import load_project
-from crowddesk.bot.scaffold import ScaffoldError, scaffold_project
-from crowddesk.bot.validation import validate_project
+from crowddesk.bot.project.loading import load_project
+from crowddesk.bot.project.scaffold import ScaffoldError, scaffold_project
+from crowddesk.bot.project.validation import validate_project
 
 EXPECTED_FILES = {
     "README.md",

@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, inspect
 
-from crowddesk.bot.agents import AgentDirectory
-from crowddesk.bot.config import SlaSettings
-from crowddesk.bot.database import init_schema
-from crowddesk.bot.sla_monitor import SlaMonitor
-from crowddesk.bot.store import ConversationStore, NewHandoff
-from crowddesk.bot.tickets import TicketDesk
+from crowddesk.bot.conversations.store import ConversationStore, NewHandoff
+from crowddesk.bot.desk.agents import AgentDirectory
+from crowddesk.bot.desk.sla_monitor import SlaMonitor
+from crowddesk.bot.desk.tickets import TicketDesk
+from crowddesk.bot.project.config import SlaSettings
+from crowddesk.bot.server.database import init_schema
 
 OPENED = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 DUE = OPENED + timedelta(minutes=30)

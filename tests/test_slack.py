@@ -19,7 +19,6 @@ from crowddesk.connectors.slack import EVENTS_PATH, INTERACTIVE_PATH, SlackChann
 from crowddesk.connectors.slack_blocks import SECTION_CHARS
 from crowddesk.connectors.types import Button, InboundMessage, OutboundMessage
 from tests.demo_bot import free_port
-from tests.slack_bot import SlackBot, new_id
 from tests.fakes.slack_api import (
     BOT_ID,
     BOT_TOKEN,
@@ -33,6 +32,7 @@ from tests.fakes.slack_api import (
     mention,
     signed_headers,
 )
+from tests.slack_bot import SlackBot, new_id
 
 DM = "D0CUSTOMER"
 USER = "U0CUSTOMER"

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from crowddesk.bot.slack_desk import slack_agent
-from crowddesk.bot.slack_desk_blocks import CLAIM_ACTION, RESOLVE_ACTION
-from crowddesk.bot.tickets import TicketError
+from crowddesk.bot.desk.slack import slack_agent
+from crowddesk.bot.desk.slack_blocks import CLAIM_ACTION, RESOLVE_ACTION
+from crowddesk.bot.desk.tickets import TicketError
 from crowddesk.connectors.slack import INTERACTIVE_PATH
 from tests.fakes.slack_api import block_actions, channel_message, direct_message, signed_headers
 from tests.slack_bot import DESK_CHANNEL, SlackBot, new_id

@@ -11,8 +11,8 @@ import pytest
 from playwright.sync_api import Page, Route, expect
 from sqlalchemy import Engine
 
-from crowddesk.bot.agents import AgentDirectory, AuthError
-from crowddesk.bot.stream_tickets import StreamTickets
+from crowddesk.bot.desk.agents import AgentDirectory, AuthError
+from crowddesk.bot.desk.stream_tickets import StreamTickets
 from tests.browser import LiveServer
 from tests.test_desk_console import PASSWORD, sign_in
 

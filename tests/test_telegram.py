@@ -16,11 +16,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from crowddesk.bot.assemble import assemble
-from crowddesk.bot.credentials import build_channels, load_credentials
-from crowddesk.bot.server import create_app
-from crowddesk.bot.training import TrainResult
-from crowddesk.bot.yaml_files import ProjectFileError
+from crowddesk.bot.project.credentials import build_channels, load_credentials
+from crowddesk.bot.project.yaml_files import ProjectFileError
+from crowddesk.bot.server.app import create_app
+from crowddesk.bot.server.assemble import assemble
+from crowddesk.bot.training.trainer import TrainResult
 from crowddesk.connectors.base import CredentialsError, DeliveryError
 from crowddesk.connectors.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramChannel
 from crowddesk.connectors.types import Button, InboundMessage, OutboundMessage

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine
 
-from crowddesk.bot.agents import AgentDirectory, AuthError
-from crowddesk.bot.store import ConversationStore, NewHandoff
-from crowddesk.bot.tickets import TicketConflict, TicketDesk, TicketError, TicketNotFound
+from crowddesk.bot.conversations.store import ConversationStore, NewHandoff
+from crowddesk.bot.desk.agents import AgentDirectory, AuthError
+from crowddesk.bot.desk.tickets import TicketConflict, TicketDesk, TicketError, TicketNotFound
 
 
 def open_ticket(store: ConversationStore, sender: str = "c1") -> str:

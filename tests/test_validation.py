@@ -7,7 +7,7 @@ from textwrap import dedent
 
 import pytest
 
-from crowddesk.bot.validation import Problem, Severity, validate_project
+from crowddesk.bot.project.validation import Problem, Severity, validate_project
 from tests.test_project_loading import line_of, write
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
-from crowddesk.bot.agents import AgentDirectory
-from crowddesk.bot.config import WaitSettings
-from crowddesk.bot.store import ConversationStore, HandoffRow, NewHandoff
-from crowddesk.bot.tickets import TicketDesk
-from crowddesk.bot.wait_estimate import QueueSnapshot, WaitEstimate, WaitEstimator, estimate_wait
+from crowddesk.bot.conversations.store import ConversationStore, HandoffRow, NewHandoff
+from crowddesk.bot.desk.agents import AgentDirectory
+from crowddesk.bot.desk.tickets import TicketDesk
+from crowddesk.bot.desk.wait_estimate import QueueSnapshot, WaitEstimate, WaitEstimator, estimate_wait
+from crowddesk.bot.project.config import WaitSettings
 
 SETTINGS = WaitSettings(default_first_reply_minutes=10, max_minutes=240)
 

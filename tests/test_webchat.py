@@ -18,14 +18,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketDenialResponse
 
-from crowddesk.bot.credentials import build_channels, load_credentials
-from crowddesk.bot.database import create_engine_for
-from crowddesk.bot.store import ConversationStore, ConversationTables
-from crowddesk.bot.yaml_files import ProjectFileError
+from crowddesk.bot.conversations.store import ConversationStore, ConversationTables
+from crowddesk.bot.project.credentials import build_channels, load_credentials
+from crowddesk.bot.project.yaml_files import ProjectFileError
 from crowddesk.connectors.base import CredentialsError, DeliveryError
 from crowddesk.connectors.registry import connector_class
 from crowddesk.connectors.types import Button, InboundMessage, OutboundMessage
 from crowddesk.connectors.webchat import SOCKET_PATH, WebchatChannel
+from crowddesk.storage.engines import create_engine_for
 
 SOURCE = "https://community.example.com/t/card-delivery/42"
 KB_ANSWER = OutboundMessage(

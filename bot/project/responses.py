@@ -1,0 +1,54 @@
+"""Renders domain responses (`utter_*`) into outbound messages, the way Rasa does."""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any, Mapping
+
+from crowddesk.bot.project.domain import Domain, Response
+from crowddesk.connectors.types import Button, OutboundMessage
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+class ResponseRenderer:
+    def __init__(self, domain: Domain, *, rng: random.Random | None = None) -> None:
+        self.domain = domain
+        self._rng = rng or random.Random()
+
+    def has(self, name: str) -> bool:
+        return name in self.domain.responses
+
+    def render(
+        self, name: str, recipient_id: str, slots: Mapping[str, Any], **values: Any
+    ) -> OutboundMessage:
+        """One variation of response `name`, with `{slot}` and `{value}` placeholders filled."""
+        variations = [v for v in self.domain.responses[name] if _condition_holds(v, slots)]
+        chosen = self._rng.choice(variations or self.domain.responses[name])
+        fill = {**{k: v for k, v in slots.items() if v is not None}, **values}
+        return OutboundMessage(
+            recipient_id=recipient_id,
+            text=_fill(chosen.text, fill),
+            buttons=tuple(Button(_fill(b.title, fill), b.payload) for b in chosen.buttons),
+            image=chosen.image,
+            custom=dict(chosen.custom or {}),
+        )
+
+
+def bot_event_data(reply: OutboundMessage) -> dict[str, Any]:
+    """The `data` of a Rasa `bot` event for a rendered reply."""
+    return {"buttons": [b.as_dict() for b in reply.buttons] or None, "image": reply.image,
+            "custom": reply.custom or None}
+
+
+def _fill(template: str, values: Mapping[str, Any]) -> str:
+    # Unknown placeholders stay as they are, as in Rasa, rather than failing the reply.
+    return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template)
+
+
+def _condition_holds(response: Response, slots: Mapping[str, Any]) -> bool:
+    for condition in response.condition or []:
+        if condition.get("type") == "slot" and slots.get(condition.get("name")) != condition.get("value"):
+            return False
+    return True

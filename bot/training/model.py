@@ -1,0 +1,171 @@
+"""The trained model artifact: a versioned directory under `models/`.
+
+Layout (no pickles, so an artifact from elsewhere can't run code when loaded):
+    models/<UTC timestamp>-<fingerprint[:12]>/
+        metadata.json     format version, fingerprint, encoder, thresholds, calibration, report
+        classifier/       CalibratedIntentClassifier.save()
+        entities.json     RuleEntityExtractor.to_dict()
+        kb_vectors.npz    the KB question embeddings computed in training (texts, vectors), so
+                          a new database's embedding cache starts full instead of re-encoding
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crowddesk.bot.dialogue.policy import RetrieverCalibration, Thresholds
+from crowddesk.nlu.classifier import CalibratedIntentClassifier
+from crowddesk.nlu.entities import RuleEntityExtractor
+
+MODEL_FORMAT_VERSION = 2
+KB_VECTORS_FILE = "kb_vectors.npz"
+
+
+class ModelError(Exception):
+    """A model artifact is missing, incomplete or from an incompatible version."""
+
+
+@dataclass
+class TrainingReport:
+    examples: int
+    intents: int
+    kb_entries: int
+    target_precision: float
+    answer_threshold: float
+    expected_automation_rate: float
+    expected_precision: float
+    clarify_floor: float
+    calibration_error: float
+    train_seconds: float
+    curve: list[dict[str, float]] = field(default_factory=list)
+    # Open-set calibration: the share of unseen-topic traffic the threshold was chosen for, how
+    # many held-out-intent predictions stood for it, and the operating point at other shares.
+    unseen_topic_share: float = 0.0
+    unseen_topic_examples: int = 0
+    nearest_example_exponent: float = 0.0
+    tradeoff: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class ModelMetadata:
+    format_version: int
+    fingerprint: str
+    created_at: str
+    encoder: str
+    language: str
+    thresholds: Thresholds
+    retriever_calibration: RetrieverCalibration
+    report: TrainingReport
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ModelMetadata":
+        calibration = data["retriever_calibration"]
+        return cls(
+            format_version=data["format_version"],
+            fingerprint=data["fingerprint"],
+            created_at=data["created_at"],
+            encoder=data["encoder"],
+            language=data["language"],
+            thresholds=Thresholds(**data["thresholds"]),
+            retriever_calibration=RetrieverCalibration(
+                tuple(calibration["scores"]), tuple(calibration["probabilities"])
+            ),
+            report=TrainingReport(**data["report"]),
+        )
+
+
+@dataclass
+class TrainedModel:
+    path: Path | None
+    metadata: ModelMetadata
+    classifier: CalibratedIntentClassifier
+    entities: RuleEntityExtractor
+    kb_vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    """Embeddings of the project's KB question variants by text, from the model's encoder."""
+
+    def save(self, models_dir: Path) -> Path:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        target = models_dir / f"{stamp}-{self.metadata.fingerprint[:12]}"
+        partial = target.with_name(target.name + ".partial")
+        partial.mkdir(parents=True)
+        self.classifier.save(partial / "classifier")
+        (partial / "entities.json").write_text(json.dumps(self.entities.to_dict()), encoding="utf-8")
+        _save_vectors(partial / KB_VECTORS_FILE, self.kb_vectors)
+        # metadata.json is written last: its presence marks a complete artifact.
+        (partial / "metadata.json").write_text(
+            json.dumps(self.metadata.to_json(), indent=2), encoding="utf-8"
+        )
+        partial.rename(target)
+        self.path = target
+        return target
+
+    @classmethod
+    def load(cls, path: Path) -> "TrainedModel":
+        meta_file = path / "metadata.json"
+        if not meta_file.is_file():
+            raise ModelError(f"{path} is not a CrowdDesk model (no metadata.json)")
+        try:
+            raw = json.loads(meta_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{meta_file}: corrupt metadata ({exc})") from exc
+        if raw.get("format_version") != MODEL_FORMAT_VERSION:
+            raise ModelError(
+                f"{path}: model format {raw.get('format_version')} is not supported by this "
+                f"CrowdDesk (expects {MODEL_FORMAT_VERSION}); run `crowddesk train --force`"
+            )
+        metadata = ModelMetadata.from_json(raw)
+        classifier = CalibratedIntentClassifier.load(path / "classifier")
+        entities = RuleEntityExtractor.from_dict(
+            json.loads((path / "entities.json").read_text(encoding="utf-8"))
+        )
+        return cls(path, metadata, classifier, entities, _load_vectors(path / KB_VECTORS_FILE))
+
+
+def _save_vectors(path: Path, vectors: dict[str, np.ndarray]) -> None:
+    texts = list(vectors)
+    matrix = np.stack([vectors[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
+    np.savez(path, texts=np.array(texts, dtype=str), vectors=matrix.astype(np.float32))
+
+
+def _load_vectors(path: Path) -> dict[str, np.ndarray]:
+    # Models trained before this file existed simply start with an empty cache.
+    if not path.is_file():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            texts, vectors = saved["texts"], saved["vectors"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{path}: corrupt KB vectors ({exc}); run `crowddesk train --force`") from exc
+    if len(texts) != len(vectors):
+        raise ModelError(f"{path}: {len(texts)} texts but {len(vectors)} vectors; "
+                         "run `crowddesk train --force`")
+    return {str(text): vector for text, vector in zip(texts, vectors)}
+
+
+def model_dirs(models_dir: Path) -> list[Path]:
+    """Complete artifacts, oldest first (names start with a sortable UTC timestamp)."""
+    if not models_dir.is_dir():
+        return []
+    return sorted(p for p in models_dir.iterdir() if (p / "metadata.json").is_file())
+
+
+def latest_model_dir(models_dir: Path) -> Path | None:
+    found = model_dirs(models_dir)
+    return found[-1] if found else None
+
+
+def fingerprint_of(model_dir: Path) -> str | None:
+    try:
+        return json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))["fingerprint"]
+    except (OSError, json.JSONDecodeError, KeyError):
+        return None
