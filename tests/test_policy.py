@@ -187,3 +187,18 @@ def test_an_explicit_request_for_a_person_beats_a_confident_answer() -> None:
     assert decision.kind is DecisionKind.HAND_OFF
     assert decision.handoff_reason is HandoffReason.CUSTOMER_REQUEST
     assert decision.handoff_detail == 'asked: "get me a human"'
+
+
+def test_an_entry_the_classifier_never_saw_outranks_its_confident_neighbour() -> None:
+    # "my PIN is blocked": the classifier knows only faq/lost_card (0.9); an entry approved from
+    # hand-offs after training matches at retriever score 0.9 (P 0.95). The classifier's 0.9 holds
+    # only if the answer is one of its intents: 0.9 * (1 - 0.95) = 0.045.
+    policy = make_policy()
+    decision = policy.decide(parse(("faq/lost_card", 0.9), ("greet", 0.05)), [candidate("handoff:T-7", 0.9)], FRESH)
+    assert decision.kind is DecisionKind.ANSWER_FROM_KB and decision.option.key == "handoff:T-7"
+    ranked = policy.options(parse(("faq/lost_card", 0.9), ("greet", 0.05)), [candidate("handoff:T-7", 0.9)])
+    assert [(o.key, round(o.confidence, 3)) for o in ranked[:2]] == [("handoff:T-7", 0.95), ("faq/lost_card", 0.045)]
+    # A weak match outside the classifier's intents barely moves a confident answer.
+    weak = policy.decide(parse(("faq/lost_card", 0.9), ("greet", 0.05)), [candidate("handoff:T-7", 0.5)], FRESH)
+    assert weak.kind is DecisionKind.ANSWER_FROM_KB and weak.option.key == "faq/lost_card"
+    assert weak.confidence == pytest.approx(0.9 * (1 - 0.1))

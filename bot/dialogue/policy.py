@@ -8,9 +8,9 @@ precision) governs every automated reply.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -61,7 +61,7 @@ class Option:
             return f"/{self.key}"
         if self.intent:
             return f"/{self.intent}"
-        return '/%s{"entry_id": "%s"}' % (KB_PAYLOAD_INTENT, self.key)
+        return f'/{KB_PAYLOAD_INTENT}{{"entry_id": "{self.key}"}}'
 
 
 @dataclass(frozen=True)
@@ -143,14 +143,21 @@ class SupportPolicy:
                     key = str(entity.value)
                     offer(Option("kb", key, self._entry_titles.get(key, key), parse.intent.confidence))
             return list(best.values())
+        # The classifier only knows the intents it was trained on: an entry without an intent (one
+        # approved from hand-offs after training, or imported from a community) is outside its
+        # answer set. Its probabilities hold given that the answer is among its intents, so each
+        # is discounted by the chance that the best such entry is the answer instead.
+        outside = max((self.retriever_calibration(c.score) for c in candidates
+                       if c.entry_id not in self._entry_intents), default=0.0)
         for score in parse.intent_ranking:
+            confidence = score.confidence * (1.0 - outside)
             entry_id = self._entry_for_intent.get(score.name)
             if entry_id is not None:
                 title = self._entry_titles.get(entry_id, entry_id)
-                offer(Option("kb", entry_id, title, score.confidence, score.name))
+                offer(Option("kb", entry_id, title, confidence, score.name))
             else:
                 title = self._intent_titles.get(score.name, score.name)
-                offer(Option("intent", score.name, title, score.confidence))
+                offer(Option("intent", score.name, title, confidence))
         classifier_votes = {key: o.confidence for key, o in best.items()}
         retriever_votes: dict[tuple[str, str], float] = {}
         for candidate in candidates:
