@@ -29,11 +29,15 @@ UNKNOWN_ORDER_NUMBER = (
 )
 # Indexed by digit sum mod 3: a fictional but repeatable status for each order.
 DELIVERY_STATUSES = (
-    "Your card order {number} is being printed. It usually leaves us within 1 working day, "
-    "and you can follow it in the Northwind app under Cards.",
+    (
+        "Your card order {number} is being printed. It usually leaves us within 1 working day, "
+        "and you can follow it in the Northwind app under Cards."
+    ),
     "Your card order {number} has been dispatched and is expected in 2 working days.",
-    "Your card order {number} was delivered to the address on your profile. If you can't "
-    "find it, freeze the card in the Northwind app under Cards and order a replacement.",
+    (
+        "Your card order {number} was delivered to the address on your profile. If you can't "
+        "find it, freeze the card in the Northwind app under Cards and order a replacement."
+    ),
 )
 
 

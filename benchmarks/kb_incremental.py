@@ -174,7 +174,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
     return {
         "entries": args.size,
-        "question_variants": int(len(kb_data.seed_of_variant)),
+        "question_variants": len(kb_data.seed_of_variant),
         "index_kind": kb.retriever.index_kind,
         "full_build": {"wall_s": build_wall, "cpu_s": build_cpu},
         "apply_one_change": {
@@ -195,7 +195,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     }
 
 
-def same_results(incremental: Sequence[Sequence[Candidate]], rebuilt: Sequence[Sequence[Candidate]]) -> dict[str, float]:
+def same_results(
+    incremental: Sequence[Sequence[Candidate]], rebuilt: Sequence[Sequence[Candidate]]
+) -> dict[str, float]:
     """Share of queries whose top answer, and whose whole top-k list, the incremental index
     (a full delta) and the rebuilt one agree on."""
     pairs = [([c.entry_id for c in a], [c.entry_id for c in b]) for a, b in zip(incremental, rebuilt)]
@@ -212,7 +214,8 @@ def print_table(result: dict[str, Any]) -> None:
          f"{result['full_build']['cpu_s']:.1f} s"],
         ["apply one change (p50 of publish/edit/retire)", f"{apply['wall_ms_p50']:.0f} ms",
          f"{apply['cpu_ms_p50']:.0f} ms"],
-        [f"apply one change, delta of {full['delta_entries']:,}", f"{full['wall_ms']:.0f} ms", f"{full['cpu_ms']:.0f} ms"],
+        [f"apply one change, delta of {full['delta_entries']:,}", f"{full['wall_ms']:.0f} ms",
+         f"{full['cpu_ms']:.0f} ms"],
         ["compaction (full rebuild off to the side)", f"{result['compaction']['wall_s']:.1f} s",
          f"{result['compaction']['cpu_s']:.1f} s"],
         [f"restart, {result['restart_after_changes']['changes']} changes while down",

@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=default_data_dir("banking77"))
     parser.add_argument("--clinc-data", type=Path, default=default_data_dir("clinc150"))
     parser.add_argument("--seeds", type=int, default=3, help="thread knowledge bases drawn per setting (default 3)")
-    parser.add_argument("--out", type=Path, default=None, help="result JSON (default benchmarks/results/kb_text_fields.json)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="result JSON (default benchmarks/results/kb_text_fields.json)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from crowddesk.nlu.encoders import load_encoder  # torch only when run
@@ -246,7 +247,8 @@ def main(argv: list[str] | None = None) -> None:
         "lexical_weight": LEXICAL_WEIGHT, "seeds": args.seeds, "bodies": BODIES,
         "load_average_1m_at_end": round(os.getloadavg()[0], 2), "results": results,
     }
-    print(format_table(["knowledge base", "variant", "R@1", "R@3", "MRR", "ans@90", "ans@95", "split 95: prec / ans"], rows))
+    columns = ["knowledge base", "variant", "R@1", "R@3", "MRR", "ans@90", "ans@95", "split 95: prec / ans"]
+    print(format_table(columns, rows))
     print(f"wrote {write_results('kb_text_fields', payload, args.out)}")
 
 

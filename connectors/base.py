@@ -15,13 +15,14 @@ from typing import Any, ClassVar
 from fastapi import APIRouter
 
 from crowddesk.connectors.types import InboundMessage, OutboundMessage
+from crowddesk.errors import CrowdDeskError, Rejected
 
 MessageSink = Callable[[InboundMessage], Awaitable[list[OutboundMessage]]]
 """Gives one verified inbound message to the bot. Returns the replies for channels that answer
 inline (`ChannelConnector.replies_inline`); other channels get theirs through `send`."""
 
 
-class CredentialsError(ValueError):
+class CredentialsError(Rejected, ValueError):
     """A channel's block in credentials.yml is missing a key or has a bad value."""
 
 
@@ -33,7 +34,7 @@ def reject_unknown_keys(channel: str, block: Mapping[str, Any], known: Iterable[
         raise CredentialsError(f"{channel}.{unknown[0]}: unknown key; expected one of: {', '.join(expected)}")
 
 
-class DeliveryError(Exception):
+class DeliveryError(CrowdDeskError):
     """The platform did not accept a message.
 
     `retry_after` is the delay in seconds the platform asked for (HTTP 429 Retry-After);
@@ -68,10 +69,10 @@ class ChannelConnector(ABC):
         """The inbound webhook routes (mounted by `crowddesk run`), or None for none."""
         return None
 
-    async def start(self, sink: MessageSink) -> None:
+    async def start(self, sink: MessageSink) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Begin background reception (polling, socket mode); webhook-only channels do nothing."""
 
-    async def stop(self) -> None:
+    async def stop(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Stop what `start` began and release clients."""
 
     @abstractmethod

@@ -28,6 +28,7 @@ from crowddesk.connectors.origins import SETTING as ORIGINS_SETTING
 from crowddesk.connectors.origins import cors_headers, read_allowed_origins
 from crowddesk.connectors.registry import namespace_owner
 from crowddesk.connectors.types import InboundMessage, OutboundMessage
+from crowddesk.errors import Rejected
 
 CHANNEL_NAME = "rest"
 SENDER_PATTERN = re.compile(r"^[A-Za-z0-9_.:@+\-]{1,128}$")
@@ -71,7 +72,7 @@ class RestReply(BaseModel):
     custom: dict[str, Any] | None = None
 
 
-class InvalidJSON(ValueError):
+class InvalidJSON(Rejected, ValueError):
     """The request body is not JSON."""
 
 

@@ -277,6 +277,6 @@ class SlackChannel(ChannelConnector):
             response = await self.client.chat_postMessage(**arguments)
         except SlackApiError as exc:
             raise delivery_error(exc) from exc
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise DeliveryError(f"Slack unreachable: {type(exc).__name__}: {exc}") from exc
         return dict(response.data) if isinstance(response.data, dict) else {}

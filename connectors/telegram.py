@@ -98,7 +98,8 @@ class TelegramSettings:
     def parse(cls, block: Mapping[str, Any]) -> TelegramSettings:
         """Check every key; a `CredentialsError` names the first one that is wrong."""
         reject_unknown_keys(CHANNEL_NAME, block, cls.__dataclass_fields__)
-        values = {key: _text(key, value) for key, value in block.items() if value not in (None, "")}
+        # Any: `mode` is checked against its Literal below, not by the type of the dict.
+        values: dict[str, Any] = {key: _text(key, value) for key, value in block.items() if value not in (None, "")}
         if "access_token" not in values:
             raise CredentialsError(
                 f"{CHANNEL_NAME}.access_token: missing; set it to the token @BotFather gave you, "

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from importlib.resources import files
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -91,7 +91,7 @@ class WebchatChannel(ChannelConnector):
     replies_inline: ClassVar[bool] = True
     max_messages_per_second: ClassVar[float] = 100.0
 
-    def __init__(self, allowed_origins: Sequence[str] | None = None) -> None:
+    def __init__(self, allowed_origins: Iterable[str] | None = None) -> None:
         """`allowed_origins`: pages on other origins that may open the socket (`*`: any);
         None allows any localhost port. The server's own origin is always allowed."""
         self.allowed_origins = None if allowed_origins is None else frozenset(allowed_origins)
@@ -213,7 +213,7 @@ async def _next_frame(websocket: WebSocket) -> str | None:
 def _conversation_history(websocket: WebSocket) -> ConversationHistory:
     """The conversation store `crowddesk run` puts on the app's state."""
     try:
-        return websocket.app.state.conversations  # type: ignore[no-any-return]
+        return websocket.app.state.conversations
     except AttributeError:
         raise RuntimeError(
             "the web chat needs app.state.conversations (a ConversationStore) for its history"

@@ -84,7 +84,7 @@ class DenseIndex:
         for start in range(0, len(vectors), ADD_CHUNK):
             index.add(normalised_rows(vectors[start:start + ADD_CHUNK], "question_vectors"))
         if kind == "ivf":
-            index.make_direct_map()  # reconstruct by row
+            faiss.extract_index_ivf(index).make_direct_map()  # reconstruct by row
         return cls(index, kind, settings)
 
     @classmethod
@@ -140,9 +140,12 @@ class DenseIndex:
         # Per-call parameters rather than setting e.g. index.nprobe: no shared state changes.
         params: faiss.SearchParameters | None = None
         if self.kind == "ivf":
-            params = faiss.SearchParametersIVF(nprobe=self._settings.ivf_probes)
+            ivf = faiss.SearchParametersIVF()
+            ivf.nprobe = self._settings.ivf_probes
+            params = ivf
         elif self.kind == "hnsw":
-            params = faiss.SearchParametersHNSW(efSearch=self._settings.hnsw_ef_search)
+            # faiss's stub lacks SearchParametersHNSW, which its module has.
+            params = faiss.SearchParametersHNSW(efSearch=self._settings.hnsw_ef_search)  # type: ignore[attr-defined]
         if len(queries) >= PARALLEL_QUERIES:
             return self._index.search(queries, count, params=params)
         with _one_openmp_thread():
@@ -160,7 +163,7 @@ def _fingerprint(vectors: np.ndarray, settings: IndexSettings) -> str:
     digest.update(repr((kind, settings.hnsw_m, IVF_LISTS_PER_SQRT_ROW, IVF_TRAINING_ROWS_PER_LIST,
                         vectors.shape)).encode())
     for start in range(0, len(vectors), ADD_CHUNK):
-        digest.update(np.ascontiguousarray(vectors[start:start + ADD_CHUNK], dtype=np.float32))
+        digest.update(np.ascontiguousarray(vectors[start:start + ADD_CHUNK], dtype=np.float32).data)
     return digest.hexdigest()
 
 
@@ -171,7 +174,8 @@ def _empty_index(kind: str, vectors: np.ndarray, settings: IndexSettings) -> fai
         return faiss.IndexFlatIP(dimension)
     fp16 = faiss.ScalarQuantizer.QT_fp16
     if kind == "hnsw":
-        return faiss.IndexHNSWSQ(dimension, fp16, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        # faiss's stub types the second argument as a ScalarQuantizer; the constructor takes its type.
+        return faiss.IndexHNSWSQ(dimension, fp16, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)  # type: ignore[arg-type]
     lists = round(IVF_LISTS_PER_SQRT_ROW * np.sqrt(len(vectors)))
     lists = max(1, min(lists, len(vectors) // IVF_MIN_ROWS_PER_LIST))
     index = faiss.IndexIVFScalarQuantizer(

@@ -67,8 +67,10 @@ class ImportSummary:
     def lines(self, source: str) -> list[str]:
         """The summary as printed by `crowddesk kb import`."""
         lines = [
-            f"{source}: {self.read} entries read; {self.added} added, {self.updated} updated, "
-            f"{self.unchanged} unchanged, {len(self.merged)} merged, {sum(self.skipped.values())} skipped"
+            (
+                f"{source}: {self.read} entries read; {self.added} added, {self.updated} updated, "
+                f"{self.unchanged} unchanged, {len(self.merged)} merged, {sum(self.skipped.values())} skipped"
+            )
         ]
         lines += [
             f"  merged {m.duplicate_id} into {m.into_id} (similarity {m.similarity:.2f})" for m in self.merged

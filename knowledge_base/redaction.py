@@ -4,8 +4,8 @@ Imports, suggestions from handoffs, entries written from the consoles, the gap r
 (optionally) stored transcripts and logs all go through `Redactor.redact`. Each match is replaced
 by a placeholder naming its kind (`[email]`, `[phone]`, `[card]`, `[iban]`, `[redacted]` for
 configured patterns). Card numbers must pass the Luhn check, IBANs their country's length and
-format and the mod-97 check, so order numbers and reference codes of the same shape survive. Only counts per kind leave this module,
-never the matched text.
+format and the mod-97 check, so order numbers and reference codes of the same shape survive.
+Only counts per kind leave this module, never the matched text.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
@@ -115,7 +116,7 @@ class Redactor:
     def redact(self, text: str) -> str:
         """`text` with every PII match replaced by `[kind]`; counts are added to `counts`."""
         for rule in self._rules:
-            text = rule.pattern.sub(lambda match, rule=rule: self._replace(rule, match), text)
+            text = rule.pattern.sub(partial(self._replace, rule), text)
         return text
 
     def redact_entry(self, entry: KBEntry) -> KBEntry:

@@ -20,7 +20,6 @@ and the rankings equal a full rebuild's; benchmarks/kb_incremental.py compares t
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Collection, Sequence
 
 import numpy as np
@@ -35,16 +34,17 @@ from crowddesk.knowledge_base.types import Candidate, KBEntry
 ANSWER_WEIGHT = 0.25
 
 
-def lexical_document(entry: KBEntry, context_weight: float = CONTEXT_WEIGHT) -> Counter[str]:
+def lexical_document(entry: KBEntry, context_weight: float = CONTEXT_WEIGHT) -> dict[str, float]:
     """Term frequencies of an entry's BM25 document, as LexicalIndex counts them: each question
     variant's words weigh 1, the answer's ANSWER_WEIGHT, the context's `context_weight`."""
-    terms: Counter[str] = Counter()
+    terms: dict[str, float] = {}
     for question in entry.questions:
-        terms.update(tokenize(question))
+        for term in tokenize(question):
+            terms[term] = terms.get(term, 0) + 1
     for text, weight in ((entry.answer, ANSWER_WEIGHT), (entry.context, context_weight)):
         if weight > 0:
             for term in tokenize(text):
-                terms[term] += weight
+                terms[term] = terms.get(term, 0) + weight
     return terms
 
 

@@ -7,7 +7,7 @@ import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 import numpy as np
 from sqlalchemy import (
@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
     delete,
@@ -30,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
+from crowddesk.errors import Conflict
 from crowddesk.knowledge_base.entry_fields import entry_id_problem, source_url_problem
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
 from crowddesk.storage.columns import UtcDateTime
@@ -56,12 +58,12 @@ SYSTEM_ACTOR = "system"
 _NOT_VERSIONED = frozenset({"id", "status", "created_at", "updated_at"})
 
 
-class InvalidTransition(ValueError):
+class InvalidTransition(Conflict, ValueError):
     """A status change the lifecycle does not allow (see ALLOWED_TRANSITIONS)."""
 
 
 class KnowledgeBaseTables(DeclarativeBase):
-    pass
+    __table__: ClassVar[Table]  # every class here declares a Core Table (SQLAlchemy types it FromClause)
 
 
 class KBEntryRow(KnowledgeBaseTables):

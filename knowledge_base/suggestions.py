@@ -14,6 +14,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from crowddesk.errors import Conflict, NotFound, Rejected
 from crowddesk.knowledge_base.redaction import Redactor
 from crowddesk.knowledge_base.store import KBSuggestionRow, KnowledgeBaseStore
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
@@ -29,18 +30,12 @@ class SuggestionStatus(StrEnum):
     REJECTED = "rejected"
 
 
-class SuggestionError(Exception):
-    """A suggestion operation that can't be done; `status_code` is the HTTP status to answer with."""
-
-    status_code = 400
+class SuggestionNotFound(NotFound):
+    """No suggestion with the given id."""
 
 
-class SuggestionNotFound(SuggestionError):
-    status_code = 404
-
-
-class SuggestionConflict(SuggestionError):
-    status_code = 409
+class SuggestionConflict(Conflict):
+    """The suggestion was already approved or rejected."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +95,7 @@ class Suggestions:
     def list(self, status: str | None = SuggestionStatus.PENDING) -> builtins.list[Suggestion]:
         """Suggestions with `status` (all when None), oldest first."""
         if status is not None and status not in tuple(SuggestionStatus):
-            raise SuggestionError(f"unknown suggestion status {status!r}; use one of {', '.join(SuggestionStatus)}")
+            raise Rejected(f"unknown suggestion status {status!r}; use one of {', '.join(SuggestionStatus)}")
         query = select(KBSuggestionRow).order_by(KBSuggestionRow.id)
         if status is not None:
             query = query.where(KBSuggestionRow.status == status)
@@ -122,20 +117,20 @@ class Suggestions:
             source=f"handoff:{suggestion.ticket_id}", author=suggestion.agent,
         ))
         if not entry.answer:
-            raise SuggestionError("the answer is empty")
+            raise Rejected("the answer is empty")
         # Claimed first, so two editors can't both approve; given back if publishing fails.
         self._review(suggestion_id, SuggestionStatus.APPROVED, editor, entry_id=entry.id)
         try:
             self._entries.upsert(entry, actor=editor, comment=f"approved suggestion {suggestion_id}")
         except ValueError as exc:
             self._reopen(suggestion_id)
-            raise SuggestionError(str(exc)) from exc
+            raise Rejected(str(exc)) from exc
         return self._entries.get(entry.id) or entry
 
     def reject(self, suggestion_id: int, editor: str, reason: str) -> Suggestion:
         """Turn the suggestion down; the reason is kept for the agent who made it."""
         if not reason.strip():
-            raise SuggestionError("say why the suggestion is rejected (a reason is required)")
+            raise Rejected("say why the suggestion is rejected (a reason is required)")
         self._review(suggestion_id, SuggestionStatus.REJECTED, editor, reason=reason.strip())
         return self.get(suggestion_id)
 

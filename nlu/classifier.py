@@ -20,6 +20,7 @@ from joblib import Parallel, delayed
 from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 
+from crowddesk.errors import CrowdDeskError
 from crowddesk.nlu.calibration import fit_temperature, softmax
 from crowddesk.nlu.lexical import LexicalFeatures
 from crowddesk.nlu.nearest_examples import NearestExamples
@@ -38,7 +39,7 @@ ARRAYS_FILE = "intent_classifier.npz"
 _MAX_ITER = 10_000
 
 
-class ClassifierArtifactError(ValueError):
+class ClassifierArtifactError(CrowdDeskError, ValueError):
     """A saved classifier is missing, corrupt, or written by an incompatible version."""
 
 
@@ -156,7 +157,7 @@ def _predict_held_out(
     """`model` (fitted on the examples outside the mask `held`) on the examples inside it."""
     rows = np.flatnonzero(held)
     lexical, head = model
-    logits = head.logits(embeddings[rows], _lexical_rows(lexical, [texts[i] for i in rows]))
+    logits = head.logits(embeddings[rows], _lexical_rows(lexical, [texts[i] for i in rows.tolist()]))
     nearest = NearestExamples(embeddings[~held], label_idx[~held], n_classes).similarity(embeddings[rows])
     return _HeldOut(rows, logits, nearest)
 
@@ -430,7 +431,7 @@ class CalibratedIntentClassifier:
             settings["lexical_vocabularies"] = self._lexical.vocabularies()
             for block, idf in self._lexical.idf_arrays().items():
                 arrays[f"idf_{block}"] = idf
-        np.savez(directory / ARRAYS_FILE, **arrays)
+        np.savez(directory / ARRAYS_FILE, allow_pickle=False, **arrays)  # loaded without pickle too
         (directory / SETTINGS_FILE).write_text(
             json.dumps(settings, ensure_ascii=False), encoding="utf-8"
         )

@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from crowddesk.errors import CrowdDeskError
+
 
 class Encoder(Protocol):
     """Turns texts into L2-normalised float32 vectors (one row per text)."""
@@ -23,7 +25,7 @@ class Encoder(Protocol):
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray: ...
 
 
-class EncoderUnavailableError(RuntimeError):
+class EncoderUnavailableError(CrowdDeskError, RuntimeError):
     """An encoder's optional package or bundled model files are missing."""
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import spacy
+from spacy.pipeline import EntityRuler
 
 from crowddesk.nlu.types import Entity, TrainingExample
 
@@ -196,7 +197,7 @@ def _phrase_pipeline(language: str, phrases: Mapping[str, Sequence[str]]) -> Any
         raise ValueError(f"spaCy has no language {language!r} ({err})") from err
     if not phrases:
         return nlp  # an entity ruler without patterns warns on every call
-    ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "LOWER"})
+    ruler = cast(EntityRuler, nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "LOWER"}))
     ruler.add_patterns(
         [
             {"label": entity, "pattern": phrase}

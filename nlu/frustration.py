@@ -69,7 +69,8 @@ def _phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str]:
     if not alternatives:
         return re.compile(r"(?!)")
     # Whole words only: "hate" must not fire on "whatever", "crap" not on "scrapped".
-    return re.compile(r"(?<!\w)(?:%s)(?!\w)" % "|".join(re.escape(a) for a in alternatives))
+    alternation = "|".join(re.escape(a) for a in alternatives)
+    return re.compile(rf"(?<!\w)(?:{alternation})(?!\w)")
 
 
 def _normalized(text: str) -> str:

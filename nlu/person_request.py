@@ -23,7 +23,9 @@ _PERSON = (
     r"advis[eo]rs?|staff(?:\s+members?)?|team\s+members?|members?\s+of\s+(?:staff|(?:your|the)\s+team)|"
     r"managers?|supervisors?|employees?|colleagues?)"
 )
-_ANYONE = _PERSON + r"|(?:someone|somebody|anyone|anybody)(?:\s+real)?|" + _QUALIFIER + r"(?:support|customer\s+service)"
+_ANYONE = (
+    _PERSON + r"|(?:someone|somebody|anyone|anybody)(?:\s+real)?|" + _QUALIFIER + r"(?:support|customer\s+service)"
+)
 _CONTACT = (
     r"(?:talk|speak|chat)\s+(?:to|with)|"
     r"(?:connect|transfer|pass|put)\s+(?:me|us)\s+(?:through\s+)?(?:to|with)|"
@@ -51,9 +53,8 @@ class PersonRequestDetector:
 
     def __init__(self, extra_phrases: Sequence[str] = ()) -> None:
         extra = sorted({p.strip().lower() for p in extra_phrases if p.strip()}, key=len, reverse=True)
-        self._patterns = _PATTERNS + (
-            (re.compile(r"(?<!\w)(?:%s)(?!\w)" % "|".join(map(re.escape, extra))),) if extra else ()
-        )
+        alternation = "|".join(map(re.escape, extra))
+        self._patterns = _PATTERNS + ((re.compile(rf"(?<!\w)(?:{alternation})(?!\w)"),) if extra else ())
 
     def find(self, text: str) -> str:
         """The words that ask for a person ("get me a human"), or "" when the message doesn't."""

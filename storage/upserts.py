@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import CursorResult
+from sqlalchemy import CursorResult, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session
 
@@ -25,7 +25,7 @@ def insert_missing(
     # The Core table, not the ORM class: an ORM bulk INSERT does not report its rowcount,
     # and without preserve_rowcount psycopg's INSERT rowcount is not kept either.
     statement = (
-        dialect_insert(mapped.__table__)
+        dialect_insert(cast(Table, mapped.__table__))
         .on_conflict_do_nothing()
         .execution_options(preserve_rowcount=True)
     )

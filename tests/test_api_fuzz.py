@@ -58,24 +58,30 @@ def test_no_request_gets_a_server_error(fuzz_target: FuzzTarget, mode: Generatio
         operation = result.ok()
         operations += 1
         auth = fuzz_target.admin_auth if operation.path.startswith(ACCOUNT_PREFIXES) else API_AUTH
-        found: list[str] = []
-
-        @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
-                  phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
-        def call(case: schemathesis.Case) -> None:
-            response = case.call(headers=auth, timeout=60)
-            if response.status_code >= 500 or (response.status_code >= 400 and not _has_reason(response)):
-                found.append(f"{case.method} {case.formatted_path} query={case.query!r} "
-                              f"body={str(case.body)[:200]!r} -> {response.status_code} {response.text[:200]!r}")
-
         try:
-            call()
+            found = _failures(operation, mode, auth)
         except Unsatisfiable:  # negative mode: an operation without inputs can't be called wrongly
             continue
         failures.extend(found[:2])  # two examples per operation are enough to reproduce it
     assert operations >= 25, f"the schema lists only {operations} operations; is a router missing?"
     assert not failures, "\n".join(failures)
+
+
+def _failures(operation: schemathesis.APIOperation, mode: GenerationMode, auth: dict[str, str]) -> list[str]:
+    """The requests drawn for `operation` that got a server error or a refusal without a reason."""
+    found: list[str] = []
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
+              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    def call(case: schemathesis.Case) -> None:
+        response = case.call(headers=auth, timeout=60)
+        if response.status_code >= 500 or (response.status_code >= 400 and not _has_reason(response)):
+            found.append(f"{case.method} {case.formatted_path} query={case.query!r} "
+                         f"body={str(case.body)[:200]!r} -> {response.status_code} {response.text[:200]!r}")
+
+    call()
+    return found
 
 
 def _has_reason(response: object) -> bool:

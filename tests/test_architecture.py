@@ -1,7 +1,7 @@
 """The layout rules of the code: imports point one way, no module imports itself round a loop, no
 folder is too wide to read, and every room says what it owns.
 
-Layers, bottom up: `storage/` → `connectors/`, `nlu/` → `knowledge_base/` → `bot/`. Inside `bot/`
+Layers, bottom up: `errors/`, `storage/` → `connectors/`, `nlu/` → `knowledge_base/` → `bot/`. Inside `bot/`
 the rooms have their own order (ROOM_ORDER). Every import counts, including those made only for
 type checking or inside a function: each is a dependency a reader has to follow.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = {"storage": 0, "connectors": 1, "nlu": 1, "knowledge_base": 2, "bot": 3}
+PACKAGES = {"errors": 0, "storage": 0, "connectors": 1, "nlu": 1, "knowledge_base": 2, "bot": 3}
 # A room may import rooms of a lower rank, never one of its own rank or higher.
 ROOM_ORDER = {
     "web": 0, "project": 0,

@@ -61,7 +61,7 @@ def _training_data() -> tuple[list[str], list[str]]:
 
 @pytest.fixture(scope="module")
 def trained(
-    minilm_encoder: Encoder,  # noqa: F811
+    minilm_encoder: Encoder,
 ) -> tuple[CalibratedIntentClassifier, np.ndarray]:
     texts, labels = _training_data()
     classifier = CalibratedIntentClassifier()
@@ -71,7 +71,7 @@ def trained(
 
 def test_classifier_recognises_unseen_paraphrases(
     trained: tuple[CalibratedIntentClassifier, np.ndarray],
-    minilm_encoder: Encoder,  # noqa: F811
+    minilm_encoder: Encoder,
 ) -> None:
     classifier, _ = trained
     texts = [text for text, _ in PARAPHRASES]
@@ -84,7 +84,7 @@ def test_classifier_recognises_unseen_paraphrases(
 
 def test_fit_returns_out_of_fold_probabilities(
     trained: tuple[CalibratedIntentClassifier, np.ndarray],
-    minilm_encoder: Encoder,  # noqa: F811
+    minilm_encoder: Encoder,
 ) -> None:
     classifier, out_of_fold = trained
     texts, labels = _training_data()
@@ -102,7 +102,7 @@ def test_fit_returns_out_of_fold_probabilities(
 
 def test_off_topic_messages_are_not_answered_with_near_certainty(
     trained: tuple[CalibratedIntentClassifier, np.ndarray],
-    minilm_encoder: Encoder,  # noqa: F811
+    minilm_encoder: Encoder,
 ) -> None:
     # The training set is easy (no out-of-fold mistakes); calibration must not turn that into
     # near-certainty about everything.
@@ -114,7 +114,7 @@ def test_off_topic_messages_are_not_answered_with_near_certainty(
 
 def test_saved_classifier_predicts_exactly_as_before(
     trained: tuple[CalibratedIntentClassifier, np.ndarray],
-    minilm_encoder: Encoder,  # noqa: F811
+    minilm_encoder: Encoder,
     tmp_path: Path,
 ) -> None:
     classifier, _ = trained
@@ -130,7 +130,7 @@ def test_saved_classifier_predicts_exactly_as_before(
 
 
 def test_lexical_features_can_be_switched_off_and_survive_saving(
-    minilm_encoder: Encoder,  # noqa: F811
+    minilm_encoder: Encoder,
     tmp_path: Path,
 ) -> None:
     texts, labels = _training_data()
@@ -172,7 +172,7 @@ def test_calibration_corrects_an_over_confident_model() -> None:
 
 
 def test_classes_with_fewer_examples_than_folds_are_handled(
-    minilm_encoder: Encoder,  # noqa: F811
+    minilm_encoder: Encoder,
 ) -> None:
     texts = TRAINING["greet"][:6] + TRAINING["opening_hours"][:2] + ["I want to close my account"]
     labels = ["greet"] * 6 + ["opening_hours"] * 2 + ["close_account"]
@@ -189,7 +189,7 @@ def test_classes_with_fewer_examples_than_folds_are_handled(
     assert classifier.classes[int(final.argmax())] == "close_account"
 
 
-def test_two_intents_work(minilm_encoder: Encoder) -> None:  # noqa: F811
+def test_two_intents_work(minilm_encoder: Encoder) -> None:
     texts = TRAINING["greet"] + TRAINING["reset_password"]
     labels = ["greet"] * 12 + ["reset_password"] * 12
     classifier = CalibratedIntentClassifier()
@@ -217,7 +217,7 @@ def test_embeddings_of_another_dimension_are_rejected(
     trained: tuple[CalibratedIntentClassifier, np.ndarray],
 ) -> None:
     classifier, _ = trained
-    with pytest.raises(ValueError, match="dimension 512.*dimension 384"):
+    with pytest.raises(ValueError, match=r"dimension 512.*dimension 384"):
         classifier.predict_proba(["hello"], np.zeros((1, 512)))
 
 

@@ -83,7 +83,8 @@ def test_kb_commands_manage_entries(trained_project: Path, capsys: pytest.Captur
     assert main(["kb", "import", str(csv), *common]) == 0
     again = capsys.readouterr().out
     assert "0 added" in again and "1 unchanged" in again
-    assert main(["kb", "add", "-q", "Can I change my address?", "-a", "Yes, in Settings.", "--id", "addr", *common]) == 0
+    added = main(["kb", "add", "-q", "Can I change my address?", "-a", "Yes, in Settings.", "--id", "addr", *common])
+    assert added == 0
     capsys.readouterr()
     assert main(["kb", "add", "-q", "Hi?", "-a", "Hi.", "--id", "../../etc/passwd", *common]) == 1
     assert "KB entry id '../../etc/passwd' must start with a letter" in capsys.readouterr().err

@@ -59,7 +59,8 @@ def test_stack_exchange_html_is_cleaned_with_code_blocks_kept_readable() -> None
 
 def test_html_becomes_paragraphs_list_items_and_lines_without_image_metadata() -> None:
     html = ('<p>Two ways:</p><ol><li>the <strong>app</strong></li><li>a branch</li></ol>'
-            '<p>Line one<br/>line two</p><div class="lightbox-wrapper"><img src="a.png"><span class="meta">a.png 300x200</span></div>')
+            '<p>Line one<br/>line two</p><div class="lightbox-wrapper"><img src="a.png">'
+            '<span class="meta">a.png 300x200</span></div>')
 
     assert html_to_text(html) == "Two ways:\n\n- the app\n- a branch\n\nLine one\nline two"
 
@@ -135,7 +136,8 @@ def test_malformed_discourse_json_names_file_and_line(tmp_path: Path) -> None:
         DiscourseImporter().read(broken)
     assert (error.value.line, "invalid JSON" in str(error.value)) == (4, True)
 
-    topic = (TOPICS / "t-42.json").read_text(encoding="utf-8").replace('"cooked": "<p>Same here', '"raw": "<p>Same here')
+    topic = (TOPICS / "t-42.json").read_text(encoding="utf-8")
+    topic = topic.replace('"cooked": "<p>Same here', '"raw": "<p>Same here')
     broken.write_text(topic, encoding="utf-8")
     with pytest.raises(KBImportError) as error:
         DiscourseImporter().read(broken)

@@ -258,7 +258,7 @@ def test_new_handoff_rejects_unknown_priority_and_naive_due_time() -> None:
     with pytest.raises(ValueError, match="'urgent'"):
         NewHandoff("r", "urgent", {}, DUE)
     with pytest.raises(ValueError, match="timezone-aware"):
-        NewHandoff("r", "normal", {}, datetime(2030, 1, 1))
+        NewHandoff("r", "normal", {}, datetime(2030, 1, 1))  # noqa: DTZ001 - the naive time under test
 
 
 def test_init_schema_is_idempotent_and_keeps_data(db_engine: Engine) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from crowddesk.bot.cli import main as cli
+from crowddesk.bot.cli.output import EXIT_REFUSED
 from crowddesk.bot.project.credentials import ChannelCredentials, build_channels, load_credentials
 from crowddesk.bot.project.loading import load_project
 from crowddesk.bot.project.yaml_files import ProjectFileError
@@ -73,7 +74,9 @@ def test_a_connector_refusing_its_settings_points_at_the_key_without_the_secret(
     unknown = write(tmp_path, "callback:\n  url: http://127.0.0.1/x\n  token: abc\n")
     with pytest.raises(ProjectFileError, match=r"credentials.yml:3: callback.token: unknown key"):
         channels_from(unknown)
-    with pytest.raises(ProjectFileError, match=r"credentials.yml:2: rest.port: unknown key; expected one of: allowed_origins"):
+    with pytest.raises(
+        ProjectFileError, match=r"credentials\.yml:2: rest\.port: unknown key; expected one of: allowed_origins"
+    ):
         channels_from(write(tmp_path, "rest:\n  port: 5005\n"))
 
 
@@ -88,7 +91,7 @@ def test_project_loading_checks_channel_names_but_needs_no_secrets(tmp_path: Pat
         "rest:\ncallback:\n  url: \"${UNSET_CALLBACK_URL}\"\n", encoding="utf-8")
     assert list(load_project(project_dir, environ={}).credentials.blocks) == ["rest", "callback"]
     (project_dir / "credentials.yml").write_text("rest:\nfacebook:\n  verify: x\n", encoding="utf-8")
-    with pytest.raises(ProjectFileError, match="credentials.yml:2: facebook: unknown channel"):
+    with pytest.raises(ProjectFileError, match=r"credentials\.yml:2: facebook: unknown channel"):
         load_project(project_dir, environ={})
 
 
@@ -98,7 +101,7 @@ def test_run_with_a_credentials_file_reports_its_errors(
     project_dir = copy_demo_project(tmp_path)
     (tmp_path / "deploy").mkdir()
     bad = write(tmp_path / "deploy", "callback:\n  url: \"${UNSET_CALLBACK_URL}\"\n")
-    assert cli.main(["run", "--project", str(project_dir), "--credentials", str(bad)]) == cli.EXIT_ERROR
+    assert cli.main(["run", "--project", str(project_dir), "--credentials", str(bad)]) == EXIT_REFUSED
     error = capsys.readouterr().err
     assert "callback.url: environment variable 'UNSET_CALLBACK_URL' is not set" in error
     assert str(bad) in error

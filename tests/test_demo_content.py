@@ -263,8 +263,10 @@ def order_entity(value: str) -> dict[str, Any]:
 def test_action_asks_for_the_order_number_when_none_is_known() -> None:
     messages, events = run_action([], {"order_number": None})
     assert messages == [
-        "Sure — what's your card order number? It looks like CD-123456 "
-        "and is in your order confirmation e-mail."
+        (
+            "Sure — what's your card order number? It looks like CD-123456 "
+            "and is in your order confirmation e-mail."
+        )
     ]
     assert events == []
 
@@ -281,8 +283,10 @@ def test_action_rejects_a_malformed_order_number_and_clears_the_slot(bad: str) -
 def test_action_says_it_cannot_find_an_order_whose_digits_sum_to_a_multiple_of_seven() -> None:
     messages, events = run_action([order_entity("CD-123456")], {"order_number": None})  # sum 21
     assert messages == [
-        "Sorry, we can't find a card order with the number CD-123456. Please check it against "
-        "your order confirmation e-mail, or type 'talk to a person' and we'll look into it."
+        (
+            "Sorry, we can't find a card order with the number CD-123456. Please check it against "
+            "your order confirmation e-mail, or type 'talk to a person' and we'll look into it."
+        )
     ]
     assert events == [SlotSet("order_number", None)]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -35,7 +36,7 @@ def test_handoff_loop_claim_reply_resolve_and_rating(
     assert listing.status_code == 200, listing.text
     queue = listing.json()
     assert ticket["id"] in [t["id"] for t in queue]
-    assert all(a["seconds_to_due"] <= b["seconds_to_due"] for a, b in zip(queue, queue[1:]))
+    assert all(a["seconds_to_due"] <= b["seconds_to_due"] for a, b in pairwise(queue))
 
     claimed = api(demo_client, "POST", f"/tickets/{ticket['id']}/claim", agent_token)
     assert claimed.status_code == 200 and claimed.json()["status"] == "assigned"

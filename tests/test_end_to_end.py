@@ -129,7 +129,7 @@ def test_rest_channel_accepts_json_sent_without_a_json_content_type(
 ) -> None:
     # `curl -d '{...}'` sends application/x-www-form-urlencoded; Rasa reads the JSON anyway.
     response = demo_client.post(
-        "/webhooks/rest/webhook", content=('{"sender": "%s", "message": "hello"}' % sender).encode(),
+        "/webhooks/rest/webhook", content=f'{{"sender": "{sender}", "message": "hello"}}'.encode(),
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 200 and response.json()[0]["recipient_id"] == sender

@@ -139,7 +139,7 @@ def test_conflicting_annotations_name_both_sources() -> None:
         TrainingExample("my Visa card", "x", (EntitySpan("card", 3, 7, "debit"),), "nlu.yml:3"),
         TrainingExample("a visa please", "x", (EntitySpan("card", 2, 6, "credit"),), "nlu.yml:9"),
     ]
-    with pytest.raises(ValueError, match="nlu.yml:9.*nlu.yml:3"):
+    with pytest.raises(ValueError, match=r"nlu\.yml:9.*nlu\.yml:3"):
         _extractor(examples=examples)
     # An explicit synonym settles the conflict.
     extractor = _extractor(examples=examples, synonyms={"visa": "visa_card"})
@@ -148,7 +148,7 @@ def test_conflicting_annotations_name_both_sources() -> None:
 
 def test_span_outside_the_example_text_names_its_source() -> None:
     example = TrainingExample("short", "x", (EntitySpan("thing", 2, 40, "x"),), "nlu.yml:21")
-    with pytest.raises(ValueError, match="nlu.yml:21"):
+    with pytest.raises(ValueError, match=r"nlu\.yml:21"):
         _extractor(examples=[example])
 
 

@@ -54,7 +54,7 @@ def test_unseen_intents_are_chosen_by_seed_and_never_the_out_of_scope_one() -> N
     assert chosen[3] == held_out(reversed(intents), 2, 3, NEVER)  # order of the input is moot
     assert all(len(unseen) == 2 and not unseen & NEVER for unseen in chosen.values())
     assert len(set(chosen.values())) > 1  # the seed matters
-    with pytest.raises(ValueError, match="between 1 and 3 .* got 4"):
+    with pytest.raises(ValueError, match=r"between 1 and 3 .* got 4"):
         held_out(intents, 4, 0, NEVER)
 
 

@@ -122,14 +122,18 @@ def test_rasa_load_project_reads_the_given_files() -> None:
         (
             MALFORMED / "unknown_key.yml",
             3,
-            "unknown key 'anwser' (allowed: answer, id, language, question, questions, "
-            "source_url, status, tags)",
+            (
+                "unknown key 'anwser' (allowed: answer, id, language, question, questions, "
+                "source_url, status, tags)"
+            ),
         ),
         (
             MALFORMED / "bad_syntax.yml",
             4,
-            "invalid YAML: expected ',' or ']', but got ':' "
-            "(while parsing a flow sequence started on line 3)",
+            (
+                "invalid YAML: expected ',' or ']', but got ':' "
+                "(while parsing a flow sequence started on line 3)"
+            ),
         ),
         # The bad row spans lines 5-6 (a quoted newline): the error names where it starts.
         (MALFORMED / "missing_answer.csv", 5, "missing answer"),
@@ -209,7 +213,7 @@ def test_import_error_text_is_file_colon_line_colon_message() -> None:
 
 
 def test_unreadable_file_is_an_import_error(tmp_path: Path) -> None:
-    with pytest.raises(KBImportError, match="missing.csv: cannot read file"):
+    with pytest.raises(KBImportError, match=r"missing\.csv: cannot read file"):
         CsvImporter().load(tmp_path / "missing.csv")
 
 

@@ -16,10 +16,10 @@ from crowddesk.bot.conversations.store import ConversationStore, NewHandoff
 from crowddesk.bot.curation.api import kb_router
 from crowddesk.bot.desk.agents import AgentDirectory
 from crowddesk.bot.desk.suggestions import TicketSuggestions
+from crowddesk.bot.web.errors import install_error_handlers
 from crowddesk.knowledge_base.curation import LiveIndex
 from crowddesk.knowledge_base.index import KnowledgeBase
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
-from crowddesk.knowledge_base.suggestions import Suggestions
 from crowddesk.knowledge_base.types import KBEntry
 from crowddesk.nlu.encoders import Encoder
 
@@ -42,6 +42,7 @@ def app(db_engine: Engine, minilm_encoder: Encoder) -> Iterator[tuple[TestClient
     store.upsert(KBEntry(id="faq/fees", questions=["What are the fees?"], answer="None."))
     knowledge_base = KnowledgeBase(store, minilm_encoder, lexical_weight=0.3, top_k=3)
     server = FastAPI()
+    install_error_handlers(server)
     server.include_router(kb_router(AgentDirectory(db_engine), db_engine, LiveIndex(knowledge_base)))
     with TestClient(server) as client:
         yield client, knowledge_base
@@ -62,7 +63,7 @@ def test_only_editors_and_admins_curate(app, db_engine: Engine) -> None:
     agent = signed_in(client, db_engine, "ana", "agent")
 
     assert client.get("/kb/api/entries").status_code == 401
-    assert "can't curate" in agent("GET", "/entries", 403)["detail"]
+    assert "can't curate" in agent("GET", "/entries", 403)["error"]
     assert [e["id"] for e in signed_in(client, db_engine, "root", "admin")("GET", "/entries")] == ["faq/fees"]
 
 
@@ -74,7 +75,7 @@ def test_an_entry_from_draft_to_served_to_retired_with_its_history(
     body = {"id": "manual:pin", "questions": ["How do I change my PIN?"], "answer": "In the app."}
 
     assert ed("POST", "/entries", 201, json=body)["status"] == "draft"
-    assert "exists" in ed("POST", "/entries", 409, json=body)["detail"]
+    assert "exists" in ed("POST", "/entries", 409, json=body)["error"]
     ed("PUT", "/entries/manual:pin", json={**body, "answer": "Cards > PIN.", "comment": "precise"})
     ed("POST", "/entries/manual:pin/publish", json={})
 
@@ -96,11 +97,11 @@ def test_bad_requests_get_reasons(app, db_engine: Engine) -> None:
     client, _ = app
     ed = signed_in(client, db_engine, "ed", "editor")
 
-    assert "no knowledge-base entry 'faq/none'" in ed("GET", "/entries/faq/none", 404)["detail"]
-    assert "has no version 9" in ed("POST", "/entries/faq/fees/restore", 404, json={"version": 9})["detail"]
+    assert "no knowledge-base entry 'faq/none'" in ed("GET", "/entries/faq/none", 404)["error"]
+    assert "has no version 9" in ed("POST", "/entries/faq/fees/restore", 404, json={"version": 9})["error"]
     ed("POST", "/entries", 422, json={"id": "manual:y", "questions": [], "answer": "y"})
     ed("PUT", "/entries/faq/fees", 422, json={"questions": ["   "], "answer": "y"})
-    assert "no suggestion 42" in ed("POST", "/suggestions/42/reject", 404, json={"reason": "no"})["detail"]
+    assert "no suggestion 42" in ed("POST", "/suggestions/42/reject", 404, json={"reason": "no"})["error"]
 
 
 def test_unsafe_entry_ids_and_source_urls_are_refused_with_the_reason(app, db_engine: Engine) -> None:
@@ -109,12 +110,12 @@ def test_unsafe_entry_ids_and_source_urls_are_refused_with_the_reason(app, db_en
     body = {"id": "manual:pin", "questions": ["How do I change my PIN?"], "answer": "In the app."}
 
     assert "must start with a letter or digit" in ed(
-        "POST", "/entries", 422, json={**body, "id": "../../etc/passwd"})["detail"]
-    assert "'.' or '..' segment" in ed("POST", "/entries", 422, json={**body, "id": "faq/../x"})["detail"]
+        "POST", "/entries", 422, json={**body, "id": "../../etc/passwd"})["error"]
+    assert "'.' or '..' segment" in ed("POST", "/entries", 422, json={**body, "id": "faq/../x"})["error"]
     for url in ("javascript:alert(1)", "data:text/html,<script>", "//evil.example"):
-        assert "http:// or https://" in ed("POST", "/entries", 422, json={**body, "source_url": url})["detail"]
+        assert "http:// or https://" in ed("POST", "/entries", 422, json={**body, "source_url": url})["error"]
         assert "http:// or https://" in ed("PUT", "/entries/faq/fees", 422,
-                                           json={**body, "source_url": url})["detail"]
+                                           json={**body, "source_url": url})["error"]
     assert ed("GET", "/entries/faq/fees")["source_url"] == ""
     created = ed("POST", "/entries", 201, json={**body, "source_url": "https://community.example/t/1"})
     assert created["source_url"] == "https://community.example/t/1"
@@ -142,7 +143,7 @@ def test_suggestions_are_approved_into_the_index_or_rejected(
     assert (entry["id"], entry["status"], entry["answer"]) == (
         f"handoff:{tickets[0]}", "published", "Yes: Cards > Freeze, anywhere.")
     assert top_entry(knowledge_base, minilm_encoder, "freeze my card while travelling") == entry["id"]
-    assert "already approved" in ed("POST", f"/suggestions/{first.id}/approve", 409, json={})["detail"]
+    assert "already approved" in ed("POST", f"/suggestions/{first.id}/approve", 409, json={})["error"]
     ed("POST", f"/suggestions/{second.id}/reject", 422, json={"reason": ""})
     assert ed("POST", f"/suggestions/{second.id}/reject", json={"reason": "we don't"})["status"] == "rejected"
     assert ed("GET", "/suggestions") == []

@@ -21,10 +21,11 @@ from crowddesk.bot.desk.agents import AgentDirectory
 from crowddesk.bot.desk.suggestions import TicketSuggestions
 from crowddesk.bot.desk.tickets import TicketDesk
 from crowddesk.bot.server.database import init_schema
+from crowddesk.errors import NotFound, Rejected
 from crowddesk.knowledge_base.curation import LiveIndex
 from crowddesk.knowledge_base.index import KnowledgeBase
 from crowddesk.knowledge_base.store import InvalidTransition, KnowledgeBaseStore
-from crowddesk.knowledge_base.suggestions import SuggestionConflict, SuggestionError, Suggestions
+from crowddesk.knowledge_base.suggestions import SuggestionConflict, SuggestionNotFound, Suggestions
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
 from crowddesk.nlu.encoders import Encoder
 from crowddesk.storage.engines import create_engine_for
@@ -161,16 +162,16 @@ def test_rejecting_needs_a_reason_and_unknown_ids_are_named(desk, db_engine: Eng
     ticket_id = handed_off(conversations, "c1", "Is there a fee for SEPA transfers?")
     proposed = TicketSuggestions(db_engine).propose(ticket_id, ["Is there a fee for SEPA transfers?"], "No.", "ana")
 
-    with pytest.raises(SuggestionError, match="reason is required"):
+    with pytest.raises(Rejected, match="reason is required"):
         suggestions.reject(proposed.id, "ed", "  ")
     rejected = suggestions.reject(proposed.id, "ed", "fees differ by account; needs legal review")
 
     assert (rejected.status, rejected.reviewer, rejected.reason) == (
         "rejected", "ed", "fees differ by account; needs legal review")
     assert suggestions.list() == [] and suggestions.list("rejected") == [rejected]
-    with pytest.raises(SuggestionError, match="no suggestion 999"):
+    with pytest.raises(SuggestionNotFound, match="no suggestion 999"):
         suggestions.get(999)
-    with pytest.raises(SuggestionError, match="no ticket 'T-missing'"):
+    with pytest.raises(NotFound, match="no ticket 'T-missing'"):
         TicketSuggestions(db_engine).propose("T-missing", ["q"], "a", "ana")
 
 
@@ -194,7 +195,7 @@ def test_publishing_swaps_the_index_while_queries_keep_running(
         while not stop.is_set():
             try:
                 answered.append([c.entry_id for c in knowledge_base.search(question, vector)])
-            except BaseException as exc:  # any failure at all is what this test looks for
+            except BaseException as exc:  # noqa: BLE001 - any failure at all is what this test looks for
                 errors.append(exc)
 
     asker = threading.Thread(target=ask)

@@ -203,5 +203,5 @@ def test_vector_cache_handles_more_texts_than_one_query_takes(kb: KnowledgeBaseS
 
 
 def test_vectors_must_be_one_dimensional(kb: KnowledgeBaseStore) -> None:
-    with pytest.raises(ValueError, match="'batch'.*one dimension"):
+    with pytest.raises(ValueError, match=r"'batch'.*one dimension"):
         kb.store_vectors(ENCODER, {"batch": np.zeros((2, 3), np.float32)})

@@ -224,7 +224,7 @@ def test_feedback_settings_are_checked_when_loaded(tmp_path: Path) -> None:
     with pytest.raises(ProjectFileError, match=r"policies\[0\]\.feedback\.on_unhelpful.*offer_handoff"):
         load_project(project)
     without_responses = replace(load_project(REPO).domain, responses={})
-    with pytest.raises(ValueError, match="feedback.enabled is true.*utter_ask_kb_feedback"):
+    with pytest.raises(ValueError, match=r"feedback\.enabled is true.*utter_ask_kb_feedback"):
         KBAnswers(without_responses, ResponseRenderer(without_responses), FeedbackSettings(enabled=True))
 
 

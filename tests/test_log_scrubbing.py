@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 from starlette.types import Receive, Scope, Send
 
-from crowddesk.bot.server.log_scrubbing import scrub, uvicorn_log_config
+from crowddesk.bot.server.log_scrubbing import scrub
 from crowddesk.bot.training.trainer import TrainResult
 from tests.demo_bot import REPO, free_port
 

@@ -131,6 +131,6 @@ def test_unknown_disabled_and_password_less_ids_cost_one_scrypt_like_a_wrong_pas
     scrypt_calls.clear()
 
     for agent_id in ("ana", "nobody", "bo", "cy"):
-        with pytest.raises(AuthError, match="^wrong agent id or password$"):
+        with pytest.raises(AuthError, match=r"^wrong agent id or password$"):
             agents.authenticate_password(agent_id, "not it")
     assert len(scrypt_calls) == 4 and all(call == scrypt_calls[0] for call in scrypt_calls)

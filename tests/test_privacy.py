@@ -200,7 +200,8 @@ def test_only_admins_reach_personal_data(server, db_engine: Engine) -> None:
     path = "/privacy/api/people/telegram:1/export"
     assert client.get(path).status_code == 401
     response = client.get(path, headers=bearer(db_engine, "ana", "agent"))
-    assert response.status_code == 403 and response.json()["detail"] == "only admins export, erase or audit personal data"
+    assert response.status_code == 403
+    assert response.json()["detail"] == "only admins export, erase or audit personal data"
     assert client.delete("/privacy/api/people/telegram:1", headers=bearer(db_engine, "ed", "editor")).status_code == 403
 
 

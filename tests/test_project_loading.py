@@ -514,8 +514,10 @@ def test_rules_and_stories_keep_every_step(tmp_path: Path) -> None:
             "unsupported step",
         ),
         (
-            "nlu:\n  - synonym: premium\n    examples: |\n      - pro\n  - synonym: basic\n"
-            "    examples: |\n      - Pro\n",
+            (
+                "nlu:\n  - synonym: premium\n    examples: |\n      - pro\n  - synonym: basic\n"
+                "    examples: |\n      - Pro\n"
+            ),
             "- Pro",
             "synonyms.pro",
             "maps to 'basic' here but to 'premium' at data/bad.yml:4",
@@ -613,8 +615,10 @@ def test_entity_extraction_is_off_when_not_in_the_pipeline(tmp_path: Path) -> No
             "name: RuleEntityExtractor",
             "name: DIETClassifier",
             "DIETClassifier",
-            "pipeline[1].name: 'DIETClassifier' is a Rasa component; CrowdDesk's pipeline is SentenceEncoder, "
-            "RuleEntityExtractor, CalibratedIntentClassifier, KnowledgeBaseRetriever (see docs)",
+            (
+                "pipeline[1].name: 'DIETClassifier' is a Rasa component; CrowdDesk's pipeline is SentenceEncoder, "
+                "RuleEntityExtractor, CalibratedIntentClassifier, KnowledgeBaseRetriever (see docs)"
+            ),
         ),
         (
             "name: SupportPolicy",
@@ -626,8 +630,10 @@ def test_entity_extraction_is_off_when_not_in_the_pipeline(tmp_path: Path) -> No
             "name: RuleEntityExtractor",
             "name: FancyExtractor",
             "FancyExtractor",
-            "pipeline[1].name: unknown pipeline entry 'FancyExtractor'; available: SentenceEncoder, "
-            "RuleEntityExtractor, CalibratedIntentClassifier, KnowledgeBaseRetriever",
+            (
+                "pipeline[1].name: unknown pipeline entry 'FancyExtractor'; available: SentenceEncoder, "
+                "RuleEntityExtractor, CalibratedIntentClassifier, KnowledgeBaseRetriever"
+            ),
         ),
         (
             "target_precision: 0.9",
@@ -826,5 +832,5 @@ def test_response_in_domain_and_data_is_an_error(tmp_path: Path) -> None:
 
 
 def test_project_without_domain_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ProjectFileError, match="no domain.yml or domain/ directory"):
+    with pytest.raises(ProjectFileError, match=r"no domain\.yml or domain/ directory"):
         load_project(tmp_path, environ={})

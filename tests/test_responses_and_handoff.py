@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from crowddesk.nlu.types import Entity, IntentScore, Parse
 from tests.demo_bot import API_ACCESS, copy_demo_project
 from tests.test_end_to_end import say, tracker
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def domain_with(responses: dict[str, list[Response]]) -> Domain:
@@ -173,7 +173,8 @@ def test_changing_handoff_settings_needs_no_retraining(tmp_path: Path) -> None:
         ("{email: 240}", "{email: -5}", "policies[0].handoff.sla.channel_minutes: email: must be in (0, inf]"),
         ("{email: 240}", "{email: soon}", "policies[0].handoff.sla.channel_minutes.email: expected a number"),
         ("warning_minutes: 10", "warning_minutes: [5]", "policies[0].handoff.sla.warning_minutes: expected a number"),
-        ("      sla:\n", "      sla: 30\n      x:\n", "policies[0].handoff.x: unknown key; expected one of: frustration, person_request, sla, expected_wait"),
+        ("      sla:\n", "      sla: 30\n      x:\n",
+         "policies[0].handoff.x: unknown key; expected one of: frustration, person_request, sla, expected_wait"),
         ("[report_fraud, complaint]", "report_fraud", "policies[0].always_human_intents: expected a list of strings"),
     ],
 )
@@ -256,5 +257,5 @@ def test_the_customer_is_told_the_wait_estimated_from_the_live_queue(
     bot = demo_client.app.state.bot
     replies = say(demo_client, "can you recommend a good lasagne recipe?", sender)
     due_at = datetime.fromisoformat(tracker(demo_client, sender)["handoff"]["due_at"])
-    expected = bot.engine.wait_estimator.estimate(due_at, datetime.now(timezone.utc))
+    expected = bot.engine.wait_estimator.estimate(due_at, datetime.now(UTC))
     assert f"in about {expected} minutes" in replies[-1]["text"]

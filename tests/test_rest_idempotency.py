@@ -53,7 +53,8 @@ def test_a_retry_while_a_human_owns_the_conversation_replays_nothing_of_the_agen
     ticket = demo_client.get(f"/conversations/{sender}/tracker", headers=API_AUTH).json()["handoff"]["id"]
     desk = agent_headers(demo_client.app.state.bot)  # type: ignore[attr-defined]
     demo_client.post(f"/desk/api/tickets/{ticket}/claim", headers=desk).raise_for_status()
-    demo_client.post(f"/desk/api/tickets/{ticket}/reply", headers=desk, json={"text": "Yes, Ana here."}).raise_for_status()
+    reply = demo_client.post(f"/desk/api/tickets/{ticket}/reply", headers=desk, json={"text": "Yes, Ana here."})
+    reply.raise_for_status()
 
     assert post(demo_client, sender, "are you there?", "m2").json() == []
     assert [e["text"] for e in user_events(demo_client, sender)] == ["I want to speak to a human", "are you there?"]

@@ -161,7 +161,9 @@ def test_a_retried_event_keeps_its_event_id_so_the_gateway_can_drop_it(
 ) -> None:
     event = direct_message(DM, USER, "is the app down?")
     first = post_event(client, event, "Ev0RETRIED")
-    retry = post_event(client, event, "Ev0RETRIED", **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+    retry = post_event(
+        client, event, "Ev0RETRIED", **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+    )
     assert (first.status_code, retry.status_code) == (200, 200)
     assert [m.message_id for m in sink.wait_for(2)] == ["Ev0RETRIED", "Ev0RETRIED"]
 

@@ -10,8 +10,8 @@ import pytest
 
 from crowddesk.bot.desk.slack import slack_agent
 from crowddesk.bot.desk.slack_blocks import CLAIM_ACTION, RESOLVE_ACTION
-from crowddesk.bot.desk.tickets import TicketError
 from crowddesk.connectors.slack import INTERACTIVE_PATH
+from crowddesk.errors import Forbidden, Rejected
 from tests.fakes.slack_api import block_actions, channel_message, direct_message, signed_headers
 from tests.slack_bot import DESK_CHANNEL, SlackBot, new_id
 
@@ -57,7 +57,9 @@ def slack_handoff(slack_bot: SlackBot) -> tuple[str, str, dict[str, Any]]:
     return dm, user, ticket
 
 
-def rest_handoff(slack_bot: SlackBot, text: str = "what will the weather be like in Lisbon this weekend?") -> tuple[str, dict[str, Any]]:
+def rest_handoff(
+    slack_bot: SlackBot, text: str = "what will the weather be like in Lisbon this weekend?"
+) -> tuple[str, dict[str, Any]]:
     sender = new_id("rest-customer-")
     assert slack_bot.client.post("/webhooks/rest/webhook", json={"sender": sender, "message": text}).status_code == 200
     ticket = slack_bot.tracker(sender)["handoff"]
@@ -160,7 +162,7 @@ def test_a_disabled_slack_agent_is_refused(slack_bot: SlackBot) -> None:
     user = new_id("U")
     assert slack_agent(agents, user, "mallory").id == f"slack-{user}"
     agents.disable(f"slack-{user}")
-    with pytest.raises(TicketError, match=f"slack-{user} is disabled"):
+    with pytest.raises(Forbidden, match=f"slack-{user} is disabled"):
         slack_agent(agents, user, "mallory")
 
 
@@ -171,5 +173,5 @@ def test_a_slack_user_with_a_blank_display_name_is_named_by_their_user_id(slack_
 
 
 def test_a_slack_user_id_the_directory_refuses_gets_the_true_reason(slack_bot: SlackBot) -> None:
-    with pytest.raises(TicketError, match="can't create your CrowdDesk agent account: agent id"):
+    with pytest.raises(Rejected, match="can't create your CrowdDesk agent account: agent id"):
         slack_agent(slack_bot.bot.agents, "U" * 64, "eve")

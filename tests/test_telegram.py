@@ -88,7 +88,9 @@ def run_webhook(
     return sink
 
 
-def deliver(client: httpx.AsyncClient, update: dict[str, Any], secret: str | None = SECRET) -> Awaitable[httpx.Response]:
+def deliver(
+    client: httpx.AsyncClient, update: dict[str, Any], secret: str | None = SECRET
+) -> Awaitable[httpx.Response]:
     headers = {SECRET_HEADER: secret} if secret is not None else {}
     return client.post(WEBHOOK_PATH, json=update, headers=headers)
 
@@ -415,7 +417,9 @@ def test_a_question_on_telegram_is_answered(telegram_bot: TelegramBot) -> None:
     titles = [row[0]["text"] for row in greeting["reply_markup"]["inline_keyboard"]]
     assert "Card not arrived" in titles
 
-    post_update(telegram_bot, text_update(next(_ids), chat, "I ordered a card two weeks ago and it still hasn't arrived"))
+    post_update(
+        telegram_bot, text_update(next(_ids), chat, "I ordered a card two weeks ago and it still hasn't arrived")
+    )
     answer = replies_to(telegram_bot, chat, 2)[-1]
     assert "Source:" not in answer["text"]
     assert any(button.get("url") for row in answer["reply_markup"]["inline_keyboard"] for button in row)
@@ -449,7 +453,8 @@ def test_a_duplicate_update_gets_one_reply(telegram_bot: TelegramBot) -> None:
     # Replies to one chat are delivered in order, so once the thanks arrived, a reply to the
     # duplicate would already be there too.
     replies = replies_to(telegram_bot, chat, 2)
-    thanks = [variation.text for variation in telegram_bot.client.app.state.bot.project.domain.responses["utter_thanks"]]
+    domain = telegram_bot.client.app.state.bot.project.domain
+    thanks = [variation.text for variation in domain.responses["utter_thanks"]]
     assert len(replies) == 2 and replies[1]["text"] in thanks
 
 

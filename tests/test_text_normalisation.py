@@ -20,7 +20,11 @@ ZALGO = "card" + "\u0301\u0316\u0344" * 1400  # 4,200 combining marks on one let
     ("line one\n\tline two", "line one\n\tline two"),  # newline and tab kept
     ("refund \u202eDNUFER\u202c now \u2066x\u2069 \u200fy\u200e", "refund DNUFER now x y"),  # bidi
     (f"{FAMILY} \u0645\u0631\u062d\u0628\u0627 \u05e9\u05dc\u05d5\u05dd", None),  # kept as is
-    ("Ti\u1ebfng Vi\u1ec7t, \u0928\u092e\u0938\u094d\u0924\u0947, \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", None),
+    (
+        ("Ti\u1ebfng Vi\u1ec7t, \u0928\u092e\u0938\u094d\u0924\u0947, "
+         "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"),
+        None,
+    ),
 ])
 def test_normalise_text(sent: str, normalised: str | None) -> None:
     assert normalise_text(sent) == (sent if normalised is None else normalised)

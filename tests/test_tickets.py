@@ -11,7 +11,8 @@ from sqlalchemy import Engine
 
 from crowddesk.bot.conversations.store import ConversationStore, NewHandoff
 from crowddesk.bot.desk.agents import AgentDirectory, AuthError
-from crowddesk.bot.desk.tickets import TicketConflict, TicketDesk, TicketError, TicketNotFound
+from crowddesk.bot.desk.tickets import TicketConflict, TicketDesk, TicketNotFound
+from crowddesk.errors import Rejected
 
 
 def open_ticket(store: ConversationStore, sender: str = "c1") -> str:
@@ -56,9 +57,9 @@ def test_replies_need_the_owner_and_an_open_ticket(desk) -> None:
     tickets.claim(ticket_id, ana)
     with pytest.raises(TicketConflict, match="assigned to ana"):
         tickets.reply(ticket_id, bo, "hello")
-    with pytest.raises(TicketError, match="empty"):
+    with pytest.raises(Rejected, match="empty"):
         tickets.reply(ticket_id, ana, "   ")
-    with pytest.raises(TicketError, match="limit"):
+    with pytest.raises(Rejected, match="limit"):
         tickets.reply(ticket_id, ana, "x" * 5000)
     tickets.resolve(ticket_id, ana)
     with pytest.raises(TicketConflict, match="resolved"):

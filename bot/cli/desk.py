@@ -3,8 +3,7 @@
 The verbs work on the project's database directly (like `kb`), so an operator can create the
 first admin before any token exists. A reply or the rating question asked on resolve is stored
 with an outbox row in the same transaction; the running `crowddesk run` server delivers it to
-the customer's channel. Exit codes: 0 done, 1 refused (e.g. the ticket is someone else's),
-2 unknown ticket or agent.
+the customer's channel.
 """
 
 from __future__ import annotations
@@ -12,6 +11,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from functools import partial
+
+from crowddesk.bot.cli.output import EXIT_CODES
 
 # agents.ROLES and agents.DEFAULT_TOKEN_DAYS, spelled out so that building the parser imports
 # nothing heavy (tests/test_desk_cli.py checks they agree).
@@ -24,7 +25,8 @@ ProjectArg = Callable[[argparse.ArgumentParser], None]
 def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser], project_arg: ProjectArg) -> None:
     """Register `crowddesk desk ...` on the top-level parser; `project_arg` adds `--project`."""
     desk = verbs.add_parser("desk", help="agent accounts and handoff tickets, on the database",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=__doc__, epilog=EXIT_CODES,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = desk.add_subparsers(dest="desk_command", required=True, metavar="ACTION")
     leaf = partial(_verb, project_arg=project_arg)
     ticket_leaf = partial(_ticket_verb, project_arg=project_arg)

@@ -13,33 +13,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from crowddesk.bot.cli.output import fail, say
+from crowddesk.bot.cli.output import EXIT_REFUSED, fail, refuse, say
 from crowddesk.bot.conversations.states import OPEN_TICKET_STATUSES, TicketStatus
 from crowddesk.bot.conversations.store import ConversationStore, HandoffRecord
 from crowddesk.bot.desk.agents import Agent, AgentDirectory, UnknownAgent
 from crowddesk.bot.desk.api import open_tickets, ticket_detail, ticket_view
 from crowddesk.bot.desk.rating import rating_request
-from crowddesk.bot.desk.tickets import TicketDesk, TicketError, TicketNotFound
+from crowddesk.bot.desk.tickets import TicketDesk, TicketNotFound
 from crowddesk.bot.project.loading import Project, load_project
 from crowddesk.bot.project.responses import ResponseRenderer
 from crowddesk.bot.server.database import open_database
+from crowddesk.errors import CrowdDeskError, Forbidden, Rejected
 
-EXIT_REFUSED = 1
 # The desk console says the same (bot/static/desk.js) when no KB answer had enough evidence.
 NO_EVIDENT_ANSWER = "No knowledge-base answer has enough evidence for this question."
-EXIT_NOT_FOUND = 2
-
-
-class DeskCommandError(Exception):
-    """A desk verb that can't be done; printed as one line, exiting with `exit_code`."""
-
-    exit_code = EXIT_REFUSED
-
-
-class NotFound(DeskCommandError):
-    """An unknown ticket or agent id."""
-
-    exit_code = EXIT_NOT_FOUND
 
 
 @dataclass
@@ -55,16 +42,16 @@ class Desk:
         """The agent named by `--as`, who must be active and allowed to work tickets."""
         agent = self.agents.get(agent_id)
         if agent is None:
-            raise NotFound(f"no active agent {agent_id!r} (see `crowddesk desk agent list`)")
+            raise UnknownAgent(f"no active agent {agent_id!r} (see `crowddesk desk agent list`)")
         if not agent.can("agent"):
-            raise DeskCommandError(f"agent {agent_id!r} has role {agent.role!r}, which can't work tickets")
+            raise Forbidden(f"agent {agent_id!r} has role {agent.role!r}, which can't work tickets")
         return agent
 
     def ticket(self, ticket_id: str) -> HandoffRecord:
         """The ticket with this id, of any status."""
         ticket = self.conversations.get_handoff(ticket_id)
         if ticket is None:
-            raise NotFound(f"no ticket {ticket_id!r} (see `crowddesk desk tickets`)")
+            raise TicketNotFound(f"no ticket {ticket_id!r} (see `crowddesk desk tickets`)")
         return ticket
 
 
@@ -78,8 +65,8 @@ def agent_add(desk: Desk, args: argparse.Namespace) -> int:
     password = _read_password() if args.password_stdin else None
     try:
         agent = desk.agents.add(args.agent, args.name or args.agent, args.role, password)
-    except ValueError as exc:
-        raise DeskCommandError(str(exc)) from exc
+    except ValueError as exc:  # an id, name, role or password the directory's rules refuse
+        raise Rejected(str(exc)) from exc
     say(f"Added {agent.role} {agent.id} ({agent.name}).")
     if password is None:
         say(f"No password, so no console sign-in; for the API: crowddesk desk agent token {agent.id}")
@@ -90,7 +77,7 @@ def _read_password() -> str:
     # Like `docker login --password-stdin`: the whole input, minus the newline `echo` adds.
     password = sys.stdin.read().rstrip("\r\n")
     if not password:
-        raise DeskCommandError("--password-stdin: no password on standard input")
+        raise Rejected("--password-stdin: no password on standard input")
     return password
 
 
@@ -135,10 +122,7 @@ def agent_disable(desk: Desk, args: argparse.Namespace) -> int:
 
 def list_tickets(desk: Desk, args: argparse.Namespace) -> int:
     """`desk tickets`: most urgent first, with the time left to the SLA."""
-    if args.status is None:
-        found = open_tickets(desk.conversations)
-    else:
-        found = desk.conversations.list_handoffs(args.status)
+    found = open_tickets(desk.conversations) if args.status is None else desk.conversations.list_handoffs(args.status)
     now = datetime.now(UTC)
     for ticket in found:
         view = ticket_view(ticket, now)
@@ -176,8 +160,7 @@ def _detail_lines(detail: dict[str, Any], channel: str) -> list[str]:
     owner = f"assigned to {detail['assigned_to']}" if detail["assigned_to"] else detail["status"]
     intent = packet.get("intent") or {}
     lines = [
-        f"Ticket {detail['id']}: {owner}, {detail['reason']}, {detail['priority']} priority, "
-        f"{_time_left(detail)}",
+        f"Ticket {detail['id']}: {owner}, {detail['reason']}, {detail['priority']} priority, {_time_left(detail)}",
         f"Customer {detail['sender_id']} on {channel}",
         f"Summary: {detail['summary']}",
         f"Intent: {intent.get('name')} ({intent.get('confidence', 0):.0%})" if intent else "Intent: none",
@@ -269,11 +252,7 @@ def run_verb(args: argparse.Namespace) -> int:
     verb = VERBS[args.desk_verb]
     try:
         return verb(desk, args)
-    except DeskCommandError as exc:
-        return fail(str(exc), exc.exit_code)
-    except (TicketNotFound, UnknownAgent) as exc:
-        return fail(str(exc), EXIT_NOT_FOUND)
-    except TicketError as exc:
-        return fail(str(exc), EXIT_REFUSED)
+    except CrowdDeskError as exc:
+        return refuse(exc)
     finally:
         database.dispose()

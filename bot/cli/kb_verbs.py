@@ -18,18 +18,21 @@ from crowddesk.bot.cli.verbs import CommandError
 from crowddesk.bot.curation.gaps import gap_report
 from crowddesk.bot.project.loading import load_project
 from crowddesk.bot.server.database import open_database
+from crowddesk.errors import NotFound
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
-from crowddesk.knowledge_base.suggestions import Suggestion, SuggestionError, Suggestions
+from crowddesk.knowledge_base.suggestions import Suggestion, Suggestions
 from crowddesk.knowledge_base.types import EntryStatus
 from crowddesk.knowledge_base.usage import UsageReport
 from crowddesk.nlu.encoders import load_encoder
 
 
 def run_verb(args: argparse.Namespace) -> int:
-    """Run `crowddesk kb <verb>`; store and suggestion errors become one-line CommandErrors."""
+    """Run `crowddesk kb <verb>`; the store's KeyError and ValueError become one-line CommandErrors.
+
+    An unknown entry or suggestion exits 1 here (as `kb show` always has), not EXIT_NOT_FOUND."""
     try:
         return _VERBS[args.kb_command](args)
-    except (KeyError, ValueError, SuggestionError) as exc:
+    except (KeyError, ValueError, NotFound) as exc:
         raise CommandError(str(exc.args[0]) if exc.args else str(exc)) from exc
 
 

@@ -1,19 +1,19 @@
 """The `crowddesk` command line: init, data validate, train, evaluate, run, shell, demo, kb, desk,
-privacy."""
+privacy, db."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
+from crowddesk.bot.cli import db as db_cli
 from crowddesk.bot.cli import desk as desk_cli
 from crowddesk.bot.cli import kb as kb_cli
 from crowddesk.bot.cli import privacy as privacy_cli
-from crowddesk.bot.cli.output import fail
-
-EXIT_ERROR = 1
+from crowddesk.bot.cli.output import EXIT_CODES, EXIT_REFUSED, refuse
+from crowddesk.errors import CrowdDeskError
 
 
 def _project_arg(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +22,7 @@ def _project_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="crowddesk", description=__doc__)
+    parser = argparse.ArgumentParser(prog="crowddesk", description=__doc__, epilog=EXIT_CODES)
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     verbs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     kb_cli.add_parsers(kb_verbs, _project_arg)
     desk_cli.add_parser(verbs, _project_arg)
     privacy_cli.add_parser(verbs, _project_arg)
+    db_cli.add_parser(verbs, _project_arg)
     return parser
 
 
@@ -160,11 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "kb": kb_cli.run if getattr(args, "kb_command", None) in kb_cli.VERBS else commands.kb,
         "desk": desk_cli.run,
         "privacy": privacy_cli.run,
+        "db": db_cli.run,
     }[args.command]
     try:
         return handler(args)
-    except commands.USER_ERRORS as exc:
-        return fail(str(exc), EXIT_ERROR)
+    except CrowdDeskError as exc:
+        return refuse(exc)
     except KeyboardInterrupt:
-        return EXIT_ERROR
+        return EXIT_REFUSED
 

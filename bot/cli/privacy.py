@@ -3,7 +3,7 @@
 The verbs work on the project's database directly (like `kb` and `desk`) and are recorded in
 the audit log as `cli:<os user>`. A running server stops serving erased knowledge-base text
 within seconds (its live index applies the change); `DELETE /privacy/api/people/{sender}` on
-the server also rebuilds the index at once. Exit codes: 0 done, 1 refused, 2 nothing held.
+the server also rebuilds the index at once.
 """
 
 from __future__ import annotations
@@ -15,20 +15,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crowddesk.bot.cli.output import fail
+from crowddesk.bot.cli.output import EXIT_CODES, EXIT_NOT_FOUND, EXIT_REFUSED, fail
 
 if TYPE_CHECKING:
     from crowddesk.bot.privacy.customer_data import Privacy
 
 ProjectArg = Callable[[argparse.ArgumentParser], None]
-EXIT_REFUSED = 1
-EXIT_NOTHING_HELD = 2
 
 
 def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser], project_arg: ProjectArg) -> None:
     """Register `crowddesk privacy ...`; `project_arg` adds `--project`."""
     privacy = verbs.add_parser("privacy", help="export or erase a customer's data; the audit log",
-                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                               description=__doc__, epilog=EXIT_CODES,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = privacy.add_subparsers(dest="privacy_command", required=True, metavar="ACTION")
     export = actions.add_parser("export", help="a JSON file of everything held about a customer")
     export.add_argument("sender", help="the customer's sender id (as in the desk and the tracker)")
@@ -76,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 def _export(document: dict[str, Any] | None, args: argparse.Namespace) -> int:
     if document is None:
         print(f"nothing is held about {args.sender!r}", file=sys.stderr)
-        return EXIT_NOTHING_HELD
+        return EXIT_NOT_FOUND
     text = json.dumps(document, indent=2, ensure_ascii=False)
     if args.out is None:
         print(text)
@@ -97,7 +96,7 @@ def _erase(privacy: Privacy, actor: str, args: argparse.Namespace) -> int:
     erased = privacy.erase(args.sender, actor)
     if not erased.anything:
         print(f"nothing is held about {args.sender!r}", file=sys.stderr)
-        return EXIT_NOTHING_HELD
+        return EXIT_NOT_FOUND
     print(f"erased {args.sender!r}:")
     for table, count in erased.removed.items():
         if count:

@@ -30,26 +30,25 @@ from crowddesk.bot.evaluation.nlu import summary_lines as nlu_summary
 from crowddesk.bot.evaluation.open_set import held_out
 from crowddesk.bot.project.config import load_config
 from crowddesk.bot.project.loading import CONFIG_FILE, Project, load_project
-from crowddesk.bot.project.scaffold import ScaffoldError, scaffold_project
+from crowddesk.bot.project.scaffold import scaffold_project
 from crowddesk.bot.project.validation import validate_project
-from crowddesk.bot.project.yaml_files import ProjectFileError
 from crowddesk.bot.server.action_server import (
     DEFAULT_PORT as ACTIONS_PORT,
 )
 from crowddesk.bot.server.action_server import (
-    ActionServerStartError,
     action_server_command,
     start_action_server,
     stop,
 )
-from crowddesk.bot.server.api_access import TOKEN_ENV, ApiAccess, ApiAccessError
+from crowddesk.bot.server.api_access import TOKEN_ENV, ApiAccess
 from crowddesk.bot.server.assemble import Bot, assemble, models_dir, open_database
-from crowddesk.bot.training.model import ModelError, TrainedModel, latest_model_dir
+from crowddesk.bot.training.model import TrainedModel, latest_model_dir
 from crowddesk.bot.training.trainer import TrainResult, never_answered_intents
 from crowddesk.bot.training.trainer import train as train_model
+from crowddesk.errors import Rejected
 from crowddesk.knowledge_base.ingest import IngestOptions, ingest
 from crowddesk.knowledge_base.sources.community import AnswerRules, CommunitySource, ImportBatch
-from crowddesk.knowledge_base.sources.importers import KBImportError, importer_for
+from crowddesk.knowledge_base.sources.importers import importer_for
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
 from crowddesk.nlu.encoders import load_encoder, use_serving_threads
@@ -58,14 +57,8 @@ SERVER_PORT = 5005
 STORIES_FILE = Path("tests") / "test_stories.yml"
 
 
-class CommandError(Exception):
-    """A user-facing failure, printed as one line."""
-
-
-USER_ERRORS = (
-    CommandError, ProjectFileError, ModelError, KBImportError, ActionServerStartError, ScaffoldError,
-    ApiAccessError,
-)
+class CommandError(Rejected):
+    """A verb that can't be done as asked, printed as one line."""
 
 
 def init(args: argparse.Namespace) -> int:
@@ -289,8 +282,8 @@ def _demo_access(port: int) -> ApiAccess:
     access = ApiAccess.configured()
     token = f"${TOKEN_ENV}"  # an operator's own token is not printed
     if access.token is None:
-        access = replace(access, token=secrets.token_urlsafe(24))
-        token = access.token
+        token = secrets.token_urlsafe(24)
+        access = replace(access, token=token)
         say(f"API token for this run (set {TOKEN_ENV} to choose your own): {token}")
     say(f'Read the chat below: curl -H "Authorization: Bearer {token}" '
         f"http://127.0.0.1:{port}/conversations/shell/tracker")
@@ -315,10 +308,10 @@ def kb(args: argparse.Namespace) -> int:
             say(f"{len(entries)} of {store.count(status)} entries")
         return 0
     if args.kb_command == "show":
-        entry = store.get(args.entry_id)
-        if entry is None:
+        found = store.get(args.entry_id)
+        if found is None:
             raise CommandError(f"no KB entry {args.entry_id!r} (see `crowddesk kb list`)")
-        say(json.dumps({**entry.as_dict(), "stale": stale(entry)}, indent=2, ensure_ascii=False))
+        say(json.dumps({**found.as_dict(), "stale": stale(found)}, indent=2, ensure_ascii=False))
         return 0
     if args.kb_command == "add":
         entry = KBEntry(

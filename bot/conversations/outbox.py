@@ -11,6 +11,7 @@ or given up on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -305,10 +306,8 @@ class OutboxWorker:
             except Exception:  # e.g. the database restarting: keep the worker alive, retry soon
                 logger.exception("outbox: delivery round failed")
                 timeout = self.idle_seconds
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
 
     async def deliver_due(self) -> int:
         """Claim and send one batch of due rows; returns how many were claimed."""

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import (
     JSON,
@@ -19,6 +19,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Row,
     String,
+    Table,
     Text,
     UniqueConstraint,
     delete,
@@ -30,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from crowddesk.bot.conversations.states import OPEN_TICKET_STATUSES, TicketStatus
+from crowddesk.errors import Conflict
 from crowddesk.storage.columns import UtcDateTime
 from crowddesk.storage.engines import reader
 from crowddesk.storage.upserts import insert_missing
@@ -38,7 +40,7 @@ MAX_SENDER_ID_LENGTH = 128
 HANDOFF_PRIORITIES = ("normal", "high")
 
 
-class ChannelConflict(Exception):
+class ChannelConflict(Conflict):
     """A turn came through a channel other than the conversation's own; nothing was stored."""
 
     def __init__(self, sender_id: str, owner: str) -> None:
@@ -47,7 +49,7 @@ class ChannelConflict(Exception):
 
 
 class ConversationTables(DeclarativeBase):
-    pass
+    __table__: ClassVar[Table]  # every class here declares a Core Table (SQLAlchemy types it FromClause)
 
 
 class ConversationRow(ConversationTables):
@@ -349,11 +351,11 @@ def append_events(session: Session, conversation_id: int, events: Sequence[Mappi
     if not events:
         return
     events_table = EventRow.__table__
-    last_seq = session.scalar(
+    last_seq = session.execute(
         select(func.coalesce(func.max(events_table.c.seq), 0)).where(
             events_table.c.conversation_id == conversation_id
         )
-    )
+    ).scalar_one()
     session.execute(insert(events_table), [
         {"conversation_id": conversation_id, "seq": last_seq + position, "type": event["event"],
          "timestamp": float(event["timestamp"]), "data": dict(event)}

@@ -21,7 +21,7 @@ from crowddesk.bot.web.limits import MAX_DAYS, MAX_INT
 from crowddesk.knowledge_base.curation import LiveIndex
 from crowddesk.knowledge_base.redaction import Redactor
 from crowddesk.knowledge_base.store import MAX_ID_LENGTH
-from crowddesk.knowledge_base.suggestions import SuggestionError, Suggestions
+from crowddesk.knowledge_base.suggestions import Suggestions
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
 from crowddesk.knowledge_base.usage import UsageOrder, UsageReport
 
@@ -65,15 +65,14 @@ class RejectBody(BaseModel):
 
 
 async def _call(function: Callable[..., _Result], *args: Any, **kwargs: Any) -> _Result:
-    """Run a blocking store call in a thread, turning its errors into 4xx answers with reasons."""
+    """Run a blocking store call in a thread; the store's KeyError (no such entry or version) and
+    ValueError (a value its rules refuse) become 404 and 422 answers with their reasons."""
     try:
         return await asyncio.to_thread(function, *args, **kwargs)
     except KeyError as exc:
         raise HTTPException(404, str(exc.args[0]) if exc.args else str(exc)) from exc
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
-    except SuggestionError as exc:
-        raise HTTPException(exc.status_code, str(exc)) from exc
 
 
 def kb_router(

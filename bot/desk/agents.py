@@ -21,6 +21,7 @@ from sqlalchemy import Boolean, CursorResult, Engine, ForeignKey, String, delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
+from crowddesk.errors import Conflict, CrowdDeskError, NotFound
 from crowddesk.storage.columns import UtcDateTime
 from crowddesk.storage.engines import reader
 
@@ -75,15 +76,15 @@ class Agent:
         return self.role in (role, "admin")
 
 
-class AuthError(Exception):
+class AuthError(CrowdDeskError):
     """Missing, unknown or expired credentials."""
 
 
-class UnknownAgent(LookupError):
+class UnknownAgent(NotFound):
     """No (active) agent with the given id."""
 
 
-class AgentExists(ValueError):
+class AgentExists(Conflict):
     """An account with the id already exists (disabled ones too: ids are never reused)."""
 
 

@@ -29,7 +29,7 @@ from crowddesk.bot.desk.auth import BearerToken, DeskAuth
 from crowddesk.bot.desk.login_limits import LoginLimiter
 from crowddesk.bot.desk.stream_tickets import StreamTickets
 from crowddesk.bot.desk.suggestions import TicketSuggestions
-from crowddesk.bot.desk.tickets import MAX_AGENT_TEXT, Note, TicketDesk
+from crowddesk.bot.desk.tickets import MAX_AGENT_TEXT, Note, TicketDesk, TicketNotFound
 
 Closing = Any  # a callable giving the bot events to store when a ticket is resolved
 
@@ -120,7 +120,7 @@ def desk_router(
     async def existing(ticket_id: str) -> HandoffRecord:
         ticket = await asyncio.to_thread(conversations.get_handoff, ticket_id)
         if ticket is None:
-            raise HTTPException(404, f"no ticket {ticket_id!r}")
+            raise TicketNotFound(f"no ticket {ticket_id!r}")
         return ticket
 
     @router.post("/stream-ticket", summary="A single-use ticket for `GET /stream`, valid for a minute "

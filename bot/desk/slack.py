@@ -28,10 +28,11 @@ from crowddesk.bot.conversations.store import ConversationStore, HandoffRecord
 from crowddesk.bot.desk.agents import Agent, AgentDirectory, AgentExists
 from crowddesk.bot.desk.slack_blocks import CLAIM_ACTION, RESOLVE_ACTION, SLACK_AGENT_PREFIX, render_ticket
 from crowddesk.bot.desk.slack_posts import DeskPost, DeskPosts
-from crowddesk.bot.desk.tickets import TicketDesk, TicketError
+from crowddesk.bot.desk.tickets import TicketDesk
 from crowddesk.connectors.base import DeliveryError
 from crowddesk.connectors.slack import SlackChannel
 from crowddesk.connectors.slack_blocks import escape, unformat
+from crowddesk.errors import CrowdDeskError, Forbidden, Rejected
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +56,11 @@ def slack_agent(agents: AgentDirectory, user_id: str, name: str) -> Agent:
             # Either it exists but is disabled, or another request created it a moment ago.
             agent = agents.get(agent_id)
             if agent is None:
-                raise TicketError(f"your CrowdDesk agent account {agent_id} is disabled") from None
+                raise Forbidden(f"your CrowdDesk agent account {agent_id} is disabled") from None
         except ValueError as exc:  # an id the directory refuses; "disabled" would be untrue
-            raise TicketError(f"can't create your CrowdDesk agent account: {exc}") from None
+            raise Rejected(f"can't create your CrowdDesk agent account: {exc}") from None
     if not agent.can("agent"):
-        raise TicketError(f"your CrowdDesk role {agent.role!r} can't work tickets")
+        raise Forbidden(f"your CrowdDesk role {agent.role!r} can't work tickets")
     return agent
 
 
@@ -146,8 +147,9 @@ class SlackDesk:
             await asyncio.to_thread(self.posts.shown, post.ticket_id, TicketStatus.RESOLVED, post.assigned_to)
             return
         events = await asyncio.to_thread(self.conversations.events, ticket.sender_id, post.followed_events)
-        if events and await asyncio.to_thread(
-                self.posts.follow, post.ticket_id, post.followed_events, post.followed_events + len(events)):
+        new = len(events)
+        if new and await asyncio.to_thread(
+                self.posts.follow, post.ticket_id, post.followed_events, post.followed_events + new):
             for line in filter(None, map(thread_line, events)):
                 await self._say(post.ts, line)
         if (ticket.status, ticket.assigned_to) != (post.status, post.assigned_to):
@@ -178,7 +180,7 @@ class SlackDesk:
         """A message only `user` sees (why their click or reply did nothing)."""
         try:
             await self.slack.client.chat_postEphemeral(
-                channel=self.channel, user=user, text=text, **({"thread_ts": thread_ts} if thread_ts else {}))
+                channel=self.channel, user=user, text=text, thread_ts=thread_ts or None)  # None: not sent
         except SlackApiError as exc:
             logger.warning("Slack desk: telling %s failed: %s", user, exc.response.get("error"))
 
@@ -205,7 +207,7 @@ class SlackDesk:
             agent = await asyncio.to_thread(
                 slack_agent, self.agents, user["id"], user.get("name") or user.get("username") or user["id"])
             await asyncio.to_thread(step, agent, ticket)
-        except TicketError as exc:
+        except CrowdDeskError as exc:
             await self._tell(user["id"], f"That didn't work: {exc}.")
         await self._show(ticket_id, post.ts)
 
@@ -234,7 +236,7 @@ class SlackDesk:
             return
         try:
             await asyncio.to_thread(self.tickets.reply, post.ticket_id, agent, unformat(str(event.get("text") or "")))
-        except TicketError as exc:
+        except CrowdDeskError as exc:
             await self._tell(user, f"Not sent to the customer: {exc}.", thread)
             return
         try:

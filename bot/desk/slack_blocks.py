@@ -40,11 +40,12 @@ def slack_date(moment: datetime) -> str:
 
 def status_line(ticket: HandoffRecord) -> str:
     who = agent_mention(ticket.assigned_to) if ticket.assigned_to else "nobody"
-    return {
+    lines: dict[str, str] = {
         TicketStatus.QUEUED: "Waiting for an agent",
         TicketStatus.ASSIGNED: f"Claimed by {who}",
         TicketStatus.RESOLVED: f"Resolved by {who}",
-    }.get(ticket.status, ticket.status)
+    }
+    return lines.get(ticket.status, ticket.status)
 
 
 def _customer_lines(packet: dict[str, Any]) -> str:

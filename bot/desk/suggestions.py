@@ -9,12 +9,11 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crowddesk.bot.conversations.store import ConversationRow, EventRow, HandoffRow
+from crowddesk.errors import NotFound, Rejected
 from crowddesk.knowledge_base.redaction import Redactor
 from crowddesk.knowledge_base.store import KBSuggestionRow
 from crowddesk.knowledge_base.suggestions import (
     Suggestion,
-    SuggestionError,
-    SuggestionNotFound,
     Suggestions,
     add_suggestion,
 )
@@ -32,10 +31,10 @@ class TicketSuggestions:
         """An agent's explicit "propose as KB entry" for a ticket."""
         questions = [q.strip() for q in questions if q.strip()]
         if not questions or not answer.strip():
-            raise SuggestionError("a suggestion needs a question and an answer")
+            raise Rejected("a suggestion needs a question and an answer")
         with self._sessions.begin() as session:
             if session.get(HandoffRow, ticket_id) is None:
-                raise SuggestionNotFound(f"no ticket {ticket_id!r}")
+                raise NotFound(f"no ticket {ticket_id!r}")
             suggestion_id = add_suggestion(session, ticket_id, questions, answer.strip(), agent, self._redactor,
                                            _sender_of(session, ticket_id))
         return self._suggestions.get(suggestion_id)

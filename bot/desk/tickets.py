@@ -28,23 +28,18 @@ from crowddesk.bot.conversations.store import (
 )
 from crowddesk.bot.desk.agents import Agent
 from crowddesk.bot.desk.suggestions import propose_from_ticket
+from crowddesk.errors import Conflict, NotFound, Rejected
 from crowddesk.knowledge_base.redaction import Redactor
 
 MAX_AGENT_TEXT = 4000
 
 
-class TicketError(Exception):
-    """A ticket operation that can't be done; `status_code` is the HTTP status to answer with."""
-
-    status_code = 400
+class TicketNotFound(NotFound):
+    """No ticket with the given id."""
 
 
-class TicketNotFound(TicketError):
-    status_code = 404
-
-
-class TicketConflict(TicketError):
-    status_code = 409
+class TicketConflict(Conflict):
+    """The ticket's status or owner does not allow the change."""
 
 
 @dataclass(frozen=True)
@@ -66,9 +61,9 @@ class AgentReply:
 def _check_text(text: str) -> str:
     text = text.strip()
     if not text:
-        raise TicketError("text is empty")
+        raise Rejected("text is empty")
     if len(text) > MAX_AGENT_TEXT:
-        raise TicketError(f"text is {len(text)} characters; the limit is {MAX_AGENT_TEXT}")
+        raise Rejected(f"text is {len(text)} characters; the limit is {MAX_AGENT_TEXT}")
     return text
 
 

@@ -105,6 +105,8 @@ class WaitEstimator:
                 .limit(self.settings.recent_tickets)
             )
             history = tuple(
-                max(0.0, (first - created).total_seconds() / 60) for created, first in replied
+                max(0.0, (first - created).total_seconds() / 60)
+                for created, first in replied
+                if first is not None  # excluded by the query; the column is nullable
             )
         return QueueSnapshot(ahead, len(active), history)

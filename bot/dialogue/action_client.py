@@ -14,13 +14,15 @@ from typing import Any
 
 import httpx
 
+from crowddesk.errors import CrowdDeskError
+
 logger = logging.getLogger(__name__)
 
 # The rasa_sdk action server checks this to decide which protocol features to use.
 RASA_PROTOCOL_VERSION = "3.6.21"
 
 
-class ActionServerError(Exception):
+class ActionServerError(CrowdDeskError):
     """The action server could not run an action (unreachable, unknown action, bad reply)."""
 
 

@@ -103,7 +103,7 @@ class BatchingEncoder:
         self._changed.release()
         try:
             vectors = self.encoder.encode([text for request in batch for text in request.texts])
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting caller, which re-raises it
             if len(batch) == 1:
                 batch[0].error = exc
             else:  # one caller's text may have failed the pass: retry each alone, so only it fails
@@ -123,5 +123,5 @@ class BatchingEncoder:
         """Encode one request in a pass of its own, keeping its error to itself."""
         try:
             request.vectors = self.encoder.encode(request.texts)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting caller, which re-raises it
             request.error = exc

@@ -48,6 +48,7 @@ from crowddesk.bot.dialogue.policy import (
 from crowddesk.bot.project.domain import Domain
 from crowddesk.bot.project.responses import ResponseRenderer, bot_event_data
 from crowddesk.connectors.types import Button, InboundMessage, OutboundMessage
+from crowddesk.errors import Conflict, Rejected, TooLarge
 from crowddesk.knowledge_base.index import KnowledgeBase
 from crowddesk.knowledge_base.redaction import Redactor
 from crowddesk.knowledge_base.types import Candidate, KBEntry
@@ -81,19 +82,24 @@ def _unread(text: str) -> Understanding:
     return Understanding(Parse(text, nothing, [nothing]), None, False)
 
 
-class MessageRejected(ValueError):
-    """The message can't be processed as sent (empty, too long); nothing was stored."""
-
-    def __init__(self, reason: str, status_code: int) -> None:
-        super().__init__(reason)
-        self.status_code = status_code
+class MessageRejected(Rejected, ValueError):
+    """The message can't be processed as sent (empty, too long, not now); nothing was stored."""
 
 
-def channel_conflict(sender_id: str, owner: str, channel: str) -> MessageRejected:
-    """409: a conversation is written only through the channel of its first message, so no
-    one can inject text into it, or divert its agent replies, from another channel."""
-    return MessageRejected(f"conversation {sender_id!r} belongs to the {owner} channel; "
-                           f"it can't take messages from {channel}", 409)
+class MessageTooLong(MessageRejected, TooLarge):
+    """The message is over the engine's character limit."""
+
+
+class MessageConflict(MessageRejected, Conflict):
+    """The conversation can't take the message: from another channel, or while its first
+    delivery is still being processed."""
+
+
+def channel_conflict(sender_id: str, owner: str, channel: str) -> MessageConflict:
+    """A conversation is written only through the channel of its first message, so no one can
+    inject text into it, or divert its agent replies, from another channel."""
+    return MessageConflict(f"conversation {sender_id!r} belongs to the {owner} channel; "
+                           f"it can't take messages from {channel}")
 
 
 @dataclass
@@ -164,12 +170,9 @@ class Engine:
 
     def check(self, message: InboundMessage) -> None:
         if not message.text.strip():
-            raise MessageRejected("message is empty", 400)
+            raise MessageRejected("message is empty")
         if len(message.text) > self.max_message_chars:
-            raise MessageRejected(
-                f"message is {len(message.text)} characters; the limit is {self.max_message_chars}",
-                413,
-            )
+            raise MessageTooLong(f"message is {len(message.text)} characters; the limit is {self.max_message_chars}")
 
     def _lock(self, sender_id: str) -> asyncio.Lock:
         lock = self._locks.get(sender_id)
@@ -538,7 +541,7 @@ class Engine:
         self, sender_id: str, turn: Turn, *, owner: str, latest: dict[str, Any] | None
     ) -> ConversationRecord:
         # Queued in the turn's transaction: a crash can't store the turn yet lose its replies.
-        writes = [] if turn.outbox is None or not turn.replies else [
+        writes: list[Callable[[Session], Any]] = [] if turn.outbox is None or not turn.replies else [
             partial(turn.outbox.stage, channel=turn.channel, messages=turn.replies)]
         writes += turn.writes  # last: the usage row is locked from its UPSERT until commit
         if self.transcripts is not None:  # understood as sent, stored redacted

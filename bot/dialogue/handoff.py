@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from crowddesk.bot.conversations.store import NewHandoff
 from crowddesk.bot.dialogue.policy import Decision, HandoffReason
@@ -66,7 +67,7 @@ def build_handoff(
     now: datetime | None = None,
 ) -> NewHandoff:
     """The ticket for an agent: everything the bot knew when it gave up."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     reason = decision.handoff_reason or HandoffReason.LOW_CONFIDENCE
     priority = "high" if reason in HIGH_PRIORITY_REASONS else "normal"
     due_at = sla.due_at(channel, priority, now)

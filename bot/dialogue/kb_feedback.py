@@ -58,8 +58,9 @@ def read_press(text: str) -> FeedbackPress | None:
     if payload is None or payload.intent != FEEDBACK_INTENT:
         return None
     answer_id = payload.entities.get(ANSWER_ENTITY)
-    well_formed = isinstance(answer_id, str) and 0 < len(answer_id) <= MAX_ANSWER_ID_LENGTH
-    return FeedbackPress(answer_id if well_formed else "", payload.entities.get(HELPFUL_ENTITY) is True)
+    if not (isinstance(answer_id, str) and 0 < len(answer_id) <= MAX_ANSWER_ID_LENGTH):
+        answer_id = ""
+    return FeedbackPress(answer_id, payload.entities.get(HELPFUL_ENTITY) is True)
 
 
 def served_answer(event: Mapping[str, Any]) -> tuple[str, str] | None:

@@ -32,6 +32,7 @@ from crowddesk.bot.project.loading import Project
 from crowddesk.bot.server.action_server import ActionServerStartError, start_action_server, stop
 from crowddesk.bot.server.assemble import Bot, assemble
 from crowddesk.connectors.types import InboundMessage
+from crowddesk.errors import CrowdDeskError
 
 KB_ANSWER = "action_answer_from_kb"
 HANDOFF_UTTERANCES = ("utter_handoff", "utter_out_of_scope")
@@ -70,7 +71,7 @@ class StoryResult:
     failure: StepFailure | None
 
 
-class StoryFailed(Exception):
+class StoryFailed(CrowdDeskError):
     def __init__(self, failure: StepFailure) -> None:
         super().__init__(str(failure))
         self.failure = failure

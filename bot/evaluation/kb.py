@@ -143,9 +143,9 @@ def evaluate_kb(
     report: dict[str, Any] = {
         "queries": len(queries),
         "entries": entries,
-        **{f"recall@{k}": rounded(np.mean([r is not None and r <= k for r in ranks])) for k in RECALL_DEPTHS},
+        **{f"recall@{k}": rounded(float(np.mean([r is not None and r <= k for r in ranks]))) for k in RECALL_DEPTHS},
         "recall_depths": list(RECALL_DEPTHS),
-        "mrr": rounded(np.mean([1 / r if r is not None else 0.0 for r in ranks])),
+        "mrr": rounded(float(np.mean([1 / r if r is not None else 0.0 for r in ranks]))),
         "mrr_depth": MRR_DEPTH,
         "confidence": "calibrated (trained model)" if calibration else "raw retriever score (no trained model)",
         "operating_point": operating_point,
@@ -188,5 +188,6 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     if report.get("open_set") is not None:
         rows += summary_rows(report["open_set"], "entries")
     width = max(len(name) for name, _ in rows)
-    return [f"KB evaluation: {report['queries']} queries, {report['entries']} entries, "
-            f"confidence: {report['confidence']}", *(f"  {n:<{width}}  {v}" for n, v in rows)]
+    title = (f"KB evaluation: {report['queries']} queries, {report['entries']} entries, "
+             f"confidence: {report['confidence']}")
+    return [title, *(f"  {n:<{width}}  {v}" for n, v in rows)]

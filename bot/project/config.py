@@ -107,7 +107,7 @@ def _setting(
     why a value is not allowed, or None)."""
     metadata = {"bounds": bounds, "choices": choices, "check": check}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: default.copy(), metadata=metadata)
+        return field(default_factory=default.copy, metadata=metadata)
     return field(default=default, metadata=metadata)
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -227,7 +228,7 @@ def _text(
         return None
     key = f"{key_prefix}.{name}"
     line = value_line(mapping, name)
-    if isinstance(value, (dict, list)) or isinstance(value, bool):
+    if isinstance(value, (dict, list, bool)):
         # No value in the message: this may be the password.
         raise file.error(line, key, "expected a single text or number value")
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from crowddesk.bot.project.config import ProjectConfig, load_config
 from crowddesk.bot.project.credentials import CREDENTIALS_FILE, ChannelCredentials, load_credentials

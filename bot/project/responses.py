@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from crowddesk.bot.project.domain import Domain, Response
 from crowddesk.connectors.types import Button, OutboundMessage
@@ -49,6 +50,8 @@ def _fill(template: str, values: Mapping[str, Any]) -> str:
 
 def _condition_holds(response: Response, slots: Mapping[str, Any]) -> bool:
     for condition in response.condition or []:
-        if condition.get("type") == "slot" and slots.get(condition.get("name")) != condition.get("value"):
+        name = condition.get("name")
+        value = slots.get(name) if isinstance(name, str) else None
+        if condition.get("type") == "slot" and value != condition.get("value"):
             return False
     return True

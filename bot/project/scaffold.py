@@ -6,12 +6,14 @@ import shutil
 from importlib.resources import as_file, files
 from pathlib import Path
 
+from crowddesk.errors import CrowdDeskError
+
 TEMPLATE_PACKAGE = "crowddesk.bot"
 # Leftovers of running or browsing the template that must never land in a user's project.
 _SKIPPED_NAMES = frozenset({"__pycache__", ".DS_Store"})
 
 
-class ScaffoldError(Exception):
+class ScaffoldError(CrowdDeskError):
     """The target directory cannot receive a new project."""
 
 

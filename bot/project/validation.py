@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from crowddesk.bot.project.config import PolicySettings, load_config, never_answered_intents
 from crowddesk.bot.project.domain import (
@@ -122,10 +124,8 @@ def _load_domain(root: Path, problems: list[Problem]) -> Domain | None:
     merged = merge_domains([], location)
     complete = True
     for path in domain_files(location):
-        part = _attempt(problems, lambda: load_domain_file(path, root=root))
-        combined = (
-            None if part is None else _attempt(problems, lambda: merge_domains([merged, part], location))
-        )
+        part = _attempt(problems, partial(load_domain_file, path, root=root))
+        combined = None if part is None else _attempt(problems, partial(merge_domains, [merged, part], location))
         if combined is None:
             complete = False
         else:
@@ -138,10 +138,8 @@ def _load_data(root: Path, problems: list[Problem]) -> tuple[bool, TrainingData]
     merged = TrainingData()
     complete = True
     for path in find_training_files(root / DATA_DIRECTORY):
-        part = _attempt(problems, lambda: load_training_file(path, root=root))
-        combined = (
-            None if part is None else _attempt(problems, lambda: merge_training_data([merged, part]))
-        )
+        part = _attempt(problems, partial(load_training_file, path, root=root))
+        combined = None if part is None else _attempt(problems, partial(merge_training_data, [merged, part]))
         if combined is None:
             complete = False
         else:
@@ -234,7 +232,8 @@ def _cross_checks(domain: Domain, data: TrainingData) -> Iterable[Problem]:
                 f"intent {intent!r} is declared but has no training examples",
                 "warning",
             )
-    for dialogue in [*data.rules, *data.stories]:
+    dialogues: list[Rule | Story] = [*data.rules, *data.stories]
+    for dialogue in dialogues:
         yield from _dialogue_steps(domain, data, dialogue)
 
 

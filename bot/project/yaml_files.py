@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ruamel.yaml import YAML, CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from crowddesk.errors import Rejected
 
-class ProjectFileError(Exception):
+
+class ProjectFileError(Rejected):
     """A problem in one project file, located by file, 1-based line and dotted key path."""
 
     def __init__(self, path: Path, line: int | None, key: str | None, message: str) -> None:
@@ -133,7 +136,7 @@ def require_bool(file: YamlFile, node: Any, key: str, line: int | None) -> bool:
 
 
 def reject_unknown_keys(
-    file: YamlFile, mapping: CommentedMap, allowed: Iterable[str], key_prefix: str
+    file: YamlFile, mapping: Mapping[Any, Any], allowed: Iterable[str], key_prefix: str
 ) -> None:
     allowed_keys = list(allowed)
     for key in mapping:

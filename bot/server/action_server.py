@@ -10,10 +10,12 @@ from pathlib import Path
 
 import httpx
 
+from crowddesk.errors import CrowdDeskError
+
 DEFAULT_PORT = 5055
 
 
-class ActionServerStartError(RuntimeError):
+class ActionServerStartError(CrowdDeskError, RuntimeError):
     pass
 
 

@@ -23,6 +23,8 @@ import jwt
 from fastapi import Depends, HTTPException, Security
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
+from crowddesk.errors import Rejected
+
 TOKEN_ENV = "CROWDDESK_API_TOKEN"
 JWT_SECRET_ENV = "CROWDDESK_JWT_SECRET"
 # The shortest secret each method is safe with (RFC 7518 section 3.2: at least the hash's size).
@@ -41,7 +43,7 @@ def presented_credential(
     return bearer.credentials if bearer is not None else query_token
 
 
-class ApiAccessError(ValueError):
+class ApiAccessError(Rejected, ValueError):
     """The access settings are unusable (an unknown JWT method, an empty or short secret)."""
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
-from typing import Any, AsyncIterator
+from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI
 from pydantic import BaseModel, Field
 
 from crowddesk.bot.conversations.audit import READ_TRACKER, AuditLog
@@ -26,8 +25,6 @@ from crowddesk.bot.desk.rating import rating_request
 from crowddesk.bot.desk.sla_monitor import SlaMonitor
 from crowddesk.bot.desk.stream_tickets import StreamTickets
 from crowddesk.bot.desk.suggestions import TicketSuggestions
-from crowddesk.bot.desk.tickets import TicketError
-from crowddesk.bot.dialogue.engine import MessageRejected
 from crowddesk.bot.privacy.api import privacy_router
 from crowddesk.bot.privacy.retention import Retention
 from crowddesk.bot.server.api_access import ApiAccess, Caller
@@ -35,8 +32,8 @@ from crowddesk.bot.server.assemble import Bot
 from crowddesk.bot.server.channels import running_channels, running_slack_desk
 from crowddesk.bot.server.gateway import Gateway, SeenMessages
 from crowddesk.bot.server.log_redaction import redacted_logs
+from crowddesk.bot.web.errors import install_error_handlers
 from crowddesk.bot.web.limits import BodyLimits
-from crowddesk.connectors.rest import InvalidJSON
 from crowddesk.connectors.text import normalise_text
 from crowddesk.knowledge_base.curation import LiveIndex
 
@@ -93,28 +90,7 @@ def create_app(bot: Bot, access: ApiAccess = ApiAccess()) -> FastAPI:
 
     app.add_middleware(BodyLimits)  # body size while streaming, JSON nesting depth
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        if any(e.get("type") == "json_invalid" for e in errors):
-            return JSONResponse({"error": "request body is not valid JSON"}, status_code=400)
-        details = [
-            {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "reason": e.get("msg")}
-            for e in errors
-        ]
-        summary = "; ".join(f"{d['field'] or 'body'}: {d['reason']}" for d in details)
-        return JSONResponse({"error": f"invalid request: {summary}", "details": details}, status_code=422)
-
-    @app.exception_handler(InvalidJSON)
-    async def invalid_json(_: Request, exc: InvalidJSON) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=400)
-
-    async def refused(_: Request, exc: MessageRejected | TicketError) -> JSONResponse:
-        # These errors carry the 4xx status that says why the request was refused.
-        return JSONResponse({"error": str(exc)}, status_code=exc.status_code)
-
-    app.add_exception_handler(MessageRejected, refused)
-    app.add_exception_handler(TicketError, refused)
+    install_error_handlers(app)
 
     for connector in bot.channels.values():
         router = connector.router(gateway)
@@ -177,9 +153,5 @@ def create_app(bot: Bot, access: ApiAccess = ApiAccess()) -> FastAPI:
             "events": events,
             "handoff": handoff_view(active),
         }
-
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     return app

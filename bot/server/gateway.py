@@ -79,12 +79,13 @@ class Gateway:
         delivery_id = message.message_id
         connector = self.channels.get(message.channel)
         api_client = connector is not None and connector.api_client
-        if delivery_id is not None:
-            if not await asyncio.to_thread(self.seen.first_sight, message.channel, delivery_id):
-                logger.info("%s delivered message %s again; ignored", message.channel, delivery_id)
-                if api_client:  # a client's retry: answer it as the first delivery was answered
-                    return await asyncio.to_thread(first_replies, self.engine.store, message)
-                return []
+        if delivery_id is not None and not await asyncio.to_thread(
+            self.seen.first_sight, message.channel, delivery_id
+        ):
+            logger.info("%s delivered message %s again; ignored", message.channel, delivery_id)
+            if api_client:  # a client's retry: answer it as the first delivery was answered
+                return await asyncio.to_thread(first_replies, self.engine.store, message)
+            return []
         message = repaired_message(message)
         inline = connector is not None and connector.replies_inline
         try:

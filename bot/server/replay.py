@@ -13,20 +13,20 @@ from typing import Any
 
 from crowddesk.bot.conversations.outbox import bot_event_message
 from crowddesk.bot.conversations.store import ConversationStore
-from crowddesk.bot.dialogue.engine import MessageRejected
+from crowddesk.bot.dialogue.engine import MessageConflict
 from crowddesk.connectors.types import InboundMessage, OutboundMessage
 
 
 def first_replies(store: ConversationStore, message: InboundMessage) -> list[OutboundMessage]:
     """The replies stored for the earlier delivery of `message` (same sender and message_id).
 
-    409 while that delivery is still being processed (its turn is not stored yet)."""
+    MessageConflict while that delivery is still being processed (its turn is not stored yet)."""
     events = store.events(message.sender_id)
     start = next((i for i, e in enumerate(events)
                   if e["event"] == "user" and e.get("message_id") == message.message_id), None)
     if start is None:
-        raise MessageRejected(f"message {message.message_id!r} is still being processed; "
-                              "send it again in a moment for its replies", 409)
+        raise MessageConflict(f"message {message.message_id!r} is still being processed; "
+                              "send it again in a moment for its replies")
     return [bot_event_message(message.sender_id, e) for e in turn_replies(events[start + 1:])]
 
 

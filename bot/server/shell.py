@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from crowddesk.bot.dialogue.engine import Engine, MessageRejected
 from crowddesk.connectors.types import InboundMessage, OutboundMessage

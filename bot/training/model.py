@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import zipfile
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from crowddesk.bot.dialogue.policy import RetrieverCalibration, Thresholds
+from crowddesk.errors import CrowdDeskError
 from crowddesk.nlu.classifier import CalibratedIntentClassifier
 from crowddesk.nlu.entities import RuleEntityExtractor
 
@@ -28,7 +29,7 @@ MODEL_FORMAT_VERSION = 2
 KB_VECTORS_FILE = "kb_vectors.npz"
 
 
-class ModelError(Exception):
+class ModelError(CrowdDeskError):
     """A model artifact is missing, incomplete or from an incompatible version."""
 
 
@@ -68,7 +69,7 @@ class ModelMetadata:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ModelMetadata":
+    def from_json(cls, data: dict[str, Any]) -> ModelMetadata:
         calibration = data["retriever_calibration"]
         return cls(
             format_version=data["format_version"],
@@ -94,7 +95,7 @@ class TrainedModel:
     """Embeddings of the project's KB question variants by text, from the model's encoder."""
 
     def save(self, models_dir: Path) -> Path:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         target = models_dir / f"{stamp}-{self.metadata.fingerprint[:12]}"
         partial = target.with_name(target.name + ".partial")
         partial.mkdir(parents=True)
@@ -110,7 +111,7 @@ class TrainedModel:
         return target
 
     @classmethod
-    def load(cls, path: Path) -> "TrainedModel":
+    def load(cls, path: Path) -> TrainedModel:
         meta_file = path / "metadata.json"
         if not meta_file.is_file():
             raise ModelError(f"{path} is not a CrowdDesk model (no metadata.json)")

@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -150,7 +150,7 @@ def train(
         ModelMetadata(
             format_version=MODEL_FORMAT_VERSION,
             fingerprint=fingerprint,
-            created_at=datetime.now(timezone.utc).isoformat(),
+            created_at=datetime.now(UTC).isoformat(),
             encoder=encoder.name,
             language=project.config.language,
             thresholds=thresholds,
@@ -341,7 +341,9 @@ def _at_share(top: _TopOptions, held_out: HeldOutTraffic, share: float, target_p
     return {
         "unseen_topic_share": share,
         "answer_threshold": round(point.threshold, 4),
-        "expected_automation_rate": round(_answered_weight(top, weights, point.threshold) / float(all_weights.sum()), 4),
+        "expected_automation_rate": round(
+            _answered_weight(top, weights, point.threshold) / float(all_weights.sum()), 4
+        ),
         "expected_precision": round(point.precision, 4),
         "known_topics_answered_right": round(float((answered & top.correct & known).sum())
                                              / max(1, int((~held_out.unseen).sum())), 4),

@@ -14,6 +14,8 @@ import re
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crowddesk.errors import TooLarge
+
 MAX_BODY_BYTES = 256 * 1024
 MAX_JSON_DEPTH = 32
 # Bounds for the numbers routes take (ids, offsets, versions): the largest a database INTEGER
@@ -37,7 +39,7 @@ def json_depth_exceeds(body: bytes, max_depth: int) -> bool:
     return False
 
 
-class RequestTooLarge(Exception):
+class RequestTooLarge(TooLarge):
     """The body passed the size limit while it was being read."""
 
 

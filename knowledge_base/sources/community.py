@@ -120,6 +120,6 @@ def _thread_entry(thread: Thread, rules: AnswerRules, batch: ImportBatch) -> Non
 
 def parse_time(text: str) -> datetime:
     """An ISO 8601 time from a dump or API; times without a zone are UTC (as in Stack Exchange dumps)."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    moment = datetime.fromisoformat(text)
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from crowddesk.errors import Rejected
 
-class KBImportError(ValueError):
+
+class KBImportError(Rejected, ValueError):
     """A source file that cannot be imported; `line` is 1-based, None for whole-file problems."""
 
     def __init__(self, path: Path, line: int | None, message: str) -> None:

@@ -4,8 +4,9 @@ Each `<row>` of a dump holds a whole post in its attributes: questions (`PostTyp
 `Title`, `Body`, `Tags`, `AcceptedAnswerId`) and answers (`PostTypeId="2"`, with `ParentId` and
 `Score`). The file is read with expat's streaming parser: no element tree is built, at most two
 answers per question are kept (the accepted and the best-scored), so memory grows with the
-number of questions rather than the size of the file, and every error names the line of its row. One entry per question: the title as question, the cleaned question body as context,
-the accepted answer or else the best-scored answer with at least `min_score`. Ids are
+number of questions rather than the size of the file, and every error names the line of its row.
+One entry per question: the title as question, the cleaned question body as context, the
+accepted answer or else the best-scored answer with at least `min_score`. Ids are
 `stackexchange:<site>:<question id>`, so a re-import finds the same entries.
 """
 

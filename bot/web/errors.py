@@ -1,0 +1,58 @@
+"""How the HTTP API says no: every refusal answers `{"error": "<reason>"}` with its status code,
+whether a route raised an HTTPException, FastAPI refused the request body, or the domain raised
+one of the families of `crowddesk.errors`. The status code of each family is decided here only,
+so domain code never knows HTTP."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from crowddesk.errors import Conflict, CrowdDeskError, Forbidden, NotFound, Rejected, TooLarge
+
+# Most specific first: a message refused because its conversation belongs to another channel is
+# both a Rejected and a Conflict, and answers 409.
+STATUS_CODES: tuple[tuple[type[CrowdDeskError], int], ...] = (
+    (NotFound, 404),
+    (Conflict, 409),
+    (Forbidden, 403),
+    (TooLarge, 413),
+    (Rejected, 400),
+)
+
+
+def status_code_for(error: CrowdDeskError) -> int | None:
+    """The status code `error` answers with; None for errors that are no refusal (a 500)."""
+    return next((code for family, code in STATUS_CODES if isinstance(error, family)), None)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer refusals on `app` as `{"error": ...}`, domain errors with their family's status code."""
+    for family, _ in STATUS_CODES:
+        app.add_exception_handler(family, _refused)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+
+
+async def _refused(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CrowdDeskError)  # registered for the families only
+    return JSONResponse({"error": str(exc)}, status_code=status_code_for(exc) or 500)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return JSONResponse({"error": "request body is not valid JSON"}, status_code=400)
+    details = [
+        {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "reason": e.get("msg")}
+        for e in errors
+    ]
+    summary = "; ".join(f"{d['field'] or 'body'}: {d['reason']}" for d in details)
+    return JSONResponse({"error": f"invalid request: {summary}", "details": details}, status_code=422)
