@@ -12,9 +12,15 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
+from crowddesk.errors import Rejected
+
 logger = logging.getLogger(__name__)
 
 _READ_ONLY = "crowddesk_read_only"  # execution option set by `reader`
+
+
+class DatabaseURLError(Rejected, ValueError):
+    """A database URL CrowdDesk cannot use. The message never repeats the URL: it may hold a password."""
 
 # The only drivers installed with CrowdDesk; a bare backend name means its driver here.
 _SUPPORTED_SCHEMES = {
@@ -48,13 +54,13 @@ def _parse_supported(url: str) -> URL:
         parsed = make_url(url)
     except ArgumentError:
         # The text itself may hold a password, so it is not repeated here.
-        raise ValueError(
+        raise DatabaseURLError(
             "database URL is not of the form scheme://[user[:password]@]host/database"
         ) from None
     scheme = parsed.drivername
     if scheme not in _SUPPORTED_SCHEMES:
         supported = ", ".join(sorted(_SUPPORTED_SCHEMES))
-        raise ValueError(f"unsupported database URL scheme {scheme!r}; use one of: {supported}")
+        raise DatabaseURLError(f"unsupported database URL scheme {scheme!r}; use one of: {supported}")
     return parsed.set(drivername=_SUPPORTED_SCHEMES[scheme])
 
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from crowddesk.bot.cli.output import fail
+from crowddesk.bot.cli.output import EXIT_REFUSED, fail
 
 ProjectArg = Callable[[argparse.ArgumentParser], None]
-EXIT_ERROR = 1
 
 
 def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser], project_arg: ProjectArg) -> None:
@@ -41,13 +40,10 @@ def run(args: argparse.Namespace) -> int:
     if args.db_command == "revision":
         histories = {history.name: history for history in HISTORIES}
         if args.history not in histories:
-            return fail(f"unknown history {args.history!r}; one of: {', '.join(histories)}", EXIT_ERROR)
+            return fail(f"unknown history {args.history!r}; one of: {', '.join(histories)}", EXIT_REFUSED)
         write_revision(histories[args.history], args.message)  # Alembic says where it wrote it
         return 0
-    try:
-        database = create_engine_for(database_url_for(load_project(args.project), args.database_url))
-    except ValueError as exc:  # a malformed or unsupported URL; the message never repeats it
-        return fail(str(exc), EXIT_ERROR)
+    database = create_engine_for(database_url_for(load_project(args.project), args.database_url))
     try:
         for outcome in init_schema(database):
             print(outcome)

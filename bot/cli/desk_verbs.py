@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from crowddesk.bot.cli.output import EXIT_REFUSED, fail, refuse, say
+from crowddesk.bot.cli.output import refuse, say
 from crowddesk.bot.conversations.states import OPEN_TICKET_STATUSES, TicketStatus
 from crowddesk.bot.conversations.store import ConversationStore, HandoffRecord
 from crowddesk.bot.desk.agents import Agent, AgentDirectory, UnknownAgent
@@ -241,10 +241,7 @@ VERBS: dict[str, Verb] = {
 def run_verb(args: argparse.Namespace) -> int:
     """Run the verb `args.desk_verb` names on the project's database; errors are one line on stderr."""
     project = load_project(args.project)
-    try:
-        database = open_database(project, args.database_url)
-    except ValueError as exc:  # a malformed or unsupported URL; the message never repeats it
-        return fail(str(exc), EXIT_REFUSED)
+    database = open_database(project, args.database_url)
     # Suggestions made when a ticket is resolved here are redacted with the project's patterns
     # too, as when the server resolves it.
     tickets = TicketDesk(database, redactor=project.config.retriever.ingestion.redactor())

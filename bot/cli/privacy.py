@@ -51,11 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from crowddesk.bot.project.loading import load_project
     from crowddesk.bot.server.database import open_database
 
-    project = load_project(args.project)
-    try:
-        database = open_database(project, args.database_url)
-    except ValueError as exc:  # a malformed or unsupported URL; the message never repeats it
-        return fail(str(exc), EXIT_REFUSED)
+    database = open_database(load_project(args.project), args.database_url)
     try:
         if args.privacy_command == "audit":
             entries = AuditLog(database).entries(args.sender, limit=args.limit)
