@@ -16,8 +16,7 @@ ORDER_NUMBER_SLOT = "order_number"
 ORDER_NUMBER_FORMAT = re.compile(r"CD-\d{6}", re.ASCII)
 
 ASK_FOR_ORDER_NUMBER = (
-    "Sure — what's your card order number? "
-    "It looks like CD-123456 and is in your order confirmation e-mail."
+    "Sure — what's your card order number? It looks like CD-123456 and is in your order confirmation e-mail."
 )
 INVALID_ORDER_NUMBER = (
     "That doesn't look like a card order number. Order numbers are CD- followed by "

@@ -34,5 +34,3 @@ def write_results(name: str, payload: dict[str, Any], path: Path | None = None) 
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return target
-
-

@@ -55,26 +55,32 @@ def _table(results: dict[str, dict[str, Any]]) -> str:
     ours = next(iter(results.values()))
     rows = []
     for name, r in results.items():
-        rows.append([
-            name, f"{r['accuracy']:.2%}", f"{r['macro_f1']:.2%}", f"{r['train_seconds']:.0f}",
-            f"{ours['accuracy'] / r['accuracy']:.3f}",
-            f"{(1 - r['accuracy']) / (1 - ours['accuracy']):.2f}",
-        ])
+        rows.append(
+            [
+                name,
+                f"{r['accuracy']:.2%}",
+                f"{r['macro_f1']:.2%}",
+                f"{r['train_seconds']:.0f}",
+                f"{ours['accuracy'] / r['accuracy']:.3f}",
+                f"{(1 - r['accuracy']) / (1 - ours['accuracy']):.2f}",
+            ]
+        )
     for name, published in PUBLISHED_ACCURACY.items():
         rows.append([f"{name} (published)", f"{published:.2%}", "", "", "", ""])
-    headers = ["model", "accuracy", "macro-F1", "train s", "CrowdDesk acc ÷ acc",
-               "errors ÷ CrowdDesk errors"]
+    headers = ["model", "accuracy", "macro-F1", "train s", "CrowdDesk acc ÷ acc", "errors ÷ CrowdDesk errors"]
     return format_table(headers, rows)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=default_data_dir("banking77"))
-    parser.add_argument("--validation", action="store_true",
-                        help="score a held-out 10%% of train instead of test.csv")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="result JSON (default benchmarks/results/banking77.json; "
-                             "banking77_validation.json with --validation)")
+    parser.add_argument("--validation", action="store_true", help="score a held-out 10%% of train instead of test.csv")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="result JSON (default benchmarks/results/banking77.json; banking77_validation.json with --validation)",
+    )
     args = parser.parse_args(argv)
 
     info = accuracy_machine_info()
@@ -82,19 +88,22 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, dict[str, Any]] = {}
     for contender in all_contenders():
         print(f"training {contender.name} on {len(train)} examples ...", flush=True)
-        results[contender.name] = _score(train_timed(contender, train.texts, train.labels),
-                                         evaluation)
+        results[contender.name] = _score(train_timed(contender, train.texts, train.labels), evaluation)
     print(_table(results))
     name = "banking77_validation" if args.validation else "banking77"
-    path = write_results(name, {
-        "benchmark": name,
-        "split": "validation (10% of train, seed 0)" if args.validation else "test",
-        "train_examples": len(train),
-        "evaluation_examples": len(evaluation),
-        "machine": info,
-        "results": results,
-        "published_accuracy": PUBLISHED_ACCURACY,
-    }, args.out)
+    path = write_results(
+        name,
+        {
+            "benchmark": name,
+            "split": "validation (10% of train, seed 0)" if args.validation else "test",
+            "train_examples": len(train),
+            "evaluation_examples": len(evaluation),
+            "machine": info,
+            "results": results,
+            "published_accuracy": PUBLISHED_ACCURACY,
+        },
+        args.out,
+    )
     print(f"wrote {path}")
 
 

@@ -44,8 +44,13 @@ class Contender(Protocol):
 
 
 class CrowdDeskContender:
-    def __init__(self, settings: ClassifierSettings | None = None, encoder: Encoder | None = None,
-                 policy: PolicySettings | None = None, name: str = "CrowdDesk") -> None:
+    def __init__(
+        self,
+        settings: ClassifierSettings | None = None,
+        encoder: Encoder | None = None,
+        policy: PolicySettings | None = None,
+        name: str = "CrowdDesk",
+    ) -> None:
         self.name = name
         self._settings = settings or ClassifierSettings()
         self.policy = policy or PolicySettings()
@@ -59,8 +64,12 @@ class CrowdDeskContender:
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> None:
         classifier = intent_classifier(self._settings)
         self.out_of_fold = classifier.fit(
-            texts, self._encoder.encode(texts), labels, unseen_topic_share=self.policy.unseen_topic_share,
-            target_precision=self.policy.target_precision, always_trained=never_answered_intents(self.policy),
+            texts,
+            self._encoder.encode(texts),
+            labels,
+            unseen_topic_share=self.policy.unseen_topic_share,
+            target_precision=self.policy.target_precision,
+            always_trained=never_answered_intents(self.policy),
         )
         self._classifier, self.classes = classifier, classifier.classes
 
@@ -111,9 +120,7 @@ class LogRegBaseline:
 
 
 def tfidf_logreg() -> LogRegBaseline:
-    return LogRegBaseline(
-        "TF-IDF + LR", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-    )
+    return LogRegBaseline("TF-IDF + LR", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True))
 
 
 def frozen_minilm_logreg(encoder: Encoder | None = None) -> LogRegBaseline:

@@ -95,27 +95,37 @@ def _table(results: dict[str, dict[str, Any]]) -> str:
     rows = []
     for name, r in results.items():
         test, plain = r["test"], r["test_without_threshold"]
-        rows.append([
-            name, f"{test['in_scope_accuracy']:.2%}", f"{test['oos_recall']:.2%}",
-            f"{test['threshold']:.3f}",
-            f"{plain['in_scope_accuracy']:.2%} / {plain['oos_recall']:.2%}",
-            f"{r['train_seconds']:.0f}",
-            f"{ours['in_scope_accuracy'] / test['in_scope_accuracy']:.3f}",
-            f"{ours['oos_recall'] / test['oos_recall']:.3f}" if test["oos_recall"] else "-",
-        ])
+        rows.append(
+            [
+                name,
+                f"{test['in_scope_accuracy']:.2%}",
+                f"{test['oos_recall']:.2%}",
+                f"{test['threshold']:.3f}",
+                f"{plain['in_scope_accuracy']:.2%} / {plain['oos_recall']:.2%}",
+                f"{r['train_seconds']:.0f}",
+                f"{ours['in_scope_accuracy'] / test['in_scope_accuracy']:.3f}",
+                f"{ours['oos_recall'] / test['oos_recall']:.3f}" if test["oos_recall"] else "-",
+            ]
+        )
     for name, (in_scope, recall) in PUBLISHED.items():
-        rows.append([f"{name} (published)", f"{in_scope:.1%}", f"{recall:.1%}", "", "", "", "",
-                     ""])
-    headers = ["model", "in-scope acc", "OOS recall", "threshold", "no threshold (acc / recall)",
-               "train s", "CrowdDesk acc ÷ acc", "CrowdDesk recall ÷ recall"]
+        rows.append([f"{name} (published)", f"{in_scope:.1%}", f"{recall:.1%}", "", "", "", "", ""])
+    headers = [
+        "model",
+        "in-scope acc",
+        "OOS recall",
+        "threshold",
+        "no threshold (acc / recall)",
+        "train s",
+        "CrowdDesk acc ÷ acc",
+        "CrowdDesk recall ÷ recall",
+    ]
     return format_table(headers, rows)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=default_data_dir("clinc150"))
-    parser.add_argument("--out", type=Path, default=None,
-                        help="result JSON (default benchmarks/results/clinc150.json)")
+    parser.add_argument("--out", type=Path, default=None, help="result JSON (default benchmarks/results/clinc150.json)")
     args = parser.parse_args(argv)
 
     info = accuracy_machine_info()
@@ -126,16 +136,19 @@ def main(argv: list[str] | None = None) -> None:
         trained = train_timed(contender, data.train.texts, data.train.labels)
         results[contender.name] = _evaluate(trained, data.val, data.test)
     print(_table(results))
-    path = write_results("clinc150", {
-        "benchmark": "clinc150",
-        "setting": "data_full.json; oos-train (oos as class 151) + one threshold chosen on val",
-        "operating_point_rule": "max(in-scope accuracy + OOS recall) on val + oos_val",
-        "train_examples": len(data.train),
-        "machine": info,
-        "results": results,
-        "published": {name: {"in_scope_accuracy": a, "oos_recall": r}
-                      for name, (a, r) in PUBLISHED.items()},
-    }, args.out)
+    path = write_results(
+        "clinc150",
+        {
+            "benchmark": "clinc150",
+            "setting": "data_full.json; oos-train (oos as class 151) + one threshold chosen on val",
+            "operating_point_rule": "max(in-scope accuracy + OOS recall) on val + oos_val",
+            "train_examples": len(data.train),
+            "machine": info,
+            "results": results,
+            "published": {name: {"in_scope_accuracy": a, "oos_recall": r} for name, (a, r) in PUBLISHED.items()},
+        },
+        args.out,
+    )
     print(f"wrote {path}")
 
 

@@ -55,9 +55,7 @@ class Clinc150:
 
 def _require_file(path: Path) -> Path:
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found; pass the dataset folder with --data (see benchmarks/README.md)"
-        )
+        raise FileNotFoundError(f"{path} not found; pass the dataset folder with --data (see benchmarks/README.md)")
     return path
 
 
@@ -96,9 +94,7 @@ def load_clinc150(directory: Path) -> Clinc150:
     )
 
 
-def stratified_holdout(
-    data: LabelledTexts, fraction: float, seed: int
-) -> tuple[LabelledTexts, LabelledTexts]:
+def stratified_holdout(data: LabelledTexts, fraction: float, seed: int) -> tuple[LabelledTexts, LabelledTexts]:
     """(rest, held out): `fraction` of every label held out (at least one), chosen with `seed`."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")

@@ -42,19 +42,76 @@ PARAPHRASE_SHARE = 0.04
 ACCEPTED_SHARE = 0.45
 _DUMP_TIME = "%Y-%m-%dT%H:%M:%S.000"  # dumps' times: UTC without a zone
 
-_PRODUCTS = ["debit card", "credit card", "savings account", "mobile app", "web banking", "standing order",
-             "direct debit", "overdraft", "mortgage", "loan", "PIN", "contactless payment", "Apple Pay",
-             "Google Pay", "SEPA transfer", "SWIFT transfer", "statement", "two-factor login", "cheque",
-             "currency exchange", "ATM withdrawal", "joint account", "business account", "card limit"]
-_ASKS = ["How do I {verb} my {product}?", "Why can't I {verb} my {product}?",
-         "What does error {code} mean when I {verb} my {product}?", "Is it possible to {verb} my {product} abroad?",
-         "{product} stopped working after I tried to {verb} it", "How long does it take to {verb} a {product}?"]
+_PRODUCTS = [
+    "debit card",
+    "credit card",
+    "savings account",
+    "mobile app",
+    "web banking",
+    "standing order",
+    "direct debit",
+    "overdraft",
+    "mortgage",
+    "loan",
+    "PIN",
+    "contactless payment",
+    "Apple Pay",
+    "Google Pay",
+    "SEPA transfer",
+    "SWIFT transfer",
+    "statement",
+    "two-factor login",
+    "cheque",
+    "currency exchange",
+    "ATM withdrawal",
+    "joint account",
+    "business account",
+    "card limit",
+]
+_ASKS = [
+    "How do I {verb} my {product}?",
+    "Why can't I {verb} my {product}?",
+    "What does error {code} mean when I {verb} my {product}?",
+    "Is it possible to {verb} my {product} abroad?",
+    "{product} stopped working after I tried to {verb} it",
+    "How long does it take to {verb} a {product}?",
+]
 _REASKS = {"How do I": "How can I", "Why can't I": "Why am I unable to", "Is it possible to": "Can I"}
-_SITUATIONS = ["", "", "", " on Android", " on iOS", " after moving abroad", " as a student", " for my child",
-               " while travelling", " after a name change", " without the app", " from a new phone",
-               " on a business account", " after the last update", " in another currency", " at the weekend"]
-_VERBS = ["activate", "cancel", "renew", "reset", "freeze", "unblock", "change", "close", "open", "top up",
-          "link", "verify", "dispute", "upgrade", "replace"]
+_SITUATIONS = [
+    "",
+    "",
+    "",
+    " on Android",
+    " on iOS",
+    " after moving abroad",
+    " as a student",
+    " for my child",
+    " while travelling",
+    " after a name change",
+    " without the app",
+    " from a new phone",
+    " on a business account",
+    " after the last update",
+    " in another currency",
+    " at the weekend",
+]
+_VERBS = [
+    "activate",
+    "cancel",
+    "renew",
+    "reset",
+    "freeze",
+    "unblock",
+    "change",
+    "close",
+    "open",
+    "top up",
+    "link",
+    "verify",
+    "dispute",
+    "upgrade",
+    "replace",
+]
 
 
 def _luhn_card(rng: random.Random) -> str:
@@ -65,12 +122,14 @@ def _luhn_card(rng: random.Random) -> str:
 
 
 def _pii(rng: random.Random) -> str:
-    return rng.choice([
-        f"my mail is user{rng.randrange(10**5)}@example.org",
-        f"call me on +44 20 {rng.randrange(1000, 9999)} {rng.randrange(1000, 9999)}",
-        f"the card is {_luhn_card(rng)}",
-        "my IBAN is DE89 3704 0044 0532 0130 00",
-    ])
+    return rng.choice(
+        [
+            f"my mail is user{rng.randrange(10**5)}@example.org",
+            f"call me on +44 20 {rng.randrange(1000, 9999)} {rng.randrange(1000, 9999)}",
+            f"the card is {_luhn_card(rng)}",
+            "my IBAN is DE89 3704 0044 0532 0130 00",
+        ]
+    )
 
 
 def _paragraph(rng: random.Random, product: str) -> str:
@@ -78,7 +137,7 @@ def _paragraph(rng: random.Random, product: str) -> str:
         f"I have had my {product} for {rng.randrange(1, 12)} years and this never happened.",
         f"The app shows <code>E-{rng.randrange(1000, 9999)}</code> and then closes.",
         f"Support told me to wait {rng.randrange(2, 10)} working days.",
-        f"See <a href=\"{SITE_URL}/help\">the help page</a>, it does not cover this case.",
+        f'See <a href="{SITE_URL}/help">the help page</a>, it does not cover this case.',
         "I already reinstalled the app and cleared the cache.",
     ]
     text = " ".join(rng.sample(sentences, rng.randrange(2, 5)))
@@ -91,8 +150,10 @@ def _paragraph(rng: random.Random, product: str) -> str:
 
 
 def _code_block(rng: random.Random) -> str:
-    lines = [f"curl -H 'Authorization: Bearer $TOKEN' {SITE_URL}/api/v{rng.randrange(1, 4)}/cards",
-             "  | jq '.cards[] | {id, status}'"]
+    lines = [
+        f"curl -H 'Authorization: Bearer $TOKEN' {SITE_URL}/api/v{rng.randrange(1, 4)}/cards",
+        "  | jq '.cards[] | {id, status}'",
+    ]
     return "<pre><code>" + escape("\n".join(lines)) + "\n</code></pre>"
 
 
@@ -106,8 +167,10 @@ def _body(rng: random.Random, product: str) -> str:
 def _answer_body(rng: random.Random, product: str, verb: str) -> str:
     if rng.random() < 0.05:
         return "<p>Thanks!</p>"
-    steps = "".join(f"<li>Step {n}: open {product} settings and tap <strong>{verb}</strong>.</li>"
-                    for n in range(1, rng.randrange(2, 5)))
+    steps = "".join(
+        f"<li>Step {n}: open {product} settings and tap <strong>{verb}</strong>.</li>"
+        for n in range(1, rng.randrange(2, 5))
+    )
     return f"<p>You can {verb} your {product} in the app.</p><ol>{steps}</ol>" + _body(rng, product)
 
 
@@ -127,18 +190,29 @@ def _rows(posts: int, rng: random.Random) -> Iterator[dict[str, str]]:
         created = start + timedelta(minutes=rng.randrange(0, 3 * 365 * 24 * 60))
         answers = [next_id + 1 + n for n in range(min(rng.choice([0, 1, 1, 2, 2, 3, 4]), posts - next_id))]
         accepted = rng.choice(answers) if answers and rng.random() < ACCEPTED_SHARE / 0.85 else None
-        question = {"Id": str(next_id), "PostTypeId": "1", "Title": title, "Body": _body(rng, product),
-                    "Tags": "".join(f"<{t}>" for t in {product.replace(" ", "-").lower(), verb.replace(" ", "-")}),
-                    "Score": str(int(rng.paretovariate(1.5)) - 1), "CreationDate": created.strftime(_DUMP_TIME),
-                    "LastActivityDate": (created + timedelta(days=rng.randrange(0, 400))).strftime(_DUMP_TIME)}
+        question = {
+            "Id": str(next_id),
+            "PostTypeId": "1",
+            "Title": title,
+            "Body": _body(rng, product),
+            "Tags": "".join(f"<{t}>" for t in {product.replace(" ", "-").lower(), verb.replace(" ", "-")}),
+            "Score": str(int(rng.paretovariate(1.5)) - 1),
+            "CreationDate": created.strftime(_DUMP_TIME),
+            "LastActivityDate": (created + timedelta(days=rng.randrange(0, 400))).strftime(_DUMP_TIME),
+        }
         if accepted is not None:
             question["AcceptedAnswerId"] = str(accepted)
         yield question
         for answer_id in answers:
-            yield {"Id": str(answer_id), "PostTypeId": "2", "ParentId": str(next_id),
-                   "Score": str(int(rng.paretovariate(1.2)) - 1), "OwnerUserId": str(rng.randrange(1, 5000)),
-                   "Body": _answer_body(rng, product, verb),
-                   "LastActivityDate": (created + timedelta(hours=rng.randrange(1, 900))).strftime(_DUMP_TIME)}
+            yield {
+                "Id": str(answer_id),
+                "PostTypeId": "2",
+                "ParentId": str(next_id),
+                "Score": str(int(rng.paretovariate(1.2)) - 1),
+                "OwnerUserId": str(rng.randrange(1, 5000)),
+                "Body": _answer_body(rng, product, verb),
+                "LastActivityDate": (created + timedelta(hours=rng.randrange(1, 900))).strftime(_DUMP_TIME),
+            }
         next_id += 1 + len(answers)
 
 
@@ -199,8 +273,9 @@ def measure(posts: int, workdir: Path) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=comma_separated_ints, default=[12_000, 60_000],
-                        help="numbers of posts (default 12000,60000)")
+    parser.add_argument(
+        "--sizes", type=comma_separated_ints, default=[12_000, 60_000], help="numbers of posts (default 12000,60000)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "kb_import.json", help="JSON results file")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)  # one size, in a subprocess
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
@@ -217,16 +292,44 @@ def main(argv: Sequence[str] | None = None) -> int:
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             rows.append(json.loads(output.strip().splitlines()[-1]))
             print(f"{size} posts: {rows[-1]['import_seconds']} s", flush=True)
-    print(format_table(
-        ["posts", "file MB", "questions", "added", "merged", "skipped", "parse s", "import s", "re-import s",
-         "peak RSS after parse MB", "peak RSS MB"],
-        [[str(r["posts"]), str(r["file_mb"]), str(r["questions"]), str(r["added"]), str(r["merged"]),
-          str(sum(r["skipped"].values())), str(r["parse_seconds"]), str(r["import_seconds"]),
-          str(r["reimport_seconds"]), str(r["rss_before_mb"]) + " → " + str(r["peak_rss_after_parse_mb"]),
-          str(r["peak_rss_mb"])] for r in rows],
-    ))
-    path = write_results("kb_import", {"benchmark": "kb_import", "machine": machine, "site_url": SITE_URL,
-                                       "seed": SEED, "sizes": rows}, args.out)
+    print(
+        format_table(
+            [
+                "posts",
+                "file MB",
+                "questions",
+                "added",
+                "merged",
+                "skipped",
+                "parse s",
+                "import s",
+                "re-import s",
+                "peak RSS after parse MB",
+                "peak RSS MB",
+            ],
+            [
+                [
+                    str(r["posts"]),
+                    str(r["file_mb"]),
+                    str(r["questions"]),
+                    str(r["added"]),
+                    str(r["merged"]),
+                    str(sum(r["skipped"].values())),
+                    str(r["parse_seconds"]),
+                    str(r["import_seconds"]),
+                    str(r["reimport_seconds"]),
+                    str(r["rss_before_mb"]) + " → " + str(r["peak_rss_after_parse_mb"]),
+                    str(r["peak_rss_mb"]),
+                ]
+                for r in rows
+            ],
+        )
+    )
+    path = write_results(
+        "kb_import",
+        {"benchmark": "kb_import", "machine": machine, "site_url": SITE_URL, "seed": SEED, "sizes": rows},
+        args.out,
+    )
     print(f"results: {path}")
     return 0
 

@@ -67,17 +67,44 @@ def load_store(engine: Engine, entries: Sequence[KBEntry], vectors: np.ndarray) 
     now = datetime.now(UTC)
     with engine.begin() as connection:
         for start in range(0, len(entries), LOAD_BATCH):
-            batch = entries[start:start + LOAD_BATCH]
-            connection.execute(insert(KBEntryRow.__table__), [
-                {"id": e.id, "answer": e.answer, "source_url": "", "tags": [], "language": "en",
-                 "status": "published", "intent": None, "created_at": now, "updated_at": now}
-                for e in batch])
-            connection.execute(insert(KBQuestionRow.__table__), [
-                {"entry_id": e.id, "position": p, "text": q} for e in batch for p, q in enumerate(e.questions)])
-            connection.execute(insert(KBEntryVersionRow.__table__), [
-                {"entry_id": e.id, "version": 1, "status": "published",
-                 "content": {"questions": e.questions, "answer": e.answer}, "actor": "benchmark",
-                 "action": "create", "comment": "", "created_at": now} for e in batch])
+            batch = entries[start : start + LOAD_BATCH]
+            connection.execute(
+                insert(KBEntryRow.__table__),
+                [
+                    {
+                        "id": e.id,
+                        "answer": e.answer,
+                        "source_url": "",
+                        "tags": [],
+                        "language": "en",
+                        "status": "published",
+                        "intent": None,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for e in batch
+                ],
+            )
+            connection.execute(
+                insert(KBQuestionRow.__table__),
+                [{"entry_id": e.id, "position": p, "text": q} for e in batch for p, q in enumerate(e.questions)],
+            )
+            connection.execute(
+                insert(KBEntryVersionRow.__table__),
+                [
+                    {
+                        "entry_id": e.id,
+                        "version": 1,
+                        "status": "published",
+                        "content": {"questions": e.questions, "answer": e.answer},
+                        "actor": "benchmark",
+                        "action": "create",
+                        "comment": "",
+                        "created_at": now,
+                    }
+                    for e in batch
+                ],
+            )
     store = KnowledgeBaseStore(engine)
     texts = [q for entry in entries for q in entry.questions]
     store.store_vectors(ENCODER_NAME, dict(zip(texts, vectors)))
@@ -126,8 +153,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         index_dir = Path(scratch) / "index"
 
         def open_index() -> KnowledgeBase:
-            return KnowledgeBase(store, encoder, lexical_weight=LEXICAL_WEIGHT, top_k=TOP_K,
-                                 index=settings, index_dir=index_dir)
+            return KnowledgeBase(
+                store, encoder, lexical_weight=LEXICAL_WEIGHT, top_k=TOP_K, index=settings, index_dir=index_dir
+            )
 
         print("full build ...", flush=True)
         kb, build_wall, build_cpu = timed(open_index)
@@ -157,7 +185,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             store.upsert(entry, actor="benchmark")
         _, fill_wall, _ = timed(kb.apply_changes)
         _, full_delta_apply_wall, full_delta_apply_cpu = timed(
-            lambda: (store.set_status("new-0", EntryStatus.RETIRED), kb.apply_changes()))
+            lambda: (store.set_status("new-0", EntryStatus.RETIRED), kb.apply_changes())
+        )
         query_delta = query_cpu_ms(kb, texts, query_vectors)
         delta_size = kb.changed_since_compaction
         incremental = kb.retriever.search_many(texts, query_vectors, TOP_K)
@@ -183,8 +212,11 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "cpu_ms_p50": statistics.median(a["cpu_ms"] for a in applies),
             "runs": applies,
         },
-        "apply_one_change_with_full_delta": {"delta_entries": delta_size, "wall_ms": full_delta_apply_wall * 1000,
-                                             "cpu_ms": full_delta_apply_cpu * 1000},
+        "apply_one_change_with_full_delta": {
+            "delta_entries": delta_size,
+            "wall_ms": full_delta_apply_wall * 1000,
+            "cpu_ms": full_delta_apply_cpu * 1000,
+        },
         "fill_delta_wall_s": fill_wall,
         "query_cpu_ms": {"empty_delta": query_base, f"delta_{delta_size}": query_delta},
         "same_as_rebuild": same_results(incremental, rebuilt),
@@ -201,8 +233,10 @@ def same_results(
     """Share of queries whose top answer, and whose whole top-k list, the incremental index
     (a full delta) and the rebuilt one agree on."""
     pairs = [([c.entry_id for c in a], [c.entry_id for c in b]) for a, b in zip(incremental, rebuilt)]
-    return {"top_1": sum(a[:1] == b[:1] for a, b in pairs) / len(pairs),
-            f"top_{TOP_K}_in_order": sum(a == b for a, b in pairs) / len(pairs)}
+    return {
+        "top_1": sum(a[:1] == b[:1] for a, b in pairs) / len(pairs),
+        f"top_{TOP_K}_in_order": sum(a == b for a, b in pairs) / len(pairs),
+    }
 
 
 def print_table(result: dict[str, Any]) -> None:
@@ -210,21 +244,40 @@ def print_table(result: dict[str, Any]) -> None:
     full = result["apply_one_change_with_full_delta"]
     queries = result["query_cpu_ms"]
     rows = [
-        ["full build (before: every publish)", f"{result['full_build']['wall_s']:.1f} s",
-         f"{result['full_build']['cpu_s']:.1f} s"],
-        ["apply one change (p50 of publish/edit/retire)", f"{apply['wall_ms_p50']:.0f} ms",
-         f"{apply['cpu_ms_p50']:.0f} ms"],
-        [f"apply one change, delta of {full['delta_entries']:,}", f"{full['wall_ms']:.0f} ms",
-         f"{full['cpu_ms']:.0f} ms"],
-        ["compaction (full rebuild off to the side)", f"{result['compaction']['wall_s']:.1f} s",
-         f"{result['compaction']['cpu_s']:.1f} s"],
-        [f"restart, {result['restart_after_changes']['changes']} changes while down",
-         f"{result['restart_after_changes']['wall_s']:.1f} s", f"{result['restart_after_changes']['cpu_s']:.1f} s"],
+        [
+            "full build (before: every publish)",
+            f"{result['full_build']['wall_s']:.1f} s",
+            f"{result['full_build']['cpu_s']:.1f} s",
+        ],
+        [
+            "apply one change (p50 of publish/edit/retire)",
+            f"{apply['wall_ms_p50']:.0f} ms",
+            f"{apply['cpu_ms_p50']:.0f} ms",
+        ],
+        [
+            f"apply one change, delta of {full['delta_entries']:,}",
+            f"{full['wall_ms']:.0f} ms",
+            f"{full['cpu_ms']:.0f} ms",
+        ],
+        [
+            "compaction (full rebuild off to the side)",
+            f"{result['compaction']['wall_s']:.1f} s",
+            f"{result['compaction']['cpu_s']:.1f} s",
+        ],
+        [
+            f"restart, {result['restart_after_changes']['changes']} changes while down",
+            f"{result['restart_after_changes']['wall_s']:.1f} s",
+            f"{result['restart_after_changes']['cpu_s']:.1f} s",
+        ],
     ]
-    rows += [[f"query CPU p50 / p99, {name.replace('_', ' ')}", "", f"{q['p50']:.2f} / {q['p99']:.2f} ms"]
-             for name, q in queries.items()]
-    rows += [[f"same {name.replace('_', ' ')} as the rebuilt index", "", f"{share:.1%} of queries"]
-             for name, share in result["same_as_rebuild"].items()]
+    rows += [
+        [f"query CPU p50 / p99, {name.replace('_', ' ')}", "", f"{q['p50']:.2f} / {q['p99']:.2f} ms"]
+        for name, q in queries.items()
+    ]
+    rows += [
+        [f"same {name.replace('_', ' ')} as the rebuilt index", "", f"{share:.1%} of queries"]
+        for name, share in result["same_as_rebuild"].items()
+    ]
     print(format_table(["step", "wall", "CPU"], rows))
 
 

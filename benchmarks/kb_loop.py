@@ -118,7 +118,10 @@ class Bench:
     """The served bot as its customers, its agent and its content team use it."""
 
     def __init__(
-        self, bot: ServedBot, handoff_texts: frozenset[str], fallback_texts: frozenset[str],
+        self,
+        bot: ServedBot,
+        handoff_texts: frozenset[str],
+        fallback_texts: frozenset[str],
         tokens: dict[str, str],
     ) -> None:
         self.bot = bot
@@ -144,8 +147,7 @@ class Bench:
         return response.json()["handoff"]
 
     def api(self, role: str, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.http.request(
-            method, path, headers={"Authorization": f"Bearer {self.tokens[role]}"}, **kwargs)
+        response = self.http.request(method, path, headers={"Authorization": f"Bearer {self.tokens[role]}"}, **kwargs)
         if response.status_code >= 400:
             raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:300]}")
         return response.json()
@@ -189,7 +191,7 @@ def offered_entry(payload: str) -> str:
     """The KB entry a clarification button selects: `/faq/<topic>` names the entry of that
     retrieval intent, `/kb{"entry_id": ...}` any other entry."""
     if payload.startswith(KB_BUTTON):
-        return str(json.loads(payload[len(KB_BUTTON):])["entry_id"])
+        return str(json.loads(payload[len(KB_BUTTON) :])["entry_id"])
     return payload.removeprefix("/")
 
 
@@ -198,10 +200,12 @@ def withhold_topics(project: Path, topics: Iterable[str]) -> None:
     domain.yml, so the trained bot has never heard of those topics."""
     nlu, domain = project / "data" / "nlu.yml", project / "domain.yml"
     for topic in topics:
-        nlu.write_text(_without_block(nlu.read_text(encoding="utf-8"), rf"- intent: faq/{re.escape(topic)}", 0),
-                       encoding="utf-8")
-        domain.write_text(_without_block(domain.read_text(encoding="utf-8"), rf"utter_faq/{re.escape(topic)}:", 2),
-                          encoding="utf-8")
+        nlu.write_text(
+            _without_block(nlu.read_text(encoding="utf-8"), rf"- intent: faq/{re.escape(topic)}", 0), encoding="utf-8"
+        )
+        domain.write_text(
+            _without_block(domain.read_text(encoding="utf-8"), rf"utter_faq/{re.escape(topic)}:", 2), encoding="utf-8"
+        )
 
 
 def _without_block(text: str, header: str, indent: int) -> str:
@@ -232,14 +236,13 @@ def replay(bench: Bench, questions: Sequence[tuple[str, str]], expected: dict[st
         counts[1] += automated
         counts[2] += right
         counts[3] += expected.get(topic) in offered
-    result.server_cpu_ms_per_message = round(1000 * (process_cpu_seconds(bench.bot.pid) - cpu_start)
-                                             / max(1, result.questions), 1)
+    result.server_cpu_ms_per_message = round(
+        1000 * (process_cpu_seconds(bench.bot.pid) - cpu_start) / max(1, result.questions), 1
+    )
     return result
 
 
-def first_automated(
-    bench: Bench, paraphrases: Sequence[str], entry_id: str, since: float
-) -> tuple[float | None, int]:
+def first_automated(bench: Bench, paraphrases: Sequence[str], entry_id: str, since: float) -> tuple[float | None, int]:
     """Ask paraphrases one by one until one is answered automatically from `entry_id`: (seconds
     from `since` to that reply, paraphrases asked); (None, n) if none of the first MAX_PROBES is."""
     for probes, text in enumerate(paraphrases[:MAX_PROBES], start=1):
@@ -278,8 +281,9 @@ def approve_topic(
     entry = bench.api("editor", "POST", f"/kb/api/suggestions/{keep['id']}/approve", json={"questions": questions})
     seconds = time.perf_counter() - start
     for other in merged:
-        bench.api("editor", "POST", f"/kb/api/suggestions/{other['id']}/reject",
-                  json={"reason": f"merged into {entry['id']}"})
+        bench.api(
+            "editor", "POST", f"/kb/api/suggestions/{other['id']}/reject", json={"reason": f"merged into {entry['id']}"}
+        )
     return entry, seconds
 
 
@@ -293,7 +297,11 @@ def pending_by_topic(bench: Bench, topic_of_ticket: dict[str, str]) -> dict[str,
 
 
 def full_cycle(
-    bench: Bench, topic: str, question: str, answer: str, paraphrases: Sequence[str],
+    bench: Bench,
+    topic: str,
+    question: str,
+    answer: str,
+    paraphrases: Sequence[str],
     topic_of_ticket: dict[str, str],
 ) -> dict[str, Any]:
     """One customer's question handed off, answered, approved (merged with the topic's pending
@@ -320,8 +328,12 @@ def full_cycle(
     seconds, probes = first_automated(bench, paraphrases, entry["id"], last)
     lap("paraphrases_until_automated")
     return {
-        "topic": topic, "first_outcome": first, "entry_id": entry["id"], "steps_seconds": steps,
-        "automated": seconds is not None, "paraphrases_asked": probes,
+        "topic": topic,
+        "first_outcome": first,
+        "entry_id": entry["id"],
+        "steps_seconds": steps,
+        "automated": seconds is not None,
+        "paraphrases_asked": probes,
         "total_seconds": round(time.perf_counter() - start, 3),
     }
 
@@ -339,8 +351,12 @@ def approved_from_another_process(bench: Bench, topic: str, suggestion: dict[str
         asked += 1
         kind, served, _ = bench.answer(suggestion["questions"][0])
         if kind == "answer_from_kb" and served == entry.id:
-            return {"topic": topic, "entry_id": entry.id, "asked": asked,
-                    "seconds_after_commit": round(time.perf_counter() - committed, 3)}
+            return {
+                "topic": topic,
+                "entry_id": entry.id,
+                "asked": asked,
+                "seconds_after_commit": round(time.perf_counter() - committed, 3),
+            }
         time.sleep(OTHER_PROCESS_POLL_SECONDS)
     return {"topic": topic, "entry_id": entry.id, "asked": asked, "seconds_after_commit": None}
 
@@ -370,8 +386,10 @@ def choose_questions(args: argparse.Namespace) -> Questions:
     rng = random.Random(SEED)
     held_out = rng.sample(sorted(set(data.test.labels) - KEPT_TOPICS), args.held_out)
     covered = sorted(set(data.test.labels) - set(held_out))
-    train_texts, test_texts = _by_topic(data.train.texts, data.train.labels, rng), _by_topic(
-        data.test.texts, data.test.labels, rng)
+    train_texts, test_texts = (
+        _by_topic(data.train.texts, data.train.labels, rng),
+        _by_topic(data.test.texts, data.test.labels, rng),
+    )
     askers = first_asker_counts(held_out, args.most_first_askers, args.fewest_first_askers)
     first_askers = [(text, topic) for topic in held_out for text in train_texts[topic][: askers[topic]]]
     rng.shuffle(first_askers)
@@ -453,12 +471,23 @@ def approve_top_topics(
         approved_at = time.perf_counter()
         expected[topic] = entry["id"]
         seconds, probes = first_automated(bench, questions.test[topic], entry["id"], approved_at)
-        loop.approvals.append(Approval(
-            topic, entry["id"], loop.volumes[topic], len(loop.suggestions[topic]), len(entry["questions"]),
-            round(approve_seconds, 3), None if seconds is None else round(seconds, 3), probes,
-        ))
-        print(f"  approved {topic} ({loop.volumes[topic]} in the gap report, {len(entry['questions'])} "
-              f"variants): automated after {probes} paraphrase(s)", flush=True)
+        loop.approvals.append(
+            Approval(
+                topic,
+                entry["id"],
+                loop.volumes[topic],
+                len(loop.suggestions[topic]),
+                len(entry["questions"]),
+                round(approve_seconds, 3),
+                None if seconds is None else round(seconds, 3),
+                probes,
+            )
+        )
+        print(
+            f"  approved {topic} ({loop.volumes[topic]} in the gap report, {len(entry['questions'])} "
+            f"variants): automated after {probes} paraphrase(s)",
+            flush=True,
+        )
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -477,8 +506,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             bench.answer(text)
         print(f"phase 1: replaying {len(questions.later)} later askers' questions ...", flush=True)
         before = replay(bench, questions.later, expected)
-        print(f"phase 2: {len(questions.first_askers)} first askers handed off and answered by an agent ...",
-              flush=True)
+        print(
+            f"phase 2: {len(questions.first_askers)} first askers handed off and answered by an agent ...", flush=True
+        )
         loop, started = hand_off_first_askers(bench, questions, answers)
         approve_top_topics(bench, questions, loop, started, args.top, expected)
         print("phase 3: replaying the later askers again ...", flush=True)
@@ -499,9 +529,13 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "benchmark": "kb_loop",
         "machine": {**machine_info(), "load_average_1m_before_serving": round(load_before, 2)},
         "settings": {
-            "held_out_topics": questions.held_out, "first_askers_per_topic": questions.first_askers_per_topic,
-            "top": args.top, "replay_per_held_out_topic": args.replay_per_topic,
-            "covered_questions": args.covered_questions, "seed": SEED, "max_probes": MAX_PROBES,
+            "held_out_topics": questions.held_out,
+            "first_askers_per_topic": questions.first_askers_per_topic,
+            "top": args.top,
+            "replay_per_held_out_topic": args.replay_per_topic,
+            "covered_questions": args.covered_questions,
+            "seed": SEED,
+            "max_probes": MAX_PROBES,
             "per_held_out_topic_columns": ["asked", "automated", "right", "right_option_offered"],
             "data": "BANKING77: first askers from train.csv, replay from test.csv",
             "server": "crowddesk run (uvicorn, SQLite file) + crowddesk run actions, subprocesses",
@@ -546,57 +580,104 @@ def print_tables(results: dict[str, Any]) -> None:
     rows = []
     for part in ("all", "approved_topics", "other_held_out_topics", "covered_topics"):
         b, a = replayed["before"][part], replayed["after"][part]
-        rows.append([
-            part.replace("_", " "), str(a["questions"]),
-            f"{100 * b['automated_share']:.1f} %", f"{100 * a['automated_share']:.1f} %",
-            f"{100 * (a['automated_share'] - b['automated_share']):+.1f} pt",
-            f"{100 * b['precision']:.1f} %" if b["automated"] else "-",
-            f"{100 * a['precision']:.1f} %" if a["automated"] else "-",
-            f"{100 * b['right_option_offered_share']:.1f} %", f"{100 * a['right_option_offered_share']:.1f} %",
-        ])
+        rows.append(
+            [
+                part.replace("_", " "),
+                str(a["questions"]),
+                f"{100 * b['automated_share']:.1f} %",
+                f"{100 * a['automated_share']:.1f} %",
+                f"{100 * (a['automated_share'] - b['automated_share']):+.1f} pt",
+                f"{100 * b['precision']:.1f} %" if b["automated"] else "-",
+                f"{100 * a['precision']:.1f} %" if a["automated"] else "-",
+                f"{100 * b['right_option_offered_share']:.1f} %",
+                f"{100 * a['right_option_offered_share']:.1f} %",
+            ]
+        )
     print()
-    print(format_table(["replayed", "questions", "automated before", "after", "gain",
-                        "precision before", "after",
-                        "right button before", "after"], rows))
+    print(
+        format_table(
+            [
+                "replayed",
+                "questions",
+                "automated before",
+                "after",
+                "gain",
+                "precision before",
+                "after",
+                "right button before",
+                "after",
+            ],
+            rows,
+        )
+    )
     loop = results["loop"]
     print()
-    print(format_table(
-        ["approved topic", "gap volume", "suggestions", "variants", "approve s", "to automation s", "paraphrases"],
-        [[a["topic"], str(a["gap_volume"]), str(a["suggestions_merged"]), str(a["variants"]),
-          f"{a['approve_seconds']:.2f}",
-          "not reached" if a["seconds_to_automation"] is None else f"{a['seconds_to_automation']:.2f}",
-          str(a["probes"])] for a in loop["approvals"]],
-    ))
+    print(
+        format_table(
+            ["approved topic", "gap volume", "suggestions", "variants", "approve s", "to automation s", "paraphrases"],
+            [
+                [
+                    a["topic"],
+                    str(a["gap_volume"]),
+                    str(a["suggestions_merged"]),
+                    str(a["variants"]),
+                    f"{a['approve_seconds']:.2f}",
+                    "not reached" if a["seconds_to_automation"] is None else f"{a['seconds_to_automation']:.2f}",
+                    str(a["probes"]),
+                ]
+                for a in loop["approvals"]
+            ],
+        )
+    )
     print(f"\nfirst askers: {loop['first_askers']}, the bot's first move: {loop['first_outcomes']}")
-    print(f"time to automation after approval: p50 {loop['time_to_automation_p50_s']} s, "
-          f"max {loop['time_to_automation_max_s']} s")
+    print(
+        f"time to automation after approval: p50 {loop['time_to_automation_p50_s']} s, "
+        f"max {loop['time_to_automation_max_s']} s"
+    )
     cycle = results["full_cycle"]
     if cycle is not None:
-        print(f"one full cycle ({cycle['topic']}): {cycle['total_seconds']:.2f} s, automated: "
-              f"{cycle['automated']} after {cycle['paraphrases_asked']} paraphrase(s); {cycle['steps_seconds']}")
+        print(
+            f"one full cycle ({cycle['topic']}): {cycle['total_seconds']:.2f} s, automated: "
+            f"{cycle['automated']} after {cycle['paraphrases_asked']} paraphrase(s); {cycle['steps_seconds']}"
+        )
     from_cli = results["approved_from_another_process"]
     if from_cli is not None:
-        print(f"approved from another process ({from_cli['topic']}): served "
-              f"{from_cli['seconds_after_commit']} s after the commit ({from_cli['asked']} asks)")
+        print(
+            f"approved from another process ({from_cli['topic']}): served "
+            f"{from_cli['seconds_after_commit']} s after the commit ({from_cli['asked']} asks)"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=default_data_dir("banking77"),
-                        help="BANKING77 folder (train.csv, test.csv); default ../shared/datasets/banking77")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=default_data_dir("banking77"),
+        help="BANKING77 folder (train.csv, test.csv); default ../shared/datasets/banking77",
+    )
     parser.add_argument("--held-out", type=int, default=8, help="topics the bot copy never saw (default 8)")
-    parser.add_argument("--top", type=int, default=4,
-                        help="topics whose suggestions the content team approves, by volume (default 4)")
-    parser.add_argument("--most-first-askers", type=int, default=12,
-                        help="first askers of the most asked held-out topic (default 12)")
-    parser.add_argument("--fewest-first-askers", type=int, default=3,
-                        help="first askers of the least asked held-out topic (default 3)")
-    parser.add_argument("--replay-per-topic", type=int, default=40,
-                        help="replayed test questions per held-out topic (default 40, all of them)")
-    parser.add_argument("--covered-questions", type=int, default=160,
-                        help="replayed test questions of covered topics (default 160)")
-    parser.add_argument("--project", type=Path,
-                        help="an already trained copy with the same held-out topics (skips training)")
+    parser.add_argument(
+        "--top", type=int, default=4, help="topics whose suggestions the content team approves, by volume (default 4)"
+    )
+    parser.add_argument(
+        "--most-first-askers", type=int, default=12, help="first askers of the most asked held-out topic (default 12)"
+    )
+    parser.add_argument(
+        "--fewest-first-askers", type=int, default=3, help="first askers of the least asked held-out topic (default 3)"
+    )
+    parser.add_argument(
+        "--replay-per-topic",
+        type=int,
+        default=40,
+        help="replayed test questions per held-out topic (default 40, all of them)",
+    )
+    parser.add_argument(
+        "--covered-questions", type=int, default=160, help="replayed test questions of covered topics (default 160)"
+    )
+    parser.add_argument(
+        "--project", type=Path, help="an already trained copy with the same held-out topics (skips training)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "kb_loop.json", help="JSON results file")
     args = parser.parse_args(argv)
     if not 1 <= args.top <= args.held_out:

@@ -72,8 +72,9 @@ class Seeds:
     def save(self, directory: Path) -> None:
         np.save(directory / "seed_vectors.npy", self.vectors)
         np.save(directory / "query_vectors.npy", self.query_vectors)
-        (directory / "seed_texts.json").write_text(json.dumps(
-            {"texts": self.texts, "categories": self.categories, "queries": self.query_texts}))
+        (directory / "seed_texts.json").write_text(
+            json.dumps({"texts": self.texts, "categories": self.categories, "queries": self.query_texts})
+        )
 
     @classmethod
     def load(cls, directory: Path) -> Seeds | None:
@@ -81,8 +82,13 @@ class Seeds:
         if not (directory / "seed_texts.json").exists():
             return None
         texts = json.loads((directory / "seed_texts.json").read_text())
-        return cls(texts["texts"], texts["categories"], np.load(directory / "seed_vectors.npy"),
-                   texts["queries"], np.load(directory / "query_vectors.npy"))
+        return cls(
+            texts["texts"],
+            texts["categories"],
+            np.load(directory / "seed_vectors.npy"),
+            texts["queries"],
+            np.load(directory / "query_vectors.npy"),
+        )
 
 
 @dataclass(frozen=True)
@@ -100,8 +106,9 @@ def encode_seeds(banking77: Path, clinc150: Path, query_count: int) -> Seeds:
     in_scope = [i for i, label in enumerate(clinc.train.labels) if label != "oos"]
     texts = banking.train.texts + [clinc.train.texts[i] for i in in_scope]
     # Prefixed: the two datasets' intent names must not merge.
-    categories = ([f"banking77/{label}" for label in banking.train.labels]
-                  + [f"clinc150/{clinc.train.labels[i]}" for i in in_scope])
+    categories = [f"banking77/{label}" for label in banking.train.labels] + [
+        f"clinc150/{clinc.train.labels[i]}" for i in in_scope
+    ]
     pool = banking.test.texts + [t for t, label in zip(clinc.test.texts, clinc.test.labels) if label != "oos"]
     picked = np.random.default_rng(0).choice(len(pool), size=min(query_count, len(pool)), replace=False)
     query_texts = [pool[i] for i in picked.tolist()]
@@ -148,10 +155,10 @@ def variant_vectors(seeds: Seeds, seed_of_variant: np.ndarray, seed: int) -> np.
     dimension = seeds.vectors.shape[1]
     vectors = np.empty((len(seed_of_variant), dimension), dtype=np.float32)
     for start in range(0, len(vectors), 100_000):  # chunks keep the float64 noise small
-        rows = seed_of_variant[start:start + 100_000]
+        rows = seed_of_variant[start : start + 100_000]
         noise = rng.standard_normal((len(rows), dimension)) * (NOISE / np.sqrt(dimension))
         chunk = seeds.vectors[rows] + noise
-        vectors[start:start + len(rows)] = chunk / np.linalg.norm(chunk, axis=1, keepdims=True)
+        vectors[start : start + len(rows)] = chunk / np.linalg.norm(chunk, axis=1, keepdims=True)
     return vectors
 
 
@@ -193,16 +200,20 @@ class Truth:
 
 
 def exhaustive_truth(
-    vectors: np.ndarray, entry_start: np.ndarray, query_vectors: np.ndarray,
-    texts: Sequence[str], lexical: LexicalIndex, lexical_found: Sequence[Sequence[int]],
+    vectors: np.ndarray,
+    entry_start: np.ndarray,
+    query_vectors: np.ndarray,
+    texts: Sequence[str],
+    lexical: LexicalIndex,
+    lexical_found: Sequence[Sequence[int]],
 ) -> Truth:
     """Scores every entry for every query. BM25 has many exact ties (entries made from the same
     seed question), so a lexical hit counts when it scores as high as the exhaustive 10th best."""
     truth = Truth()
     for start in range(0, len(query_vectors), 32):
-        similarities = query_vectors[start:start + 32] @ vectors.T  # (queries, variants)
+        similarities = query_vectors[start : start + 32] @ vectors.T  # (queries, variants)
         per_entry = np.maximum.reduceat(similarities, entry_start[:-1], axis=1)
-        for offset, (dense, text) in enumerate(zip(per_entry, texts[start:start + 32])):
+        for offset, (dense, text) in enumerate(zip(per_entry, texts[start : start + 32])):
             bm25 = lexical.scores(text)
             blended = (1 - LEXICAL_WEIGHT) * np.clip(dense, 0, 1) + LEXICAL_WEIGHT * bm25
             truth.dense.append(top_indices(dense, 10).tolist())
@@ -224,8 +235,7 @@ def recall(found: Sequence[Sequence[Any]], exact: Sequence[Sequence[Any]]) -> fl
     return round(hits / sum(len(e) for e in exact), 4)
 
 
-def measure_size(size: int, seeds: Seeds, query_count: int, index: IndexSettings,
-                 index_dir: Path) -> dict[str, Any]:
+def measure_size(size: int, seeds: Seeds, query_count: int, index: IndexSettings, index_dir: Path) -> dict[str, Any]:
     """Everything for one size; meant to run alone in its own process."""
     load_at_start = os.getloadavg()[0]
     rng = np.random.default_rng(size)
@@ -233,8 +243,7 @@ def measure_size(size: int, seeds: Seeds, query_count: int, index: IndexSettings
     vectors = variant_vectors(seeds, kb.seed_of_variant, seed=size)
     before = memory_mb()
     start, start_cpu = time.perf_counter(), time.process_time()
-    retriever = FaissRetriever(kb.entries, vectors, lexical_weight=LEXICAL_WEIGHT, index=index,
-                               index_dir=index_dir)
+    retriever = FaissRetriever(kb.entries, vectors, lexical_weight=LEXICAL_WEIGHT, index=index, index_dir=index_dir)
     build_seconds, build_cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
     built = memory_mb()
     vector_mb = vectors.nbytes / 2**20
@@ -264,8 +273,7 @@ def measure_size(size: int, seeds: Seeds, query_count: int, index: IndexSettings
     del lexical
     # Dense alone through the retriever: an empty text has no lexical signal.
     dense_found = [
-        [entry_number(c) for c in hits]
-        for hits in retriever.search_many([""] * len(texts), query_vectors, top_k=10)
+        [entry_number(c) for c in hits] for hits in retriever.search_many([""] * len(texts), query_vectors, top_k=10)
     ]
     found_ids = [[entry_number(c) for c in hits] for hits in found]
     gaps = [best - hits[0].score for best, hits in zip(truth.best_score, found)]
@@ -294,14 +302,17 @@ def measure_size(size: int, seeds: Seeds, query_count: int, index: IndexSettings
         "rss_built_mb": built["rss_mb"],
         "rss_serving_mb": serving["rss_mb"],
         "peak_rss_mb": serving["peak_rss_mb"],
-        **{f"dense_recall_at_{k}": recall([f[:k] for f in dense_found], [e[:k] for e in truth.dense])
-           for k in (1, 5, 10)},
+        **{
+            f"dense_recall_at_{k}": recall([f[:k] for f in dense_found], [e[:k] for e in truth.dense])
+            for k in (1, 5, 10)
+        },
         "lexical_recall_at_10": share(truth.lexical_found, truth.lexical_relevant),
         "lexical_recall_at_10_with_code": share(
-            [truth.lexical_found[i] for i in with_code], [truth.lexical_relevant[i] for i in with_code]),
+            [truth.lexical_found[i] for i in with_code], [truth.lexical_relevant[i] for i in with_code]
+        ),
         "lexical_recall_at_10_without_code": share(
-            [truth.lexical_found[i] for i in without_code],
-            [truth.lexical_relevant[i] for i in without_code]),
+            [truth.lexical_found[i] for i in without_code], [truth.lexical_relevant[i] for i in without_code]
+        ),
         "search_recall_at_5": recall(found_ids, truth.blended),
         # The retriever's best candidate against the best of all entries, by the blended score.
         "search_top1_agreement": round(float(np.mean([gap <= 1e-4 for gap in gaps])), 4),
@@ -322,9 +333,22 @@ def run_sizes(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
     for size in args.sizes:
         print(f"{size:,} entries ...", flush=True)
         child = subprocess.run(
-            [sys.executable, "-m", "benchmarks.kb_scale", "--child", str(size), "--workdir", str(workdir),
-             "--queries", str(args.queries), "--index", args.index],
-            stdout=subprocess.PIPE, text=True, check=False,
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.kb_scale",
+                "--child",
+                str(size),
+                "--workdir",
+                str(workdir),
+                "--queries",
+                str(args.queries),
+                "--index",
+                args.index,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            check=False,
         )
         if child.returncode != 0:
             raise RuntimeError(f"the {size:,}-entry run failed (exit {child.returncode})")
@@ -334,19 +358,45 @@ def run_sizes(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
 
 
 def print_table(rows: Sequence[dict[str, Any]]) -> None:
-    print(format_table(
-        ["entries", "variants", "index", "build s (CPU)", "restart s", "p50 / p99 ms",
-         "CPU p50 / p99 ms", "RSS MB", "peak MB", "dense R@1", "dense R@5", "BM25 R@10",
-         "search R@5", "load"],
-        [[f"{r['entries']:,}", f"{r['question_variants']:,}", r["index_kind"],
-          f"{r['build_seconds']:.0f} ({r['build_cpu_seconds']:.0f})", f"{r['restart_seconds']:.0f}",
-          f"{r['query_p50_ms']:.2f} / {r['query_p99_ms']:.2f}",
-          f"{r['query_cpu_p50_ms']:.2f} / {r['query_cpu_p99_ms']:.2f}",
-          f"{r['rss_serving_mb']:.0f}", f"{r['peak_rss_mb']:.0f}",
-          f"{r['dense_recall_at_1']:.3f}", f"{r['dense_recall_at_5']:.3f}",
-          f"{r['lexical_recall_at_10']:.3f}", f"{r['search_recall_at_5']:.3f}",
-          "-".join(f"{load:.1f}" for load in r["load_average_1m"])] for r in rows],
-    ))
+    print(
+        format_table(
+            [
+                "entries",
+                "variants",
+                "index",
+                "build s (CPU)",
+                "restart s",
+                "p50 / p99 ms",
+                "CPU p50 / p99 ms",
+                "RSS MB",
+                "peak MB",
+                "dense R@1",
+                "dense R@5",
+                "BM25 R@10",
+                "search R@5",
+                "load",
+            ],
+            [
+                [
+                    f"{r['entries']:,}",
+                    f"{r['question_variants']:,}",
+                    r["index_kind"],
+                    f"{r['build_seconds']:.0f} ({r['build_cpu_seconds']:.0f})",
+                    f"{r['restart_seconds']:.0f}",
+                    f"{r['query_p50_ms']:.2f} / {r['query_p99_ms']:.2f}",
+                    f"{r['query_cpu_p50_ms']:.2f} / {r['query_cpu_p99_ms']:.2f}",
+                    f"{r['rss_serving_mb']:.0f}",
+                    f"{r['peak_rss_mb']:.0f}",
+                    f"{r['dense_recall_at_1']:.3f}",
+                    f"{r['dense_recall_at_5']:.3f}",
+                    f"{r['lexical_recall_at_10']:.3f}",
+                    f"{r['search_recall_at_5']:.3f}",
+                    "-".join(f"{load:.1f}" for load in r["load_average_1m"]),
+                ]
+                for r in rows
+            ],
+        )
+    )
 
 
 def targets_met(rows: Sequence[dict[str, Any]]) -> dict[str, bool] | None:
@@ -364,20 +414,34 @@ def targets_met(rows: Sequence[dict[str, Any]]) -> dict[str, bool] | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=comma_separated_ints, default=[10_000, 100_000, 1_000_000],
-                        help="numbers of entries (default 10000,100000,1000000)")
-    parser.add_argument("--index", choices=INDEX_KINDS, default="auto",
-                        help="FAISS index kind, as in config.yml (default auto)")
-    parser.add_argument("--banking77", type=Path, default=default_data_dir("banking77"),
-                        help="BANKING77 folder; default ../shared/datasets/banking77")
-    parser.add_argument("--clinc150", type=Path, default=default_data_dir("clinc150"),
-                        help="CLINC150 folder; default ../shared/datasets/clinc150")
+    parser.add_argument(
+        "--sizes",
+        type=comma_separated_ints,
+        default=[10_000, 100_000, 1_000_000],
+        help="numbers of entries (default 10000,100000,1000000)",
+    )
+    parser.add_argument(
+        "--index", choices=INDEX_KINDS, default="auto", help="FAISS index kind, as in config.yml (default auto)"
+    )
+    parser.add_argument(
+        "--banking77",
+        type=Path,
+        default=default_data_dir("banking77"),
+        help="BANKING77 folder; default ../shared/datasets/banking77",
+    )
+    parser.add_argument(
+        "--clinc150",
+        type=Path,
+        default=default_data_dir("clinc150"),
+        help="CLINC150 folder; default ../shared/datasets/clinc150",
+    )
     parser.add_argument("--queries", type=int, default=1000, help="timed queries per size (default 1000)")
-    parser.add_argument("--workdir", type=Path,
-                        help="keep the encoded seeds and saved indexes here, reused by the next run "
-                             "(default: a temporary folder)")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "kb_scale.json",
-                        help="JSON results file")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="keep the encoded seeds and saved indexes here, reused by the next run (default: a temporary folder)",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "kb_scale.json", help="JSON results file")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)  # one size, in a subprocess
     args = parser.parse_args(argv)
 
@@ -386,8 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if seeds is None:
             raise SystemExit(f"no encoded seeds in {args.workdir}")
         index_dir = args.workdir / f"index-{args.index}-{args.child}"
-        print(json.dumps(measure_size(args.child, seeds, args.queries, IndexSettings(kind=args.index),
-                                      index_dir)))
+        print(json.dumps(measure_size(args.child, seeds, args.queries, IndexSettings(kind=args.index), index_dir)))
         return 0
     started = time.perf_counter()
     machine = accuracy_machine_info()
@@ -406,10 +469,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "benchmark": "kb_scale",
         "machine": machine,
         "settings": {
-            "seeds": "BANKING77 + in-scope CLINC150 train questions, all-MiniLM-L6-v2 vectors "
-                     "perturbed to cosine ~0.9",
+            "seeds": "BANKING77 + in-scope CLINC150 train questions, all-MiniLM-L6-v2 vectors perturbed to cosine ~0.9",
             "queries": "BANKING77 + in-scope CLINC150 test questions (real vectors), a third with "
-                       "an entry's error code",
+            "an entry's error code",
             "index": args.index,
             "lexical_weight": LEXICAL_WEIGHT,
             "top_k": TOP_K,

@@ -124,8 +124,10 @@ class Scorer:
         key = (answer_weight, context_weight)
         if key not in self._lexical:
             index = LexicalIndex(
-                [e.questions for e in self.entries], answers=[e.answer for e in self.entries],
-                answer_weight=answer_weight, contexts=[e.context for e in self.entries],
+                [e.questions for e in self.entries],
+                answers=[e.answer for e in self.entries],
+                answer_weight=answer_weight,
+                contexts=[e.context for e in self.entries],
                 context_weight=context_weight,
             )
             every = np.arange(len(self.entries))
@@ -136,8 +138,11 @@ class Scorer:
         """Share of queries whose top entry FaissRetriever (with the variant's BM25 weights) and
         the exhaustive scores agree on."""
         retriever = FaissRetriever(
-            self.entries, self.question_vectors, lexical_weight=LEXICAL_WEIGHT,
-            answer_weight=variant.answer_weight, context_weight=variant.context_weight,
+            self.entries,
+            self.question_vectors,
+            lexical_weight=LEXICAL_WEIGHT,
+            answer_weight=variant.answer_weight,
+            context_weight=variant.context_weight,
         )
         found = retriever.search_many(self.queries.texts, self.queries.vectors, top_k=1)
         best = np.argmax(self.scores(variant), axis=1)
@@ -156,7 +161,8 @@ def metrics(scores: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     right = rank == 1
     top = scores[np.arange(len(scores)), order[:, 0]]
     result = {
-        "recall@1": float(right.mean()), "recall@3": float(np.mean(rank <= 3)),
+        "recall@1": float(right.mean()),
+        "recall@3": float(np.mean(rank <= 3)),
         "mrr@10": float(np.mean(np.where(rank <= 10, 1 / rank, 0.0))),
     }
     for target in (90, 95):
@@ -165,7 +171,7 @@ def metrics(scores: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     precisions, shares = [], []
     for split in range(SPLITS):
         order = np.random.default_rng(split).permutation(len(top))
-        chosen, held_out = order[: len(top) // 2], order[len(top) // 2:]
+        chosen, held_out = order[: len(top) // 2], order[len(top) // 2 :]
         point = loosest_point(top[chosen], right[chosen], 0.95)
         answered = top[held_out] >= (point.threshold if point else np.inf)
         precisions.append(float(right[held_out][answered].mean()) if answered.any() else 1.0)
@@ -174,8 +180,9 @@ def metrics(scores: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return result
 
 
-def thread(entry: KBEntry, rng: np.random.Generator, body: str, training: dict[str, list[str]],
-           chatter: list[str]) -> KBEntry:
+def thread(
+    entry: KBEntry, rng: np.random.Generator, body: str, training: dict[str, list[str]], chatter: list[str]
+) -> KBEntry:
     """`entry`'s topic as a community thread: a training question as title, a body, its answer."""
     on_topic, off_topic = BODIES[body]
     picked = rng.choice(len(training[entry.id]), size=1 + on_topic, replace=False)
@@ -190,8 +197,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=default_data_dir("banking77"))
     parser.add_argument("--clinc-data", type=Path, default=default_data_dir("clinc150"))
     parser.add_argument("--seeds", type=int, default=3, help="thread knowledge bases drawn per setting (default 3)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="result JSON (default benchmarks/results/kb_text_fields.json)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="result JSON (default benchmarks/results/kb_text_fields.json)"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from crowddesk.nlu.encoders import load_encoder  # torch only when run
@@ -206,22 +214,28 @@ def main(argv: list[str] | None = None) -> None:
         if normalise_question(text) not in known:
             training.setdefault(f"faq/{label}", []).append(" ".join(text.split()))
     chatter = [" ".join(t.split()) for t, label in zip(clinc.train.texts, clinc.train.labels) if label != "oos"]
-    kept = [(t, f"faq/{label}") for t, label in zip(banking.test.texts, banking.test.labels)
-            if normalise_question(t) not in known]
+    kept = [
+        (t, f"faq/{label}")
+        for t, label in zip(banking.test.texts, banking.test.labels)
+        if normalise_question(t) not in known
+    ]
     encoder = load_encoder(project.config.encoder.model)
     print(f"encoding {len(kept):,} test queries ...", flush=True)
     queries = Queries([t for t, _ in kept], encoder.encode([t for t, _ in kept]), [topic for _, topic in kept])
 
     settings: dict[str, list[list[KBEntry]]] = {"demo": [demo]}
     for body in BODIES:
-        settings[f"threads, {body}"] = [[thread(e, np.random.default_rng(seed), body, training, chatter) for e in demo]
-                                        for seed in range(args.seeds)]
+        settings[f"threads, {body}"] = [
+            [thread(e, np.random.default_rng(seed), body, training, chatter) for e in demo]
+            for seed in range(args.seeds)
+        ]
     settings["mixed"] = []
     for seed in range(args.seeds):
         rng = np.random.default_rng(seed)
         as_threads = set(rng.permutation(len(demo))[: len(demo) // 2].tolist())
-        settings["mixed"].append([thread(e, rng, "on-topic", training, chatter) if i in as_threads else e
-                                  for i, e in enumerate(demo)])
+        settings["mixed"].append(
+            [thread(e, rng, "on-topic", training, chatter) if i in as_threads else e for i, e in enumerate(demo)]
+        )
 
     results: dict[str, Any] = {}
     rows = []
@@ -234,18 +248,36 @@ def main(argv: list[str] | None = None) -> None:
             truth = np.array([position[topic] for topic in queries.topics])
             per_kb.append({name: metrics(scorer.scores(v), truth) for name, v in VARIANTS.items()})
             agreement.append(min(scorer.product_agrees(TODAY), scorer.product_agrees(ADOPTED)))
-        mean = {name: {key: float(np.mean([kb[name][key] for kb in per_kb])) for key in per_kb[0][name]}
-                for name in VARIANTS}
-        results[setting] = {"knowledge_bases": len(knowledge_bases), "entries": len(knowledge_bases[0]),
-                            "product_retriever_top1_agreement": min(agreement), "variants": mean}
+        mean = {
+            name: {key: float(np.mean([kb[name][key] for kb in per_kb])) for key in per_kb[0][name]}
+            for name in VARIANTS
+        }
+        results[setting] = {
+            "knowledge_bases": len(knowledge_bases),
+            "entries": len(knowledge_bases[0]),
+            "product_retriever_top1_agreement": min(agreement),
+            "variants": mean,
+        }
         for name, m in mean.items():
-            rows.append([setting, name, *(f"{100 * m[k]:.1f}" for k in ("recall@1", "recall@3")), f"{m['mrr@10']:.3f}",
-                         *(f"{100 * m[k]:.1f}" for k in ("answered@90", "answered@95")),
-                         f"{100 * m['split95_precision']:.1f} / {100 * m['split95_answered']:.1f}"])
+            rows.append(
+                [
+                    setting,
+                    name,
+                    *(f"{100 * m[k]:.1f}" for k in ("recall@1", "recall@3")),
+                    f"{m['mrr@10']:.3f}",
+                    *(f"{100 * m[k]:.1f}" for k in ("answered@90", "answered@95")),
+                    f"{100 * m['split95_precision']:.1f} / {100 * m['split95_answered']:.1f}",
+                ]
+            )
     payload = {
-        "benchmark": "kb_text_fields", "machine": machine, "queries": len(queries.texts),
-        "lexical_weight": LEXICAL_WEIGHT, "seeds": args.seeds, "bodies": BODIES,
-        "load_average_1m_at_end": round(os.getloadavg()[0], 2), "results": results,
+        "benchmark": "kb_text_fields",
+        "machine": machine,
+        "queries": len(queries.texts),
+        "lexical_weight": LEXICAL_WEIGHT,
+        "seeds": args.seeds,
+        "bodies": BODIES,
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        "results": results,
     }
     columns = ["knowledge base", "variant", "R@1", "R@3", "MRR", "ans@90", "ans@95", "split 95: prec / ans"]
     print(format_table(columns, rows))

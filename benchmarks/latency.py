@@ -104,8 +104,9 @@ class Customers:
         yield rng.choice(GREETINGS)
         for _ in range(QUESTIONS_PER_CONVERSATION):
             if self.asked == len(self.questions):
-                raise RuntimeError(f"the run needs more than the {len(self.questions)} test "
-                                   "questions; send fewer messages")
+                raise RuntimeError(
+                    f"the run needs more than the {len(self.questions)} test questions; send fewer messages"
+                )
             self.asked += 1
             yield self.questions[self.asked - 1]
         yield rng.choice(THANKS)
@@ -146,8 +147,13 @@ def process_cpu_seconds(pid: int) -> float:
 
 
 async def run_level(
-    url: str, customers: Customers, concurrency: int, total: int, handoff_texts: frozenset[str],
-    server_pid: int, think_ms: float = 0.0,
+    url: str,
+    customers: Customers,
+    concurrency: int,
+    total: int,
+    handoff_texts: frozenset[str],
+    server_pid: int,
+    think_ms: float = 0.0,
 ) -> LevelResult:
     """`concurrency` customers send `total` messages between them, each waiting for its reply
     and then pausing for an exponentially distributed time with mean `think_ms` (0: at once)."""
@@ -248,8 +254,11 @@ def machine_info() -> dict[str, Any]:
     import torch
 
     cpu_model = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         platform.processor(),
     )
     return {
@@ -267,20 +276,48 @@ def machine_info() -> dict[str, Any]:
 
 
 def print_table(floor: dict[str, float], levels: Sequence[LevelResult]) -> None:
-    print(f"\nfloor (encode + KB search, in-process): p50 {floor['p50_ms']:.2f} ms, "
-          f"p99 {floor['p99_ms']:.2f} ms (encode p50 {floor['encode_p50_ms']:.2f} ms, "
-          f"search p50 {floor['search_p50_ms']:.3f} ms)")
-    print(format_table(
-        ["conversations", "think ms", "messages", "msg/s", "p50 ms", "p99 ms", "max ms", "errors",
-         "server CPU ms/msg", "server cores", "client cores", "cache hits", "outcomes"],
-        [[str(level.concurrency), f"{level.think_ms:.0f}", str(level.messages),
-          f"{level.messages_per_second:.1f}",
-          f"{level.p50_ms:.2f}", f"{level.p99_ms:.2f}", f"{level.max_ms:.1f}", str(level.errors),
-          f"{level.server_cpu_ms_per_message:.1f}", f"{level.server_cpu_share:.2f}",
-          f"{level.client_cpu_share:.2f}", f"{level.encoder_cache_hit_share:.0%}",
-          ", ".join(f"{k} {v}" for k, v in level.outcomes.items())]
-         for level in levels],
-    ))
+    print(
+        f"\nfloor (encode + KB search, in-process): p50 {floor['p50_ms']:.2f} ms, "
+        f"p99 {floor['p99_ms']:.2f} ms (encode p50 {floor['encode_p50_ms']:.2f} ms, "
+        f"search p50 {floor['search_p50_ms']:.3f} ms)"
+    )
+    print(
+        format_table(
+            [
+                "conversations",
+                "think ms",
+                "messages",
+                "msg/s",
+                "p50 ms",
+                "p99 ms",
+                "max ms",
+                "errors",
+                "server CPU ms/msg",
+                "server cores",
+                "client cores",
+                "cache hits",
+                "outcomes",
+            ],
+            [
+                [
+                    str(level.concurrency),
+                    f"{level.think_ms:.0f}",
+                    str(level.messages),
+                    f"{level.messages_per_second:.1f}",
+                    f"{level.p50_ms:.2f}",
+                    f"{level.p99_ms:.2f}",
+                    f"{level.max_ms:.1f}",
+                    str(level.errors),
+                    f"{level.server_cpu_ms_per_message:.1f}",
+                    f"{level.server_cpu_share:.2f}",
+                    f"{level.client_cpu_share:.2f}",
+                    f"{level.encoder_cache_hit_share:.0%}",
+                    ", ".join(f"{k} {v}" for k, v in level.outcomes.items()),
+                ]
+                for level in levels
+            ],
+        )
+    )
 
 
 def targets_met(levels: Sequence[LevelResult]) -> dict[str, bool] | None:
@@ -324,11 +361,11 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         for concurrency in args.concurrency:
             print(f"{concurrency} concurrent conversations ...", flush=True)
             back_to_back = max(args.messages, args.min_rounds * concurrency)
-            levels.append(asyncio.run(run_level(
-                url, customers, concurrency, back_to_back, handoff_texts, server.pid)))
+            levels.append(asyncio.run(run_level(url, customers, concurrency, back_to_back, handoff_texts, server.pid)))
             paced = max(100, args.min_rounds * concurrency)
-            levels.append(asyncio.run(run_level(
-                url, customers, concurrency, paced, handoff_texts, server.pid, args.think_ms)))
+            levels.append(
+                asyncio.run(run_level(url, customers, concurrency, paced, handoff_texts, server.pid, args.think_ms))
+            )
     return {
         "benchmark": "latency",
         "machine": machine_info(),
@@ -362,30 +399,44 @@ def comma_separated_ints(text: str) -> list[int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=default_data_dir("banking77"),
-                        help="BANKING77 folder (test.csv); default ../shared/datasets/banking77")
-    parser.add_argument("--concurrency", type=comma_separated_ints, default=[1, 8, 32],
-                        help="concurrent conversations per level (default 1,8,32)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=default_data_dir("banking77"),
+        help="BANKING77 folder (test.csv); default ../shared/datasets/banking77",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=comma_separated_ints,
+        default=[1, 8, 32],
+        help="concurrent conversations per level (default 1,8,32)",
+    )
     parser.add_argument("--messages", type=int, default=600, help="messages per level (default 600)")
-    parser.add_argument("--min-rounds", type=int, default=25,
-                        help="at least this many messages per conversation slot (default 25)")
-    parser.add_argument("--think-ms", type=float, default=250.0,
-                        help="mean pause between a reply and the next message at the paced "
-                             "levels (default 250)")
+    parser.add_argument(
+        "--min-rounds", type=int, default=25, help="at least this many messages per conversation slot (default 25)"
+    )
+    parser.add_argument(
+        "--think-ms",
+        type=float,
+        default=250.0,
+        help="mean pause between a reply and the next message at the paced levels (default 250)",
+    )
     parser.add_argument("--warmup", type=int, default=40, help="untimed messages first (default 40)")
-    parser.add_argument("--project", type=Path,
-                        help="an already trained copy of the demo project (skips copying and training)")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "latency.json",
-                        help="JSON results file")
+    parser.add_argument(
+        "--project", type=Path, help="an already trained copy of the demo project (skips copying and training)"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "latency.json", help="JSON results file")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="crowddesk-latency-") as workdir:
         results = run(args, Path(workdir))
     print_table(results["floor"], [LevelResult(**level) for level in results["levels"]])
     if results["targets_met"] is not None:
-        print(f"targets at {TARGETS['at_concurrency']} conversations (paced: p50 <= "
-              f"{TARGETS['p50_ms']:.0f} ms, p99 <= {TARGETS['p99_ms']:.0f} ms; back to back: "
-              f">= {TARGETS['messages_per_second']:.0f} msg/s): {results['targets_met']}")
+        print(
+            f"targets at {TARGETS['at_concurrency']} conversations (paced: p50 <= "
+            f"{TARGETS['p50_ms']:.0f} ms, p99 <= {TARGETS['p99_ms']:.0f} ms; back to back: "
+            f">= {TARGETS['messages_per_second']:.0f} msg/s): {results['targets_met']}"
+        )
     print(f"wrote {write_results('latency', results, args.out)}")
     return 0
 

@@ -47,8 +47,13 @@ from crowddesk.nlu.encoders import Encoder, load_encoder
 
 TARGET_PRECISION = PolicySettings().target_precision  # today's default, 0.95
 FOLDS = ClassifierSettings().calibration_folds
-METRICS = ("realised_precision", "claimed_precision", "unseen_handed_off", "in_scope_answered_correctly",
-           "answered_share")
+METRICS = (
+    "realised_precision",
+    "claimed_precision",
+    "unseen_handed_off",
+    "in_scope_answered_correctly",
+    "answered_share",
+)
 # Issue 14's targets for BANKING77 with 10 unseen intents (mean of 5 seeds).
 TARGETS = {"realised_precision": 0.95, "unseen_handed_off": 0.90, "in_scope_answered_correctly": 0.80}
 
@@ -61,9 +66,11 @@ def contenders(encoder: Encoder, out_of_scope: str = PolicySettings().out_of_sco
     (`unseen_topic_share: 0`, the default before open-set calibration); the two baselines.
     `out_of_scope` names the data set's out-of-scope label, which CrowdDesk never holds out."""
     policy = PolicySettings(out_of_scope_intent=out_of_scope)
-    return [CrowdDeskContender(encoder=encoder, policy=policy),
-            CrowdDeskContender(encoder=encoder, policy=replace(policy, unseen_topic_share=0.0), name=CLOSED_SET),
-            *all_contenders(encoder)[1:]]
+    return [
+        CrowdDeskContender(encoder=encoder, policy=policy),
+        CrowdDeskContender(encoder=encoder, policy=replace(policy, unseen_topic_share=0.0), name=CLOSED_SET),
+        *all_contenders(encoder)[1:],
+    ]
 
 
 def fresh_contender(name: str, encoder: Encoder, out_of_scope: str = PolicySettings().out_of_scope_intent) -> Contender:
@@ -105,8 +112,9 @@ def out_of_fold(contender: Contender, encoder: Encoder, train: LabelledTexts) ->
         part = fresh_contender(contender.name, encoder)
         kept = train.subset(np.flatnonzero(fold_of != fold))
         part.fit(kept.texts, kept.labels)
-        result[held_out] = aligned(part.predict_proba([train.texts[i] for i in held_out]), part.classes,
-                                   contender.classes)
+        result[held_out] = aligned(
+            part.predict_proba([train.texts[i] for i in held_out]), part.classes, contender.classes
+        )
     return result
 
 
@@ -127,18 +135,25 @@ def training_threshold(contender: Contender, encoder: Encoder, train: LabelledTe
     the target precision."""
     if isinstance(contender, CrowdDeskContender):
         assert contender.out_of_fold is not None
-        point = training_point(contender.classes, train.labels, contender.out_of_fold, TARGET_PRECISION,
-                               never_answered_intents(contender.policy))
+        point = training_point(
+            contender.classes,
+            train.labels,
+            contender.out_of_fold,
+            TARGET_PRECISION,
+            never_answered_intents(contender.policy),
+        )
         return point.threshold, point.precision
     probabilities = out_of_fold(contender, encoder, train)
     predicted = predictions(contender, probabilities)
-    chosen = choose_threshold(probabilities.max(axis=1), predicted == np.asarray(train.labels, dtype=object),
-                              TARGET_PRECISION)
+    chosen = choose_threshold(
+        probabilities.max(axis=1), predicted == np.asarray(train.labels, dtype=object), TARGET_PRECISION
+    )
     return chosen.threshold, chosen.precision
 
 
-def banking77_run(contender: Contender, encoder: Encoder, train: LabelledTexts, test: LabelledTexts,
-                  unseen: frozenset[str]) -> dict[str, Any]:
+def banking77_run(
+    contender: Contender, encoder: Encoder, train: LabelledTexts, test: LabelledTexts, unseen: frozenset[str]
+) -> dict[str, Any]:
     """Fit on `train` less the unseen intents, threshold from training, scores on all of `test`."""
     kept = without_intents(train, unseen)
     started = time.perf_counter()
@@ -148,8 +163,13 @@ def banking77_run(contender: Contender, encoder: Encoder, train: LabelledTexts, 
     predicted, confidence = top(contender, test.texts)
     labels = np.asarray(test.labels, dtype=object)
     is_unseen = np.isin(labels, sorted(unseen))
-    scores = OpenSetScores.of(correct=predicted == labels, answered=confidence >= threshold,
-                              unseen=is_unseen, in_scope=~is_unseen, claimed_precision=claimed)
+    scores = OpenSetScores.of(
+        correct=predicted == labels,
+        answered=confidence >= threshold,
+        unseen=is_unseen,
+        in_scope=~is_unseen,
+        claimed_precision=claimed,
+    )
     return {**scores.as_dict(), "threshold": round(threshold, 4), "train_seconds": round(seconds, 1)}
 
 
@@ -165,26 +185,35 @@ def clinc150_run(contender: Contender, data: Clinc150) -> dict[str, Any]:
 
     def scores(split: ScoredSplit, claimed: float) -> OpenSetScores:
         oos = split.labels == OUT_OF_SCOPE
-        return OpenSetScores.of(correct=split.predicted == split.labels,
-                                answered=(split.predicted != OUT_OF_SCOPE) & (split.confidence >= chosen.threshold),
-                                unseen=oos, in_scope=~oos, claimed_precision=claimed)
+        return OpenSetScores.of(
+            correct=split.predicted == split.labels,
+            answered=(split.predicted != OUT_OF_SCOPE) & (split.confidence >= chosen.threshold),
+            unseen=oos,
+            in_scope=~oos,
+            claimed_precision=claimed,
+        )
 
     validation = scored(data.val)
     chosen = choose_operating_point(validation)
     claimed = scores(validation, 0.0).realised_precision  # what validation promised
     test = scored(data.test)
     at_test = test.at(chosen.threshold)
-    return {**scores(test, claimed).as_dict(), "threshold": round(chosen.threshold, 4),
-            "in_scope_accuracy": round(at_test.in_scope_accuracy, 4), "oos_recall": round(at_test.oos_recall, 4),
-            "train_seconds": round(seconds, 1)}
+    return {
+        **scores(test, claimed).as_dict(),
+        "threshold": round(chosen.threshold, 4),
+        "in_scope_accuracy": round(at_test.in_scope_accuracy, 4),
+        "oos_recall": round(at_test.oos_recall, 4),
+        "train_seconds": round(seconds, 1),
+    }
 
 
 def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Mean and (population) standard deviation over seeds of every metric."""
-    values = {name: np.array([run[name] for run in runs if run[name] is not None], dtype=float)
-              for name in METRICS}
-    return {"mean": {name: round(float(v.mean()), 4) for name, v in values.items() if len(v)},
-            "std": {name: round(float(v.std()), 4) for name, v in values.items() if len(v)}}
+    values = {name: np.array([run[name] for run in runs if run[name] is not None], dtype=float) for name in METRICS}
+    return {
+        "mean": {name: round(float(v.mean()), 4) for name, v in values.items() if len(v)},
+        "std": {name: round(float(v.std()), 4) for name, v in values.items() if len(v)},
+    }
 
 
 def table_rows(config: str, results: dict[str, dict[str, Any]]) -> list[list[str]]:
@@ -195,14 +224,22 @@ def table_rows(config: str, results: dict[str, dict[str, Any]]) -> list[list[str
         mean, std = result["mean"], result["std"]
         cells = [f"{mean[m]:.1%} ± {std[m]:.1%}" if m in mean else "n/a" for m in METRICS]
         theirs = mean.get("in_scope_answered_correctly")
-        ratio = (f"{ours['in_scope_answered_correctly'] / theirs:.3f}"
-                 if theirs else "-")
+        ratio = f"{ours['in_scope_answered_correctly'] / theirs:.3f}" if theirs else "-"
         rows.append([config, name, f"{len(result['runs'])}", *cells, ratio])
     return rows
 
 
-HEADERS = ["setting", "model", "seeds", "realised precision", "claimed precision", "unseen handed off",
-           "in-scope answered right", "answered", "CrowdDesk in-scope right ÷ this"]
+HEADERS = [
+    "setting",
+    "model",
+    "seeds",
+    "realised precision",
+    "claimed precision",
+    "unseen handed off",
+    "in-scope answered right",
+    "answered",
+    "CrowdDesk in-scope right ÷ this",
+]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -210,22 +247,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=default_data_dir("banking77"))
     parser.add_argument("--clinc-data", type=Path, default=default_data_dir("clinc150"))
     parser.add_argument("--seeds", type=int, default=5, help="seeds per BANKING77 setting (default 5)")
-    parser.add_argument("--unseen", type=int, nargs="+", default=[10, 20],
-                        help="BANKING77 intents left out of training (default 10 20)")
+    parser.add_argument(
+        "--unseen", type=int, nargs="+", default=[10, 20], help="BANKING77 intents left out of training (default 10 20)"
+    )
     parser.add_argument("--parts", nargs="+", choices=["banking77", "clinc150"], default=["banking77", "clinc150"])
-    parser.add_argument("--max-per-intent", type=int, default=None,
-                        help="train on at most N examples per intent (development runs only)")
+    parser.add_argument(
+        "--max-per-intent",
+        type=int,
+        default=None,
+        help="train on at most N examples per intent (development runs only)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="result JSON (default benchmarks/results/open_set.json)")
     args = parser.parse_args(argv)
 
     encoder = CachedEncoder(load_encoder(ENCODER_NAME), max_texts=100_000)
     payload: dict[str, Any] = {
-        "benchmark": "open_set", "machine": accuracy_machine_info(), "target_precision": TARGET_PRECISION,
-        "threshold_rule": {"banking77": "CrowdDesk: crowddesk train's rule (held-out known and unseen intents, "
-                                        "unseen weighted to unseen_topic_share); baselines: lowest top "
-                                        "probability whose out-of-fold training answers reach the target precision",
-                           "clinc150": "max(in-scope accuracy + OOS recall) on val + oos_val"},
-        "max_per_intent": args.max_per_intent, "targets_banking77_10_unseen": TARGETS, "complete": False,
+        "benchmark": "open_set",
+        "machine": accuracy_machine_info(),
+        "target_precision": TARGET_PRECISION,
+        "threshold_rule": {
+            "banking77": "CrowdDesk: crowddesk train's rule (held-out known and unseen intents, "
+            "unseen weighted to unseen_topic_share); baselines: lowest top "
+            "probability whose out-of-fold training answers reach the target precision",
+            "clinc150": "max(in-scope accuracy + OOS recall) on val + oos_val",
+        },
+        "max_per_intent": args.max_per_intent,
+        "targets_banking77_10_unseen": TARGETS,
+        "complete": False,
     }
     rows: list[list[str]] = []
     names = [c.name for c in contenders(encoder)]
@@ -239,8 +287,7 @@ def main(argv: list[str] | None = None) -> None:
         train = first_per_intent(data.train, args.max_per_intent) if args.max_per_intent else data.train
         print(f"encoding {len(train) + len(data.test)} BANKING77 texts once ...", flush=True)
         encoder.encode(train.texts + data.test.texts)
-        settings = {count: {"unseen_intents": {}, "results": {n: {"runs": []} for n in names}}
-                    for count in args.unseen}
+        settings = {count: {"unseen_intents": {}, "results": {n: {"runs": []} for n in names}} for count in args.unseen}
         payload.update({f"banking77_{count}_unseen": setting for count, setting in settings.items()})
         # Seed by seed across the settings, so a run cut short still covers each setting evenly.
         for seed in range(args.seeds):
@@ -250,12 +297,16 @@ def main(argv: list[str] | None = None) -> None:
                 for name in names:
                     print(f"BANKING77, {count} unseen, seed {seed}: {name} ...", flush=True)
                     result = setting["results"][name]
-                    result["runs"].append(banking77_run(fresh_contender(name, encoder), encoder, train,
-                                                        data.test, unseen))
+                    result["runs"].append(
+                        banking77_run(fresh_contender(name, encoder), encoder, train, data.test, unseen)
+                    )
                     result.update(summarise(result["runs"]))
                 save()
-        rows += [row for count, setting in settings.items()
-                 for row in table_rows(f"BANKING77, {count} unseen", setting["results"])]
+        rows += [
+            row
+            for count, setting in settings.items()
+            for row in table_rows(f"BANKING77, {count} unseen", setting["results"])
+        ]
     if "clinc150" in args.parts:
         clinc = load_clinc150(args.clinc_data)
         if args.max_per_intent:

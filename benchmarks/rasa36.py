@@ -133,16 +133,15 @@ def timed_run(command: Sequence[str], cwd: Path, env: dict[str, str], log: Path)
         result = subprocess.run(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[:4])} ... failed (log: {log}):\n"
-                           f"{log.read_text(errors='replace')[-2000:]}")
+        raise RuntimeError(
+            f"{' '.join(command[:4])} ... failed (log: {log}):\n{log.read_text(errors='replace')[-2000:]}"
+        )
     return seconds
 
 
 # One tqdm update of DIET's epoch loop: "Epochs:  20%|##  | 20/100 [43:20<2:53:20, 130.0s/it,
 # t_loss=1.2, i_acc=0.98]" (no metrics before the first epoch ends).
-EPOCH_BAR = re.compile(
-    r"Epochs:[^|]*\|[^|]*\|\s*(\d+)/\d+ \[([\d:]+)<[^\]]*?(?:s/it|it/s)(?:, ([^\]]*))?\]"
-)
+EPOCH_BAR = re.compile(r"Epochs:[^|]*\|[^|]*\|\s*(\d+)/\d+ \[([\d:]+)<[^\]]*?(?:s/it|it/s)(?:, ([^\]]*))?\]")
 
 
 def clock_seconds(clock: str) -> int:
@@ -163,8 +162,7 @@ def diet_epoch_loop(train_log: Path) -> dict[str, Any]:
     for done, clock, postfix in EPOCH_BAR.findall(text[start:end]):
         elapsed[int(done)] = clock_seconds(clock)
         if postfix:
-            metrics = {key: float(value) for key, value in
-                       (item.split("=", 1) for item in postfix.split(", "))}
+            metrics = {key: float(value) for key, value in (item.split("=", 1) for item in postfix.split(", "))}
     epochs = max(elapsed)
     # The first epoch also traces TensorFlow's graphs; later ones are the steady per-epoch cost.
     later = (elapsed[epochs] - elapsed[1]) / (epochs - 1) if epochs > 1 else float(elapsed[1])
@@ -180,8 +178,7 @@ def diet_epoch_loop(train_log: Path) -> dict[str, Any]:
 def rasa_top_intent(parse: dict[str, Any]) -> str:
     """DIET's prediction: the best-ranked intent that is not the FallbackClassifier's."""
     return next(
-        (entry["name"] for entry in parse.get("intent_ranking") or []
-         if entry["name"] != FALLBACK_INTENT),
+        (entry["name"] for entry in parse.get("intent_ranking") or [] if entry["name"] != FALLBACK_INTENT),
         parse["intent"]["name"],
     )
 
@@ -191,7 +188,10 @@ def crowddesk_top_intent(parse: dict[str, Any]) -> str:
 
 
 def score(
-    url: str, server_pid: int, test: LabelledTexts, warmup: Sequence[str],
+    url: str,
+    server_pid: int,
+    test: LabelledTexts,
+    warmup: Sequence[str],
     top_intent: Callable[[dict[str, Any]], str],
 ) -> dict[str, Any]:
     """Send every test text to `/model/parse` one at a time: accuracy, latency, server CPU.
@@ -226,9 +226,16 @@ def score(
 
 
 def serve_and_score(
-    command: Sequence[str], port: int, health_path: str, log: Path, test: LabelledTexts,
-    warmup: Sequence[str], top_intent: Callable[[dict[str, Any]], str], *,
-    cwd: Path | None = None, env: dict[str, str] | None = None,
+    command: Sequence[str],
+    port: int,
+    health_path: str,
+    log: Path,
+    test: LabelledTexts,
+    warmup: Sequence[str],
+    top_intent: Callable[[dict[str, Any]], str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     base = f"http://127.0.0.1:{port}"
     server = start_http_server(command, base + health_path, log, cwd=cwd, env=env)
@@ -243,11 +250,12 @@ def check_rasa(rasa_python: Path) -> str:
         raise SystemExit(f"--rasa-python {rasa_python}: no such file")
     probe = subprocess.run(
         [str(rasa_python), "-c", "import importlib.metadata as m; print(m.version('rasa'))"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if probe.returncode != 0:
-        raise SystemExit(f"--rasa-python {rasa_python} cannot import rasa; "
-                         f"pip install rasa=={RASA_VERSION} into it")
+        raise SystemExit(f"--rasa-python {rasa_python} cannot import rasa; pip install rasa=={RASA_VERSION} into it")
     version = probe.stdout.strip()
     if version != RASA_VERSION:
         print(f"note: {rasa_python} has rasa {version}, not {RASA_VERSION}", file=sys.stderr)
@@ -274,36 +282,79 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     crowddesk_dir = write_project(workdir / "crowddesk", nlu, domain, None)
     rasa = [str(args.rasa_python), "-m", "rasa"]
     # No telemetry or update checks from Rasa; TensorFlow's C++ info lines only fill the log.
-    rasa_env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2",
-                **thread_limits(args.threads, RASA_THREAD_VARIABLES)}
-    crowddesk_env = {**os.environ, TOKEN_ENV: API_TOKEN,
-                     "CROWDDESK_DATABASE_URL": f"sqlite:///{workdir / 'crowddesk.db'}",
-                     **thread_limits(args.threads, CROWDDESK_THREAD_VARIABLES)}
+    rasa_env = {
+        **os.environ,
+        "RASA_TELEMETRY_ENABLED": "false",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **thread_limits(args.threads, RASA_THREAD_VARIABLES),
+    }
+    crowddesk_env = {
+        **os.environ,
+        TOKEN_ENV: API_TOKEN,
+        "CROWDDESK_DATABASE_URL": f"sqlite:///{workdir / 'crowddesk.db'}",
+        **thread_limits(args.threads, CROWDDESK_THREAD_VARIABLES),
+    }
 
-    print(f"training Rasa {rasa_version} (DIET, {args.epochs} epochs) on {len(train)} "
-          f"examples ...", flush=True)
+    print(f"training Rasa {rasa_version} (DIET, {args.epochs} epochs) on {len(train)} examples ...", flush=True)
     rasa_train = timed_run(
-        [*rasa, "train", "nlu", "--config", "config.yml", "--nlu", "data/nlu.yml",
-         "--out", "models", "--fixed-model-name", "banking77"],
-        rasa_dir, rasa_env, workdir / "rasa-train.log",
+        [
+            *rasa,
+            "train",
+            "nlu",
+            "--config",
+            "config.yml",
+            "--nlu",
+            "data/nlu.yml",
+            "--out",
+            "models",
+            "--fixed-model-name",
+            "banking77",
+        ],
+        rasa_dir,
+        rasa_env,
+        workdir / "rasa-train.log",
     )
     print(f"training CrowdDesk on {len(train)} examples ...", flush=True)
-    crowddesk_train = timed_run(crowddesk_command("train", "--project", str(crowddesk_dir)),
-                                crowddesk_dir, crowddesk_env, workdir / "crowddesk-train.log")
+    crowddesk_train = timed_run(
+        crowddesk_command("train", "--project", str(crowddesk_dir)),
+        crowddesk_dir,
+        crowddesk_env,
+        workdir / "crowddesk-train.log",
+    )
 
     print(f"scoring Rasa on {len(test)} test sentences via /model/parse ...", flush=True)
     port = free_port()
     rasa_scores = serve_and_score(
-        [*rasa, "run", "--enable-api", "--model", "models/banking77.tar.gz",
-         "--interface", "127.0.0.1", "--port", str(port)],
-        port, "/status", workdir / "rasa-run.log", test, warmup, rasa_top_intent,
-        cwd=rasa_dir, env=rasa_env,
+        [
+            *rasa,
+            "run",
+            "--enable-api",
+            "--model",
+            "models/banking77.tar.gz",
+            "--interface",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        port,
+        "/status",
+        workdir / "rasa-run.log",
+        test,
+        warmup,
+        rasa_top_intent,
+        cwd=rasa_dir,
+        env=rasa_env,
     )
     print(f"scoring CrowdDesk on {len(test)} test sentences via /model/parse ...", flush=True)
     port = free_port()
     crowddesk_scores = serve_and_score(
         crowddesk_command("run", "--project", str(crowddesk_dir), "--port", str(port)),
-        port, "/health", workdir / "crowddesk-run.log", test, warmup, crowddesk_top_intent,
+        port,
+        "/health",
+        workdir / "crowddesk-run.log",
+        test,
+        warmup,
+        crowddesk_top_intent,
         env=crowddesk_env,
     )
     reference = json.loads(args.banking77_results.read_text(encoding="utf-8"))
@@ -319,12 +370,14 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "compute_threads": args.threads or "library defaults",
             "rasa_pipeline": "Rasa 3.6 default (see rasa_config in benchmarks/rasa36.py)",
             "crowddesk_config": "defaults (no config.yml)",
-            "parse_requests": "sequential, one keep-alive connection, after "
-                              f"{WARMUP_PARSES} untimed warm-up parses",
+            "parse_requests": f"sequential, one keep-alive connection, after {WARMUP_PARSES} untimed warm-up parses",
         },
         "results": {
-            "Rasa 3.6 (DIET)": {**rasa_scores, "train_seconds": round(rasa_train, 1),
-                                "diet_epoch_loop": diet_epoch_loop(workdir / "rasa-train.log")},
+            "Rasa 3.6 (DIET)": {
+                **rasa_scores,
+                "train_seconds": round(rasa_train, 1),
+                "diet_epoch_loop": diet_epoch_loop(workdir / "rasa-train.log"),
+            },
             "CrowdDesk": {**crowddesk_scores, "train_seconds": round(crowddesk_train, 1)},
         },
         "crowddesk_banking77_benchmark": reference["results"]["CrowdDesk"],
@@ -333,19 +386,46 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 def print_table(results: dict[str, Any]) -> None:
     rows = [
-        [name, f"{r['accuracy']:.2%}", f"{r['macro_f1']:.2%}", f"{r['fallback_share']:.1%}",
-         f"{r['train_seconds']:.0f}", f"{r['parse']['p50_ms']:.1f}", f"{r['parse']['p99_ms']:.1f}",
-         f"{r['parse']['server_cpu_ms_per_parse']:.1f}"]
+        [
+            name,
+            f"{r['accuracy']:.2%}",
+            f"{r['macro_f1']:.2%}",
+            f"{r['fallback_share']:.1%}",
+            f"{r['train_seconds']:.0f}",
+            f"{r['parse']['p50_ms']:.1f}",
+            f"{r['parse']['p99_ms']:.1f}",
+            f"{r['parse']['server_cpu_ms_per_parse']:.1f}",
+        ]
         for name, r in results["results"].items()
     ]
     reference = results["crowddesk_banking77_benchmark"]
-    rows.append(["CrowdDesk (benchmarks.banking77, full train)", f"{reference['accuracy']:.2%}",
-                 f"{reference['macro_f1']:.2%}", "", f"{reference['train_seconds']:.0f}", "", "", ""])
-    print(format_table(
-        ["system", "accuracy", "macro-F1", "fallback", "train s", "parse p50 ms", "parse p99 ms",
-         "server CPU ms/parse"],
-        rows,
-    ))
+    rows.append(
+        [
+            "CrowdDesk (benchmarks.banking77, full train)",
+            f"{reference['accuracy']:.2%}",
+            f"{reference['macro_f1']:.2%}",
+            "",
+            f"{reference['train_seconds']:.0f}",
+            "",
+            "",
+            "",
+        ]
+    )
+    print(
+        format_table(
+            [
+                "system",
+                "accuracy",
+                "macro-F1",
+                "fallback",
+                "train s",
+                "parse p50 ms",
+                "parse p99 ms",
+                "server CPU ms/parse",
+            ],
+            rows,
+        )
+    )
 
 
 def fraction(text: str) -> float:
@@ -357,24 +437,41 @@ def fraction(text: str) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rasa-python", type=Path, required=True,
-                        help=f"a Python 3.10 interpreter with rasa=={RASA_VERSION} installed")
-    parser.add_argument("--data", type=Path, default=default_data_dir("banking77"),
-                        help="BANKING77 folder; default ../shared/datasets/banking77")
-    parser.add_argument("--epochs", type=int, default=100,
-                        help="DIET epochs (Rasa's default, 100)")
-    parser.add_argument("--train-fraction", type=fraction, default=1.0,
-                        help="train both systems on this stratified share of train.csv "
-                             "(seed 0; default 1: all of it)")
-    parser.add_argument("--test-fraction", type=fraction, default=1.0,
-                        help="score this stratified share of test.csv (seed 0; default 1)")
-    parser.add_argument("--threads", type=int,
-                        help="cap both systems' compute threads (TensorFlow's intra/inter-op, "
-                             "PyTorch's OpenMP); default: each library's own")
-    parser.add_argument("--banking77-results", type=Path, default=RESULTS_DIR / "banking77.json",
-                        help="CrowdDesk's numbers from `python -m benchmarks.banking77`")
-    parser.add_argument("--keep", type=Path,
-                        help="keep the projects, models and logs in this folder")
+    parser.add_argument(
+        "--rasa-python", type=Path, required=True, help=f"a Python 3.10 interpreter with rasa=={RASA_VERSION} installed"
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=default_data_dir("banking77"),
+        help="BANKING77 folder; default ../shared/datasets/banking77",
+    )
+    parser.add_argument("--epochs", type=int, default=100, help="DIET epochs (Rasa's default, 100)")
+    parser.add_argument(
+        "--train-fraction",
+        type=fraction,
+        default=1.0,
+        help="train both systems on this stratified share of train.csv (seed 0; default 1: all of it)",
+    )
+    parser.add_argument(
+        "--test-fraction",
+        type=fraction,
+        default=1.0,
+        help="score this stratified share of test.csv (seed 0; default 1)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="cap both systems' compute threads (TensorFlow's intra/inter-op, "
+        "PyTorch's OpenMP); default: each library's own",
+    )
+    parser.add_argument(
+        "--banking77-results",
+        type=Path,
+        default=RESULTS_DIR / "banking77.json",
+        help="CrowdDesk's numbers from `python -m benchmarks.banking77`",
+    )
+    parser.add_argument("--keep", type=Path, help="keep the projects, models and logs in this folder")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "rasa36.json")
     args = parser.parse_args(argv)
     if args.epochs < 1 or (args.threads is not None and args.threads < 1):

@@ -49,8 +49,13 @@ def train(project: Path, log: Path) -> None:
 
 
 def start_http_server(
-    command: Sequence[str], health_url: str, log: Path, *, cwd: Path | None = None,
-    env: dict[str, str] | None = None, timeout: float = 600.0,
+    command: Sequence[str],
+    health_url: str,
+    log: Path,
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 600.0,
 ) -> subprocess.Popen[bytes]:
     """Start a server subprocess (output to `log`) and return once `health_url` answers 200."""
     with log.open("wb") as out:
@@ -79,7 +84,9 @@ def served_project(project: Path, workdir: Path) -> Iterator[ServedBot]:
     try:
         server = start_http_server(
             crowddesk_command("run", "--project", str(project), "--port", str(server_port)),
-            f"http://127.0.0.1:{server_port}/health", workdir / "server.log", env=env,
+            f"http://127.0.0.1:{server_port}/health",
+            workdir / "server.log",
+            env=env,
         )
         try:
             yield ServedBot(f"http://127.0.0.1:{server_port}", server.pid, database_url)

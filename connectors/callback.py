@@ -98,8 +98,10 @@ class CallbackChannel(ChannelConnector):
             raise DeliveryError(f"callback URL unreachable: {type(error).__name__}") from error
         status = response.status_code
         if status == 429:
-            raise DeliveryError("callback URL is rate limiting (429)",
-                                retry_after=retry_after_seconds(response.headers.get("retry-after")))
+            raise DeliveryError(
+                "callback URL is rate limiting (429)",
+                retry_after=retry_after_seconds(response.headers.get("retry-after")),
+            )
         if status >= 500 or status == 408:
             raise DeliveryError(f"callback URL answered {status}")
         if status >= 400:

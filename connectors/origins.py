@@ -46,8 +46,11 @@ def _checked_origin(channel: str, position: int, origin: Any) -> str:
     if origin == "*":
         return origin
     parts = urlsplit(origin) if isinstance(origin, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc or (
-        parts.path or parts.query or parts.fragment
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or (parts.path or parts.query or parts.fragment)
     ):
         raise CredentialsError(
             f"{channel}.{SETTING}[{position}]: {origin!r} is not an origin such as "
@@ -64,6 +67,7 @@ def cors_headers(request: Request, allowed: frozenset[str] | None, channel: str)
     if origin is None:
         return {}
     if not origin_allowed(origin, request.headers.get("host"), allowed):
-        raise HTTPException(403, detail=f"origin {origin} may not call this webhook; "
-                            f"add it to {channel}.{SETTING} in credentials.yml")
+        raise HTTPException(
+            403, detail=f"origin {origin} may not call this webhook; add it to {channel}.{SETTING} in credentials.yml"
+        )
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}

@@ -35,7 +35,8 @@ SENDER_PATTERN = re.compile(r"^[A-Za-z0-9_.:@+\-]{1,128}$")
 # No ":", so "<sender>:<message_id>" names one message of one sender (see `RestMessage.inbound`).
 MESSAGE_ID_PATTERN = r"^[A-Za-z0-9_.@+\-]{1,127}$"
 PREFLIGHT_HEADERS = {
-    "Access-Control-Allow-Methods": "POST", "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Allow-Methods": "POST",
+    "Access-Control-Allow-Headers": "Content-Type",
     "Access-Control-Max-Age": "600",
 }
 
@@ -45,9 +46,11 @@ class RestMessage(BaseModel):
     message: str = Field(description="The customer's text, or a button payload such as /greet")
     metadata: dict[str, Any] = Field(default_factory=dict)
     message_id: str | None = Field(
-        default=None, pattern=MESSAGE_ID_PATTERN,
+        default=None,
+        pattern=MESSAGE_ID_PATTERN,
         description="Optional idempotency key (1-127 of A-Z a-z 0-9 _ . @ + -): a message sent again "
-                    "with the same sender and message_id is processed once")
+        "with the same sender and message_id is processed once",
+    )
 
     @field_validator("sender")
     @classmethod
@@ -60,8 +63,7 @@ class RestMessage(BaseModel):
         """The message as `channel` hands it on; its message_id is scoped by sender, so two
         clients choosing the same id never shadow each other's messages."""
         delivery_id = None if self.message_id is None else f"{self.sender}:{self.message_id}"
-        return InboundMessage(channel, self.sender, self.message, message_id=delivery_id,
-                              metadata=self.metadata)
+        return InboundMessage(channel, self.sender, self.message, message_id=delivery_id, metadata=self.metadata)
 
 
 class RestReply(BaseModel):
@@ -93,13 +95,23 @@ async def read_rest_message(request: Request, channel: str) -> RestMessage:
         raise RequestValidationError(exc.errors()) from exc
     owner = namespace_owner(body.sender)
     if owner is not None and owner != channel:
-        raise RequestValidationError([{"type": "value_error", "loc": ("body", "sender"), "msg": (
-            f"{body.sender!r} is a sender of the {owner} channel; pick one without the '{owner}:' prefix")}])
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("body", "sender"),
+                    "msg": (
+                        f"{body.sender!r} is a sender of the {owner} channel; pick one without the '{owner}:' prefix"
+                    ),
+                }
+            ]
+        )
     return body
 
 
-REST_MESSAGE_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": RestMessage.model_json_schema()}}}}
+REST_MESSAGE_BODY: dict[str, Any] = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": RestMessage.model_json_schema()}}}
+}
 
 
 def rest_router(sink: MessageSink, allowed_origins: frozenset[str] | None = None) -> APIRouter:

@@ -45,11 +45,22 @@ DEFAULT_BASE_URL = "https://slack.com/api/"
 # Slack's error codes after which a retry cannot succeed: the conversation is gone or closed
 # to the bot, or the message itself is unacceptable. Others (ratelimited, internal_error,
 # invalid_auth while a token is being fixed, ...) are worth retrying.
-PERMANENT_ERRORS = frozenset({
-    "channel_not_found", "not_in_channel", "account_inactive", "is_archived", "user_not_found",
-    "user_disabled", "cannot_dm_bot", "invalid_blocks", "msg_too_long", "no_text",
-    "restricted_action", "team_access_not_granted",
-})
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "account_inactive",
+        "is_archived",
+        "user_not_found",
+        "user_disabled",
+        "cannot_dm_bot",
+        "invalid_blocks",
+        "msg_too_long",
+        "no_text",
+        "restricted_action",
+        "team_access_not_granted",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -69,19 +80,20 @@ class SlackSettings:
         reject_unknown_keys(CHANNEL_NAME, settings, cls.__dataclass_fields__)
         socket_mode = _boolean(settings.get("socket_mode", False), "socket_mode")
         token = _text(settings, "slack_token", required="(the bot token, xoxb-)")
-        app_token = _text(settings, "slack_app_token",
-                          required="when socket_mode is true" if socket_mode else None)
+        app_token = _text(settings, "slack_app_token", required="when socket_mode is true" if socket_mode else None)
         if token.startswith("xapp-"):
-            raise CredentialsError("slack.slack_token: this is an app-level token (xapp-); "
-                                   "use the bot token (xoxb-) here and the app token as slack_app_token")
+            raise CredentialsError(
+                "slack.slack_token: this is an app-level token (xapp-); "
+                "use the bot token (xoxb-) here and the app token as slack_app_token"
+            )
         if socket_mode and not app_token.startswith("xapp-"):
-            raise CredentialsError("slack.slack_app_token: Socket Mode needs an app-level token "
-                                   "(it starts with xapp-)")
+            raise CredentialsError("slack.slack_app_token: Socket Mode needs an app-level token (it starts with xapp-)")
         base_url = _text(settings, "base_url") or DEFAULT_BASE_URL
         return cls(
             slack_token=token,
-            slack_signing_secret=_text(settings, "slack_signing_secret",
-                                       required=None if socket_mode else "unless socket_mode is true"),
+            slack_signing_secret=_text(
+                settings, "slack_signing_secret", required=None if socket_mode else "unless socket_mode is true"
+            ),
             socket_mode=socket_mode,
             slack_app_token=app_token,
             desk_channel=_text(settings, "desk_channel") or None,
@@ -128,12 +140,12 @@ def delivery_error(exc: SlackApiError) -> DeliveryError:
     error = str(data.get("error", "")) if isinstance(data, dict) else ""
     if status == 429:
         retry_after = exc.response.headers.get("Retry-After")  # aiohttp's headers ignore case
-        return DeliveryError(f"Slack rate limit ({error or 'HTTP 429'})",
-                             retry_after=float(retry_after) if retry_after else None)
+        return DeliveryError(
+            f"Slack rate limit ({error or 'HTTP 429'})", retry_after=float(retry_after) if retry_after else None
+        )
     if status >= 500:
         return DeliveryError(f"Slack answered HTTP {status}")
-    return DeliveryError(f"Slack refused the message: {error or f'HTTP {status}'}",
-                         permanent=error in PERMANENT_ERRORS)
+    return DeliveryError(f"Slack refused the message: {error or f'HTTP {status}'}", permanent=error in PERMANENT_ERRORS)
 
 
 class SlackChannel(ChannelConnector):
@@ -182,8 +194,10 @@ class SlackChannel(ChannelConnector):
         async def endpoint(request: Request) -> Response:
             return await handler.handle(request)
 
-        for path, summary in ((EVENTS_PATH, "Slack Events API (signed)"),
-                              (INTERACTIVE_PATH, "Slack interactivity: button presses (signed)")):
+        for path, summary in (
+            (EVENTS_PATH, "Slack Events API (signed)"),
+            (INTERACTIVE_PATH, "Slack interactivity: button presses (signed)"),
+        ):
             router.add_api_route(path, endpoint, methods=["POST"], summary=summary)
         return router
 
@@ -240,12 +254,20 @@ class SlackChannel(ChannelConnector):
         text = unformat(text).strip()
         if not text or not event.get("user"):
             return
-        self._deliver(InboundMessage(
-            CHANNEL_NAME, sender_id(event["channel"], event["user"]), text,
-            message_id=str(body["event_id"]),
-            metadata={"team_id": body.get("team_id"), "channel_id": event["channel"],
-                      "user_id": event["user"], "ts": event.get("ts")},
-        ))
+        self._deliver(
+            InboundMessage(
+                CHANNEL_NAME,
+                sender_id(event["channel"], event["user"]),
+                text,
+                message_id=str(body["event_id"]),
+                metadata={
+                    "team_id": body.get("team_id"),
+                    "channel_id": event["channel"],
+                    "user_id": event["user"],
+                    "ts": event.get("ts"),
+                },
+            )
+        )
 
     async def _on_button(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
@@ -253,12 +275,20 @@ class SlackChannel(ChannelConnector):
         user = (body.get("user") or {}).get("id")
         if not channel or not user or not action.get("value"):
             return
-        self._deliver(InboundMessage(
-            CHANNEL_NAME, sender_id(channel, user), str(action["value"]),
-            message_id=str(body.get("trigger_id") or action.get("action_ts")),
-            metadata={"team_id": (body.get("team") or {}).get("id"), "channel_id": channel,
-                      "user_id": user, "button": action.get("action_id")},
-        ))
+        self._deliver(
+            InboundMessage(
+                CHANNEL_NAME,
+                sender_id(channel, user),
+                str(action["value"]),
+                message_id=str(body.get("trigger_id") or action.get("action_ts")),
+                metadata={
+                    "team_id": (body.get("team") or {}).get("id"),
+                    "channel_id": channel,
+                    "user_id": user,
+                    "button": action.get("action_id"),
+                },
+            )
+        )
 
     # -- outbound -------------------------------------------------------------------------
 

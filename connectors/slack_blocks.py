@@ -68,8 +68,12 @@ def sections(text: str) -> list[Block]:
 
 
 def button(label: str, action_id: str, value: str, style: str | None = None) -> Block:
-    element: Block = {"type": "button", "text": plain(label), "action_id": action_id,
-                      "value": value[:BUTTON_VALUE_CHARS]}
+    element: Block = {
+        "type": "button",
+        "text": plain(label),
+        "action_id": action_id,
+        "value": value[:BUTTON_VALUE_CHARS],
+    }
     if style:
         element["style"] = style
     return element
@@ -77,13 +81,14 @@ def button(label: str, action_id: str, value: str, style: str | None = None) -> 
 
 def actions(elements: list[Block]) -> list[Block]:
     """Actions blocks holding `elements`, as many blocks as Slack's per-block limit needs."""
-    return [{"type": "actions", "elements": elements[start:start + ACTIONS_PER_BLOCK]}
-            for start in range(0, len(elements), ACTIONS_PER_BLOCK)]
+    return [
+        {"type": "actions", "elements": elements[start : start + ACTIONS_PER_BLOCK]}
+        for start in range(0, len(elements), ACTIONS_PER_BLOCK)
+    ]
 
 
 def choice_buttons(buttons: tuple[Button, ...]) -> list[Block]:
-    return actions([button(b.title, f"{BUTTON_ACTION_PREFIX}{i}", b.payload)
-                    for i, b in enumerate(buttons)])
+    return actions([button(b.title, f"{BUTTON_ACTION_PREFIX}{i}", b.payload) for i, b in enumerate(buttons)])
 
 
 def render(message: OutboundMessage, *, prefix: str = "") -> tuple[str, list[Block]]:
@@ -99,8 +104,9 @@ def render(message: OutboundMessage, *, prefix: str = "") -> tuple[str, list[Blo
     blocks = sections(body)
     if message.custom.get("agent_name"):
         # A person answers after a handoff: say who, so the customer knows it's not the bot.
-        blocks.insert(0, {"type": "context", "elements": [
-            mrkdwn(f"*{escape(str(message.custom['agent_name']))}*, support team")]})
+        blocks.insert(
+            0, {"type": "context", "elements": [mrkdwn(f"*{escape(str(message.custom['agent_name']))}*, support team")]}
+        )
     if message.image:
         blocks.append({"type": "image", "image_url": message.image, "alt_text": "image"})
     if source:

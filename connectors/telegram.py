@@ -288,7 +288,10 @@ class TelegramChannel(ChannelConnector):
         user = update.effective_user
         metadata = {"user_id": user.id, "username": user.username} if user else {}
         return InboundMessage(
-            CHANNEL_NAME, f"{SENDER_PREFIX}{chat_id}", text, message_id=str(update.update_id),
+            CHANNEL_NAME,
+            f"{SENDER_PREFIX}{chat_id}",
+            text,
+            message_id=str(update.update_id),
             metadata={key: value for key, value in metadata.items() if value is not None},
         )
 
@@ -304,8 +307,7 @@ def _render(message: OutboundMessage) -> tuple[str, InlineKeyboardMarkup | None]
     """The text and inline keyboard Telegram shows for `message`: one button per row, and the
     knowledge-base source as a link button instead of the plain-text trailer."""
     text = message.text
-    rows = [[InlineKeyboardButton(button.title, callback_data=_callback_data(button))]
-            for button in message.buttons]
+    rows = [[InlineKeyboardButton(button.title, callback_data=_callback_data(button))] for button in message.buttons]
     source = message.custom.get("source_url")
     if source:
         text = text.removesuffix(f"\n\nSource: {source}")

@@ -40,8 +40,7 @@ def escaped_original(original: str) -> str:
     `normalise_text` removes or replaces written as `\\uXXXX`, and the marks past the cap on
     a character counted (`[+2996 combining marks]`)."""
     escaped = _UNSTORABLE.sub(lambda found: f"\\u{ord(found.group()):04x}", original)
-    return escaped if escaped.isascii() else _capped_marks(
-        escaped, lambda count: f"[+{count} combining marks]")
+    return escaped if escaped.isascii() else _capped_marks(escaped, lambda count: f"[+{count} combining marks]")
 
 
 def _capped_marks(text: str, dropped: Callable[[int], str]) -> str:

@@ -174,8 +174,9 @@ class WebchatChannel(ChannelConnector):
         problem = None
         try:
             # Scoped by session: a widget picks its own ids, so one must never shadow another's.
-            replies = await sink(InboundMessage(
-                CHANNEL_NAME, sender_id, frame.text, message_id=f"{session}:{frame.message_id}"))
+            replies = await sink(
+                InboundMessage(CHANNEL_NAME, sender_id, frame.text, message_id=f"{session}:{frame.message_id}")
+            )
         except ValueError as exc:  # the engine's MessageRejected: empty, too long
             problem = str(exc)
         except Exception:
@@ -215,22 +216,25 @@ def _conversation_history(websocket: WebSocket) -> ConversationHistory:
     try:
         return websocket.app.state.conversations
     except AttributeError:
-        raise RuntimeError(
-            "the web chat needs app.state.conversations (a ConversationStore) for its history"
-        ) from None
+        raise RuntimeError("the web chat needs app.state.conversations (a ConversationStore) for its history") from None
 
 
 def _frame_problem(exc: ValidationError) -> str:
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'frame'}: {e['msg']}" for e in exc.errors()
-    )
-    return f"invalid frame ({problems}); expected {{\"type\": \"message\", \"message_id\", \"text\"}}"
+    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'frame'}: {e['msg']}" for e in exc.errors())
+    return f'invalid frame ({problems}); expected {{"type": "message", "message_id", "text"}}'
 
 
 def customer_frame(text: str, message_id: str | None) -> dict[str, Any]:
     """The widget's shape for one of the customer's messages."""
-    return {"type": "message", "role": "customer", "text": text, "buttons": [], "source": None,
-            "name": None, "message_id": message_id}
+    return {
+        "type": "message",
+        "role": "customer",
+        "text": text,
+        "buttons": [],
+        "source": None,
+        "name": None,
+        "message_id": message_id,
+    }
 
 
 def reply_frame(text: str, buttons: Iterable[Mapping[str, str]], custom: Mapping[str, Any]) -> dict[str, Any]:
@@ -241,9 +245,13 @@ def reply_frame(text: str, buttons: Iterable[Mapping[str, str]], custom: Mapping
         text = text.removesuffix(KB_SOURCE_SUFFIX.format(source))
     name = custom.get("agent_name")
     return {
-        "type": "message", "role": "agent" if name else "bot", "text": text,
+        "type": "message",
+        "role": "agent" if name else "bot",
+        "text": text,
         "buttons": [{"title": b["title"], "payload": b["payload"]} for b in buttons],
-        "source": source, "name": name, "message_id": None,
+        "source": source,
+        "name": name,
+        "message_id": None,
     }
 
 
@@ -265,8 +273,11 @@ def history_frames(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         elif event["event"] == "bot":
             data = event.get("data") or {}
             agent_name = (event.get("metadata") or {}).get("agent_name")
-            frame = reply_frame(str(event.get("text") or ""), data.get("buttons") or (),
-                                {**(data.get("custom") or {}), "agent_name": agent_name})
+            frame = reply_frame(
+                str(event.get("text") or ""),
+                data.get("buttons") or (),
+                {**(data.get("custom") or {}), "agent_name": agent_name},
+            )
             titles = {b["payload"]: b["title"] for b in frame["buttons"]}
             frames.append(frame)
     return frames

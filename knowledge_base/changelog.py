@@ -40,8 +40,7 @@ class Position:
         now = time.time() if now is None else now
         seen = set(seen)
         top = max(seen | {self.change_id})
-        pending = [(i, missed) for i, missed in self.pending
-                   if i not in seen and now - missed < PENDING_SECONDS]
+        pending = [(i, missed) for i, missed in self.pending if i not in seen and now - missed < PENDING_SECONDS]
         pending += [(i, now) for i in range(self.change_id + 1, top) if i not in seen]
         return Position(top, tuple(pending))
 
@@ -80,6 +79,5 @@ def published_as_of(store: KnowledgeBaseStore, position: Position) -> list[KBEnt
     for change_id, version in store.versions_with_change_ids(sorted(changed)):
         if change_id <= position.change_id and change_id not in not_applied:
             then[version.entry_id] = version.entry()  # in change id order: the last one wins
-    entries.update((entry_id, entry) for entry_id, entry in then.items()
-                   if entry.status is EntryStatus.PUBLISHED)
+    entries.update((entry_id, entry) for entry_id, entry in then.items() if entry.status is EntryStatus.PUBLISHED)
     return [entries[entry_id] for entry_id in sorted(entries)]

@@ -82,7 +82,7 @@ class DenseIndex:
         kind = settings.kind_for(len(vectors))
         index = _empty_index(kind, vectors, settings)
         for start in range(0, len(vectors), ADD_CHUNK):
-            index.add(normalised_rows(vectors[start:start + ADD_CHUNK], "question_vectors"))
+            index.add(normalised_rows(vectors[start : start + ADD_CHUNK], "question_vectors"))
         if kind == "ivf":
             faiss.extract_index_ivf(index).make_direct_map()  # reconstruct by row
         return cls(index, kind, settings)
@@ -160,10 +160,11 @@ def _fingerprint(vectors: np.ndarray, settings: IndexSettings) -> str:
     """A digest of everything a built index depends on: the rows in order and the build settings."""
     kind = settings.kind_for(len(vectors))
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(repr((kind, settings.hnsw_m, IVF_LISTS_PER_SQRT_ROW, IVF_TRAINING_ROWS_PER_LIST,
-                        vectors.shape)).encode())
+    digest.update(
+        repr((kind, settings.hnsw_m, IVF_LISTS_PER_SQRT_ROW, IVF_TRAINING_ROWS_PER_LIST, vectors.shape)).encode()
+    )
     for start in range(0, len(vectors), ADD_CHUNK):
-        digest.update(np.ascontiguousarray(vectors[start:start + ADD_CHUNK], dtype=np.float32).data)
+        digest.update(np.ascontiguousarray(vectors[start : start + ADD_CHUNK], dtype=np.float32).data)
     return digest.hexdigest()
 
 

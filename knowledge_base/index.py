@@ -161,8 +161,13 @@ class KnowledgeBase:
         entries = published_as_of(self.store, position)
         vectors = question_vectors(self.store, self.encoder, entries)
         retriever = FaissRetriever(
-            entries, vectors, lexical_weight=self.lexical_weight, answer_weight=ANSWER_WEIGHT,
-            context_weight=self.context_weight, index=self.index_settings, index_dir=self.index_dir,
+            entries,
+            vectors,
+            lexical_weight=self.lexical_weight,
+            answer_weight=ANSWER_WEIGHT,
+            context_weight=self.context_weight,
+            index=self.index_settings,
+            index_dir=self.index_dir,
         )
         return _Base(retriever, retriever.lexical_statistics(), position, frozenset(entry.id for entry in entries))
 
@@ -171,14 +176,20 @@ class KnowledgeBase:
         return self._segments_of(base, base.position, {}, frozenset())
 
     def _segments_of(
-        self, base: _Base, position: Position, changed: dict[str, tuple[KBEntry, np.ndarray]],
+        self,
+        base: _Base,
+        position: Position,
+        changed: dict[str, tuple[KBEntry, np.ndarray]],
         hidden: frozenset[str],
     ) -> _Segments:
         entries = [entry for entry, _ in changed.values()]
         vectors = [rows for _, rows in changed.values()]
         delta = DeltaSegment(
-            entries, np.concatenate(vectors) if vectors else np.zeros((0, self.encoder.dimension)),
-            base.statistics, lexical_weight=self.lexical_weight, context_weight=self.context_weight,
+            entries,
+            np.concatenate(vectors) if vectors else np.zeros((0, self.encoder.dimension)),
+            base.statistics,
+            lexical_weight=self.lexical_weight,
+            context_weight=self.context_weight,
         )
         return _Segments(base, position, changed, hidden, SegmentedRetriever(base.retriever, delta, hidden))
 
@@ -190,13 +201,12 @@ class KnowledgeBase:
         if not changes:
             return dataclasses.replace(segments, position=position), False
         entry_ids = {entry_id for _, entry_id in changes}
-        published = [entry for entry in self.store.entries(sorted(entry_ids))
-                     if entry.status is EntryStatus.PUBLISHED]
+        published = [entry for entry in self.store.entries(sorted(entry_ids)) if entry.status is EntryStatus.PUBLISHED]
         vectors = question_vectors(self.store, self.encoder, published)
         changed = {entry_id: value for entry_id, value in segments.changed.items() if entry_id not in entry_ids}
         start = 0
         for entry in published:
-            changed[entry.id] = (entry, vectors[start:start + len(entry.questions)])
+            changed[entry.id] = (entry, vectors[start : start + len(entry.questions)])
             start += len(entry.questions)
         hidden = segments.hidden | (segments.base.entry_ids & entry_ids)
         return self._segments_of(segments.base, position, changed, hidden), True

@@ -72,9 +72,7 @@ class ImportSummary:
                 f"{self.unchanged} unchanged, {len(self.merged)} merged, {sum(self.skipped.values())} skipped"
             )
         ]
-        lines += [
-            f"  merged {m.duplicate_id} into {m.into_id} (similarity {m.similarity:.2f})" for m in self.merged
-        ]
+        lines += [f"  merged {m.duplicate_id} into {m.into_id} (similarity {m.similarity:.2f})" for m in self.merged]
         if self.skipped:
             lines.append("  skipped: " + _counts(self.skipped))
         lines.append("  redacted: " + (_counts(self.redactions) or "nothing"))
@@ -117,8 +115,7 @@ def ingest(
         if before is not None:
             # A re-import refreshes content; publishing or retiring stays the editors' call, and
             # variants merged in from other sources stay (else each import would undo the other).
-            entry = replace(entry, status=before.status,
-                            questions=unique_texts([*entry.questions, *before.questions]))
+            entry = replace(entry, status=before.status, questions=unique_texts([*entry.questions, *before.questions]))
         created = store.upsert(entry, actor=IMPORT_ACTOR, comment=entry.source or "")
         after = store.get(entry.id)
         if created:

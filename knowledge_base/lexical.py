@@ -138,9 +138,7 @@ class LexicalIndex:
         weighted_fields = {"answer": (answers, answer_weight), "context": (contexts, context_weight)}
         for name, (texts, weight) in weighted_fields.items():
             if texts is not None and len(texts) != len(documents):
-                raise ValueError(
-                    f"got {len(texts)} {name}s for {len(documents)} documents; need one per document"
-                )
+                raise ValueError(f"got {len(texts)} {name}s for {len(documents)} documents; need one per document")
             if weight < 0:
                 raise ValueError(f"{name}_weight must be >= 0, got {weight}")
         if postings_budget < 1:
@@ -157,9 +155,7 @@ class LexicalIndex:
             if texts is not None and weight > 0
         ]
         self._variant_tf = self._count_matrix(variant_tokens, len(variant_texts))
-        self._variant_doc = np.repeat(
-            np.arange(len(documents)), [len(variants) for variants in documents]
-        )
+        self._variant_doc = np.repeat(np.arange(len(documents)), [len(variants) for variants in documents])
         self._variant_length = np.asarray(self._variant_tf.sum(axis=1), dtype=np.float64).ravel()
         n_variants = len(self._variant_doc)
         membership = sparse.csr_matrix(
@@ -201,8 +197,9 @@ class LexicalIndex:
     def statistics(self) -> LexicalStatistics:
         """The collection's size, total length and every term's document frequency."""
         # Term ids were given in order of first appearance, as the vocabulary keeps its keys.
-        return LexicalStatistics(len(self), float(self._doc_length.sum()),
-                                 dict(zip(self._vocabulary, self._doc_freq.tolist())))
+        return LexicalStatistics(
+            len(self), float(self._doc_length.sum()), dict(zip(self._vocabulary, self._doc_freq.tolist()))
+        )
 
     def scores(self, query: str, *, without_variants: Collection[int] = ()) -> np.ndarray:
         """Normalised BM25 score in [0, 1] of every document for `query`, ignoring the given variants.
@@ -221,9 +218,7 @@ class LexicalIndex:
         result[docs] = self._without(docs, result[docs], term_ids, without_variants)
         return np.clip(result / ideal, 0.0, 1.0)
 
-    def search(
-        self, query: str, top_k: int, *, without_variants: Collection[int] = ()
-    ) -> list[tuple[int, float]]:
+    def search(self, query: str, top_k: int, *, without_variants: Collection[int] = ()) -> list[tuple[int, float]]:
         """The `top_k` best (document index, normalised score) pairs with a score above zero.
 
         Equal to ranking `scores` (up to ties) whenever the search ends before reading
@@ -242,8 +237,7 @@ class LexicalIndex:
         self._score_exactly(hopeful, term_ids, without_variants, scored)
         best = scored.best(top_k)
         return [
-            (int(doc), min(float(raw) / ideal, 1.0))
-            for doc, raw in zip(scored.docs[best], scored.raw[best]) if raw > 0
+            (int(doc), min(float(raw) / ideal, 1.0)) for doc, raw in zip(scored.docs[best], scored.raw[best]) if raw > 0
         ]
 
     def _read_postings(
@@ -309,9 +303,7 @@ class LexicalIndex:
         yield array  # not returned when the caller raises: its slots may not be zero
         free.append(array)
 
-    def score_documents(
-        self, query: str, docs: np.ndarray, *, without_variants: Collection[int] = ()
-    ) -> np.ndarray:
+    def score_documents(self, query: str, docs: np.ndarray, *, without_variants: Collection[int] = ()) -> np.ndarray:
         """Normalised BM25 scores of the given documents only (what `scores` would give them)."""
         docs = np.asarray(docs, dtype=np.int64)
         query_terms = self._query_terms(query)
@@ -326,9 +318,7 @@ class LexicalIndex:
         terms = set(tokenize(query))
         if not terms or not len(self):
             return None
-        term_ids = np.array(
-            sorted(self._vocabulary[t] for t in terms if t in self._vocabulary), dtype=np.int64
-        )
+        term_ids = np.array(sorted(self._vocabulary[t] for t in terms if t in self._vocabulary), dtype=np.int64)
         ideal = float(self._idf[term_ids].sum()) + self._unseen_idf * (len(terms) - len(term_ids))
         return term_ids, ideal
 
@@ -345,9 +335,7 @@ class LexicalIndex:
         tf[np.searchsorted(term_ids, terms), rows] = frequencies
         return tf
 
-    def _document_terms(
-        self, term_ids: np.ndarray, docs: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _document_terms(self, term_ids: np.ndarray, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(position in `docs`, term id, frequency) of each of `term_ids` that the documents hold."""
         matrix = self._doc_terms
         if not len(term_ids):
@@ -414,9 +402,7 @@ class LexicalIndex:
                 rows.append(row)
         return np.frombuffer(rows, dtype=np.int64), np.frombuffer(columns, dtype=np.int64)
 
-    def _count_matrix(
-        self, tokens: tuple[np.ndarray, np.ndarray], n_rows: int
-    ) -> sparse.csr_matrix:
+    def _count_matrix(self, tokens: tuple[np.ndarray, np.ndarray], n_rows: int) -> sparse.csr_matrix:
         rows, columns = tokens
         matrix = sparse.csr_matrix(
             (np.ones(len(rows), dtype=np.float32), (rows, columns)),

@@ -155,8 +155,11 @@ class FaissRetriever:
         that entry did not exist.
         """
         return self.search_many(
-            [text], np.asarray(vector).reshape(1, -1), top_k=top_k,
-            exclude_questions=[exclude_question], exclude_entries=[exclude_entry],
+            [text],
+            np.asarray(vector).reshape(1, -1),
+            top_k=top_k,
+            exclude_questions=[exclude_question],
+            exclude_entries=[exclude_entry],
         )[0]
 
     def search_many(
@@ -192,9 +195,7 @@ class FaissRetriever:
             return [[] for _ in texts]
         queries = normalised_rows(vectors, "query vectors")
         if queries.shape[1] != self.dimension:
-            raise ValueError(
-                f"query vectors have dimension {queries.shape[1]}, the index has {self.dimension}"
-            )
+            raise ValueError(f"query vectors have dimension {queries.shape[1]}, the index has {self.dimension}")
 
         absent = frozenset(absent_entries)
         absent_rows = self._entry_rows(absent)
@@ -327,13 +328,10 @@ class FaissRetriever:
         if vectors.ndim != 2:
             if variant_count == 0 and vectors.size == 0:
                 return np.zeros((0, 0), dtype=np.float32)
-            raise ValueError(
-                f"question_vectors must be a 2-D array (variants x dimension), got shape {vectors.shape}"
-            )
+            raise ValueError(f"question_vectors must be a 2-D array (variants x dimension), got shape {vectors.shape}")
         if len(vectors) != variant_count:
             raise ValueError(
                 f"question_vectors has {len(vectors)} rows but the entries have {variant_count} "
                 "question variants; need one row per variant, in entry then question order"
             )
         return vectors
-

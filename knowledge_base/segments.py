@@ -79,8 +79,9 @@ class DeltaSegment:
                 positions, frequencies = postings.setdefault(term, ([], []))
                 positions.append(position)
                 frequencies.append(frequency)
-        self._postings = {term: (np.array(positions), np.array(frequencies))
-                          for term, (positions, frequencies) in postings.items()}
+        self._postings = {
+            term: (np.array(positions), np.array(frequencies)) for term, (positions, frequencies) in postings.items()
+        }
         # The collection a full rebuild would see, but for the hidden entries' old documents.
         self._base_statistics = base_statistics
         self._own_statistics = LexicalStatistics.of(documents)
@@ -97,8 +98,7 @@ class DeltaSegment:
     def entries(self) -> list[KBEntry]:
         return list(self._entries)
 
-    def search(self, text: str, query: np.ndarray, top_k: int, *,
-               without: Collection[str] = ()) -> list[Candidate]:
+    def search(self, text: str, query: np.ndarray, top_k: int, *, without: Collection[str] = ()) -> list[Candidate]:
         """The `top_k` best entries for a normalised query vector, best first, none of `without`."""
         if self._index is None:
             return []
@@ -113,11 +113,16 @@ class DeltaSegment:
         for i in ranked[:top_k]:
             start, end = self._starts[i], self._starts[i + 1]
             matched = int(np.argmax(similarities[start:end]))
-            candidates.append(Candidate(
-                entry_id=self._entries[i].id, title=self._entries[i].title, score=float(scores[i]),
-                dense=float(dense[i]), lexical=float(lexical[i]),
-                matched_question=self._entries[i].questions[matched],
-            ))
+            candidates.append(
+                Candidate(
+                    entry_id=self._entries[i].id,
+                    title=self._entries[i].title,
+                    score=float(scores[i]),
+                    dense=float(dense[i]),
+                    lexical=float(lexical[i]),
+                    matched_question=self._entries[i].questions[matched],
+                )
+            )
         return candidates
 
     def _lexical_scores(self, text: str) -> np.ndarray:
@@ -135,8 +140,9 @@ class DeltaSegment:
         return np.clip(scores / ideal, 0.0, 1.0)
 
     def _idf(self, term: str) -> float:
-        frequency = (self._base_statistics.document_frequency.get(term, 0)
-                     + self._own_statistics.document_frequency.get(term, 0))
+        frequency = self._base_statistics.document_frequency.get(term, 0) + self._own_statistics.document_frequency.get(
+            term, 0
+        )
         return idf(self._documents, frequency)
 
 
@@ -165,8 +171,9 @@ class SegmentedRetriever:
             raise KeyError(f"no knowledge-base entry with id {entry_id!r} in this index")
         return self._base.entry(entry_id)
 
-    def search(self, text: str, vector: np.ndarray, *, top_k: int = 5,
-               exclude_entry: str | None = None) -> list[Candidate]:
+    def search(
+        self, text: str, vector: np.ndarray, *, top_k: int = 5, exclude_entry: str | None = None
+    ) -> list[Candidate]:
         """The `top_k` best entries for one query, best first, ranked as if `exclude_entry`
         did not exist."""
         vectors = np.asarray(vector).reshape(1, -1)
@@ -186,8 +193,9 @@ class SegmentedRetriever:
         if exclude_entries is None:
             exclude_entries = [None] * len(texts)
         if len(exclude_entries) != len(texts):
-            raise ValueError(f"search_many needs as many exclude_entries ({len(exclude_entries)}) "
-                             f"as texts ({len(texts)})")
+            raise ValueError(
+                f"search_many needs as many exclude_entries ({len(exclude_entries)}) as texts ({len(texts)})"
+            )
         absent = frozenset(absent_entries)
         left_out = [absent if entry is None else absent | {entry} for entry in exclude_entries]
         for entry_id in frozenset().union(*left_out):
@@ -198,13 +206,20 @@ class SegmentedRetriever:
             return from_base
         queries = normalised_rows(vectors, "query vectors")
         return [
-            sorted(base + self._delta.search(text, query, top_k, without=without),
-                   key=lambda c: (-c.score, c.entry_id))[:top_k]
+            sorted(
+                base + self._delta.search(text, query, top_k, without=without), key=lambda c: (-c.score, c.entry_id)
+            )[:top_k]
             for text, query, base, without in zip(texts, queries, from_base, left_out)
         ]
 
-    def _base_search(self, texts: Sequence[str], vectors: np.ndarray, top_k: int,
-                     exclude_entries: Sequence[str | None], absent: frozenset[str]) -> list[list[Candidate]]:
+    def _base_search(
+        self,
+        texts: Sequence[str],
+        vectors: np.ndarray,
+        top_k: int,
+        exclude_entries: Sequence[str | None],
+        absent: frozenset[str],
+    ) -> list[list[Candidate]]:
         """The base's `top_k` best per query without hidden entries, asking it for more while
         hidden ones crowd them out. The base leaves out the given entries it holds (a stale copy
         of a changed entry included); the others are the delta's."""
@@ -212,7 +227,9 @@ class SegmentedRetriever:
         wanted = top_k
         while True:
             found = base.search_many(
-                texts, vectors, wanted,
+                texts,
+                vectors,
+                wanted,
                 exclude_entries=[entry if entry in base else None for entry in exclude_entries],
                 absent_entries=[entry for entry in absent if entry in base],
             )

@@ -191,9 +191,14 @@ class EntryVersion:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "entry_id": self.entry_id, "version": self.version, "status": self.status.value,
-            "content": self.content, "actor": self.actor, "action": self.action,
-            "comment": self.comment, "created_at": self.created_at.isoformat(),
+            "entry_id": self.entry_id,
+            "version": self.version,
+            "status": self.status.value,
+            "content": self.content,
+            "actor": self.actor,
+            "action": self.action,
+            "comment": self.comment,
+            "created_at": self.created_at.isoformat(),
         }
 
 
@@ -227,9 +232,7 @@ class KnowledgeBaseStore:
                 _replace_questions(session, entry.id, entry.questions)
                 _add_version(session, entry, actor, action or "create", comment, now)
                 return True
-            row = session.scalars(
-                select(KBEntryRow).where(KBEntryRow.id == entry.id).with_for_update()
-            ).one()
+            row = session.scalars(select(KBEntryRow).where(KBEntryRow.id == entry.id).with_for_update()).one()
             stored = _to_entry(row, _questions_of(session, [entry.id])[entry.id])
             if _content(stored) == _content(entry):
                 return False
@@ -266,9 +269,7 @@ class KnowledgeBaseStore:
         such entry, InvalidTransition if the lifecycle does not allow the move."""
         new_status = EntryStatus(status)
         with self._sessions.begin() as session:
-            row = session.scalars(
-                select(KBEntryRow).where(KBEntryRow.id == entry_id).with_for_update()
-            ).one_or_none()
+            row = session.scalars(select(KBEntryRow).where(KBEntryRow.id == entry_id).with_for_update()).one_or_none()
             if row is None:
                 raise KeyError(f"no knowledge-base entry with id {entry_id!r}")
             changed = row.status != new_status.value
@@ -285,7 +286,8 @@ class KnowledgeBaseStore:
         """Every version of an entry, oldest first (empty for an unknown id)."""
         with self._sessions() as session:
             rows = session.scalars(
-                select(KBEntryVersionRow).where(KBEntryVersionRow.entry_id == entry_id)
+                select(KBEntryVersionRow)
+                .where(KBEntryVersionRow.entry_id == entry_id)
                 .order_by(KBEntryVersionRow.version)
             )
             return [_to_version(row) for row in rows]
@@ -296,7 +298,8 @@ class KnowledgeBaseStore:
             content = session.scalar(
                 select(KBEntryVersionRow.content)
                 .where(KBEntryVersionRow.entry_id == entry.id, KBEntryVersionRow.actor == actor)
-                .order_by(KBEntryVersionRow.version.desc()).limit(1)
+                .order_by(KBEntryVersionRow.version.desc())
+                .limit(1)
             )
         return content == _versioned_content(entry)
 
@@ -310,8 +313,7 @@ class KnowledgeBaseStore:
         if chosen is None:
             raise KeyError(f"knowledge-base entry {entry_id!r} has no version {version}")
         restored = entry_from_content(entry_id, current.status, chosen.content)
-        self._write(restored, actor=actor, comment=comment or f"restored version {version}",
-                    action="restore")
+        self._write(restored, actor=actor, comment=comment or f"restored version {version}", action="restore")
         return self.get(entry_id) or restored
 
     def change_count(self) -> int:
@@ -321,28 +323,29 @@ class KnowledgeBaseStore:
         with self._sessions() as session:
             return session.scalar(select(func.count()).select_from(KBEntryVersionRow)) or 0
 
-    def changes_after(
-        self, change_id: int, pending: Sequence[int] = ()
-    ) -> builtins.list[tuple[int, str]]:
+    def changes_after(self, change_id: int, pending: Sequence[int] = ()) -> builtins.list[tuple[int, str]]:
         """(change id, entry id) of the committed changes with an id above `change_id` or in
         `pending`, by id. A change id is its version row's id: unique and growing, but on
         PostgreSQL a lower id can commit after a higher one, so readers keep the ids they skipped
         (`pending`) and ask for them again."""
         columns = select(KBEntryVersionRow.id, KBEntryVersionRow.entry_id)
         with self._sessions() as session:
-            found = {row.id: row.entry_id for row in session.execute(
-                columns.where(KBEntryVersionRow.id > change_id))}
+            found = {row.id: row.entry_id for row in session.execute(columns.where(KBEntryVersionRow.id > change_id))}
             for ids in _batches(list(pending)):
-                found.update((row.id, row.entry_id) for row in session.execute(
-                    columns.where(KBEntryVersionRow.id.in_(ids))))
+                found.update(
+                    (row.id, row.entry_id) for row in session.execute(columns.where(KBEntryVersionRow.id.in_(ids)))
+                )
         return sorted(found.items())
 
     def entries(self, entry_ids: Sequence[str]) -> builtins.list[KBEntry]:
         """The entries with those ids, whatever their status, ordered by id; unknown ids are left out."""
         with self._sessions() as session:
             return sorted(
-                (entry for ids in _batches(list(entry_ids))
-                 for entry in _load_entries(session, select(KBEntryRow).where(KBEntryRow.id.in_(ids)))),
+                (
+                    entry
+                    for ids in _batches(list(entry_ids))
+                    for entry in _load_entries(session, select(KBEntryRow).where(KBEntryRow.id.in_(ids)))
+                ),
                 key=lambda entry: entry.id,
             )
 
@@ -350,9 +353,11 @@ class KnowledgeBaseStore:
         """Every version of those entries with its change id (see `changes_after`), by change id."""
         with self._sessions() as session:
             return sorted(
-                ((row.id, _to_version(row)) for ids in _batches(list(entry_ids))
-                 for row in session.scalars(
-                     select(KBEntryVersionRow).where(KBEntryVersionRow.entry_id.in_(ids)))),
+                (
+                    (row.id, _to_version(row))
+                    for ids in _batches(list(entry_ids))
+                    for row in session.scalars(select(KBEntryVersionRow).where(KBEntryVersionRow.entry_id.in_(ids)))
+                ),
                 key=lambda pair: pair[0],
             )
 
@@ -363,9 +368,7 @@ class KnowledgeBaseStore:
         with self._sessions() as session:
             for hashes in _batches(list(texts_by_hash)):
                 rows = session.scalars(
-                    select(EmbeddingRow).where(
-                        EmbeddingRow.encoder == encoder, EmbeddingRow.text_hash.in_(hashes)
-                    )
+                    select(EmbeddingRow).where(EmbeddingRow.encoder == encoder, EmbeddingRow.text_hash.in_(hashes))
                 )
                 for row in rows:
                     vector = np.frombuffer(row.vector, dtype=_VECTOR_DTYPE)
@@ -448,22 +451,31 @@ def _check_transition(entry_id: str, old: EntryStatus, new: EntryStatus) -> None
         )
 
 
-def _add_version(
-    session: Session, entry: KBEntry, actor: str, action: str, comment: str, now: datetime
-) -> None:
-    latest = session.scalar(
-        select(func.max(KBEntryVersionRow.version)).where(KBEntryVersionRow.entry_id == entry.id)
+def _add_version(session: Session, entry: KBEntry, actor: str, action: str, comment: str, now: datetime) -> None:
+    latest = session.scalar(select(func.max(KBEntryVersionRow.version)).where(KBEntryVersionRow.entry_id == entry.id))
+    session.add(
+        KBEntryVersionRow(
+            entry_id=entry.id,
+            version=(latest or 0) + 1,
+            status=EntryStatus(entry.status).value,
+            content=_versioned_content(entry),
+            actor=actor or SYSTEM_ACTOR,
+            action=action,
+            comment=comment,
+            created_at=now,
+        )
     )
-    session.add(KBEntryVersionRow(
-        entry_id=entry.id, version=(latest or 0) + 1, status=EntryStatus(entry.status).value,
-        content=_versioned_content(entry), actor=actor or SYSTEM_ACTOR, action=action, comment=comment, created_at=now,
-    ))
 
 
 def _to_version(row: KBEntryVersionRow) -> EntryVersion:
     return EntryVersion(
-        entry_id=row.entry_id, version=row.version, status=EntryStatus(row.status),
-        content=dict(row.content), actor=row.actor, action=row.action, comment=row.comment,
+        entry_id=row.entry_id,
+        version=row.version,
+        status=EntryStatus(row.status),
+        content=dict(row.content),
+        actor=row.actor,
+        action=row.action,
+        comment=row.comment,
         created_at=row.created_at,
     )
 
@@ -579,9 +591,7 @@ def _mentions(text: str) -> ColumnElement[bool]:
 def _embedding_row(encoder: str, text: str, vector: np.ndarray) -> dict[str, Any]:
     values = np.asarray(vector, dtype=_VECTOR_DTYPE)
     if values.ndim != 1:
-        raise ValueError(
-            f"vector for text {text[:60]!r} has shape {values.shape}; expected one dimension"
-        )
+        raise ValueError(f"vector for text {text[:60]!r} has shape {values.shape}; expected one dimension")
     return {
         "encoder": encoder,
         "text_hash": _text_hash(text),

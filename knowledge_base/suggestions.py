@@ -55,23 +55,41 @@ class Suggestion:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "ticket_id": self.ticket_id, "questions": list(self.questions),
-            "answer": self.answer, "agent": self.agent, "status": self.status,
-            "entry_id": self.entry_id, "reviewer": self.reviewer, "reason": self.reason,
+            "id": self.id,
+            "ticket_id": self.ticket_id,
+            "questions": list(self.questions),
+            "answer": self.answer,
+            "agent": self.agent,
+            "status": self.status,
+            "entry_id": self.entry_id,
+            "reviewer": self.reviewer,
+            "reason": self.reason,
             "created_at": self.created_at.isoformat(),
         }
 
 
 def add_suggestion(
-    session: Session, ticket_id: str, questions: list[str], answer: str, agent: str, redactor: Redactor,
+    session: Session,
+    ticket_id: str,
+    questions: list[str],
+    answer: str,
+    agent: str,
+    redactor: Redactor,
     sender_id: str | None,
 ) -> int:
     """In `session`: a pending suggestion from the ticket `ticket_id` of the customer `sender_id`
     (kept so an erasure finds it), PII redacted by `redactor`. Returns its id."""
     # Redacted before it is stored: an editor may approve it unedited for every customer to see.
     questions, answer = [redactor.redact(q) for q in questions], redactor.redact(answer)
-    row = KBSuggestionRow(ticket_id=ticket_id, questions=questions, answer=answer, agent=agent,
-                          status=SuggestionStatus.PENDING, created_at=datetime.now(UTC), sender_id=sender_id)
+    row = KBSuggestionRow(
+        ticket_id=ticket_id,
+        questions=questions,
+        answer=answer,
+        agent=agent,
+        status=SuggestionStatus.PENDING,
+        created_at=datetime.now(UTC),
+        sender_id=sender_id,
+    )
     session.add(row)
     session.flush()
     return row.id
@@ -103,19 +121,27 @@ class Suggestions:
             return [_to_suggestion(row) for row in session.scalars(query)]
 
     def approve(
-        self, suggestion_id: int, editor: str, *,
-        questions: builtins.list[str] | None = None, answer: str | None = None,
+        self,
+        suggestion_id: int,
+        editor: str,
+        *,
+        questions: builtins.list[str] | None = None,
+        answer: str | None = None,
     ) -> KBEntry:
         """Publish the suggestion (as edited by `editor`) as entry `handoff:<ticket>`."""
         suggestion = self.get(suggestion_id)
         # An editor's changes are redacted too; the suggestion itself already was.
-        entry = self._redactor.redact_entry(KBEntry(
-            id=f"handoff:{suggestion.ticket_id}",
-            questions=[q.strip() for q in (questions or suggestion.questions) if q.strip()],
-            answer=(answer if answer is not None else suggestion.answer).strip(),
-            tags=[FROM_HANDOFF_TAG], status=EntryStatus.PUBLISHED,
-            source=f"handoff:{suggestion.ticket_id}", author=suggestion.agent,
-        ))
+        entry = self._redactor.redact_entry(
+            KBEntry(
+                id=f"handoff:{suggestion.ticket_id}",
+                questions=[q.strip() for q in (questions or suggestion.questions) if q.strip()],
+                answer=(answer if answer is not None else suggestion.answer).strip(),
+                tags=[FROM_HANDOFF_TAG],
+                status=EntryStatus.PUBLISHED,
+                source=f"handoff:{suggestion.ticket_id}",
+                author=suggestion.agent,
+            )
+        )
         if not entry.answer:
             raise Rejected("the answer is empty")
         # Claimed first, so two editors can't both approve; given back if publishing fails.
@@ -136,12 +162,15 @@ class Suggestions:
 
     def _review(self, suggestion_id: int, status: str, editor: str, **values: Any) -> None:
         with self._sessions.begin() as session:
-            done = cast(CursorResult[Any], session.execute(
-                update(KBSuggestionRow)
-                .where(KBSuggestionRow.id == suggestion_id, KBSuggestionRow.status == SuggestionStatus.PENDING)
-                .values(status=status, reviewer=editor, reviewed_at=datetime.now(UTC), **values)
-                .execution_options(synchronize_session=False)
-            )).rowcount
+            done = cast(
+                CursorResult[Any],
+                session.execute(
+                    update(KBSuggestionRow)
+                    .where(KBSuggestionRow.id == suggestion_id, KBSuggestionRow.status == SuggestionStatus.PENDING)
+                    .values(status=status, reviewer=editor, reviewed_at=datetime.now(UTC), **values)
+                    .execution_options(synchronize_session=False)
+                ),
+            ).rowcount
         if not done:
             current = self.get(suggestion_id)  # raises SuggestionNotFound for an unknown id
             raise SuggestionConflict(f"suggestion {suggestion_id} is already {current.status}")
@@ -149,7 +178,8 @@ class Suggestions:
     def _reopen(self, suggestion_id: int) -> None:
         with self._sessions.begin() as session:
             session.execute(
-                update(KBSuggestionRow).where(KBSuggestionRow.id == suggestion_id)
+                update(KBSuggestionRow)
+                .where(KBSuggestionRow.id == suggestion_id)
                 .values(status=SuggestionStatus.PENDING, reviewer=None, reviewed_at=None, entry_id=None)
                 .execution_options(synchronize_session=False)
             )
@@ -157,7 +187,14 @@ class Suggestions:
 
 def _to_suggestion(row: KBSuggestionRow) -> Suggestion:
     return Suggestion(
-        id=row.id, ticket_id=row.ticket_id, questions=list(row.questions), answer=row.answer,
-        agent=row.agent, status=row.status, entry_id=row.entry_id, reviewer=row.reviewer,
-        reason=row.reason, created_at=row.created_at,
+        id=row.id,
+        ticket_id=row.ticket_id,
+        questions=list(row.questions),
+        answer=row.answer,
+        agent=row.agent,
+        status=row.status,
+        entry_id=row.entry_id,
+        reviewer=row.reviewer,
+        reason=row.reason,
+        created_at=row.created_at,
     )

@@ -39,7 +39,9 @@ class EntryUsage:
     def counts(self) -> dict[str, Any]:
         """The counters as the API gives them (`usage` of an entry)."""
         return {
-            "served": self.served, "helpful": self.helpful, "unhelpful": self.unhelpful,
+            "served": self.served,
+            "helpful": self.helpful,
+            "unhelpful": self.unhelpful,
             "last_served_at": None if self.last_served_at is None else self.last_served_at.isoformat(),
         }
 
@@ -53,8 +55,12 @@ class UsageLine:
     usage: EntryUsage
 
     def as_dict(self) -> dict[str, Any]:
-        return {"entry_id": self.usage.entry_id, "question": self.question, "status": self.status,
-                **self.usage.counts()}
+        return {
+            "entry_id": self.usage.entry_id,
+            "question": self.question,
+            "status": self.status,
+            **self.usage.counts(),
+        }
 
 
 def count_served(session: Session, entry_id: str) -> None:
@@ -62,15 +68,22 @@ def count_served(session: Session, entry_id: str) -> None:
     _bump(session, entry_id, "served")
 
 
-def record_feedback(
-    session: Session, *, answer_id: str, entry_id: str, sender_id: str, helpful: bool
-) -> bool:
+def record_feedback(session: Session, *, answer_id: str, entry_id: str, sender_id: str, helpful: bool) -> bool:
     """In the turn's transaction: count a press on answer `answer_id`; False (nothing counted)
     when that answer already had one."""
-    first = insert_missing(session, KBFeedbackRow, [{
-        "answer_id": answer_id, "entry_id": entry_id, "sender_id": sender_id, "helpful": helpful,
-        "created_at": datetime.now(UTC),
-    }])
+    first = insert_missing(
+        session,
+        KBFeedbackRow,
+        [
+            {
+                "answer_id": answer_id,
+                "entry_id": entry_id,
+                "sender_id": sender_id,
+                "helpful": helpful,
+                "created_at": datetime.now(UTC),
+            }
+        ],
+    )
     if first:
         _bump(session, entry_id, "helpful" if helpful else "unhelpful")
     return bool(first)
@@ -78,10 +91,17 @@ def record_feedback(
 
 def _bump(session: Session, entry_id: str, counter: Counter) -> None:
     now = datetime.now(UTC)
-    session.execute(_upsert(session.get_bind().dialect.name, counter), {
-        "entry_id": entry_id, "served": 0, "helpful": 0, "unhelpful": 0, counter: 1,
-        "last_served_at": now if counter == "served" else None,
-    })
+    session.execute(
+        _upsert(session.get_bind().dialect.name, counter),
+        {
+            "entry_id": entry_id,
+            "served": 0,
+            "helpful": 0,
+            "unhelpful": 0,
+            counter: 1,
+            "last_served_at": now if counter == "served" else None,
+        },
+    )
 
 
 @functools.cache

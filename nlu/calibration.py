@@ -46,10 +46,7 @@ def fit_temperature(logits: np.ndarray, label_idx: np.ndarray) -> float:
     logits = np.asarray(logits, dtype=np.float64)
     labels = np.asarray(label_idx, dtype=np.int64)
     if logits.ndim != 2 or labels.shape != (logits.shape[0],):
-        raise ValueError(
-            f"fit_temperature needs logits (n, k) and labels (n,), got {logits.shape} and "
-            f"{labels.shape}"
-        )
+        raise ValueError(f"fit_temperature needs logits (n, k) and labels (n,), got {logits.shape} and {labels.shape}")
     if logits.shape[0] == 0:
         raise ValueError("fit_temperature needs at least one example")
     if labels.min() < 0 or labels.max() >= logits.shape[1]:

@@ -62,7 +62,7 @@ class _LinearHead:
         columns = self._coef_columns
         logits = embeddings @ columns[: embeddings.shape[1]] + self.intercept
         if lexical is not None:
-            logits += np.asarray(lexical @ columns[embeddings.shape[1]:])
+            logits += np.asarray(lexical @ columns[embeddings.shape[1] :])
         return logits
 
 
@@ -108,9 +108,7 @@ def _fit_parts(
     regularization: float,
 ) -> tuple[LexicalFeatures | None, _LinearHead]:
     lexical = LexicalFeatures.fit(texts) if lexical_features else None
-    head = _fit_head(
-        _features(lexical, texts, embeddings), label_idx, n_classes, regularization=regularization
-    )
+    head = _fit_head(_features(lexical, texts, embeddings), label_idx, n_classes, regularization=regularization)
     return lexical, head
 
 
@@ -151,8 +149,12 @@ class _HeldOut:
 
 
 def _predict_held_out(
-    model: tuple[LexicalFeatures | None, _LinearHead], held: np.ndarray, texts: Sequence[str],
-    embeddings: np.ndarray, label_idx: np.ndarray, n_classes: int,
+    model: tuple[LexicalFeatures | None, _LinearHead],
+    held: np.ndarray,
+    texts: Sequence[str],
+    embeddings: np.ndarray,
+    label_idx: np.ndarray,
+    n_classes: int,
 ) -> _HeldOut:
     """`model` (fitted on the examples outside the mask `held`) on the examples inside it."""
     rows = np.flatnonzero(held)
@@ -180,15 +182,11 @@ def stratified_folds(label_idx: np.ndarray, n_folds: int, seed: int) -> np.ndarr
     return folds
 
 
-def intent_groups(
-    n_classes: int, n_groups: int, seed: int, always_trained: frozenset[int]
-) -> list[np.ndarray]:
+def intent_groups(n_classes: int, n_groups: int, seed: int, always_trained: frozenset[int]) -> list[np.ndarray]:
     """Classes split into up to `n_groups` groups to hold out, one group per model; classes in
     `always_trained` are never held out. Empty when holding out a group would leave fewer than two
     classes to learn."""
-    eligible = np.random.default_rng(seed).permutation(
-        [c for c in range(n_classes) if c not in always_trained]
-    )
+    eligible = np.random.default_rng(seed).permutation([c for c in range(n_classes) if c not in always_trained])
     groups = [group for group in np.array_split(eligible, min(n_groups, len(eligible))) if len(group)]
     if not groups or n_classes - max(len(group) for group in groups) < 2:
         return []
@@ -280,24 +278,31 @@ class CalibratedIntentClassifier:
             raise ValueError(f"got {len(texts)} texts but {len(labels)} labels")
         classes = sorted(set(labels))
         if len(classes) < 2:
-            raise ValueError(
-                f"an intent classifier needs at least 2 intents, got {len(classes)}: {classes}"
-            )
+            raise ValueError(f"an intent classifier needs at least 2 intents, got {len(classes)}: {classes}")
         report = progress or (lambda _message: None)
         class_index = {name: i for i, name in enumerate(classes)}
         label_idx = np.array([class_index[label] for label in labels], dtype=np.int64)
 
         n_folds = min(self.calibration_folds, len(texts))  # every fold gets an example
         folds = stratified_folds(label_idx, n_folds, self.random_state)
-        groups = intent_groups(
-            len(classes), self.calibration_folds, self.random_state,
-            frozenset(class_index[name] for name in always_trained if name in class_index),
-        ) if unseen_topic_share > 0 else []
+        groups = (
+            intent_groups(
+                len(classes),
+                self.calibration_folds,
+                self.random_state,
+                frozenset(class_index[name] for name in always_trained if name in class_index),
+            )
+            if unseen_topic_share > 0
+            else []
+        )
         group_members = [np.isin(label_idx, group) for group in groups]
         # The fold models, the models without a group of intents and the final model are
         # independent: fit them side by side.
-        subsets = ([folds != fold for fold in range(n_folds)] + [~members for members in group_members]
-                   + [np.ones(len(texts), dtype=bool)])
+        subsets = (
+            [folds != fold for fold in range(n_folds)]
+            + [~members for members in group_members]
+            + [np.ones(len(texts), dtype=bool)]
+        )
         workers = min(len(subsets), os.cpu_count() or 1)
         without_groups = f", {len(groups)} models each without a group of intents," if groups else ""
         report(f"fitting {n_folds} calibration folds{without_groups} and the final model on {workers} cores")
@@ -312,11 +317,17 @@ class CalibratedIntentClassifier:
             )
             for subset in subsets
         )
-        def predicted(models: Sequence[tuple[LexicalFeatures | None, _LinearHead]],
-                      held: Sequence[np.ndarray]) -> _HeldOut:
+
+        def predicted(
+            models: Sequence[tuple[LexicalFeatures | None, _LinearHead]], held: Sequence[np.ndarray]
+        ) -> _HeldOut:
             return _HeldOut.joined(
-                [_predict_held_out(model, rows, texts, embeddings, label_idx, len(classes))
-                 for model, rows in zip(models, held)], len(classes))
+                [
+                    _predict_held_out(model, rows, texts, embeddings, label_idx, len(classes))
+                    for model, rows in zip(models, held)
+                ],
+                len(classes),
+            )
 
         seen = predicted(fitted[:n_folds], [folds == fold for fold in range(n_folds)]).in_row_order()
         unseen = predicted(fitted[n_folds:-1], group_members)
@@ -325,9 +336,7 @@ class CalibratedIntentClassifier:
         # for its label; it says nothing about temperature, but stays in the returned (honest)
         # out-of-fold probabilities as a miss.
         usable = np.isfinite(seen.logits[np.arange(len(texts)), label_idx])
-        self.temperature = (
-            fit_temperature(seen.logits[usable], label_idx[usable]) if usable.any() else 1.0
-        )
+        self.temperature = fit_temperature(seen.logits[usable], label_idx[usable]) if usable.any() else 1.0
         probabilities = softmax(seen.logits, self.temperature)
         unseen_probabilities = softmax(unseen.logits, self.temperature)
         seen_nearest, unseen_nearest = seen.nearest_to_top(probabilities), unseen.nearest_to_top(unseen_probabilities)
@@ -335,20 +344,29 @@ class CalibratedIntentClassifier:
         # No unseen topics expected (or too few intents to hold any out): the temperature-scaled
         # probabilities are the confidences, as they are calibrated on known topics.
         seen_weight, unseen_weight = traffic_weights(len(texts), len(unseen.rows), unseen_topic_share)
-        self.known_topic = KnownTopicCalibration.identity() if not groups else fit_known_topic_calibration(
-            HeldOutScores(
-                top_probability=np.concatenate([probabilities.max(axis=1), unseen_probabilities.max(axis=1)]),
-                nearest=np.concatenate([seen_nearest, unseen_nearest]),
-                correct=np.concatenate([probabilities.argmax(axis=1) == label_idx,
-                                        np.zeros(len(unseen.rows), dtype=bool)]),
-                weights=np.concatenate([np.full(len(texts), seen_weight), np.full(len(unseen.rows), unseen_weight)]),
-            ),
-            target_precision,
+        self.known_topic = (
+            KnownTopicCalibration.identity()
+            if not groups
+            else fit_known_topic_calibration(
+                HeldOutScores(
+                    top_probability=np.concatenate([probabilities.max(axis=1), unseen_probabilities.max(axis=1)]),
+                    nearest=np.concatenate([seen_nearest, unseen_nearest]),
+                    correct=np.concatenate(
+                        [probabilities.argmax(axis=1) == label_idx, np.zeros(len(unseen.rows), dtype=bool)]
+                    ),
+                    weights=np.concatenate(
+                        [np.full(len(texts), seen_weight), np.full(len(unseen.rows), unseen_weight)]
+                    ),
+                ),
+                target_precision,
+            )
         )
         if groups:
-            report(f"open-set calibration: {len(unseen.rows)} messages of held-out intents weighted to "
-                   f"{unseen_topic_share:.0%} of traffic; nearest-example exponent "
-                   f"{self.known_topic.exponent:g}")
+            report(
+                f"open-set calibration: {len(unseen.rows)} messages of held-out intents weighted to "
+                f"{unseen_topic_share:.0%} of traffic; nearest-example exponent "
+                f"{self.known_topic.exponent:g}"
+            )
 
         self.classes = classes
         self._embedding_dim = embeddings.shape[1]
@@ -364,14 +382,10 @@ class CalibratedIntentClassifier:
         )
 
     @staticmethod
-    def _check_inputs(
-        texts: Sequence[str], embeddings: np.ndarray, expected_dim: int | None
-    ) -> np.ndarray:
+    def _check_inputs(texts: Sequence[str], embeddings: np.ndarray, expected_dim: int | None) -> np.ndarray:
         embeddings = np.asarray(embeddings, dtype=np.float64)
         if embeddings.ndim != 2 or embeddings.shape[0] != len(texts):
-            raise ValueError(
-                f"embeddings must be (n_texts, dim) = ({len(texts)}, dim), got {embeddings.shape}"
-            )
+            raise ValueError(f"embeddings must be (n_texts, dim) = ({len(texts)}, dim), got {embeddings.shape}")
         if expected_dim is not None and embeddings.shape[1] != expected_dim:
             raise ValueError(
                 f"embeddings have dimension {embeddings.shape[1]}, but the classifier was trained "
@@ -424,17 +438,18 @@ class CalibratedIntentClassifier:
             "regularization": self.regularization,
             "calibration_folds": self.calibration_folds,
             "random_state": self.random_state,
-            "known_topic": {"exponent": self.known_topic.exponent, "scores": list(self.known_topic.scores),
-                            "probabilities": list(self.known_topic.probabilities)},
+            "known_topic": {
+                "exponent": self.known_topic.exponent,
+                "scores": list(self.known_topic.scores),
+                "probabilities": list(self.known_topic.probabilities),
+            },
         }
         if self._lexical is not None:
             settings["lexical_vocabularies"] = self._lexical.vocabularies()
             for block, idf in self._lexical.idf_arrays().items():
                 arrays[f"idf_{block}"] = idf
         np.savez(directory / ARRAYS_FILE, allow_pickle=False, **arrays)  # loaded without pickle too
-        (directory / SETTINGS_FILE).write_text(
-            json.dumps(settings, ensure_ascii=False), encoding="utf-8"
-        )
+        (directory / SETTINGS_FILE).write_text(json.dumps(settings, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
     def load(cls, directory: Path) -> CalibratedIntentClassifier:
@@ -463,14 +478,10 @@ class CalibratedIntentClassifier:
         try:
             return cls._from_saved(settings, arrays)
         except (KeyError, TypeError, ValueError) as err:
-            raise ClassifierArtifactError(
-                f"{directory}: inconsistent intent classifier artifact ({err!r})"
-            ) from err
+            raise ClassifierArtifactError(f"{directory}: inconsistent intent classifier artifact ({err!r})") from err
 
     @classmethod
-    def _from_saved(
-        cls, settings: dict[str, Any], arrays: dict[str, np.ndarray]
-    ) -> CalibratedIntentClassifier:
+    def _from_saved(cls, settings: dict[str, Any], arrays: dict[str, np.ndarray]) -> CalibratedIntentClassifier:
         classifier = cls(
             lexical_features=bool(settings["lexical_features"]),
             regularization=float(settings["regularization"]),
@@ -483,7 +494,7 @@ class CalibratedIntentClassifier:
         if classifier.lexical_features:
             classifier._lexical = LexicalFeatures.from_state(
                 settings["lexical_vocabularies"],
-                {name[len("idf_"):]: a for name, a in arrays.items() if name.startswith("idf_")},
+                {name[len("idf_") :]: a for name, a in arrays.items() if name.startswith("idf_")},
             )
         lexical_dim = classifier._lexical.dimension if classifier._lexical else 0
         expected = (len(classifier.classes), classifier._embedding_dim + lexical_dim)
@@ -504,9 +515,14 @@ class CalibratedIntentClassifier:
             raise ValueError("known_topic scores and probabilities differ in length")
         if "example_vectors" in arrays:
             vectors, example_labels = arrays["example_vectors"], arrays["example_labels"]
-            if vectors.ndim != 2 or vectors.shape[1] != classifier._embedding_dim \
-                    or example_labels.shape != (len(vectors),):
-                raise ValueError(f"example_vectors {vectors.shape} / example_labels {example_labels.shape} "
-                                 f"do not match embedding dimension {classifier._embedding_dim}")
+            if (
+                vectors.ndim != 2
+                or vectors.shape[1] != classifier._embedding_dim
+                or example_labels.shape != (len(vectors),)
+            ):
+                raise ValueError(
+                    f"example_vectors {vectors.shape} / example_labels {example_labels.shape} "
+                    f"do not match embedding dimension {classifier._embedding_dim}"
+                )
             classifier._nearest = NearestExamples(vectors, example_labels, len(classifier.classes))
         return classifier

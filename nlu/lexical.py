@@ -50,10 +50,7 @@ class _Block:
     def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Columns (sorted, offset applied) and weights of `text`: sublinear tf x idf, L2
         norm, times the block weight."""
-        counts = Counter(
-            column for term in self.analyzer(text)
-            if (column := self.vocabulary.get(term)) is not None
-        )
+        counts = Counter(column for term in self.analyzer(text) if (column := self.vocabulary.get(term)) is not None)
         columns = np.fromiter(sorted(counts), dtype=np.int64, count=len(counts))
         tf = np.fromiter((counts[c] for c in columns.tolist()), dtype=np.float32, count=len(counts))
         values = (np.log(tf) + np.float32(1.0)) * self.idf[columns]
@@ -72,10 +69,14 @@ class LexicalFeatures:
         offset = 0
         for block in _BLOCKS:
             vectorizer = self._vectorizers[block]
-            self._blocks.append(_Block(
-                vectorizer.build_analyzer(), vectorizer.vocabulary_,
-                np.asarray(vectorizer.idf_, dtype=np.float32), offset,
-            ))
+            self._blocks.append(
+                _Block(
+                    vectorizer.build_analyzer(),
+                    vectorizer.vocabulary_,
+                    np.asarray(vectorizer.idf_, dtype=np.float32),
+                    offset,
+                )
+            )
             offset += len(vectorizer.vocabulary_)
 
     def __reduce__(self) -> tuple[type[LexicalFeatures], tuple[dict[str, TfidfVectorizer]]]:
@@ -103,31 +104,28 @@ class LexicalFeatures:
         for the single message a server transforms (benchmarks/README.md, latency).
         """
         rows = [block.row(text) for text in texts for block in self._blocks]
-        indptr = np.concatenate(([0], np.cumsum(
-            [len(values) for _, values in rows], dtype=np.int64)))[::len(self._blocks)]
+        indptr = np.concatenate(([0], np.cumsum([len(values) for _, values in rows], dtype=np.int64)))[
+            :: len(self._blocks)
+        ]
         return sparse.csr_matrix(
-            (np.concatenate([values for _, values in rows] or [np.zeros(0, np.float32)]),
-             np.concatenate([columns for columns, _ in rows] or [np.zeros(0, np.int64)]),
-             indptr),
-            shape=(len(texts), self.dimension), dtype=np.float32,
+            (
+                np.concatenate([values for _, values in rows] or [np.zeros(0, np.float32)]),
+                np.concatenate([columns for columns, _ in rows] or [np.zeros(0, np.int64)]),
+                indptr,
+            ),
+            shape=(len(texts), self.dimension),
+            dtype=np.float32,
         )
 
     def vocabularies(self) -> dict[str, list[str]]:
         """Terms per block, ordered by feature column (JSON-serialisable)."""
-        return {
-            block: sorted(v.vocabulary_, key=v.vocabulary_.__getitem__)
-            for block, v in self._vectorizers.items()
-        }
+        return {block: sorted(v.vocabulary_, key=v.vocabulary_.__getitem__) for block, v in self._vectorizers.items()}
 
     def idf_arrays(self) -> dict[str, np.ndarray]:
-        return {
-            block: np.asarray(v.idf_, dtype=np.float32) for block, v in self._vectorizers.items()
-        }
+        return {block: np.asarray(v.idf_, dtype=np.float32) for block, v in self._vectorizers.items()}
 
     @classmethod
-    def from_state(
-        cls, vocabularies: Mapping[str, Any], idfs: Mapping[str, np.ndarray]
-    ) -> LexicalFeatures:
+    def from_state(cls, vocabularies: Mapping[str, Any], idfs: Mapping[str, np.ndarray]) -> LexicalFeatures:
         """Rebuild from `vocabularies()` + `idf_arrays()`; raises ValueError if they don't fit."""
         vectorizers = {}
         for block in _BLOCKS:

@@ -58,6 +58,6 @@ class NearestExamples:
         if not len(self.vectors):
             return out
         for start in range(0, len(queries), _CHUNK):
-            block = queries[start:start + _CHUNK] @ self.vectors.T
-            out[start:start + _CHUNK, self._present] = np.maximum.reduceat(block, self._starts, axis=1)
+            block = queries[start : start + _CHUNK] @ self.vectors.T
+            out[start : start + _CHUNK, self._present] = np.maximum.reduceat(block, self._starts, axis=1)
         return out

@@ -18,8 +18,7 @@ from collections.abc import Sequence
 # card" or "I need someone to send me money" ask for help, not for a person.
 _QUALIFIER = r"(?:(?:a|an|the|some|one|of|your|real|live|actual|proper|human|customer|bank|support|service|team)\s+)*"
 _PERSON = (
-    _QUALIFIER
-    + r"(?:human(?:\s+being)?s?|person|people|agents?|representatives?|reps?|operators?|"
+    _QUALIFIER + r"(?:human(?:\s+being)?s?|person|people|agents?|representatives?|reps?|operators?|"
     r"advis[eo]rs?|staff(?:\s+members?)?|team\s+members?|members?\s+of\s+(?:staff|(?:your|the)\s+team)|"
     r"managers?|supervisors?|employees?|colleagues?)"
 )
@@ -43,9 +42,7 @@ _PATTERNS = (
     re.compile(rf"^\W*(?:please\s+)?(?:{_PERSON})\s*(?:please|pls|plz|now|asap)?\W*$"),
 )
 # A request the customer turns down: "I don't need an agent", "no need to talk to anyone".
-_NEGATED = re.compile(
-    r"\b(?:don'?t|do\s+not|doesn'?t|didn'?t|won'?t|never|not|no\s+need\s+to|no)\s+(?:\w+\s+){0,3}$"
-)
+_NEGATED = re.compile(r"\b(?:don'?t|do\s+not|doesn'?t|didn'?t|won'?t|never|not|no\s+need\s+to|no)\s+(?:\w+\s+){0,3}$")
 
 
 class PersonRequestDetector:

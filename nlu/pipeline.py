@@ -25,9 +25,7 @@ class Understanding:
 class NLUPipeline:
     """Encoder + calibrated intent classifier + entity extractor."""
 
-    def __init__(
-        self, encoder: Encoder, classifier: CalibratedIntentClassifier, entities: EntityExtractor
-    ) -> None:
+    def __init__(self, encoder: Encoder, classifier: CalibratedIntentClassifier, entities: EntityExtractor) -> None:
         self.encoder = encoder
         self.classifier = classifier
         self.entities = entities
@@ -35,18 +33,13 @@ class NLUPipeline:
     def understand(self, text: str) -> Understanding:
         payload = parse_payload(text)
         if payload is not None:
-            entities = [
-                Entity(name, value, 0, 0, extractor="payload")
-                for name, value in payload.entities.items()
-            ]
+            entities = [Entity(name, value, 0, 0, extractor="payload") for name, value in payload.entities.items()]
             intent = IntentScore(payload.intent, 1.0)
             return Understanding(Parse(text, intent, [intent], entities), None, True)
         vector = self.encoder.encode([text])
         probabilities, confidences = self.classifier.predict([text], vector)
         # Ranked by probability; the open-set confidence keeps that order within a message.
         order = np.argsort(-probabilities[0])[:RANKING_SIZE]
-        ranking = [
-            IntentScore(self.classifier.classes[i], float(confidences[0, i])) for i in order
-        ]
+        ranking = [IntentScore(self.classifier.classes[i], float(confidences[0, i])) for i in order]
         parse = Parse(text, ranking[0], ranking, self.entities.extract(text))
         return Understanding(parse, vector[0], False)

@@ -13,7 +13,7 @@ from crowddesk.nlu.payload import parse_payload
 RATING_ENTITY = "rating"
 THUMBS = {"👍": 5, "👎": 1}
 _STARS = re.compile(r"^(?:⭐|★|\*){1,5}$")
-_SKIN_TONES = re.compile("[\U0001F3FB-\U0001F3FF\uFE0F]")
+_SKIN_TONES = re.compile("[\U0001f3fb-\U0001f3ff\ufe0f]")
 # "4", "4/5", "4 out of 5", "5 stars", "I'd give it a 4", "4 - great": one digit 1-5 that is
 # either the whole answer or followed by a rating cue; other numbers ("I tried 5 times") aren't.
 _NUMBER = re.compile(

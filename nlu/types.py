@@ -67,7 +67,5 @@ class Parse:
             "text": self.text,
             "intent": {"name": self.intent.name, "confidence": self.intent.confidence},
             "entities": [e.as_rasa() for e in self.entities],
-            "intent_ranking": [
-                {"name": s.name, "confidence": s.confidence} for s in self.intent_ranking
-            ],
+            "intent_ranking": [{"name": s.name, "confidence": s.confidence} for s in self.intent_ranking],
         }

@@ -22,6 +22,7 @@ _READ_ONLY = "crowddesk_read_only"  # execution option set by `reader`
 class DatabaseURLError(Rejected, ValueError):
     """A database URL CrowdDesk cannot use. The message never repeats the URL: it may hold a password."""
 
+
 # The only drivers installed with CrowdDesk; a bare backend name means its driver here.
 _SUPPORTED_SCHEMES = {
     "sqlite": "sqlite+pysqlite",
@@ -54,9 +55,7 @@ def _parse_supported(url: str) -> URL:
         parsed = make_url(url)
     except ArgumentError:
         # The text itself may hold a password, so it is not repeated here.
-        raise DatabaseURLError(
-            "database URL is not of the form scheme://[user[:password]@]host/database"
-        ) from None
+        raise DatabaseURLError("database URL is not of the form scheme://[user[:password]@]host/database") from None
     scheme = parsed.drivername
     if scheme not in _SUPPORTED_SCHEMES:
         supported = ", ".join(sorted(_SUPPORTED_SCHEMES))
@@ -68,9 +67,7 @@ def _sqlite_engine(url: URL) -> Engine:
     if url.database in (None, "", ":memory:"):
         # One connection shared by all threads, or each checkout would see its own empty
         # database. It has one transaction state, so this suits serialised use (tests, scripts).
-        engine = create_engine(
-            url, poolclass=StaticPool, connect_args={"check_same_thread": False}
-        )
+        engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url)

@@ -40,9 +40,7 @@ def add_missing_columns(bind: Engine | Connection, metadata: MetaData) -> list[s
                         "recreate the database or migrate it by hand"
                     )
                 kind = column.type.compile(dialect=connection.dialect)
-                connection.exec_driver_sql(
-                    f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'
-                )
+                connection.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}')
                 added.append(f"{table.name}.{column.name}")
     if added:
         logger.info("added columns %s", ", ".join(added))

@@ -10,9 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session
 
 
-def insert_missing(
-    session: Session, mapped: type[DeclarativeBase], rows: Sequence[Mapping[str, Any]]
-) -> int:
+def insert_missing(session: Session, mapped: type[DeclarativeBase], rows: Sequence[Mapping[str, Any]]) -> int:
     """INSERT `rows`, skipping those whose primary or unique key already exists.
 
     Returns how many rows were inserted. Safe against concurrent inserts of the same key on
@@ -25,9 +23,7 @@ def insert_missing(
     # The Core table, not the ORM class: an ORM bulk INSERT does not report its rowcount,
     # and without preserve_rowcount psycopg's INSERT rowcount is not kept either.
     statement = (
-        dialect_insert(cast(Table, mapped.__table__))
-        .on_conflict_do_nothing()
-        .execution_options(preserve_rowcount=True)
+        dialect_insert(cast(Table, mapped.__table__)).on_conflict_do_nothing().execution_options(preserve_rowcount=True)
     )
     result = cast(CursorResult[Any], session.execute(statement, list(rows)))
     return result.rowcount

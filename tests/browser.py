@@ -19,8 +19,12 @@ from tests.demo_bot import API_ACCESS, demo_bot_on_fresh_database, serving
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 
@@ -32,15 +36,18 @@ class LiveServer:
 
 @pytest.fixture(scope="session")
 def live_server(
-    demo_project: Path, demo_training: TrainResult, action_server_url: str,
+    demo_project: Path,
+    demo_training: TrainResult,
+    action_server_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LiveServer]:
     """The demo bot served by uvicorn on an ephemeral loopback port, in a background thread."""
     bot = demo_bot_on_fresh_database(demo_project, demo_training, action_server_url, tmp_path_factory)
     # Open event streams and the web chat's sockets would otherwise hold shutdown until the
     # browser lets go.
-    with serving(create_app(bot, API_ACCESS), log_level="warning", ws="websockets-sansio",
-                 timeout_graceful_shutdown=2) as url:
+    with serving(
+        create_app(bot, API_ACCESS), log_level="warning", ws="websockets-sansio", timeout_graceful_shutdown=2
+    ) as url:
         yield LiveServer(url, bot)
 
 

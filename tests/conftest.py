@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 
 pytest_plugins = [
-    "tests.db_fixtures", "tests.demo_bot", "tests.nlu_fixtures", "tests.browser", "tests.slack_bot",
+    "tests.db_fixtures",
+    "tests.demo_bot",
+    "tests.nlu_fixtures",
+    "tests.browser",
+    "tests.slack_bot",
 ]
 
 _real_connect = socket.socket.connect
@@ -31,4 +35,3 @@ def _loopback_only(self: socket.socket, address: Any) -> Any:
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fail any test that tries to reach the network (a model download, a real platform API)."""
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
-

@@ -90,7 +90,9 @@ def action_server_url(demo_project: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def demo_client(
-    demo_project: Path, demo_training: TrainResult, action_server_url: str,
+    demo_project: Path,
+    demo_training: TrainResult,
+    action_server_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[TestClient]:
     """The demo bot served in-process; tests keep apart by using their own `sender`."""
@@ -100,26 +102,32 @@ def demo_client(
 
 
 def demo_bot_on_fresh_database(
-    demo_project: Path, demo_training: TrainResult, action_server_url: str,
+    demo_project: Path,
+    demo_training: TrainResult,
+    action_server_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Bot:
     """The trained demo bot on an SQLite file of its own, calling the session's action server."""
     database = tmp_path_factory.mktemp("demo-db") / "crowddesk.db"
     return assemble(
-        demo_project, model_dir=demo_training.model_dir,
-        database_url=f"sqlite:///{database}", action_endpoint=action_server_url,
+        demo_project,
+        model_dir=demo_training.model_dir,
+        database_url=f"sqlite:///{database}",
+        action_endpoint=action_server_url,
     )
 
 
-def demo_bot_with_credentials(
-    demo_project: Path, demo_training: TrainResult, folder: Path, credentials: str
-) -> Bot:
+def demo_bot_with_credentials(demo_project: Path, demo_training: TrainResult, folder: Path, credentials: str) -> Bot:
     """The trained demo bot listening on the channels of `credentials` (credentials.yml text),
     with an SQLite file of its own in `folder`."""
     path = folder / "credentials.yml"
     path.write_text(credentials, encoding="utf-8")
-    return assemble(demo_project, model_dir=demo_training.model_dir,
-                    database_url=f"sqlite:///{folder / 'crowddesk.db'}", credentials=path)
+    return assemble(
+        demo_project,
+        model_dir=demo_training.model_dir,
+        database_url=f"sqlite:///{folder / 'crowddesk.db'}",
+        credentials=path,
+    )
 
 
 def agent_headers(bot: Bot) -> dict[str, str]:

@@ -54,12 +54,16 @@ class SlackBot:
         body = event_callback(event, event_id)
         return self.client.post(EVENTS_PATH, content=body, headers={**signed_headers(body), **headers})
 
-    def press(self, channel: str, user: str, action_id: str, value: str, *, message_ts: str = "1.0",
-              user_name: str = "ada") -> httpx.Response:
+    def press(
+        self, channel: str, user: str, action_id: str, value: str, *, message_ts: str = "1.0", user_name: str = "ada"
+    ) -> httpx.Response:
         """Deliver a button press (interactivity), signed as Slack signs it."""
         body = block_actions(channel, user, action_id, value, message_ts=message_ts, user_name=user_name)
-        return self.client.post(INTERACTIVE_PATH, content=body,
-                                headers=signed_headers(body, content_type="application/x-www-form-urlencoded"))
+        return self.client.post(
+            INTERACTIVE_PATH,
+            content=body,
+            headers=signed_headers(body, content_type="application/x-www-form-urlencoded"),
+        )
 
     def posts_to(self, channel: str, count: int = 1) -> list[dict[str, Any]]:
         """Wait for `count` accepted chat.postMessage calls into `channel`; all of them so far."""
@@ -84,7 +88,10 @@ def slack_api() -> Iterator[FakeSlackAPI]:
 
 @pytest.fixture(scope="session")
 def slack_bot(
-    demo_project: Path, demo_training: TrainResult, action_server_url: str, slack_api: FakeSlackAPI,
+    demo_project: Path,
+    demo_training: TrainResult,
+    action_server_url: str,
+    slack_api: FakeSlackAPI,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[SlackBot]:
     folder = tmp_path_factory.mktemp("slack-bot")
@@ -94,8 +101,12 @@ def slack_bot(
         # As in production: the secrets come from the environment, not the file.
         env.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
         env.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
-        bot = assemble(demo_project, model_dir=demo_training.model_dir,
-                       database_url=f"sqlite:///{folder / 'crowddesk.db'}",
-                       action_endpoint=action_server_url, credentials=credentials)
+        bot = assemble(
+            demo_project,
+            model_dir=demo_training.model_dir,
+            database_url=f"sqlite:///{folder / 'crowddesk.db'}",
+            action_endpoint=action_server_url,
+            credentials=credentials,
+        )
     with TestClient(create_app(bot, API_ACCESS)) as client:
         yield SlackBot(client, bot, slack_api)

@@ -19,6 +19,7 @@ def run(client: ActionClient, action: str = "action_check") -> object:
             return await client.run(action, "c1", {"sender_id": "c1", "slots": {}}, {"intents": []})
         finally:
             await client.aclose()
+
     return asyncio.run(go())
 
 
@@ -27,10 +28,13 @@ def test_posts_the_rasa_payload_and_returns_events_and_responses() -> None:
 
     def server(request: httpx.Request) -> httpx.Response:
         seen.append(json.loads(request.content))
-        return httpx.Response(200, json={
-            "events": [{"event": "slot", "name": "order_number", "value": "CD-1"}],
-            "responses": [{"text": "Done"}],
-        })
+        return httpx.Response(
+            200,
+            json={
+                "events": [{"event": "slot", "name": "order_number", "value": "CD-1"}],
+                "responses": [{"text": "Done"}],
+            },
+        )
 
     result = run(ActionClient(URL, transport=httpx.MockTransport(server)))
     assert seen[0]["next_action"] == "action_check" and seen[0]["sender_id"] == "c1"
@@ -50,8 +54,12 @@ def test_retries_server_errors_then_succeeds() -> None:
 
 
 def test_unknown_action_and_persistent_outage_raise_clear_errors() -> None:
-    missing = ActionClient(URL, transport=httpx.MockTransport(
-        lambda r: httpx.Response(404, json={"error": "No registered action found", "action_name": "x"})))
+    missing = ActionClient(
+        URL,
+        transport=httpx.MockTransport(
+            lambda r: httpx.Response(404, json={"error": "No registered action found", "action_name": "x"})
+        ),
+    )
     with pytest.raises(ActionServerError, match="no action named 'action_check'"):
         run(missing)
 

@@ -80,13 +80,16 @@ def test_disabling_puts_their_tickets_back_in_the_queue(db_engine: Engine, agent
     assert (last["event"], last["from_agent"], last["to_agent"]) == ("handoff_transferred", "ana", None)
 
 
-@pytest.mark.parametrize(("agent_id", "name", "password", "error"), [
-    ("ana smith", "Ana", None, "letters, digits"),
-    ("ana/../admin", "Ana", None, "letters, digits"),
-    ("a" * 65, "Ana", None, "1 to 64"),
-    ("ana", "   ", None, "name"),
-    ("ana", "Ana", "short", "at least 8"),
-])
+@pytest.mark.parametrize(
+    ("agent_id", "name", "password", "error"),
+    [
+        ("ana smith", "Ana", None, "letters, digits"),
+        ("ana/../admin", "Ana", None, "letters, digits"),
+        ("a" * 65, "Ana", None, "1 to 64"),
+        ("ana", "   ", None, "name"),
+        ("ana", "Ana", "short", "at least 8"),
+    ],
+)
 def test_accounts_are_checked_before_they_are_stored(
     agents: AgentDirectory, agent_id: str, name: str, password: str | None, error: str
 ) -> None:

@@ -42,16 +42,16 @@ def test_without_a_configured_token_the_routes_refuse_and_say_how_to_configure_o
 ) -> None:
     say(demo_client, sender, "my card number is 4111 1111 1111 1111")
     locked = TestClient(create_app(demo_client.app.state.bot))  # type: ignore[attr-defined]
-    for response in (locked.get(f"/conversations/{sender}/tracker", headers=API_AUTH),
-                     locked.post("/model/parse", json={"text": "hi"}, headers=API_AUTH)):
+    for response in (
+        locked.get(f"/conversations/{sender}/tracker", headers=API_AUTH),
+        locked.post("/model/parse", json={"text": "hi"}, headers=API_AUTH),
+    ):
         assert response.status_code == 401
         assert "4111" not in response.text
         assert TOKEN_ENV in response.json()["error"] and "--auth-token" in response.json()["error"]
 
 
-def test_the_token_is_accepted_as_bearer_header_or_rasa_query_parameter(
-    demo_client: TestClient, sender: str
-) -> None:
+def test_the_token_is_accepted_as_bearer_header_or_rasa_query_parameter(demo_client: TestClient, sender: str) -> None:
     say(demo_client, sender)
     path = f"/conversations/{sender}/tracker"
     assert demo_client.get(path, headers=API_AUTH).json()["sender_id"] == sender
@@ -92,23 +92,35 @@ def test_staff_reads_are_audited_and_a_customers_own_reads_are_not(
 ) -> None:
     say(demo_client, sender)
     for _ in range(3):  # a customer-facing client polling for agent replies
-        assert jwt_client.get(f"/conversations/{sender}/tracker",
-                              headers=signed({"username": sender, "role": "user"})).status_code == 200
-    assert jwt_client.get(f"/conversations/{sender}/tracker",
-                          headers=signed({"username": "ops", "role": "admin"})).status_code == 200
+        assert (
+            jwt_client.get(
+                f"/conversations/{sender}/tracker", headers=signed({"username": sender, "role": "user"})
+            ).status_code
+            == 200
+        )
+    assert (
+        jwt_client.get(
+            f"/conversations/{sender}/tracker", headers=signed({"username": "ops", "role": "admin"})
+        ).status_code
+        == 200
+    )
     assert jwt_client.get(f"/conversations/{sender}/tracker", headers=API_AUTH).status_code == 200
 
     entries = AuditLog(demo_client.app.state.bot.database).entries(sender)  # type: ignore[attr-defined]
-    assert sorted((e.actor, e.action) for e in entries) == [
-        ("api-token", "read_tracker"), ("jwt:ops", "read_tracker")]
+    assert sorted((e.actor, e.action) for e in entries) == [("api-token", "read_tracker"), ("jwt:ops", "read_tracker")]
 
 
-@pytest.mark.parametrize(("header", "reason"), [
-    (signed({"username": "x", "role": "admin"}, exp=int(time.time()) - 60), "the JWT has expired"),
-    (signed({"username": "x", "role": "admin"}, secret="another-secret-that-is-long-enough-too"),
-     "signature does not match"),
-    ({"Authorization": "Bearer not.a.jwt"}, "invalid API token or JWT"),
-])
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        (signed({"username": "x", "role": "admin"}, exp=int(time.time()) - 60), "the JWT has expired"),
+        (
+            signed({"username": "x", "role": "admin"}, secret="another-secret-that-is-long-enough-too"),
+            "signature does not match",
+        ),
+        ({"Authorization": "Bearer not.a.jwt"}, "invalid API token or JWT"),
+    ],
+)
 def test_expired_or_ill_signed_jwts_are_refused_with_the_reason(
     jwt_client: TestClient, header: dict[str, str], reason: str
 ) -> None:
@@ -133,9 +145,7 @@ def test_settings_come_from_the_command_line_then_the_environment() -> None:
         ApiAccess(jwt_secret=JWT_SECRET, jwt_method="RS256")
 
 
-def test_run_refuses_unusable_jwt_settings_before_starting(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_run_refuses_unusable_jwt_settings_before_starting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--project", str(tmp_path), "--jwt-secret", "short"]) == 1
     assert "error: --jwt-secret / CROWDDESK_JWT_SECRET: HS256 needs" in capsys.readouterr().err
 

@@ -38,7 +38,9 @@ class FuzzTarget:
 
 @pytest.fixture(scope="module")
 def fuzz_target(
-    demo_project: Path, demo_training: TrainResult, action_server_url: str,
+    demo_project: Path,
+    demo_training: TrainResult,
+    action_server_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[FuzzTarget]:
     bot = demo_bot_on_fresh_database(demo_project, demo_training, action_server_url, tmp_path_factory)
@@ -72,13 +74,21 @@ def _failures(operation: schemathesis.APIOperation, mode: GenerationMode, auth: 
     found: list[str] = []
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     def call(case: schemathesis.Case) -> None:
         response = case.call(headers=auth, timeout=60)
         if response.status_code >= 500 or (response.status_code >= 400 and not _has_reason(response)):
-            found.append(f"{case.method} {case.formatted_path} query={case.query!r} "
-                         f"body={str(case.body)[:200]!r} -> {response.status_code} {response.text[:200]!r}")
+            found.append(
+                f"{case.method} {case.formatted_path} query={case.query!r} "
+                f"body={str(case.body)[:200]!r} -> {response.status_code} {response.text[:200]!r}"
+            )
 
     call()
     return found

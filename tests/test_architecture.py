@@ -19,11 +19,14 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = {"errors": 0, "storage": 0, "connectors": 1, "nlu": 1, "knowledge_base": 2, "bot": 3}
 # A room may import rooms of a lower rank, never one of its own rank or higher.
 ROOM_ORDER = {
-    "web": 0, "project": 0,
+    "web": 0,
+    "project": 0,
     "conversations": 1,
     "desk": 2,
     "dialogue": 3,
-    "privacy": 4, "curation": 4, "training": 4,
+    "privacy": 4,
+    "curation": 4,
+    "training": 4,
     "server": 5,
     "evaluation": 6,
     "cli": 7,
@@ -77,15 +80,22 @@ def room_of(module: str) -> tuple[str, str | None]:
 
 def test_no_relative_imports() -> None:
     # Relative imports would slip past the checks below; the code uses absolute ones throughout.
-    relative = [f"{path.relative_to(ROOT)}:{node.lineno}" for path in modules().values()
-                for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-                if isinstance(node, ast.ImportFrom) and node.level]
+    relative = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in modules().values()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom) and node.level
+    ]
     assert relative == []
 
 
 def test_lower_layers_never_import_higher_ones() -> None:
-    upward = sorted(f"{source} -> {target}" for source, targets in import_graph().items() for target in targets
-                    if PACKAGES[target.split(".")[0]] > PACKAGES[source.split(".")[0]])
+    upward = sorted(
+        f"{source} -> {target}"
+        for source, targets in import_graph().items()
+        for target in targets
+        if PACKAGES[target.split(".")[0]] > PACKAGES[source.split(".")[0]]
+    )
     assert not upward, "\n".join(upward)
 
 
@@ -142,8 +152,10 @@ def test_no_import_cycles() -> None:
 
 @pytest.mark.parametrize("package", sorted(PACKAGES))
 def test_no_folder_is_too_wide(package: str) -> None:
-    widths = {str(folder.relative_to(ROOT)): sum(1 for p in folder.glob("*.py") if p.name != "__init__.py")
-              for folder in [ROOT / package, *(p for p in (ROOT / package).rglob("*") if p.is_dir())]}
+    widths = {
+        str(folder.relative_to(ROOT)): sum(1 for p in folder.glob("*.py") if p.name != "__init__.py")
+        for folder in [ROOT / package, *(p for p in (ROOT / package).rglob("*") if p.is_dir())]
+    }
     assert {folder: width for folder, width in widths.items() if width > MAX_MODULES_PER_FOLDER} == {}
 
 

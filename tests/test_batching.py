@@ -103,7 +103,7 @@ def test_a_lone_caller_is_encoded_at_once(minilm_encoder: Encoder) -> None:
 
 def test_many_concurrent_callers_each_get_the_vectors_of_their_texts(minilm_encoder: Encoder) -> None:
     batching = BatchingEncoder(minilm_encoder, max_batch=3)
-    requests = [QUESTIONS[i % len(QUESTIONS): i % len(QUESTIONS) + 1 + i % 2] for i in range(40)]
+    requests = [QUESTIONS[i % len(QUESTIONS) : i % len(QUESTIONS) + 1 + i % 2] for i in range(40)]
 
     with ThreadPoolExecutor(max_workers=12) as pool:
         results = list(pool.map(batching.encode, requests))

@@ -79,19 +79,21 @@ def test_json_nested_100k_deep_gets_400_with_the_reason(limited_server: str) -> 
     deep = b"[" * 100_000 + b"]" * 100_000
 
     with httpx.Client(timeout=30) as client:
-        response = client.post(f"{limited_server}/echo", content=deep,
-                               headers={"content-type": "application/json"})
+        response = client.post(f"{limited_server}/echo", content=deep, headers={"content-type": "application/json"})
 
     assert response.status_code == 400
     assert response.json() == {"error": "request body nests JSON deeper than 32 levels"}
 
 
-@pytest.mark.parametrize(("body", "too_deep"), [
-    (b'{"a": ' * 32 + b"1" + b"}" * 32, False),
-    (b'{"a": ' * 33 + b"1" + b"}" * 33, True),
-    (b'  [[{"text": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\"[[["}]]', False),  # brackets in strings
-    (b'{"sender": "a", "message": "\\\\"}', False),
-    (b"[" * 40, True),  # unterminated, and too deep before it ends
-])
+@pytest.mark.parametrize(
+    ("body", "too_deep"),
+    [
+        (b'{"a": ' * 32 + b"1" + b"}" * 32, False),
+        (b'{"a": ' * 33 + b"1" + b"}" * 33, True),
+        (b'  [[{"text": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\"[[["}]]', False),  # brackets in strings
+        (b'{"sender": "a", "message": "\\\\"}', False),
+        (b"[" * 40, True),  # unterminated, and too deep before it ends
+    ],
+)
 def test_json_depth_counts_only_brackets_outside_strings(body: bytes, too_deep: bool) -> None:
     assert json_depth_exceeds(body, 32) is too_deep

@@ -85,8 +85,9 @@ def test_the_served_bot_encodes_a_repeated_greeting_once(demo_client: TestClient
     greeting = f"hello there, {uuid.uuid4().hex[:6]}"  # a text no other test sends
     before = demo_client.get("/health").json()["encoder_cache"]
     for sender in ("first-customer", "second-customer"):
-        reply = demo_client.post("/webhooks/rest/webhook",
-                                 json={"sender": f"{sender}-{uuid.uuid4().hex}", "message": greeting})
+        reply = demo_client.post(
+            "/webhooks/rest/webhook", json={"sender": f"{sender}-{uuid.uuid4().hex}", "message": greeting}
+        )
         assert reply.status_code == 200 and reply.json()
     after = demo_client.get("/health").json()["encoder_cache"]
     assert after["misses"] - before["misses"] == 1

@@ -41,9 +41,7 @@ def test_calibrated_probabilities_have_lower_error_on_held_out_data() -> None:
     temperature = fit_temperature(over_confident[fit], labels[fit])
 
     raw_error = expected_calibration_error(softmax(over_confident[held_out]), labels[held_out])
-    calibrated_error = expected_calibration_error(
-        softmax(over_confident[held_out], temperature), labels[held_out]
-    )
+    calibrated_error = expected_calibration_error(softmax(over_confident[held_out], temperature), labels[held_out])
     assert temperature > 1.0
     assert calibrated_error < raw_error / 3
 

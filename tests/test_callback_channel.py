@@ -61,7 +61,8 @@ class Receiver:
     def wait_for(self, found: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
         with self._changed:
             assert self._changed.wait_for(lambda: any(found(b) for b in self.accepted), GUARD_SECONDS), (
-                f"no such message among {self.accepted}")
+                f"no such message among {self.accepted}"
+            )
             return next(b for b in self.accepted if found(b))
 
     def texts_for(self, sender: str) -> list[str]:
@@ -83,8 +84,9 @@ def receiver() -> Iterator[Receiver]:
 def client(
     demo_project: Path, demo_training: TrainResult, receiver: Receiver, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TestClient]:
-    bot = demo_bot_with_credentials(demo_project, demo_training, tmp_path_factory.mktemp("callback"),
-                                    f"rest:\ncallback:\n  url: \"{receiver.url}\"\n")
+    bot = demo_bot_with_credentials(
+        demo_project, demo_training, tmp_path_factory.mktemp("callback"), f'rest:\ncallback:\n  url: "{receiver.url}"\n'
+    )
     with TestClient(create_app(bot, API_ACCESS)) as client:
         yield client
 

@@ -37,8 +37,9 @@ def test_a_rest_caller_cannot_take_over_a_live_web_chat_conversation(demo_client
     desk = agent_headers(demo_client.app.state.bot)  # type: ignore[attr-defined]
     with demo_client.websocket_connect(f"{SOCKET_PATH}?session={session}") as socket:
         socket.receive_json()
-        socket.send_json({"type": "message", "message_id": str(uuid.uuid4()),
-                          "text": "I want to speak to a human about my card"})
+        socket.send_json(
+            {"type": "message", "message_id": str(uuid.uuid4()), "text": "I want to speak to a human about my card"}
+        )
         frames_until_ack(socket)
         ticket = tracker(demo_client, sender)["handoff"]["id"]
         demo_client.post(f"/desk/api/tickets/{ticket}/claim", headers=desk).raise_for_status()
@@ -47,8 +48,9 @@ def test_a_rest_caller_cannot_take_over_a_live_web_chat_conversation(demo_client
         assert injected.status_code == 422
         assert "sender of the webchat channel" in injected.json()["error"]
 
-        demo_client.post(f"/desk/api/tickets/{ticket}/reply", headers=desk,
-                         json={"text": "Ana here, looking at it now."}).raise_for_status()
+        demo_client.post(
+            f"/desk/api/tickets/{ticket}/reply", headers=desk, json={"text": "Ana here, looking at it now."}
+        ).raise_for_status()
         pushed = socket.receive_json()
     assert (pushed["role"], pushed["text"]) == ("agent", "Ana here, looking at it now.")
     after = tracker(demo_client, sender)
@@ -65,9 +67,7 @@ def test_rest_refuses_senders_in_another_channels_namespace(demo_client: TestCli
     assert f"pick one without the '{prefix}:' prefix" in response.json()["error"]
 
 
-def test_a_message_through_another_channel_is_rejected_and_nothing_stored(
-    demo_client: TestClient, sender: str
-) -> None:
+def test_a_message_through_another_channel_is_rejected_and_nothing_stored(demo_client: TestClient, sender: str) -> None:
     demo_client.post("/webhooks/rest/webhook", json={"sender": sender, "message": "hello"}).raise_for_status()
     bot = demo_client.app.state.bot  # type: ignore[attr-defined]
     before = bot.conversations.events(sender)

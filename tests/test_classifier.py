@@ -17,29 +17,60 @@ from crowddesk.nlu.encoders import Encoder
 
 TRAINING = {
     "greet": [
-        "hello", "hi there", "good morning", "hey", "good evening", "hello, anyone there?",
-        "hi, I need some help", "greetings", "hey team", "hiya", "good afternoon", "howdy",
+        "hello",
+        "hi there",
+        "good morning",
+        "hey",
+        "good evening",
+        "hello, anyone there?",
+        "hi, I need some help",
+        "greetings",
+        "hey team",
+        "hiya",
+        "good afternoon",
+        "howdy",
     ],
     "card_arrival": [
-        "my card has not arrived", "when will my card come", "where is my new card",
-        "card still not delivered", "how long does the card take to arrive",
-        "I ordered a card last week and it is not here", "track my card delivery",
-        "has my card been shipped", "the card never arrived", "waiting for my debit card",
-        "card delivery status", "my replacement card is late",
+        "my card has not arrived",
+        "when will my card come",
+        "where is my new card",
+        "card still not delivered",
+        "how long does the card take to arrive",
+        "I ordered a card last week and it is not here",
+        "track my card delivery",
+        "has my card been shipped",
+        "the card never arrived",
+        "waiting for my debit card",
+        "card delivery status",
+        "my replacement card is late",
     ],
     "reset_password": [
-        "I forgot my password", "reset my password", "how do I change my password",
-        "can't log in, password wrong", "password reset link not working",
-        "I need a new password", "locked out of my account after wrong password",
-        "change login password", "recover my password", "password forgotten",
-        "how to set a new password", "my password expired",
+        "I forgot my password",
+        "reset my password",
+        "how do I change my password",
+        "can't log in, password wrong",
+        "password reset link not working",
+        "I need a new password",
+        "locked out of my account after wrong password",
+        "change login password",
+        "recover my password",
+        "password forgotten",
+        "how to set a new password",
+        "my password expired",
     ],
     "opening_hours": [
-        "what are your opening hours", "when are you open", "are you open on sunday",
-        "what time do you close", "opening times", "is the branch open today",
-        "until when are you open", "what time does the office open",
-        "business hours please", "are you open on public holidays",
-        "when do you open tomorrow", "closing time on saturday",
+        "what are your opening hours",
+        "when are you open",
+        "are you open on sunday",
+        "what time do you close",
+        "opening times",
+        "is the branch open today",
+        "until when are you open",
+        "what time does the office open",
+        "business hours please",
+        "are you open on public holidays",
+        "when do you open tomorrow",
+        "closing time on saturday",
     ],
 }
 PARAPHRASES = [
@@ -124,9 +155,7 @@ def test_saved_classifier_predicts_exactly_as_before(
     loaded = CalibratedIntentClassifier.load(tmp_path / "intent")
     assert loaded.classes == classifier.classes
     assert loaded.temperature == classifier.temperature
-    np.testing.assert_array_equal(
-        loaded.predict_proba(texts, embeddings), classifier.predict_proba(texts, embeddings)
-    )
+    np.testing.assert_array_equal(loaded.predict_proba(texts, embeddings), classifier.predict_proba(texts, embeddings))
 
 
 def test_lexical_features_can_be_switched_off_and_survive_saving(
@@ -140,9 +169,7 @@ def test_lexical_features_can_be_switched_off_and_survive_saving(
     classifier.save(tmp_path)
     loaded = CalibratedIntentClassifier.load(tmp_path)
     assert loaded.lexical_features is False
-    np.testing.assert_array_equal(
-        loaded.predict_proba(texts, embeddings), classifier.predict_proba(texts, embeddings)
-    )
+    np.testing.assert_array_equal(loaded.predict_proba(texts, embeddings), classifier.predict_proba(texts, embeddings))
 
 
 def _overlapping_clusters(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

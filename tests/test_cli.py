@@ -37,8 +37,10 @@ def test_train_skips_when_nothing_changed_and_retrains_on_change(
     assert len(model_dirs(trained_project / "models")) == 1
 
     nlu = trained_project / "data" / "nlu.yml"
-    nlu.write_text(nlu.read_text(encoding="utf-8").replace(
-        "examples: |\n", "examples: |\n      - hiya friend\n", 1), encoding="utf-8")
+    nlu.write_text(
+        nlu.read_text(encoding="utf-8").replace("examples: |\n", "examples: |\n      - hiya friend\n", 1),
+        encoding="utf-8",
+    )
     assert main(["train", "--project", str(trained_project)]) == 0
     assert "Model saved" in capsys.readouterr().out
     assert len(model_dirs(trained_project / "models")) == 2
@@ -51,9 +53,7 @@ def test_init_refuses_a_non_empty_directory(tmp_path: Path, capsys: pytest.Captu
     assert (tmp_path / "keep.txt").read_text(encoding="utf-8") == "mine"
 
 
-def test_validate_reports_file_line_and_key_and_fails(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_validate_reports_file_line_and_key_and_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     project = tmp_path / "bot"
     main(["init", str(project)])
     rules = project / "data" / "rules.yml"
@@ -75,9 +75,11 @@ def test_kb_commands_manage_entries(trained_project: Path, capsys: pytest.Captur
     db = f"sqlite:///{tmp_path / 'kb.db'}"
     common = ["--project", str(trained_project), "--database-url", db]
     csv = tmp_path / "faq.csv"
-    csv.write_text("id,question,answer,source_url\n"
-                   "pin-reset,How do I reset my PIN?,Open Cards > PIN in the app.,https://community.example/t/1\n",
-                   encoding="utf-8")
+    csv.write_text(
+        "id,question,answer,source_url\n"
+        "pin-reset,How do I reset my PIN?,Open Cards > PIN in the app.,https://community.example/t/1\n",
+        encoding="utf-8",
+    )
     assert main(["kb", "import", str(csv), *common]) == 0
     assert "1 added" in capsys.readouterr().out
     assert main(["kb", "import", str(csv), *common]) == 0
@@ -105,7 +107,9 @@ def test_kb_commands_manage_entries(trained_project: Path, capsys: pytest.Captur
 
 
 def test_shell_chats_with_the_trained_bot_and_buttons_are_numbers(
-    trained_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    trained_project: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     typed = iter(["hello", "1", "", "/stop"])

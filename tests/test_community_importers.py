@@ -58,9 +58,11 @@ def test_stack_exchange_html_is_cleaned_with_code_blocks_kept_readable() -> None
 
 
 def test_html_becomes_paragraphs_list_items_and_lines_without_image_metadata() -> None:
-    html = ('<p>Two ways:</p><ol><li>the <strong>app</strong></li><li>a branch</li></ol>'
-            '<p>Line one<br/>line two</p><div class="lightbox-wrapper"><img src="a.png">'
-            '<span class="meta">a.png 300x200</span></div>')
+    html = (
+        "<p>Two ways:</p><ol><li>the <strong>app</strong></li><li>a branch</li></ol>"
+        '<p>Line one<br/>line two</p><div class="lightbox-wrapper"><img src="a.png">'
+        '<span class="meta">a.png 300x200</span></div>'
+    )
 
     assert html_to_text(html) == "Two ways:\n\n- the app\n- a branch\n\nLine one\nline two"
 
@@ -171,8 +173,12 @@ def test_near_duplicate_questions_merge_into_the_better_answer_and_are_reported(
     assert "merged stackexchange:bank.stackexchange.com:11 into stackexchange:bank.stackexchange.com:1" in "\n".join(
         summary.lines("Posts.xml")
     )
-    strict = ingest(kb, StackExchangeImporter(SITE).read(POSTS), encoder=minilm_encoder,
-                    options=IngestOptions(duplicate_threshold=0.99))
+    strict = ingest(
+        kb,
+        StackExchangeImporter(SITE).read(POSTS),
+        encoder=minilm_encoder,
+        options=IngestOptions(duplicate_threshold=0.99),
+    )
     assert not strict.merged and kb.get(PIN_CODE) is not None
 
 
@@ -188,8 +194,11 @@ def test_reimporting_is_idempotent_and_picks_up_changes(kb: KnowledgeBaseStore, 
     assert kb.count() == 3
 
     kb.set_status(E1043, EntryStatus.RETIRED)
-    posts.write_text(posts.read_text(encoding="utf-8").replace('Id="6" PostTypeId="2" ParentId="4" Score="7"',
-                                                               'Id="6" PostTypeId="2" ParentId="4" Score="8"'))
+    posts.write_text(
+        posts.read_text(encoding="utf-8").replace(
+            'Id="6" PostTypeId="2" ParentId="4" Score="7"', 'Id="6" PostTypeId="2" ParentId="4" Score="8"'
+        )
+    )
     changed = ingest(kb, StackExchangeImporter().read(posts), encoder=None)
 
     assert (changed.added, changed.updated, changed.unchanged) == (0, 1, 2)

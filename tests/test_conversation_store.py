@@ -208,12 +208,8 @@ def test_handoffs_are_listed_soonest_due_first(store: ConversationStore) -> None
     assert store.list_handoffs(status="resolved") == []
 
 
-def test_delete_erases_the_conversation_its_events_and_handoffs(
-    store: ConversationStore, db_engine: Engine
-) -> None:
-    _, handoff = record(
-        store, "u1", [user_event("hi")], new_handoff=NewHandoff("r", "normal", {}, DUE)
-    )
+def test_delete_erases_the_conversation_its_events_and_handoffs(store: ConversationStore, db_engine: Engine) -> None:
+    _, handoff = record(store, "u1", [user_event("hi")], new_handoff=NewHandoff("r", "normal", {}, DUE))
     record(store, "u2", [user_event("stays")])
     assert handoff is not None
 
@@ -228,9 +224,7 @@ def test_delete_erases_the_conversation_its_events_and_handoffs(
         assert connection.scalar(select(func.count()).select_from(EventRow)) == 1
 
 
-def test_concurrent_turns_of_one_conversation_do_not_interleave(
-    store: ConversationStore, db_engine: Engine
-) -> None:
+def test_concurrent_turns_of_one_conversation_do_not_interleave(store: ConversationStore, db_engine: Engine) -> None:
     workers, turns_each = 4, 5
     start = threading.Barrier(workers)
 

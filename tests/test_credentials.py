@@ -47,12 +47,10 @@ def test_without_a_file_or_channels_the_rest_channel_listens(tmp_path: Path) -> 
 
 
 def test_missing_environment_variable_names_file_line_key_and_variable(tmp_path: Path) -> None:
-    path = write(tmp_path, "rest:\ncallback:\n  url: \"https://${HOOK_HOST}/replies\"\n")
+    path = write(tmp_path, 'rest:\ncallback:\n  url: "https://${HOOK_HOST}/replies"\n')
     with pytest.raises(ProjectFileError) as caught:
         channels_from(path)
-    assert str(caught.value) == (
-        "credentials.yml:3: callback.url: environment variable 'HOOK_HOST' is not set"
-    )
+    assert str(caught.value) == ("credentials.yml:3: callback.url: environment variable 'HOOK_HOST' is not set")
 
 
 def test_unknown_channel_lists_the_known_ones(tmp_path: Path) -> None:
@@ -65,7 +63,7 @@ def test_unknown_channel_lists_the_known_ones(tmp_path: Path) -> None:
 
 
 def test_a_connector_refusing_its_settings_points_at_the_key_without_the_secret(tmp_path: Path) -> None:
-    path = write(tmp_path, "callback:\n  url: \"ftp://${HOOK_TOKEN}@example.com\"\n")
+    path = write(tmp_path, 'callback:\n  url: "ftp://${HOOK_TOKEN}@example.com"\n')
     with pytest.raises(ProjectFileError) as caught:
         channels_from(path, HOOK_TOKEN=SECRET)
     assert str(caught.value).startswith("credentials.yml:2: callback.url: ")
@@ -87,20 +85,17 @@ def test_a_channel_block_must_be_a_mapping(tmp_path: Path) -> None:
 
 def test_project_loading_checks_channel_names_but_needs_no_secrets(tmp_path: Path) -> None:
     project_dir = copy_demo_project(tmp_path)
-    (project_dir / "credentials.yml").write_text(
-        "rest:\ncallback:\n  url: \"${UNSET_CALLBACK_URL}\"\n", encoding="utf-8")
+    (project_dir / "credentials.yml").write_text('rest:\ncallback:\n  url: "${UNSET_CALLBACK_URL}"\n', encoding="utf-8")
     assert list(load_project(project_dir, environ={}).credentials.blocks) == ["rest", "callback"]
     (project_dir / "credentials.yml").write_text("rest:\nfacebook:\n  verify: x\n", encoding="utf-8")
     with pytest.raises(ProjectFileError, match=r"credentials\.yml:2: facebook: unknown channel"):
         load_project(project_dir, environ={})
 
 
-def test_run_with_a_credentials_file_reports_its_errors(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_run_with_a_credentials_file_reports_its_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     project_dir = copy_demo_project(tmp_path)
     (tmp_path / "deploy").mkdir()
-    bad = write(tmp_path / "deploy", "callback:\n  url: \"${UNSET_CALLBACK_URL}\"\n")
+    bad = write(tmp_path / "deploy", 'callback:\n  url: "${UNSET_CALLBACK_URL}"\n')
     assert cli.main(["run", "--project", str(project_dir), "--credentials", str(bad)]) == EXIT_REFUSED
     error = capsys.readouterr().err
     assert "callback.url: environment variable 'UNSET_CALLBACK_URL' is not set" in error

@@ -158,9 +158,7 @@ def test_rating_buttons_send_ratings_one_to_five(domain: dict[str, Any]) -> None
     assert [json.loads(p["entities"]) for p in payloads] == [{"rating": n} for n in range(1, 6)]
 
 
-def test_button_payloads_name_declared_intents(
-    domain: dict[str, Any], examples: dict[str, list[str]]
-) -> None:
+def test_button_payloads_name_declared_intents(domain: dict[str, Any], examples: dict[str, list[str]]) -> None:
     payload_intents = [
         PAYLOAD.fullmatch(button["payload"])["intent"]
         for variations in domain["responses"].values()
@@ -230,18 +228,11 @@ def test_order_numbers_are_annotated_and_match_the_regex(
     unannotated = [t for t in examples["inform_order_number"] if "](order_number)" not in t]
     assert unannotated == []
     # A number in a sentence must be annotated, or the extractor learns to skip it.
-    missed = [
-        text
-        for texts in examples.values()
-        for text in texts
-        if order_number.search(ANNOTATION.sub("", text))
-    ]
+    missed = [text for texts in examples.values() for text in texts if order_number.search(ANNOTATION.sub("", text))]
     assert missed == []
 
 
-def run_action(
-    latest_entities: list[dict[str, Any]], slots: dict[str, Any]
-) -> tuple[list[str], list[dict[str, Any]]]:
+def run_action(latest_entities: list[dict[str, Any]], slots: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
     """The texts the action sends and the events it returns for one tracker state."""
     tracker = Tracker.from_dict(
         {
@@ -263,10 +254,7 @@ def order_entity(value: str) -> dict[str, Any]:
 def test_action_asks_for_the_order_number_when_none_is_known() -> None:
     messages, events = run_action([], {"order_number": None})
     assert messages == [
-        (
-            "Sure — what's your card order number? It looks like CD-123456 "
-            "and is in your order confirmation e-mail."
-        )
+        ("Sure — what's your card order number? It looks like CD-123456 and is in your order confirmation e-mail.")
     ]
     assert events == []
 
@@ -299,9 +287,7 @@ def test_action_says_it_cannot_find_an_order_whose_digits_sum_to_a_multiple_of_s
         ("CD-103928", "was delivered"),  # 23 % 3 == 2
     ],
 )
-def test_action_reports_the_status_of_a_known_order_and_remembers_it(
-    number: str, status: str
-) -> None:
+def test_action_reports_the_status_of_a_known_order_and_remembers_it(number: str, status: str) -> None:
     messages, events = run_action([order_entity(number)], {"order_number": None})
     assert len(messages) == 1
     assert number in messages[0]

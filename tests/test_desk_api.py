@@ -25,9 +25,7 @@ def api(client: TestClient, method: str, path: str, token: str | None, **kwargs:
     return client.request(method, f"/desk/api{path}", headers=headers, **kwargs)
 
 
-def test_handoff_loop_claim_reply_resolve_and_rating(
-    demo_client: TestClient, sender: str, agent_token: str
-) -> None:
+def test_handoff_loop_claim_reply_resolve_and_rating(demo_client: TestClient, sender: str, agent_token: str) -> None:
     say(demo_client, "can you recommend a good lasagne recipe?", sender)
     ticket = tracker(demo_client, sender)["handoff"]
     assert ticket is not None and ticket["status"] == "queued"
@@ -43,8 +41,13 @@ def test_handoff_loop_claim_reply_resolve_and_rating(
     # The bot stays silent while a person owns the conversation.
     assert say(demo_client, "hello?", sender) == []
 
-    reply = api(demo_client, "POST", f"/tickets/{ticket['id']}/reply", agent_token,
-                json={"text": "Hi, Ana here. I can't help with recipes, but with your account I can!"})
+    reply = api(
+        demo_client,
+        "POST",
+        f"/tickets/{ticket['id']}/reply",
+        agent_token,
+        json={"text": "Hi, Ana here. I can't help with recipes, but with your account I can!"},
+    )
     assert reply.status_code == 200
     bot_lines = [e for e in tracker(demo_client, sender)["events"] if e["event"] == "bot"]
     assert bot_lines[-1]["text"].startswith("Hi, Ana here")
@@ -63,9 +66,7 @@ def test_handoff_loop_claim_reply_resolve_and_rating(
     assert say(demo_client, "hi", sender)
 
 
-def test_desk_api_rejects_bad_requests_clearly(
-    demo_client: TestClient, sender: str, agent_token: str
-) -> None:
+def test_desk_api_rejects_bad_requests_clearly(demo_client: TestClient, sender: str, agent_token: str) -> None:
     assert api(demo_client, "GET", "/tickets", None).status_code == 401
     bad = api(demo_client, "GET", "/tickets", "cdk_not-a-token")
     assert bad.status_code == 401 and bad.headers["www-authenticate"] == "Bearer"

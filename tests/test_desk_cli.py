@@ -97,7 +97,9 @@ def test_an_operator_works_a_ticket_from_claim_to_rating_question(desk, db_engin
     while asyncio.run(worker.deliver_due()):
         pass
     assert [(m.recipient_id, m.text) for m in telegram.accepted] == [
-        ("c1", "Hi, Ana here. Checking your card now."), ("c1", rating_question["text"])]
+        ("c1", "Hi, Ana here. Checking your card now."),
+        ("c1", rating_question["text"]),
+    ]
     code, out, _ = desk("show", ticket_id)
     assert "bo: " not in out and "ana: card order CD-1 looks stuck" in out
     assert desk("tickets")[1].startswith("0 queued or assigned ticket(s)")
@@ -160,14 +162,24 @@ def test_a_ticket_resolved_from_the_shell_suggests_with_the_projects_redaction(
 ) -> None:
     project = copy_demo_project(tmp_path)
     config = project / "config.yml"
-    config.write_text(config.read_text().replace(
-        "    hnsw_ef_search: 128\n",
-        "    hnsw_ef_search: 128\n    ingestion:\n      redact_patterns: ['\\bACC-\\d{6}\\b']\n"))
+    config.write_text(
+        config.read_text().replace(
+            "    hnsw_ef_search: 128\n",
+            "    hnsw_ef_search: 128\n    ingestion:\n      redact_patterns: ['\\bACC-\\d{6}\\b']\n",
+        )
+    )
     store = ConversationStore(db_engine)
     ticket_id = store.record_turn(
-        "c9", "telegram", [{"event": "user", "timestamp": time.time(), "text": "is account ACC-123456 closed?"},
-                           {"event": "handoff", "timestamp": time.time(), "reason": "low_confidence"}],
-        {}, 0, "queued", None,
+        "c9",
+        "telegram",
+        [
+            {"event": "user", "timestamp": time.time(), "text": "is account ACC-123456 closed?"},
+            {"event": "handoff", "timestamp": time.time(), "reason": "low_confidence"},
+        ],
+        {},
+        0,
+        "queued",
+        None,
         NewHandoff("low_confidence", "normal", {"summary": "help"}, datetime.now(UTC) + timedelta(minutes=30)),
     )[1].id
 

@@ -32,8 +32,9 @@ def agent_id(live_server: LiveServer) -> str:
 
 
 def customer_says(live_server: LiveServer, sender: str, text: str) -> list[dict[str, Any]]:
-    response = httpx.post(f"{live_server.url}/webhooks/rest/webhook",
-                          json={"sender": sender, "message": text}, timeout=60)
+    response = httpx.post(
+        f"{live_server.url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=60
+    )
     response.raise_for_status()
     return list(response.json())
 
@@ -56,8 +57,8 @@ def png_size(data: bytes) -> tuple[int, int]:
     if data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
         raise ValueError("not a PNG")
     (length,) = struct.unpack(">I", data[8:12])
-    chunk = data[12:16 + length]
-    (crc,) = struct.unpack(">I", data[16 + length:20 + length])
+    chunk = data[12 : 16 + length]
+    (crc,) = struct.unpack(">I", data[16 + length : 20 + length])
     if zlib.crc32(chunk) != crc:
         raise ValueError("corrupt PNG header")
     width, height = struct.unpack(">II", data[16:24])
@@ -102,8 +103,11 @@ def test_agent_works_a_live_handoff_from_queue_to_resolution(
     reply_box.type(" — Ana")
     page.get_by_role("button", name="Send reply").click()
     expect(transcript.locator(".bubble.agent")).to_contain_text(f"{answer} — Ana")
-    agent_lines = [e["text"] for e in tracker(live_server, sender)["events"]
-                   if e["event"] == "bot" and e.get("metadata", {}).get("agent_id") == agent_id]
+    agent_lines = [
+        e["text"]
+        for e in tracker(live_server, sender)["events"]
+        if e["event"] == "bot" and e.get("metadata", {}).get("agent_id") == agent_id
+    ]
     assert agent_lines == [f"{answer} — Ana"]
 
     page.get_by_label("Add an internal note").fill("Customer sounds worried; check the card order.")
@@ -165,8 +169,9 @@ def test_an_unrelated_question_shows_no_suggested_answers_and_says_why(
 ) -> None:
     customer_says(live_server, sender, "what's the weather in Lisbon tomorrow")
     sign_in(page, live_server, agent_id, PASSWORD)
-    page.get_by_role("list", name="Open tickets").get_by_role("listitem").filter(
-        has_text=sender).get_by_role("button").click()
+    page.get_by_role("list", name="Open tickets").get_by_role("listitem").filter(has_text=sender).get_by_role(
+        "button"
+    ).click()
     suggestions = page.get_by_role("list", name="Suggested answers")
     expect(suggestions).to_have_text("No knowledge-base answer has enough evidence for this question.")
     expect(suggestions.locator(".suggestion")).to_have_count(0)
@@ -271,8 +276,7 @@ def test_login_issues_a_token_and_the_stream_needs_a_ticket_for_it(live_server: 
     assert httpx.get(f"{api}/stream").status_code == 401
     assert httpx.get(f"{api}/stream", params={"stream_ticket": "cdk_not-a-ticket"}).status_code == 401
     ticket = httpx.post(f"{api}/stream-ticket", headers={"Authorization": f"Bearer {token}"}).json()
-    with httpx.stream("GET", f"{api}/stream", params={"stream_ticket": ticket["stream_ticket"]},
-                      timeout=30) as stream:
+    with httpx.stream("GET", f"{api}/stream", params={"stream_ticket": ticket["stream_ticket"]}, timeout=30) as stream:
         assert stream.status_code == 200
         assert stream.headers["content-type"].startswith("text/event-stream")
         first = next(stream.iter_lines())

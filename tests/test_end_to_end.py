@@ -112,8 +112,11 @@ def test_bad_input_gets_a_clear_error_and_stores_nothing(demo_client: TestClient
     assert empty.status_code == 400 and "empty" in empty.json()["error"]
     huge = post("/webhooks/rest/webhook", json={"sender": sender, "message": "a" * 100_000})
     assert huge.status_code == 413 and "limit" in huge.json()["error"]
-    broken = post("/webhooks/rest/webhook", content=b'{"sender": sender, "message": ',
-                  headers={"content-type": "application/json"})
+    broken = post(
+        "/webhooks/rest/webhook",
+        content=b'{"sender": sender, "message": ',
+        headers={"content-type": "application/json"},
+    )
     assert broken.status_code == 400 and "JSON" in broken.json()["error"]
     numeric = post("/webhooks/rest/webhook", json={"sender": 42, "message": "hi"})
     assert numeric.status_code == 422 and "sender" in numeric.json()["error"]
@@ -124,12 +127,11 @@ def test_bad_input_gets_a_clear_error_and_stores_nothing(demo_client: TestClient
     assert tracker(demo_client, sender)["events"] == []
 
 
-def test_rest_channel_accepts_json_sent_without_a_json_content_type(
-    demo_client: TestClient, sender: str
-) -> None:
+def test_rest_channel_accepts_json_sent_without_a_json_content_type(demo_client: TestClient, sender: str) -> None:
     # `curl -d '{...}'` sends application/x-www-form-urlencoded; Rasa reads the JSON anyway.
     response = demo_client.post(
-        "/webhooks/rest/webhook", content=f'{{"sender": "{sender}", "message": "hello"}}'.encode(),
+        "/webhooks/rest/webhook",
+        content=f'{{"sender": "{sender}", "message": "hello"}}'.encode(),
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 200 and response.json()[0]["recipient_id"] == sender
@@ -148,11 +150,14 @@ def test_single_question_community_entry_is_answerable(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'kb.db'}"
     store = KnowledgeBaseStore(open_database(load_project(demo_project), url))
-    store.upsert(KBEntry(
-        "community:login-e1043", ["Login fails with error E-1043"],
-        "E-1043 means the clock on your phone is off. Turn on automatic date and time, then log in again.",
-        source_url="https://community.northwind-bank.example/t/login-e1043/2002",
-    ))
+    store.upsert(
+        KBEntry(
+            "community:login-e1043",
+            ["Login fails with error E-1043"],
+            "E-1043 means the clock on your phone is off. Turn on automatic date and time, then log in again.",
+            source_url="https://community.northwind-bank.example/t/login-e1043/2002",
+        )
+    )
     bot = assemble(demo_project, model_dir=demo_training.model_dir, database_url=url)
     with TestClient(create_app(bot, API_ACCESS)) as client:
         replies = say(client, "my login fails with error E-1043", "e1043-a")

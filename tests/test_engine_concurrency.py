@@ -24,8 +24,7 @@ MESSAGES = [
 
 
 def open_bot(demo_project: Path, demo_training: TrainResult, database: Path) -> Bot:
-    return assemble(demo_project, model_dir=demo_training.model_dir,
-                    database_url=f"sqlite:///{database}")
+    return assemble(demo_project, model_dir=demo_training.model_dir, database_url=f"sqlite:///{database}")
 
 
 async def say(bot: Bot, sender: str, text: str) -> list[OutboundMessage]:
@@ -35,8 +34,10 @@ async def say(bot: Bot, sender: str, text: str) -> list[OutboundMessage]:
 def understood(bot: Bot, sender: str) -> dict[str, Any]:
     """What the engine stored about the conversation's first message: intent and KB candidates."""
     parse = next(e for e in bot.conversations.events(sender) if e["event"] == "user")["parse_data"]
-    return {"intent": parse["intent"]["name"],
-            "candidates": [(c["id"], round(c["score"], 3)) for c in parse["kb_candidates"]]}
+    return {
+        "intent": parse["intent"]["name"],
+        "candidates": [(c["id"], round(c["score"], 3)) for c in parse["kb_candidates"]],
+    }
 
 
 def test_concurrent_conversations_are_understood_as_one_at_a_time(

@@ -73,9 +73,7 @@ def test_synonyms_map_any_case_to_the_canonical_value() -> None:
 
 
 def test_regexes_match_across_token_boundaries() -> None:
-    extractor = _extractor(
-        regexes=[("order_id", r"ORD-\d{3}-[A-Z]{2}"), ("amount", r"\d+(?:[.,]\d+)? ?€")]
-    )
+    extractor = _extractor(regexes=[("order_id", r"ORD-\d{3}-[A-Z]{2}"), ("amount", r"\d+(?:[.,]\d+)? ?€")])
     text = "Order ord-123-ab: refund 12,50 € please"
     assert _found(extractor.extract(text)) == [
         ("order_id", "ord-123-ab", 6, 16),

@@ -38,9 +38,18 @@ def desk_api(db_engine: Engine) -> tuple[TestClient, str, dict[str, str]]:
     agents = AgentDirectory(db_engine)
     app = FastAPI()
     install_error_handlers(app)
-    app.include_router(desk_router(
-        agents, TicketDesk(db_engine), ConversationStore(db_engine), lambda _: [], TicketSuggestions(db_engine),
-        AuditLog(db_engine), LoginLimiter(db_engine), StreamTickets(db_engine)))
+    app.include_router(
+        desk_router(
+            agents,
+            TicketDesk(db_engine),
+            ConversationStore(db_engine),
+            lambda _: [],
+            TicketSuggestions(db_engine),
+            AuditLog(db_engine),
+            LoginLimiter(db_engine),
+            StreamTickets(db_engine),
+        )
+    )
     agents.add("ana", "Ana")
     ticket_id = open_ticket(ConversationStore(db_engine))
     return TestClient(app), ticket_id, {"Authorization": f"Bearer {agents.issue_token('ana')}"}
@@ -57,10 +66,16 @@ def test_the_desk_api_answers_each_family_with_its_status_and_message(desk_api) 
     assert (empty.status_code, empty.json()) == (400, {"error": "text is empty"})
 
 
-@pytest.mark.parametrize(("error", "status"), [
-    (NotFound("no such thing"), 404), (Conflict("already done"), 409), (Forbidden("not yours"), 403),
-    (Rejected("empty"), 400), (TooLarge("too long"), 413),
-])
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (NotFound("no such thing"), 404),
+        (Conflict("already done"), 409),
+        (Forbidden("not yours"), 403),
+        (Rejected("empty"), 400),
+        (TooLarge("too long"), 413),
+    ],
+)
 def test_every_family_has_a_status_code(error: CrowdDeskError, status: int) -> None:
     app = FastAPI()
     install_error_handlers(app)
@@ -91,7 +106,10 @@ def test_the_cli_exits_2_for_an_unknown_id_and_1_for_a_refusal(
     demo_project: Path, database_url: str, db_engine: Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert (exit_code_for(NotFound("x")), exit_code_for(Conflict("x")), exit_code_for(Rejected("x"))) == (
-        EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_REFUSED)
+        EXIT_NOT_FOUND,
+        EXIT_REFUSED,
+        EXIT_REFUSED,
+    )
     ticket_id = open_ticket(ConversationStore(db_engine))
 
     def desk(*args: str) -> tuple[int, str]:
@@ -102,7 +120,9 @@ def test_the_cli_exits_2_for_an_unknown_id_and_1_for_a_refusal(
     assert desk("agent", "add", "ana")[0] == 0
     assert desk("claim", "nope", "--as", "ana") == (EXIT_NOT_FOUND, "error: no ticket 'nope'\n")
     assert desk("reply", ticket_id, "hi", "--as", "ana") == (
-        EXIT_REFUSED, f"error: ticket {ticket_id} is queued; claim it first\n")
+        EXIT_REFUSED,
+        f"error: ticket {ticket_id} is queued; claim it first\n",
+    )
 
 
 def _modules() -> list[str]:
@@ -117,18 +137,23 @@ def _modules() -> list[str]:
 def _exception_classes() -> dict[str, set[str]]:
     """Module → the classes it defines at top level that derive (by the names of their bases) from an
     exception class."""
-    trees = {name: ast.parse(Path(importlib.util.find_spec(name).origin).read_text(encoding="utf-8"))
-             for name in _modules()}
-    exceptions = {name for name, value in vars(builtins).items()
-                  if isinstance(value, type) and issubclass(value, BaseException)}
+    trees = {
+        name: ast.parse(Path(importlib.util.find_spec(name).origin).read_text(encoding="utf-8")) for name in _modules()
+    }
+    exceptions = {
+        name for name, value in vars(builtins).items() if isinstance(value, type) and issubclass(value, BaseException)
+    }
     found: dict[str, set[str]] = {}
     grew = True
     while grew:  # a class deriving from an exception class of another module counts too
         grew = False
         for module, tree in trees.items():
             for node in tree.body:
-                if (isinstance(node, ast.ClassDef) and node.name not in found.get(module, set())
-                        and any(ast.unparse(base).rpartition(".")[2] in exceptions for base in node.bases)):
+                if (
+                    isinstance(node, ast.ClassDef)
+                    and node.name not in found.get(module, set())
+                    and any(ast.unparse(base).rpartition(".")[2] in exceptions for base in node.bases)
+                ):
                     found.setdefault(module, set()).add(node.name)
                     exceptions.add(node.name)
                     grew = True
@@ -139,6 +164,5 @@ def test_every_exception_class_of_crowddesk_derives_from_crowddesk_error() -> No
     outside = []
     for module_name, names in _exception_classes().items():
         module = importlib.import_module(module_name)
-        outside += [f"{module_name}.{name}" for name in names
-                    if not issubclass(getattr(module, name), CrowdDeskError)]
+        outside += [f"{module_name}.{name}" for name in names if not issubclass(getattr(module, name), CrowdDeskError)]
     assert outside == []

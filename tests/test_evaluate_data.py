@@ -24,28 +24,47 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_csv_accepts_intent_or_banking77_category_and_quoted_multiline_text(tmp_path: Path) -> None:
-    messages = load_labelled_messages(write(
-        tmp_path / "test.csv", 'text,category\n"my card,\nit never came",card_arrival\n\nhow do I top up?,top_up\n'))
-    assert [(m.text, m.intent) for m in messages] == [("my card,\nit never came", "card_arrival"),
-                                                      ("how do I top up?", "top_up")]
+    messages = load_labelled_messages(
+        write(
+            tmp_path / "test.csv", 'text,category\n"my card,\nit never came",card_arrival\n\nhow do I top up?,top_up\n'
+        )
+    )
+    assert [(m.text, m.intent) for m in messages] == [
+        ("my card,\nit never came", "card_arrival"),
+        ("how do I top up?", "top_up"),
+    ]
     # Lines count from the file's first line; a quoted field may span lines.
     assert [m.source.rsplit(":", 1)[1] for m in messages] == ["2", "5"]
 
 
 def test_nlu_yml_examples_keep_their_intents_and_lines(tmp_path: Path) -> None:
-    messages = load_labelled_messages(write(tmp_path / "nlu.yml", (
-        'version: "3.1"\nnlu:\n- intent: faq/card_arrival\n  examples: |\n    - where is my card\n'
-        "    - my card [visa](card_type) has not come\n")))
+    messages = load_labelled_messages(
+        write(
+            tmp_path / "nlu.yml",
+            (
+                'version: "3.1"\nnlu:\n- intent: faq/card_arrival\n  examples: |\n    - where is my card\n'
+                "    - my card [visa](card_type) has not come\n"
+            ),
+        )
+    )
     assert [(m.text, m.intent) for m in messages] == [
-        ("where is my card", "faq/card_arrival"), ("my card visa has not come", "faq/card_arrival")]
+        ("where is my card", "faq/card_arrival"),
+        ("my card visa has not come", "faq/card_arrival"),
+    ]
     assert messages[1].source.endswith("nlu.yml:6")
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ("message,label\nhi,greet\n", ":1: expected columns text and intent (or category); the header has: message, label"),
-    ("text,intent\nhi,greet\nhello\n", ":3: expected 2 fields like the header, got 1"),
-    ("text,intent\nhi,greet\nhello, \n", ":3: intent: empty value"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            "message,label\nhi,greet\n",
+            ":1: expected columns text and intent (or category); the header has: message, label",
+        ),
+        ("text,intent\nhi,greet\nhello\n", ":3: expected 2 fields like the header, got 1"),
+        ("text,intent\nhi,greet\nhello, \n", ":3: intent: empty value"),
+    ],
+)
 def test_bad_csv_rows_are_reported_with_file_and_line(tmp_path: Path, content: str, message: str) -> None:
     path = write(tmp_path / "bad.csv", content)
     with pytest.raises(ProjectFileError) as error:
@@ -63,8 +82,20 @@ def test_bad_nlu_yml_and_unknown_formats_are_reported(tmp_path: Path) -> None:
 
 def test_cli_prints_the_location_of_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     test_file = write(tmp_path / "test.csv", "text,intent\nhi,greet\n,greet\n")
-    code = main(["evaluate", "nlu", "--project", str(tmp_path), "--train", str(test_file),
-                 "--test", str(test_file), "--out", str(tmp_path / "out")])
+    code = main(
+        [
+            "evaluate",
+            "nlu",
+            "--project",
+            str(tmp_path),
+            "--train",
+            str(test_file),
+            "--test",
+            str(test_file),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 1
     assert f"error: {test_file}:3: text: empty value" in capsys.readouterr().err
 
@@ -78,17 +109,21 @@ def test_kb_queries_from_csv_or_yaml(tmp_path: Path) -> None:
 
 
 def test_test_stories_parse_into_numbered_steps_with_lines(tmp_path: Path) -> None:
-    path = write(tmp_path / "test_stories.yml", (
-        "stories:\n"
-        "- story: track\n"
-        "  steps:\n"
-        "  - user: |\n"
-        "      where is my card order?\n"
-        "    intent: track_card_delivery\n"
-        "  - action: action_card_delivery_status\n"
-        "  - slot_was_set:\n"
-        "    - order_number: CD-562173\n"
-        "    - rating\n"))
+    path = write(
+        tmp_path / "test_stories.yml",
+        (
+            "stories:\n"
+            "- story: track\n"
+            "  steps:\n"
+            "  - user: |\n"
+            "      where is my card order?\n"
+            "    intent: track_card_delivery\n"
+            "  - action: action_card_delivery_status\n"
+            "  - slot_was_set:\n"
+            "    - order_number: CD-562173\n"
+            "    - rating\n"
+        ),
+    )
     [story] = load_conversation_stories(path, root=tmp_path)
     assert story.name == "track" and story.source == "test_stories.yml:2"
     assert story.steps == (
@@ -99,11 +134,14 @@ def test_test_stories_parse_into_numbered_steps_with_lines(tmp_path: Path) -> No
     )
 
 
-@pytest.mark.parametrize(("steps", "message"), [
-    ("  - intent: greet\n", "test_stories.yml:4: stories[0].steps[0]: a test step needs the customer's words"),
-    ("  - user: hi\n    action: utter_greet\n", "test_stories.yml:4: stories[0].steps[0]: a `user` step may only"),
-    ("  - bot: hi\n", "test_stories.yml:4: stories[0].steps[0].bot: unknown key"),
-])
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ("  - intent: greet\n", "test_stories.yml:4: stories[0].steps[0]: a test step needs the customer's words"),
+        ("  - user: hi\n    action: utter_greet\n", "test_stories.yml:4: stories[0].steps[0]: a `user` step may only"),
+        ("  - bot: hi\n", "test_stories.yml:4: stories[0].steps[0].bot: unknown key"),
+    ],
+)
 def test_malformed_story_steps_name_file_line_and_key(tmp_path: Path, steps: str, message: str) -> None:
     path = write(tmp_path / "test_stories.yml", "stories:\n- story: s\n  steps:\n" + steps)
     with pytest.raises(ProjectFileError) as error:

@@ -25,8 +25,11 @@ from crowddesk.knowledge_base.types import KBEntry
 from crowddesk.nlu.encoders import Encoder
 
 FIXTURE_PROJECT = Path(__file__).parent / "fixtures" / "evaluate" / "kb_project"
-CARD_FEES = KBEntry(id="manual:card-fees", questions=["Is there a monthly fee for the debit card?"],
-                    answer="No, the debit card is free.")
+CARD_FEES = KBEntry(
+    id="manual:card-fees",
+    questions=["Is there a monthly fee for the debit card?"],
+    answer="No, the debit card is free.",
+)
 # Each query is an entry's own question, so that entry ranks first. Labelled with that entry it
 # is found at rank 1; labelled with the other topic of its pair, at rank 2.
 QUERIES_CSV = """query,entry_id
@@ -78,14 +81,22 @@ def test_calibrated_confidences_give_the_answered_share_and_precision(
     identity = RetrieverCalibration((0.0, 1.0), (0.0, 1.0))
     everything = evaluate_kb(retriever, minilm_encoder, queries(), Calibration(identity, 0.0, 0.9))
     # Every query answered with its top entry, which is right for 3 of the 5.
-    assert everything["operating_point"] == {"threshold": 0.0, "answered": 5, "total": 5,
-                                             "answered_share": 1.0, "answer_precision": 0.6}
+    assert everything["operating_point"] == {
+        "threshold": 0.0,
+        "answered": 5,
+        "total": 5,
+        "answered_share": 1.0,
+        "answer_precision": 0.6,
+    }
     nothing = evaluate_kb(retriever, minilm_encoder, queries(), Calibration(identity, 1.01, 0.9))
     assert nothing["operating_point"]["answered_share"] == 0.0
     assert nothing["operating_point"]["answer_precision"] == 1.0
     lowest = min(r["confidence"] for r in everything["results"])
-    assert everything["curve"][-1] == {"threshold": pytest.approx(lowest, abs=1e-4),
-                                       "answered_share": 1.0, "answer_precision": 0.6}
+    assert everything["curve"][-1] == {
+        "threshold": pytest.approx(lowest, abs=1e-4),
+        "answered_share": 1.0,
+        "answer_precision": 0.6,
+    }
 
 
 def test_unknown_entry_ids_point_at_the_query_line(retriever: FaissRetriever, minilm_encoder: Encoder) -> None:
@@ -100,11 +111,27 @@ def test_cli_uses_the_trained_models_calibration_and_threshold(
     assert main(["train", "--project", str(project_dir)]) == 0
     model = TrainedModel.load(latest_model_dir(project_dir / "models"))
     queries_file = tmp_path / "queries.csv"
-    queries_file.write_text(QUERIES_CSV.replace("Is there a monthly fee for the debit card?,manual:card-fees\n", ""),
-                            encoding="utf-8")
+    queries_file.write_text(
+        QUERIES_CSV.replace("Is there a monthly fee for the debit card?,manual:card-fees\n", ""), encoding="utf-8"
+    )
     out = tmp_path / "out"
-    assert main(["evaluate", "kb", "--project", str(project_dir), "--test", str(queries_file),
-                 "--out", str(out), "--database-url", f"sqlite:///{tmp_path / 'kb.db'}"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "kb",
+                "--project",
+                str(project_dir),
+                "--test",
+                str(queries_file),
+                "--out",
+                str(out),
+                "--database-url",
+                f"sqlite:///{tmp_path / 'kb.db'}",
+            ]
+        )
+        == 0
+    )
     assert "recall@1" in capsys.readouterr().out
     report: dict[str, Any] = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["model"] == model.path.name and report["confidence"].startswith("calibrated")
@@ -141,8 +168,13 @@ def test_unseen_entries_are_absent_from_every_ranking_and_their_queries_scored_a
     closed = evaluate_kb(retriever, minilm_encoder, paraphrases(), Calibration(identity, 0.0, 0.9))
     confidences = sorted(r["confidence"] for r in closed["results"])
     threshold = (confidences[3] + confidences[4]) / 2  # about half answered
-    report = evaluate_kb(retriever, minilm_encoder, paraphrases(), Calibration(identity, threshold, 0.9),
-                         unseen=frozenset({"faq/unblock_pin"}))
+    report = evaluate_kb(
+        retriever,
+        minilm_encoder,
+        paraphrases(),
+        Calibration(identity, threshold, 0.9),
+        unseen=frozenset({"faq/unblock_pin"}),
+    )
 
     open_set, results = report["open_set"], report["results"]
     assert report["entries"] == 4 and open_set["unseen_entries"] == ["faq/unblock_pin"]
@@ -154,11 +186,13 @@ def test_unseen_entries_are_absent_from_every_ranking_and_their_queries_scored_a
     assert all(r["answered"] == (r["confidence"] >= threshold) for r in results)
     assert open_set["unseen_handed_off"] == pytest.approx(sum(not r["answered"] for r in unseen) / 2, abs=1e-4)
     assert open_set["in_scope_answered_correctly"] == pytest.approx(
-        sum(r["answered"] and r["rank"] == 1 for r in others) / len(others), abs=1e-4)
+        sum(r["answered"] and r["rank"] == 1 for r in others) / len(others), abs=1e-4
+    )
     answered = [r for r in results if r["answered"]]
     assert open_set["answered_share"] == report["operating_point"]["answered_share"] == len(answered) / 8
     assert open_set["realised_precision"] == pytest.approx(
-        sum(r["rank"] == 1 for r in answered) / len(answered), abs=1e-4)
+        sum(r["rank"] == 1 for r in answered) / len(answered), abs=1e-4
+    )
     assert open_set["claimed_precision"] == 0.9
     assert open_set["curve_without_unseen"][-1]["answered_share"] == 1.0  # over the other queries only
     # Taking an entry away can only lift the others' right entries.
@@ -180,8 +214,27 @@ def test_cli_reports_unseen_entries_with_the_models_claim_and_both_curves(
     queries_file = tmp_path / "queries.csv"
     queries_file.write_text(PARAPHRASES_CSV, encoding="utf-8")
     out = tmp_path / "out"
-    assert main(["evaluate", "kb", "--project", str(project_dir), "--test", str(queries_file), "--out", str(out),
-                 "--database-url", f"sqlite:///{tmp_path / 'kb.db'}", "--unseen-entries", "1", "--seed", "3"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "kb",
+                "--project",
+                str(project_dir),
+                "--test",
+                str(queries_file),
+                "--out",
+                str(out),
+                "--database-url",
+                f"sqlite:///{tmp_path / 'kb.db'}",
+                "--unseen-entries",
+                "1",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     report: dict[str, Any] = json.loads((out / "report.json").read_text(encoding="utf-8"))
     open_set = report["open_set"]
@@ -201,11 +254,25 @@ def test_cli_refuses_too_many_unseen_entries(
 ) -> None:
     queries_file = tmp_path / "queries.csv"
     queries_file.write_text(PARAPHRASES_CSV, encoding="utf-8")
-    code = main(["evaluate", "kb", "--project", str(project_dir), "--test", str(queries_file),
-                 "--out", str(tmp_path / "out"), "--unseen-entries", count])
+    code = main(
+        [
+            "evaluate",
+            "kb",
+            "--project",
+            str(project_dir),
+            "--test",
+            str(queries_file),
+            "--out",
+            str(tmp_path / "out"),
+            "--unseen-entries",
+            count,
+        ]
+    )
     assert code == 1
-    assert f"unseen entries must be between 1 and 2 (the 4 candidate entries less two that stay), got {count}" \
+    assert (
+        f"unseen entries must be between 1 and 2 (the 4 candidate entries less two that stay), got {count}"
         in capsys.readouterr().err
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -214,8 +281,20 @@ def test_cli_refuses_unseen_entries_without_a_trained_model(
 ) -> None:
     queries_file = tmp_path / "queries.csv"
     queries_file.write_text(PARAPHRASES_CSV, encoding="utf-8")
-    code = main(["evaluate", "kb", "--project", str(project_dir), "--test", str(queries_file),
-                 "--out", str(tmp_path / "out"), "--unseen-entries", "1"])
+    code = main(
+        [
+            "evaluate",
+            "kb",
+            "--project",
+            str(project_dir),
+            "--test",
+            str(queries_file),
+            "--out",
+            str(tmp_path / "out"),
+            "--unseen-entries",
+            "1",
+        ]
+    )
     assert code == 1
     assert "--unseen-entries needs a trained model (run `crowddesk train`)" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

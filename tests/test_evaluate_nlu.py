@@ -67,9 +67,13 @@ def test_scores_follow_the_documented_definitions(report: dict[str, Any]) -> Non
     # F1: greet 6/7, check_balance 6/7, block_card 4/5, out_of_scope 6/7.
     assert report["intent"]["macro_f1"] == pytest.approx((3 * 6 / 7 + 4 / 5) / 4, abs=1e-4)
     assert {(p["intent"], p["predicted"], p["count"]) for p in report["most_confused"]} == {
-        ("block_card", "greet", 1), ("out_of_scope", "check_balance", 1)}
+        ("block_card", "greet", 1),
+        ("out_of_scope", "check_balance", 1),
+    }
     assert {(e["text"], e["predicted"], e["answered"]) for e in report["errors"]} == {
-        ("hey", "greet", True), ("what's my current balance", "check_balance", True)}
+        ("hey", "greet", True),
+        ("what's my current balance", "check_balance", True),
+    }
     labels = report["confusion_matrix"]["labels"]
     matrix = np.array(report["confusion_matrix"]["matrix"])
     assert matrix.sum() == 13 and matrix[labels.index("block_card"), labels.index("greet")] == 1
@@ -84,8 +88,9 @@ def test_threshold_is_chosen_on_training_folds_and_never_on_test(
     policy = ProjectConfig().policy
     classifier = intent_classifier(ProjectConfig().classifier)
     never = frozenset({"out_of_scope", "human_handoff"})
-    out_of_fold = classifier.fit(texts, minilm_encoder.encode(texts), labels,
-                                 unseen_topic_share=policy.unseen_topic_share, always_trained=never)
+    out_of_fold = classifier.fit(
+        texts, minilm_encoder.encode(texts), labels, unseen_topic_share=policy.unseen_topic_share, always_trained=never
+    )
     expected = training_point(classifier.classes, labels, out_of_fold, 0.95, never)
     assert report["operating_point"]["threshold"] == pytest.approx(expected.threshold, abs=1e-4)
 
@@ -114,14 +119,24 @@ def test_cross_validation_predicts_every_message_once(evaluator: NluEvaluator) -
     assert report["intent"]["accuracy"] > 0.6
 
 
-def test_cli_writes_json_and_a_self_contained_html_report(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_writes_json_and_a_self_contained_html_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     test_file = tmp_path / "test.csv"
     test_file.write_text(TEST_CSV.replace("text,intent", "text,category"), encoding="utf-8")
     out = tmp_path / "report"
-    code = main(["evaluate", "nlu", "--project", str(tmp_path), "--train", str(TRAIN),
-                 "--test", str(test_file), "--out", str(out)])
+    code = main(
+        [
+            "evaluate",
+            "nlu",
+            "--project",
+            str(tmp_path),
+            "--train",
+            str(TRAIN),
+            "--test",
+            str(test_file),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "intent accuracy" in printed and "84.6%" in printed
@@ -146,8 +161,20 @@ def test_out_of_scope_intent_can_be_renamed(evaluator: NluEvaluator, tmp_path: P
 
 
 def test_impossible_fold_counts_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["evaluate", "nlu", "--project", str(tmp_path), "--train", str(TRAIN), "--folds", "1",
-                 "--out", str(tmp_path / "out")])
+    code = main(
+        [
+            "evaluate",
+            "nlu",
+            "--project",
+            str(tmp_path),
+            "--train",
+            str(TRAIN),
+            "--folds",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 1
     assert "error: folds must be between 2 and the number of messages (32), got 1" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

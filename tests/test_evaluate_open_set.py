@@ -48,8 +48,15 @@ def test_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_unseen_intents_are_chosen_by_seed_and_never_the_out_of_scope_one() -> None:
-    intents = ["greet", "check_balance", "block_card", "transfer_money", "opening_hours", "out_of_scope",
-               "human_handoff"]
+    intents = [
+        "greet",
+        "check_balance",
+        "block_card",
+        "transfer_money",
+        "opening_hours",
+        "out_of_scope",
+        "human_handoff",
+    ]
     chosen = {seed: held_out(intents, 2, seed, NEVER) for seed in range(20)}
     assert chosen[3] == held_out(reversed(intents), 2, 3, NEVER)  # order of the input is moot
     assert all(len(unseen) == 2 and not unseen & NEVER for unseen in chosen.values())
@@ -64,12 +71,19 @@ def test_scores_follow_their_definitions() -> None:
     answered = np.array([True, False, True, False, True, False])
     unseen = np.array([True, True, False, False, False, False])
     in_scope = np.array([False, False, True, True, True, False])
-    scores = OpenSetScores.of(correct=correct, answered=answered, unseen=unseen, in_scope=in_scope,
-                              claimed_precision=0.96)
-    assert scores == OpenSetScores(answered_share=0.5, claimed_precision=0.96, realised_precision=1 / 3,
-                                   unseen_handed_off=0.5, in_scope_answered_correctly=1 / 3)
-    nothing = OpenSetScores.of(correct=correct, answered=np.zeros(6, dtype=bool), unseen=unseen,
-                               in_scope=in_scope, claimed_precision=1.0)
+    scores = OpenSetScores.of(
+        correct=correct, answered=answered, unseen=unseen, in_scope=in_scope, claimed_precision=0.96
+    )
+    assert scores == OpenSetScores(
+        answered_share=0.5,
+        claimed_precision=0.96,
+        realised_precision=1 / 3,
+        unseen_handed_off=0.5,
+        in_scope_answered_correctly=1 / 3,
+    )
+    nothing = OpenSetScores.of(
+        correct=correct, answered=np.zeros(6, dtype=bool), unseen=unseen, in_scope=in_scope, claimed_precision=1.0
+    )
     assert (nothing.realised_precision, nothing.unseen_handed_off) == (1.0, 1.0)
 
 
@@ -93,16 +107,15 @@ def _check_open_set_section(report: dict[str, Any], unseen: set[str]) -> None:
     assert open_set["curve_without_unseen"] != report["curve"]
 
 
-def test_train_test_leaves_unseen_intents_out_of_training(
-    evaluator: NluEvaluator, test_file: Path
-) -> None:
+def test_train_test_leaves_unseen_intents_out_of_training(evaluator: NluEvaluator, test_file: Path) -> None:
     train, test = load_labelled_messages(TRAIN), load_labelled_messages(test_file)
     report = evaluator.train_test(train, test, frozenset({"transfer_money"}))
     assert report["data"]["train_messages"] == 30 and report["data"]["intents"] == 5
     _check_open_set_section(report, {"transfer_money"})
     # Eight in-scope test messages (trained intents, not out of scope); the unseen two excluded.
     in_scope_right = sum(1 for e in test if e.intent not in {"transfer_money", "out_of_scope"}) - sum(
-        1 for e in report["errors"] if e["intent"] not in {"transfer_money", "out_of_scope"})
+        1 for e in report["errors"] if e["intent"] not in {"transfer_money", "out_of_scope"}
+    )
     answered_right = report["open_set"]["in_scope_answered_correctly"] * 8
     assert answered_right == pytest.approx(round(answered_right), abs=1e-3) and answered_right <= in_scope_right
     # Same model and threshold as training on the kept intents alone: nothing of the unseen leaks.
@@ -126,15 +139,32 @@ def test_cli_reports_the_open_set_numbers_and_both_curves(
     test_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "report"
-    code = main(["evaluate", "nlu", "--project", str(tmp_path), "--train", str(TRAIN), "--test", str(test_file),
-                 "--unseen-intents", "2", "--seed", "7", "--out", str(out)])
+    code = main(
+        [
+            "evaluate",
+            "nlu",
+            "--project",
+            str(tmp_path),
+            "--train",
+            str(TRAIN),
+            "--test",
+            str(test_file),
+            "--unseen-intents",
+            "2",
+            "--seed",
+            "7",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     open_set = report["open_set"]
     assert open_set["seed"] == 7
-    assert open_set["unseen_intents"] == sorted(held_out(
-        [e.intent for e in load_labelled_messages(TRAIN)], 2, 7, NEVER))
+    assert open_set["unseen_intents"] == sorted(
+        held_out([e.intent for e in load_labelled_messages(TRAIN)], 2, 7, NEVER)
+    )
     assert "unseen-topic messages handed off (4)" in printed
     assert "answer precision claimed / realised" in printed
     html = (out / "report.html").read_text(encoding="utf-8")
@@ -143,8 +173,20 @@ def test_cli_reports_the_open_set_numbers_and_both_curves(
 
 
 def test_too_many_unseen_intents_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["evaluate", "nlu", "--project", str(tmp_path), "--train", str(TRAIN),
-                 "--unseen-intents", "4", "--out", str(tmp_path / "out")])
+    code = main(
+        [
+            "evaluate",
+            "nlu",
+            "--project",
+            str(tmp_path),
+            "--train",
+            str(TRAIN),
+            "--unseen-intents",
+            "4",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 1
     assert "unseen intents must be between 1 and 3" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

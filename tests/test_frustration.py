@@ -54,8 +54,13 @@ def test_short_replies_repeated_are_not_a_complaint() -> None:
 
 def test_a_different_question_is_not_a_repeat() -> None:
     assert rules("how do I order a new card", "where is my card") == []
-    assert rules("please track my card order, the order number is CD-733101",
-                 "please track my card order, the order number is CD-482913") == []
+    assert (
+        rules(
+            "please track my card order, the order number is CD-733101",
+            "please track my card order, the order number is CD-482913",
+        )
+        == []
+    )
 
 
 def test_explanation_names_rules_and_evidence_for_the_agent() -> None:
@@ -66,7 +71,8 @@ def test_explanation_names_rules_and_evidence_for_the_agent() -> None:
 def test_extra_phrases_from_config_extend_the_lexicon() -> None:
     custom = FrustrationDetector(["never again", "closing my account"])
     assert [s.evidence for s in custom.score("never again, I'm closing my account").signals] == [
-        "never again", "closing my account"
+        "never again",
+        "closing my account",
     ]
     assert detector.score("never again, I'm closing my account").points == 0
 

@@ -38,8 +38,7 @@ def bot(demo_project: Path, demo_training: TrainResult, tmp_path_factory: pytest
 
 
 def gateway_for(bot: Bot) -> Gateway:
-    return Gateway(bot.engine, SeenMessages(bot.database), bot.outbox,
-                   {"fake": FakePlatform(), "rest": RestChannel()})
+    return Gateway(bot.engine, SeenMessages(bot.database), bot.outbox, {"fake": FakePlatform(), "rest": RestChannel()})
 
 
 def user_texts(bot: Bot, sender: str) -> list[str]:
@@ -70,8 +69,7 @@ def outbox_refusing_rows(database: SqlEngine) -> Iterator[None]:
     """The database refuses every new outbox row (a full disk, a dropped connection)."""
     with database.begin() as connection:
         connection.exec_driver_sql(
-            "CREATE TRIGGER outbox_full BEFORE INSERT ON outbox"
-            " BEGIN SELECT RAISE(ABORT, 'outbox is full'); END"
+            "CREATE TRIGGER outbox_full BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'outbox is full'); END"
         )
     try:
         yield
@@ -99,10 +97,12 @@ def test_replies_are_queued_in_the_order_their_turns_were_stored(bot: Bot, sende
     texts = ["hello there", "how do I block my card", "thanks"]
 
     async def all_at_once() -> None:
-        await asyncio.gather(*(
-            gateway(InboundMessage("fake", sender, text, message_id=f"{sender}-{number}"))
-            for number, text in enumerate(texts)
-        ))
+        await asyncio.gather(
+            *(
+                gateway(InboundMessage("fake", sender, text, message_id=f"{sender}-{number}"))
+                for number, text in enumerate(texts)
+            )
+        )
 
     asyncio.run(all_at_once())
     stored = [e["text"] for e in bot.conversations.events(sender) if e["event"] == "bot"]
@@ -164,8 +164,7 @@ def user_events(bot: Bot, sender: str) -> list[dict[str, Any]]:
 
 def test_one_bad_message_among_80_concurrent_ones_fails_none(bot: Bot) -> None:
     gateway = gateway_for(bot)
-    texts = ["where is my new card?", "how do I reset my PIN?", "I was charged twice",
-             "can I top up by bank transfer?"]
+    texts = ["where is my new card?", "how do I reset my PIN?", "I was charged twice", "can I top up by bank transfer?"]
     messages = [InboundMessage("rest", f"crowd-{i}", texts[i % len(texts)]) for i in range(80)]
     messages[40] = InboundMessage("rest", "crowd-bad", "my card \ud800 is blocked \u202e!")
 
@@ -213,10 +212,15 @@ class FailsOnMarker:
 def test_a_message_the_models_fail_on_goes_to_a_person_and_no_one_else_notices(bot: Bot) -> None:
     real = bot.engine
     engine = Engine(
-        domain=real.domain, nlu=NLUPipeline(FailsOnMarker(real.nlu.encoder, "zqx"), real.nlu.classifier,
-                                            real.nlu.entities),
-        knowledge_base=real.knowledge_base, policy=real.policy, store=real.store, rules=real.rules,
-        actions=None, tickets=real.tickets, wait_estimator=real.wait_estimator,
+        domain=real.domain,
+        nlu=NLUPipeline(FailsOnMarker(real.nlu.encoder, "zqx"), real.nlu.classifier, real.nlu.entities),
+        knowledge_base=real.knowledge_base,
+        policy=real.policy,
+        store=real.store,
+        rules=real.rules,
+        actions=None,
+        tickets=real.tickets,
+        wait_estimator=real.wait_estimator,
     )
     gateway = Gateway(engine, SeenMessages(bot.database), bot.outbox, {"rest": RestChannel()})
     messages = [InboundMessage("rest", f"unread-{i}", "how do I reset my PIN?") for i in range(20)]

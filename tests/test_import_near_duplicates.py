@@ -28,14 +28,23 @@ def kb(db_engine: Engine) -> KnowledgeBaseStore:
 
 def forum_topics() -> ImportBatch:
     """A Discourse import: one question the Stack Exchange site already answered, one it did not."""
-    return ImportBatch(entries=[
-        KBEntry(id=FORUM_PIN, questions=["How do I reset my PIN number?"],
+    return ImportBatch(
+        entries=[
+            KBEntry(
+                id=FORUM_PIN,
+                questions=["How do I reset my PIN number?"],
                 answer="Settings > Security > Reset PIN, then confirm with the code we text you.",
-                source="discourse:7", votes=3),
-        KBEntry(id=FORUM_LIMITS, questions=["What are the daily card limits?"],
+                source="discourse:7",
+                votes=3,
+            ),
+            KBEntry(
+                id=FORUM_LIMITS,
+                questions=["What are the daily card limits?"],
                 answer="Up to 5,000 a day in shops and 500 at cash machines; change them under Cards > Limits.",
-                source="discourse:8"),
-    ])
+                source="discourse:8",
+            ),
+        ]
+    )
 
 
 def test_a_new_question_close_to_a_published_entry_from_elsewhere_becomes_its_variant(
@@ -85,11 +94,16 @@ def test_an_entry_already_stored_is_never_merged_away(kb: KnowledgeBaseStore, mi
     forum = ingest(kb, forum_topics(), encoder=minilm_encoder)
 
     assert {(m.duplicate_id, m.into_id) for m in site.merged} == {
-        (PIN, FORUM_PIN), ("stackexchange:bank.stackexchange.com:11", FORUM_PIN)}
+        (PIN, FORUM_PIN),
+        ("stackexchange:bank.stackexchange.com:11", FORUM_PIN),
+    }
     assert not forum.merged and (forum.added, forum.updated, forum.unchanged) == (0, 0, 2)
     forum_pin = kb.get(FORUM_PIN)
     assert forum_pin is not None and forum_pin.questions == [
-        "How do I reset my PIN number?", "How do I reset my PIN?", "How do I reset my PIN code?"]
+        "How do I reset my PIN number?",
+        "How do I reset my PIN?",
+        "How do I reset my PIN code?",
+    ]
 
 
 def test_retired_entries_and_those_mirrored_from_nlu_yml_take_no_variants(
@@ -97,8 +111,7 @@ def test_retired_entries_and_those_mirrored_from_nlu_yml_take_no_variants(
 ) -> None:
     answer = "Open Settings > Security > Reset PIN in the app."
     kb.upsert(KBEntry(id="faq/reset_pin", questions=["How do I reset my PIN?"], answer=answer, intent="faq/reset_pin"))
-    kb.upsert(KBEntry(id="manual:pin", questions=["How do I reset my PIN?"], answer=answer,
-                      status=EntryStatus.RETIRED))
+    kb.upsert(KBEntry(id="manual:pin", questions=["How do I reset my PIN?"], answer=answer, status=EntryStatus.RETIRED))
 
     summary = ingest(kb, forum_topics(), encoder=minilm_encoder, options=IngestOptions())
 

@@ -122,18 +122,12 @@ def test_rasa_load_project_reads_the_given_files() -> None:
         (
             MALFORMED / "unknown_key.yml",
             3,
-            (
-                "unknown key 'anwser' (allowed: answer, id, language, question, questions, "
-                "source_url, status, tags)"
-            ),
+            ("unknown key 'anwser' (allowed: answer, id, language, question, questions, source_url, status, tags)"),
         ),
         (
             MALFORMED / "bad_syntax.yml",
             4,
-            (
-                "invalid YAML: expected ',' or ']', but got ':' "
-                "(while parsing a flow sequence started on line 3)"
-            ),
+            ("invalid YAML: expected ',' or ']', but got ':' (while parsing a flow sequence started on line 3)"),
         ),
         # The bad row spans lines 5-6 (a quoted newline): the error names where it starts.
         (MALFORMED / "missing_answer.csv", 5, "missing answer"),
@@ -154,15 +148,17 @@ def test_malformed_files_fail_naming_file_and_line(path: Path, line: int, messag
     assert str(raised.value) == f"{path}:{line}: {message}"
 
 
-@pytest.mark.parametrize(("row", "message"), [
-    ("../../etc/passwd,Hi?,Hi.,", "KB entry id '../../etc/passwd' must start with a letter or digit"),
-    ("faq/../secrets,Hi?,Hi.,", "KB entry id 'faq/../secrets' must not have a '.' or '..' segment"),
-    ("pin,Hi?,Hi.,javascript:alert(1)", "source URL 'javascript:alert(1)' must be an http:// or https://"),
-])
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("../../etc/passwd,Hi?,Hi.,", "KB entry id '../../etc/passwd' must start with a letter or digit"),
+        ("faq/../secrets,Hi?,Hi.,", "KB entry id 'faq/../secrets' must not have a '.' or '..' segment"),
+        ("pin,Hi?,Hi.,javascript:alert(1)", "source URL 'javascript:alert(1)' must be an http:// or https://"),
+    ],
+)
 def test_an_unsafe_id_or_source_url_fails_naming_file_and_line(tmp_path: Path, row: str, message: str) -> None:
     faq = tmp_path / "faq.csv"
-    faq.write_text(f"id,question,answer,source_url\nok,Fine?,Yes.,https://example.com/t/1\n{row}\n",
-                   encoding="utf-8")
+    faq.write_text(f"id,question,answer,source_url\nok,Fine?,Yes.,https://example.com/t/1\n{row}\n", encoding="utf-8")
 
     with pytest.raises(KBImportError, match=re.escape(f"{faq}:3: {message}")):
         CsvImporter().load(faq)
@@ -170,13 +166,19 @@ def test_an_unsafe_id_or_source_url_fails_naming_file_and_line(tmp_path: Path, r
 
 def test_ids_the_importers_make_are_accepted(tmp_path: Path) -> None:
     faq = tmp_path / "faq.csv"
-    faq.write_text("id,question,answer\n"
-                   "faq/reverted_card_payment?,Reverted?,Yes.\n"
-                   "stackexchange:bank.stackexchange.com:4,Why?,Because.\n"
-                   ",Où est ma carte ?,Elle arrive.\n", encoding="utf-8")
+    faq.write_text(
+        "id,question,answer\n"
+        "faq/reverted_card_payment?,Reverted?,Yes.\n"
+        "stackexchange:bank.stackexchange.com:4,Why?,Because.\n"
+        ",Où est ma carte ?,Elle arrive.\n",
+        encoding="utf-8",
+    )
 
     assert [e.id for e in CsvImporter().load(faq)] == [
-        "faq/reverted_card_payment?", "stackexchange:bank.stackexchange.com:4", "faq:où-est-ma-carte"]
+        "faq/reverted_card_payment?",
+        "stackexchange:bank.stackexchange.com:4",
+        "faq:où-est-ma-carte",
+    ]
 
 
 def test_retrieval_intent_without_response_fails_at_the_intent() -> None:

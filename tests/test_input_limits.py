@@ -24,9 +24,15 @@ def editor(demo_client: TestClient) -> dict[str, str]:
     return {"Authorization": f"Bearer {bot.agents.issue_token(agent_id)}"}
 
 
-@pytest.mark.parametrize("path", [
-    "/webhooks/rest/webhook", "/desk/api/login", "/kb/api/entries", "/model/parse",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/webhooks/rest/webhook",
+        "/desk/api/login",
+        "/kb/api/entries",
+        "/model/parse",
+    ],
+)
 def test_json_nested_100k_deep_gets_400_with_the_reason(demo_client: TestClient, path: str) -> None:
     response = demo_client.post(path, content=DEEP, headers={"content-type": "application/json"})
 
@@ -34,16 +40,24 @@ def test_json_nested_100k_deep_gets_400_with_the_reason(demo_client: TestClient,
     assert response.json() == {"error": "request body nests JSON deeper than 32 levels"}
 
 
-@pytest.mark.parametrize(("method", "path", "body", "field"), [
-    ("GET", f"/kb/api/entries?offset={HUGE}", None, "offset"),
-    ("GET", f"/kb/api/usage?offset={HUGE}", None, "offset"),
-    ("POST", f"/kb/api/suggestions/{HUGE}/reject", {"reason": "no"}, "suggestion_id"),
-    ("POST", f"/kb/api/suggestions/{HUGE}/approve", {}, "suggestion_id"),
-    ("POST", "/kb/api/entries/faq/x/restore", {"version": int(HUGE)}, "version"),
-    ("GET", "/kb/api/gaps?since_days=1e308", None, "since_days"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("GET", f"/kb/api/entries?offset={HUGE}", None, "offset"),
+        ("GET", f"/kb/api/usage?offset={HUGE}", None, "offset"),
+        ("POST", f"/kb/api/suggestions/{HUGE}/reject", {"reason": "no"}, "suggestion_id"),
+        ("POST", f"/kb/api/suggestions/{HUGE}/approve", {}, "suggestion_id"),
+        ("POST", "/kb/api/entries/faq/x/restore", {"version": int(HUGE)}, "version"),
+        ("GET", "/kb/api/gaps?since_days=1e308", None, "since_days"),
+    ],
+)
 def test_numbers_past_their_range_get_422_naming_the_field(
-    demo_client: TestClient, editor: dict[str, str], method: str, path: str, body: object, field: str,
+    demo_client: TestClient,
+    editor: dict[str, str],
+    method: str,
+    path: str,
+    body: object,
+    field: str,
 ) -> None:
     response = demo_client.request(method, path, json=body, headers=editor)
 
@@ -52,8 +66,7 @@ def test_numbers_past_their_range_get_422_naming_the_field(
 
 
 def test_parse_reads_the_text_the_gateway_would_pass_on(demo_client: TestClient) -> None:
-    response = demo_client.post("/model/parse", json={"text": "refund \u202eDNUFER\u202c please\x00"},
-                                headers=API_AUTH)
+    response = demo_client.post("/model/parse", json={"text": "refund \u202eDNUFER\u202c please\x00"}, headers=API_AUTH)
 
     assert response.status_code == 200
     assert response.json()["text"] == "refund DNUFER please"

@@ -68,7 +68,9 @@ def test_only_editors_and_admins_curate(app, db_engine: Engine) -> None:
 
 
 def test_an_entry_from_draft_to_served_to_retired_with_its_history(
-    app, db_engine: Engine, minilm_encoder: Encoder,
+    app,
+    db_engine: Engine,
+    minilm_encoder: Encoder,
 ) -> None:
     client, knowledge_base = app
     ed = signed_in(client, db_engine, "ed", "editor")
@@ -88,8 +90,13 @@ def test_an_entry_from_draft_to_served_to_retired_with_its_history(
     assert top_entry(knowledge_base, minilm_encoder, "change my PIN") == "faq/fees"
     history = ed("GET", "/entries/manual:pin/history")
     assert [(v["version"], v["action"], v["actor"]) for v in history] == [
-        (1, "create", "ed"), (2, "edit", "ed"), (3, "publish", "ed"), (4, "edit", "ed"),
-        (5, "restore", "ed"), (6, "retire", "ed")]
+        (1, "create", "ed"),
+        (2, "edit", "ed"),
+        (3, "publish", "ed"),
+        (4, "edit", "ed"),
+        (5, "restore", "ed"),
+        (6, "retire", "ed"),
+    ]
     assert [e["id"] for e in ed("GET", "/entries", params={"status": "retired"})] == ["manual:pin"]
 
 
@@ -109,20 +116,23 @@ def test_unsafe_entry_ids_and_source_urls_are_refused_with_the_reason(app, db_en
     ed = signed_in(client, db_engine, "ed", "editor")
     body = {"id": "manual:pin", "questions": ["How do I change my PIN?"], "answer": "In the app."}
 
-    assert "must start with a letter or digit" in ed(
-        "POST", "/entries", 422, json={**body, "id": "../../etc/passwd"})["error"]
+    assert (
+        "must start with a letter or digit"
+        in ed("POST", "/entries", 422, json={**body, "id": "../../etc/passwd"})["error"]
+    )
     assert "'.' or '..' segment" in ed("POST", "/entries", 422, json={**body, "id": "faq/../x"})["error"]
     for url in ("javascript:alert(1)", "data:text/html,<script>", "//evil.example"):
         assert "http:// or https://" in ed("POST", "/entries", 422, json={**body, "source_url": url})["error"]
-        assert "http:// or https://" in ed("PUT", "/entries/faq/fees", 422,
-                                           json={**body, "source_url": url})["error"]
+        assert "http:// or https://" in ed("PUT", "/entries/faq/fees", 422, json={**body, "source_url": url})["error"]
     assert ed("GET", "/entries/faq/fees")["source_url"] == ""
     created = ed("POST", "/entries", 201, json={**body, "source_url": "https://community.example/t/1"})
     assert created["source_url"] == "https://community.example/t/1"
 
 
 def test_suggestions_are_approved_into_the_index_or_rejected(
-    app, db_engine: Engine, minilm_encoder: Encoder,
+    app,
+    db_engine: Engine,
+    minilm_encoder: Encoder,
 ) -> None:
     client, knowledge_base = app
     ed = signed_in(client, db_engine, "ed", "editor")
@@ -130,8 +140,15 @@ def test_suggestions_are_approved_into_the_index_or_rejected(
     tickets = []
     for sender in ("c1", "c2"):
         _, ticket = conversations.record_turn(
-            sender, "webchat", [{"event": "user", "timestamp": time.time(), "text": "hi"}], {}, 0,
-            "queued", None, NewHandoff("low_confidence", "normal", {}, datetime.now(UTC) + timedelta(hours=1)))
+            sender,
+            "webchat",
+            [{"event": "user", "timestamp": time.time(), "text": "hi"}],
+            {},
+            0,
+            "queued",
+            None,
+            NewHandoff("low_confidence", "normal", {}, datetime.now(UTC) + timedelta(hours=1)),
+        )
         assert ticket is not None
         tickets.append(ticket.id)
     box = TicketSuggestions(db_engine)
@@ -141,7 +158,10 @@ def test_suggestions_are_approved_into_the_index_or_rejected(
     assert [s["id"] for s in ed("GET", "/suggestions")] == [first.id, second.id]
     entry = ed("POST", f"/suggestions/{first.id}/approve", json={"answer": "Yes: Cards > Freeze, anywhere."})
     assert (entry["id"], entry["status"], entry["answer"]) == (
-        f"handoff:{tickets[0]}", "published", "Yes: Cards > Freeze, anywhere.")
+        f"handoff:{tickets[0]}",
+        "published",
+        "Yes: Cards > Freeze, anywhere.",
+    )
     assert top_entry(knowledge_base, minilm_encoder, "freeze my card while travelling") == entry["id"]
     assert "already approved" in ed("POST", f"/suggestions/{first.id}/approve", 409, json={})["error"]
     ed("POST", f"/suggestions/{second.id}/reject", 422, json={"reason": ""})
@@ -153,10 +173,23 @@ def test_suggestions_are_approved_into_the_index_or_rejected(
 def test_gaps_and_the_openapi_docs(app, db_engine: Engine) -> None:
     client, _ = app
     ed = signed_in(client, db_engine, "ed", "editor")
-    ConversationStore(db_engine).record_turn("c1", "webchat", [
-        {"event": "user", "timestamp": time.time(), "text": "Do you have a student account?",
-         "parse_data": {"text": "Do you have a student account?"}},
-        {"event": "handoff", "timestamp": time.time(), "reason": "out_of_scope"}], {}, 0, "bot", None)
+    ConversationStore(db_engine).record_turn(
+        "c1",
+        "webchat",
+        [
+            {
+                "event": "user",
+                "timestamp": time.time(),
+                "text": "Do you have a student account?",
+                "parse_data": {"text": "Do you have a student account?"},
+            },
+            {"event": "handoff", "timestamp": time.time(), "reason": "out_of_scope"},
+        ],
+        {},
+        0,
+        "bot",
+        None,
+    )
 
     [gap] = ed("GET", "/gaps", params={"since_days": 1})
     assert gap["examples"] == ["Do you have a student account?"] and gap["size"] == 1

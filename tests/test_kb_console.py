@@ -36,8 +36,9 @@ def sign_in(page: Page, live_server: LiveServer, account_id: str, console: str =
 
 
 def desk_call(live_server: LiveServer, token: str, path: str, body: dict[str, str] | None = None) -> None:
-    response = httpx.post(f"{live_server.url}/desk/api{path}", json=body,
-                          headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    response = httpx.post(
+        f"{live_server.url}/desk/api{path}", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    )
     assert response.status_code == 200, response.text
 
 
@@ -55,7 +56,9 @@ def handed_off_and_answered(live_server: LiveServer, sender: str) -> str:
 
 
 def test_editor_finds_an_entry_edits_it_and_restores_the_earlier_version(
-    page: Page, live_server: LiveServer, tmp_path: Path,
+    page: Page,
+    live_server: LiveServer,
+    tmp_path: Path,
 ) -> None:
     editor = account(live_server, "editor")
     store = live_server.bot.knowledge_base.store
@@ -100,7 +103,9 @@ def test_editor_finds_an_entry_edits_it_and_restores_the_earlier_version(
 
 
 def test_a_suggestion_from_a_real_handoff_is_approved_then_served_and_counted(
-    page: Page, live_server: LiveServer, sender: str,
+    page: Page,
+    live_server: LiveServer,
+    sender: str,
 ) -> None:
     ticket_id = handed_off_and_answered(live_server, sender)
 
@@ -137,7 +142,9 @@ def test_a_suggestion_from_a_real_handoff_is_approved_then_served_and_counted(
 
 
 def test_gap_report_shows_a_handed_off_question_and_starts_its_answer(
-    page: Page, live_server: LiveServer, sender: str,
+    page: Page,
+    live_server: LiveServer,
+    sender: str,
 ) -> None:
     customer_says(live_server, sender, GAP_QUESTION)
     assert tracker(live_server, sender)["handoff"] is not None

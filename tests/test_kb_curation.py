@@ -94,17 +94,29 @@ def handed_off(conversations: ConversationStore, sender: str, *texts: str, reaso
     """A bot turn on `texts[0]` that ended in a handoff; the other texts arrive while it waits."""
     now = time.time()
     _, ticket = conversations.record_turn(
-        sender, "webchat",
-        [{"event": "user", "timestamp": now, "text": texts[0], "parse_data": {"text": texts[0]}},
-         {"event": "handoff", "timestamp": now, "reason": reason}],
-        {}, 0, "queued", None,
+        sender,
+        "webchat",
+        [
+            {"event": "user", "timestamp": now, "text": texts[0], "parse_data": {"text": texts[0]}},
+            {"event": "handoff", "timestamp": now, "reason": reason},
+        ],
+        {},
+        0,
+        "queued",
+        None,
         NewHandoff(reason, "normal", {"summary": texts[0]}, datetime.now(UTC) + timedelta(minutes=30)),
     )
     assert ticket is not None
     for text in texts[1:]:
-        conversations.record_turn(sender, "webchat", [{"event": "user", "timestamp": time.time(),
-                                                       "text": text, "parse_data": None}],
-                                  {}, 0, "queued", None)
+        conversations.record_turn(
+            sender,
+            "webchat",
+            [{"event": "user", "timestamp": time.time(), "text": text, "parse_data": None}],
+            {},
+            0,
+            "queued",
+            None,
+        )
     return ticket.id
 
 
@@ -144,17 +156,23 @@ def test_no_suggestion_without_a_reply_and_the_request_for_a_person_is_not_a_que
     silent = handed_off(conversations, "c1", "hello?")
     tickets.claim(silent, ana)
     tickets.resolve(silent, ana)
-    conversations.record_turn("c2", "webchat", [{"event": "user", "timestamp": time.time(),
-                                                  "text": "Why was I charged twice?", "parse_data": {}}],
-                              {}, 0, "bot", None)
-    asked = handed_off(conversations, "c2", "I want a human", "It's the grocery payment",
-                       reason="customer_request")
+    conversations.record_turn(
+        "c2",
+        "webchat",
+        [{"event": "user", "timestamp": time.time(), "text": "Why was I charged twice?", "parse_data": {}}],
+        {},
+        0,
+        "bot",
+        None,
+    )
+    asked = handed_off(conversations, "c2", "I want a human", "It's the grocery payment", reason="customer_request")
     tickets.claim(asked, ana)
     tickets.reply(asked, ana, "A card payment retried; the second charge is refunded in 3 days.")
     tickets.resolve(asked, ana)
 
     assert [(s.ticket_id, s.questions) for s in suggestions.list()] == [
-        (asked, ["Why was I charged twice?", "It's the grocery payment"])]
+        (asked, ["Why was I charged twice?", "It's the grocery payment"])
+    ]
 
 
 def test_rejecting_needs_a_reason_and_unknown_ids_are_named(desk, db_engine: Engine) -> None:
@@ -167,7 +185,10 @@ def test_rejecting_needs_a_reason_and_unknown_ids_are_named(desk, db_engine: Eng
     rejected = suggestions.reject(proposed.id, "ed", "fees differ by account; needs legal review")
 
     assert (rejected.status, rejected.reviewer, rejected.reason) == (
-        "rejected", "ed", "fees differ by account; needs legal review")
+        "rejected",
+        "ed",
+        "fees differ by account; needs legal review",
+    )
     assert suggestions.list() == [] and suggestions.list("rejected") == [rejected]
     with pytest.raises(SuggestionNotFound, match="no suggestion 999"):
         suggestions.get(999)
@@ -176,7 +197,8 @@ def test_rejecting_needs_a_reason_and_unknown_ids_are_named(desk, db_engine: Eng
 
 
 def test_publishing_swaps_the_index_while_queries_keep_running(
-    database_url: str, minilm_encoder: Encoder,
+    database_url: str,
+    minilm_encoder: Encoder,
 ) -> None:
     server_db = create_engine_for(database_url)
     editor_db = create_engine_for(database_url)  # a second connection pool, as another process has
@@ -228,7 +250,8 @@ def cli_database(tmp_path: Path) -> Iterator[tuple[Path, str, Engine]]:
 
 
 def test_the_cli_curates_and_the_server_notices_from_another_process(
-    cli_database: tuple[Path, str, Engine], minilm_encoder: Encoder,
+    cli_database: tuple[Path, str, Engine],
+    minilm_encoder: Encoder,
 ) -> None:
     project, url, engine = cli_database
     store = KnowledgeBaseStore(engine)
@@ -239,8 +262,12 @@ def test_the_cli_curates_and_the_server_notices_from_another_process(
 
     def crowddesk(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "crowddesk.bot.cli", "kb", *args, "--project", str(project),
-             "--database-url", url], capture_output=True, text=True, timeout=300, check=False)
+            [sys.executable, "-m", "crowddesk.bot.cli", "kb", *args, "--project", str(project), "--database-url", url],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
 
     published = crowddesk("publish", "manual:pin", "--as", "lead", "--comment", "reviewed")
     assert published.returncode == 0, published.stderr
@@ -257,13 +284,15 @@ def test_the_cli_curates_and_the_server_notices_from_another_process(
 
 
 def test_suggestions_are_reviewed_from_the_command_line(
-    cli_database: tuple[Path, str, Engine], capsys: pytest.CaptureFixture[str],
+    cli_database: tuple[Path, str, Engine],
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     project, url, engine = cli_database
     conversations = ConversationStore(engine)
-    first = TicketSuggestions(engine).propose(handed_off(conversations, "c1", "Do you do mortgages?"),
-                                        ["Do you do mortgages?"], "Not yet.", "ana")
+    first = TicketSuggestions(engine).propose(
+        handed_off(conversations, "c1", "Do you do mortgages?"), ["Do you do mortgages?"], "Not yet.", "ana"
+    )
     second = TicketSuggestions(engine).propose(handed_off(conversations, "c2", "Crypto?"), ["Crypto?"], "No.", "ana")
 
     def crowddesk(*args: str) -> tuple[int, str]:
@@ -289,7 +318,8 @@ def test_suggestions_are_reviewed_from_the_command_line(
 
 
 def test_the_watcher_checks_at_start_and_finishes_its_rebuild_before_stopping(
-    db_engine: Engine, minilm_encoder: Encoder,
+    db_engine: Engine,
+    minilm_encoder: Encoder,
 ) -> None:
     store = KnowledgeBaseStore(db_engine)
     knowledge_base = KnowledgeBase(store, minilm_encoder, lexical_weight=0.3, top_k=3)

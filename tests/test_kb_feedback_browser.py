@@ -8,7 +8,8 @@ from tests.test_webchat_browser import CARD_QUESTION, open_chat, say, shop  # no
 
 
 def test_feedback_buttons_render_and_only_the_newest_message_keeps_live_buttons(
-    page: Page, shop: str  # noqa: F811 - the imported fixture, requested by name
+    page: Page,
+    shop: str,  # noqa: F811 - the imported fixture, requested by name
 ) -> None:
     log = open_chat(page, shop)
     say(page, CARD_QUESTION)

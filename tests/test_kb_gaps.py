@@ -56,7 +56,9 @@ def test_questions_the_bot_could_not_answer_are_found(conversations: Conversatio
 
 
 def test_gaps_are_clustered_by_meaning_and_biggest_first(
-    conversations: ConversationStore, db_engine: Engine, minilm_encoder: Encoder,
+    conversations: ConversationStore,
+    db_engine: Engine,
+    minilm_encoder: Encoder,
 ) -> None:
     clusters = gap_report(db_engine, minilm_encoder)
 
@@ -72,44 +74,69 @@ def test_gaps_are_clustered_by_meaning_and_biggest_first(
 
 
 def test_questions_a_published_entry_now_covers_drop_out(
-    conversations: ConversationStore, db_engine: Engine, minilm_encoder: Encoder,
+    conversations: ConversationStore,
+    db_engine: Engine,
+    minilm_encoder: Encoder,
 ) -> None:
-    KnowledgeBaseStore(db_engine).upsert(KBEntry(
-        id="manual:pin", questions=["How do I change my PIN?", "change card PIN"],
-        answer="Cards > PIN in the app."))
+    KnowledgeBaseStore(db_engine).upsert(
+        KBEntry(
+            id="manual:pin", questions=["How do I change my PIN?", "change card PIN"], answer="Cards > PIN in the app."
+        )
+    )
 
     clusters = gap_report(db_engine, minilm_encoder)
 
     assert [sorted(c.examples) for c in clusters] == [
-        ["Can I open a bank account for my kid?", "Can I open an account for my child?"]]
+        ["Can I open a bank account for my kid?", "Can I open an account for my child?"]
+    ]
 
 
 def test_no_conversations_no_gaps(db_engine: Engine, minilm_encoder: Encoder) -> None:
     assert gap_report(db_engine, minilm_encoder) == []
 
 
-def answered_then_pressed(store: ConversationStore, sender: str, question: str, entry_id: str,
-                          *presses: bool) -> None:
+def answered_then_pressed(store: ConversationStore, sender: str, question: str, entry_id: str, *presses: bool) -> None:
     """The bot answers `question` from `entry_id` with feedback buttons; the customer presses them."""
     at = time.time()
     answer_id = f"answer-{sender}"
-    store.record_turn(sender, "webchat", [
-        {"event": "user", "timestamp": at, "text": question, "parse_data": {"text": question}},
-        {"event": "action", "timestamp": at, "name": "action_answer_from_kb"},
-        {"event": "bot", "timestamp": at, "text": "...",
-         "data": {"custom": {"kb_entry": entry_id, "answer_id": answer_id}}},
-    ], {}, 0, "bot", None)
+    store.record_turn(
+        sender,
+        "webchat",
+        [
+            {"event": "user", "timestamp": at, "text": question, "parse_data": {"text": question}},
+            {"event": "action", "timestamp": at, "name": "action_answer_from_kb"},
+            {
+                "event": "bot",
+                "timestamp": at,
+                "text": "...",
+                "data": {"custom": {"kb_entry": entry_id, "answer_id": answer_id}},
+            },
+        ],
+        {},
+        0,
+        "bot",
+        None,
+    )
     for helpful in presses:
         text = f'/kb_feedback{{"helpful": {"true" if helpful else "false"}, "answer": "{answer_id}"}}'
-        store.record_turn(sender, "webchat", [
-            {"event": "user", "timestamp": at, "text": text, "parse_data": {"text": text}}], {}, 0, "bot", None)
+        store.record_turn(
+            sender,
+            "webchat",
+            [{"event": "user", "timestamp": at, "text": text, "parse_data": {"text": text}}],
+            {},
+            0,
+            "bot",
+            None,
+        )
 
 
 def test_answers_marked_not_helpful_are_gaps_even_though_an_entry_matched(
-    db_engine: Engine, minilm_encoder: Encoder,
+    db_engine: Engine,
+    minilm_encoder: Encoder,
 ) -> None:
-    KnowledgeBaseStore(db_engine).upsert(KBEntry(
-        id="faq:refund_status", questions=["Why is my refund not showing up?"], answer="Refunds take 5 days."))
+    KnowledgeBaseStore(db_engine).upsert(
+        KBEntry(id="faq:refund_status", questions=["Why is my refund not showing up?"], answer="Refunds take 5 days.")
+    )
     store = ConversationStore(db_engine)
     answered_then_pressed(store, "a", "Why is my refund not showing up?", "faq:refund_status", False, False)
     answered_then_pressed(store, "b", "Why is my refund not showing yet?", "faq:refund_status", False)
@@ -126,8 +153,9 @@ def test_answers_marked_not_helpful_are_gaps_even_though_an_entry_matched(
     assert cluster.size == 2 and cluster.outcomes == {"unhelpful": 2}
 
     # Another entry that covers the question does close the gap.
-    KnowledgeBaseStore(db_engine).upsert(KBEntry(
-        id="faq:refund_delay", questions=["Why is my refund not showing up yet?"], answer="Check pending."))
+    KnowledgeBaseStore(db_engine).upsert(
+        KBEntry(id="faq:refund_delay", questions=["Why is my refund not showing up yet?"], answer="Check pending.")
+    )
     assert gap_report(db_engine, minilm_encoder) == []
 
 
@@ -135,7 +163,14 @@ def test_a_press_naming_another_conversations_answer_is_not_a_gap(db_engine: Eng
     store = ConversationStore(db_engine)
     answered_then_pressed(store, "a", "Why is my refund not showing up?", "faq:refund_status")
     text = '/kb_feedback{"helpful": false, "answer": "answer-a"}'  # "b" names a's answer
-    store.record_turn("b", "webchat", [
-        {"event": "user", "timestamp": time.time(), "text": text, "parse_data": {"text": text}}], {}, 0, "bot", None)
+    store.record_turn(
+        "b",
+        "webchat",
+        [{"event": "user", "timestamp": time.time(), "text": text, "parse_data": {"text": text}}],
+        {},
+        0,
+        "bot",
+        None,
+    )
 
     assert unanswered_questions(db_engine) == []

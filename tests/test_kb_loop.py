@@ -46,8 +46,9 @@ def test_an_answered_handoff_becomes_an_automatic_answer(demo_client: TestClient
     call(demo_client, "POST", f"/desk/api/tickets/{ticket['id']}/resolve", agent)
 
     editor = token(demo_client, "editor")
-    [suggestion] = [s for s in call(demo_client, "GET", "/kb/api/suggestions", editor)
-                    if s["ticket_id"] == ticket["id"]]
+    [suggestion] = [
+        s for s in call(demo_client, "GET", "/kb/api/suggestions", editor) if s["ticket_id"] == ticket["id"]
+    ]
     assert suggestion["questions"] == [QUESTION] and suggestion["answer"] == ANSWER
     entry = call(demo_client, "POST", f"/kb/api/suggestions/{suggestion['id']}/approve", editor, json={})
 

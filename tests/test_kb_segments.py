@@ -40,10 +40,18 @@ SUPPORT = [
     KBEntry("fees", ["What are the fees for transfers abroad?"], "1% of the amount, at least 2 EUR."),
 ]
 QUERIES = [
-    "getting E-1043 on login", "I want my money back for an order I cancelled", "forgot pin",
-    "my new card hasn't come yet", "app crashed after the update", "error E-7001 when paying",
-    "how much does an international transfer cost", "freeze my card", "locked out E-2210",
-    "can I pay with my phone", "close account", "change where my parcel goes",
+    "getting E-1043 on login",
+    "I want my money back for an order I cancelled",
+    "forgot pin",
+    "my new card hasn't come yet",
+    "app crashed after the update",
+    "error E-7001 when paying",
+    "how much does an international transfer cost",
+    "freeze my card",
+    "locked out E-2210",
+    "can I pay with my phone",
+    "close account",
+    "change where my parcel goes",
 ]
 
 
@@ -65,8 +73,14 @@ def store(db_engine: Engine) -> KnowledgeBaseStore:
 
 def test_publish_edit_and_retire_apply_without_a_rebuild(store: KnowledgeBaseStore, minilm_encoder: Encoder) -> None:
     kb = knowledge_base(store, minilm_encoder)
-    store.upsert(KBEntry("wallet", ["Can I pay with my phone?", "Apple Pay"], "Yes, add the card to your wallet.",
-                         status=EntryStatus.DRAFT))
+    store.upsert(
+        KBEntry(
+            "wallet",
+            ["Can I pay with my phone?", "Apple Pay"],
+            "Yes, add the card to your wallet.",
+            status=EntryStatus.DRAFT,
+        )
+    )
     assert kb.apply_changes() is True  # a change, but not one to serve
     assert "wallet" not in found(kb, minilm_encoder, "can I pay with my phone")
 
@@ -91,8 +105,11 @@ def test_incremental_results_equal_a_full_rebuild(store: KnowledgeBaseStore, min
     kb = knowledge_base(store, minilm_encoder)
     store.upsert(KBEntry("wallet", ["Can I pay with my phone?"], "Yes, add the card to your wallet."))
     store.upsert(KBEntry("e7001", ["Payment fails with error E-7001"], "The merchant declined; try again."))
-    store.upsert(KBEntry("card", ["When will my card arrive?", "my card has not come"], "In 5 working days.",
-                         votes=40, accepted=True))
+    store.upsert(
+        KBEntry(
+            "card", ["When will my card arrive?", "my card has not come"], "In 5 working days.", votes=40, accepted=True
+        )
+    )
     store.set_status("address", EntryStatus.RETIRED)
     kb.apply_changes()
 
@@ -117,24 +134,30 @@ def test_excluded_entries_are_left_out_of_both_segments(store: KnowledgeBaseStor
 
     # New (delta only), edited (delta, and a stale copy in the base), untouched (base only).
     for gone in ("wallet", "pin", "refund"):
-        for found in (retriever.search_many(QUERIES, vectors, top_k=len(retriever), absent_entries={gone}),
-                      retriever.search_many(QUERIES, vectors, top_k=len(retriever),
-                                            exclude_entries=[gone] * len(QUERIES))):
+        for found in (
+            retriever.search_many(QUERIES, vectors, top_k=len(retriever), absent_entries={gone}),
+            retriever.search_many(QUERIES, vectors, top_k=len(retriever), exclude_entries=[gone] * len(QUERIES)),
+        ):
             expected = [[c for c in candidates if c.entry_id != gone] for candidates in everything]
             assert [[c.entry_id for c in candidates] for candidates in found] == [
-                [c.entry_id for c in candidates] for candidates in expected]
+                [c.entry_id for c in candidates] for candidates in expected
+            ]
             assert [c.score for candidates in found for c in candidates] == pytest.approx(
-                [c.score for candidates in expected for c in candidates], abs=1e-6)
+                [c.score for candidates in expected for c in candidates], abs=1e-6
+            )
     pay = "can I pay with my phone"
     assert retriever.search(pay, minilm_encoder.encode([pay])[0])[0].entry_id == "wallet"
-    assert "wallet" not in [c.entry_id for c in retriever.search(pay, minilm_encoder.encode([pay])[0],
-                                                                  exclude_entry="wallet")]
+    assert "wallet" not in [
+        c.entry_id for c in retriever.search(pay, minilm_encoder.encode([pay])[0], exclude_entry="wallet")
+    ]
     with pytest.raises(KeyError, match="'crash-report'"):
         retriever.search_many(QUERIES, vectors, absent_entries={"crash-report"})
 
 
 def test_a_restart_reads_the_saved_index_and_applies_what_changed_while_down(
-    store: KnowledgeBaseStore, minilm_encoder: Encoder, tmp_path: Path,
+    store: KnowledgeBaseStore,
+    minilm_encoder: Encoder,
+    tmp_path: Path,
 ) -> None:
     approximate = IndexSettings(exact_below=10)  # ivf: a FAISS index worth saving
     first = knowledge_base(store, minilm_encoder, index=approximate, index_dir=tmp_path / "index")
@@ -156,7 +179,9 @@ def test_a_restart_reads_the_saved_index_and_applies_what_changed_while_down(
 
 
 def test_the_delta_is_compacted_past_the_threshold_while_queries_go_on(
-    store: KnowledgeBaseStore, minilm_encoder: Encoder, tmp_path: Path,
+    store: KnowledgeBaseStore,
+    minilm_encoder: Encoder,
+    tmp_path: Path,
 ) -> None:
     kb = knowledge_base(store, minilm_encoder, index=IndexSettings(compact_after=2), index_dir=tmp_path / "index")
     live = LiveIndex(kb, check_seconds=0.05)
@@ -183,17 +208,55 @@ def test_the_delta_is_compacted_past_the_threshold_while_queries_go_on(
 
 def products_and_problems() -> list[KBEntry]:
     """A few hundred distinct entries: enough rows for an inverted-file FAISS index."""
-    products = ["card", "app", "account", "transfer", "loan", "savings", "PIN", "statement", "cheque",
-                "mortgage", "insurance", "overdraft", "wallet", "ATM", "standing order"]
-    problems = ["is blocked", "shows an error", "was charged twice", "cannot be found", "is too slow",
-                "needs a new address", "was declined abroad", "has a wrong fee", "must be cancelled",
-                "is missing a payment", "stopped working today", "needs my passport", "was closed by mistake",
-                "gives code E-4{:03d}", "has a limit that is too low", "sends no notifications",
-                "wants a new password", "was opened by someone else", "has the wrong name", "is not in the list"]
-    return [KBEntry(f"{p}-{q}".replace(" ", "-"), [f"My {product} {problem.format(i)}"],
-                    f"For a {product} that {problem.format(i)}, see the help centre.")
-            for p, product in enumerate(products) for q, problem in enumerate(problems)
-            for i in [p * 20 + q]]
+    products = [
+        "card",
+        "app",
+        "account",
+        "transfer",
+        "loan",
+        "savings",
+        "PIN",
+        "statement",
+        "cheque",
+        "mortgage",
+        "insurance",
+        "overdraft",
+        "wallet",
+        "ATM",
+        "standing order",
+    ]
+    problems = [
+        "is blocked",
+        "shows an error",
+        "was charged twice",
+        "cannot be found",
+        "is too slow",
+        "needs a new address",
+        "was declined abroad",
+        "has a wrong fee",
+        "must be cancelled",
+        "is missing a payment",
+        "stopped working today",
+        "needs my passport",
+        "was closed by mistake",
+        "gives code E-4{:03d}",
+        "has a limit that is too low",
+        "sends no notifications",
+        "wants a new password",
+        "was opened by someone else",
+        "has the wrong name",
+        "is not in the list",
+    ]
+    return [
+        KBEntry(
+            f"{p}-{q}".replace(" ", "-"),
+            [f"My {product} {problem.format(i)}"],
+            f"For a {product} that {problem.format(i)}, see the help centre.",
+        )
+        for p, product in enumerate(products)
+        for q, problem in enumerate(problems)
+        for i in [p * 20 + q]
+    ]
 
 
 def test_an_approximate_base_takes_changes_too(db_engine: Engine, minilm_encoder: Encoder) -> None:
@@ -259,8 +322,10 @@ def test_a_change_committed_after_a_later_one_is_still_applied(postgres_schema: 
         for entry in SUPPORT:
             store.upsert(entry)
         kb = knowledge_base(store, minilm_encoder)
-        slow = threading.Thread(target=KnowledgeBaseStore(slow_db).upsert, args=(
-            KBEntry("wallet", ["Can I pay with my phone?"], "Yes, add the card to your wallet."),))
+        slow = threading.Thread(
+            target=KnowledgeBaseStore(slow_db).upsert,
+            args=(KBEntry("wallet", ["Can I pay with my phone?"], "Yes, add the card to your wallet."),),
+        )
         slow.start()
         assert committing.wait(30)
         store.set_status("crash", EntryStatus.RETIRED)  # a later change id, committed first
@@ -287,8 +352,9 @@ def test_the_base_index_counts_the_same_bm25_statistics_as_the_delta() -> None:
         KBEntry(id="a", questions=["Where is my card?", "card not arrived E-1043"], answer="It takes 5 days"),
         KBEntry(id="b", questions=["reset my PIN"], answer="Go to Settings, then Card, then PIN"),
     ]
-    index = LexicalIndex([e.questions for e in entries], answers=[e.answer for e in entries],
-                         answer_weight=ANSWER_WEIGHT)
+    index = LexicalIndex(
+        [e.questions for e in entries], answers=[e.answer for e in entries], answer_weight=ANSWER_WEIGHT
+    )
     counted = LexicalStatistics.of(lexical_document(entry) for entry in entries)
 
     from_index = index.statistics()
@@ -302,16 +368,23 @@ def test_a_thread_published_after_the_base_is_found_through_its_body_as_in_a_ful
     store: KnowledgeBaseStore, minilm_encoder: Encoder
 ) -> None:
     kb = knowledge_base(store, minilm_encoder)
-    store.upsert(KBEntry("transfer-pending", ["Still waiting, help please"], "Up to two working days.",
-                         context="I sent money to my landlord on Monday and the transfer still shows as pending."))
+    store.upsert(
+        KBEntry(
+            "transfer-pending",
+            ["Still waiting, help please"],
+            "Up to two working days.",
+            context="I sent money to my landlord on Monday and the transfer still shows as pending.",
+        )
+    )
     kb.apply_changes()
     rebuilt = knowledge_base(store, minilm_encoder)
     query = "money sent to my landlord hasn't arrived"
 
     assert kb.changed_since_compaction == 1  # the thread is in the delta
 
-    [[incremental]], [[full]] = (k.retriever.search_many([query], minilm_encoder.encode([query]), top_k=1)
-                             for k in (kb, rebuilt))
+    [[incremental]], [[full]] = (
+        k.retriever.search_many([query], minilm_encoder.encode([query]), top_k=1) for k in (kb, rebuilt)
+    )
     assert incremental.entry_id == full.entry_id == "transfer-pending"
     assert incremental.lexical == pytest.approx(full.lexical, abs=0.02) and incremental.lexical > 0
 
@@ -322,8 +395,13 @@ def test_the_delta_counts_context_words_as_the_base_does() -> None:
         KBEntry(id="b", questions=["reset my PIN"], answer="Go to Settings", context="I forgot my PIN twice"),
     ]
     for weight in (0.0, 0.5):
-        index = LexicalIndex([e.questions for e in entries], answers=[e.answer for e in entries],
-                             answer_weight=ANSWER_WEIGHT, contexts=[e.context for e in entries], context_weight=weight)
+        index = LexicalIndex(
+            [e.questions for e in entries],
+            answers=[e.answer for e in entries],
+            answer_weight=ANSWER_WEIGHT,
+            contexts=[e.context for e in entries],
+            context_weight=weight,
+        )
         counted = LexicalStatistics.of(lexical_document(entry, weight) for entry in entries)
 
         assert index.statistics().total_length == pytest.approx(counted.total_length)

@@ -14,8 +14,9 @@ CHATTER = [f"what is the weather in city {i}" for i in range(10)]
 
 @pytest.mark.parametrize("body", sorted(BODIES))
 def test_a_thread_has_one_training_question_as_title_and_a_body_of_the_stated_mix(body: str) -> None:
-    entry = KBEntry("faq/card_arrival", ["Where is my card?", "card not here"], "It takes 5 days.",
-                    intent="faq/card_arrival")
+    entry = KBEntry(
+        "faq/card_arrival", ["Where is my card?", "card not here"], "It takes 5 days.", intent="faq/card_arrival"
+    )
 
     made = thread(entry, np.random.default_rng(0), body, TRAINING, CHATTER)
 

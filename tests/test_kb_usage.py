@@ -116,15 +116,12 @@ def test_a_press_on_someone_elses_answer_counts_nothing(demo_client: TestClient,
     assert usage_of(demo_client, editor) == before
 
 
-def test_not_helpful_hands_off_when_the_config_says_so(
-    demo_training: TrainResult, tmp_path: Path
-) -> None:
+def test_not_helpful_hands_off_when_the_config_says_so(demo_training: TrainResult, tmp_path: Path) -> None:
     (tmp_path / "bot").mkdir()
     project = copy_demo_project(tmp_path / "bot")
     config = project / "config.yml"
     config.write_text(config.read_text().replace("on_unhelpful: offer_handoff", "on_unhelpful: handoff"))
-    bot = assemble(project, model_dir=demo_training.model_dir,
-                   database_url=f"sqlite:///{tmp_path / 'crowddesk.db'}")
+    bot = assemble(project, model_dir=demo_training.model_dir, database_url=f"sqlite:///{tmp_path / 'crowddesk.db'}")
     with TestClient(create_app(bot, API_ACCESS)) as client:
         answer = answered(client, "unhappy")
         replies = press(client, answer, "Not helpful", "unhappy")
@@ -172,8 +169,10 @@ def test_the_cli_prints_the_usage_table(
     assert lines[0].split()[:5] == ["entry", "status", "served", "helpful", "unhelpful"]
     assert len(lines) == 4
     assert any(line.startswith(ENTRY) and " published " in line for line in lines[1:])
-    assert main(["kb", "usage", "--order", "unhelpful", "--json", "--project", str(demo_project),
-                 "--database-url", url]) == 0
+    assert (
+        main(["kb", "usage", "--order", "unhelpful", "--json", "--project", str(demo_project), "--database-url", url])
+        == 0
+    )
     assert capsys.readouterr().out.lstrip().startswith("[")
 
 
@@ -184,8 +183,16 @@ def test_concurrent_turns_serving_one_entry_lose_no_count(db_engine: Engine) -> 
     def serve(sender: str) -> None:
         for _ in range(turns):
             conversations.record_turn(
-                sender, "rest", [{"event": "bot", "timestamp": time.time(), "text": "answer"}],
-                {}, 0, "bot", None, None, partial(count_served, entry_id="faq/fees"))
+                sender,
+                "rest",
+                [{"event": "bot", "timestamp": time.time(), "text": "answer"}],
+                {},
+                0,
+                "bot",
+                None,
+                None,
+                partial(count_served, entry_id="faq/fees"),
+            )
 
     workers = [threading.Thread(target=serve, args=(f"customer-{n}",)) for n in range(threads)]
     for worker in workers:
@@ -211,10 +218,20 @@ def test_feedback_counts_once_per_answer_on_both_databases(db_engine: Engine) ->
 
     [line] = UsageReport(db_engine).lines(order="unhelpful")
     assert line.as_dict() | {"last_served_at": None} == {
-        "entry_id": "faq/fees", "question": "What are the fees?", "status": "published",
-        "served": 1, "helpful": 1, "unhelpful": 1, "last_served_at": None}
+        "entry_id": "faq/fees",
+        "question": "What are the fees?",
+        "status": "published",
+        "served": 1,
+        "helpful": 1,
+        "unhelpful": 1,
+        "last_served_at": None,
+    }
     assert UsageReport(db_engine).of("faq/never").counts() == {
-        "served": 0, "helpful": 0, "unhelpful": 0, "last_served_at": None}
+        "served": 0,
+        "helpful": 0,
+        "unhelpful": 0,
+        "last_served_at": None,
+    }
 
 
 def test_feedback_settings_are_checked_when_loaded(tmp_path: Path) -> None:

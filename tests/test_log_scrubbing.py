@@ -32,9 +32,11 @@ async def ok_app(scope: Scope, receive: Receive, send: Send) -> None:
 def test_uvicorns_access_log_keeps_the_request_but_not_its_credentials() -> None:
     port = free_port()
     # A process of its own: uvicorn's logging setup is process-wide.
-    serve = ("import uvicorn; from crowddesk.bot.server.log_scrubbing import uvicorn_log_config; "
-             f"uvicorn.run('tests.test_log_scrubbing:ok_app', port={port}, lifespan='off', "
-             "log_config=uvicorn_log_config())")
+    serve = (
+        "import uvicorn; from crowddesk.bot.server.log_scrubbing import uvicorn_log_config; "
+        f"uvicorn.run('tests.test_log_scrubbing:ok_app', port={port}, lifespan='off', "
+        "log_config=uvicorn_log_config())"
+    )
     with running([sys.executable, "-c", serve], {}) as log:
         url = f"http://127.0.0.1:{port}"
         httpx.get(f"{url}/desk/api/stream?token=s3cret-query-token&ticket=T-1")
@@ -61,12 +63,23 @@ def test_a_web_chat_session_id_is_kept_out_of_logs() -> None:
 
 
 def test_crowddesk_run_logs_no_api_token_a_rasa_client_sends_in_the_url(
-    demo_project: Path, demo_training: TrainResult, tmp_path: Path,
+    demo_project: Path,
+    demo_training: TrainResult,
+    tmp_path: Path,
 ) -> None:
     port = free_port()
-    command = [str(Path(sys.executable).with_name("crowddesk")), "run", "--project", str(demo_project),
-               "--port", str(port), "--model", str(demo_training.model_dir),
-               "--database-url", f"sqlite:///{tmp_path / 'crowddesk.db'}"]
+    command = [
+        str(Path(sys.executable).with_name("crowddesk")),
+        "run",
+        "--project",
+        str(demo_project),
+        "--port",
+        str(port),
+        "--model",
+        str(demo_training.model_dir),
+        "--database-url",
+        f"sqlite:///{tmp_path / 'crowddesk.db'}",
+    ]
     with running(command, {"CROWDDESK_API_TOKEN": "s3cret-query-token"}) as log:
         url = f"http://127.0.0.1:{port}"
         tracker = httpx.get(f"{url}/conversations/ana/tracker", params={"token": "s3cret-query-token"})
@@ -82,8 +95,14 @@ def test_crowddesk_run_logs_no_api_token_a_rasa_client_sends_in_the_url(
 @contextmanager
 def running(command: list[str], env: dict[str, str]) -> Iterator[list[str]]:
     """Runs a server command until the block ends; yields its output lines, complete after the block."""
-    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert process.stdout is not None
     lines: list[str] = []
     try:

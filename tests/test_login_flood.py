@@ -24,19 +24,23 @@ async def _flood_while_customers_talk(url: str, accounts: list[str]) -> tuple[li
         async def guess(account: str, n: int) -> int:
             # Each guesser has its own address (uvicorn trusts X-Forwarded-For from loopback), so
             # the per-address budget does not cut the flood short.
-            response = await client.post("/desk/api/login", json={"agent_id": account, "password": f"guess-{n}"},
-                                         headers={"X-Forwarded-For": f"10.13.{accounts.index(account)}.{n}"})
+            response = await client.post(
+                "/desk/api/login",
+                json={"agent_id": account, "password": f"guess-{n}"},
+                headers={"X-Forwarded-For": f"10.13.{accounts.index(account)}.{n}"},
+            )
             return response.status_code
 
         async def customer(n: int) -> int:
             await asyncio.sleep(0.3 * n)  # spread over the flood
-            response = await client.post("/webhooks/rest/webhook",
-                                         json={"sender": f"flood-{uuid.uuid4().hex[:8]}", "message": "hi"})
+            response = await client.post(
+                "/webhooks/rest/webhook", json={"sender": f"flood-{uuid.uuid4().hex[:8]}", "message": "hi"}
+            )
             return response.status_code
 
         guesses = [guess(a, n) for a in accounts for n in range(GUESSES_PER_ACCOUNT)]
         results = await asyncio.gather(*guesses, *(customer(n) for n in range(CUSTOMERS)))
-    return list(results[:len(guesses)]), list(results[len(guesses):])
+    return list(results[: len(guesses)]), list(results[len(guesses) :])
 
 
 def test_customers_messages_survive_a_login_flood(live_server: LiveServer) -> None:

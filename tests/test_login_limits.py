@@ -24,8 +24,9 @@ def limiter(db_engine: Engine) -> LoginLimiter:
     return LoginLimiter(db_engine)
 
 
-def fail(limiter: LoginLimiter, times: int, agent_id: str = "ana", address: str = "10.0.0.1",
-         at: datetime = START) -> None:
+def fail(
+    limiter: LoginLimiter, times: int, agent_id: str = "ana", address: str = "10.0.0.1", at: datetime = START
+) -> None:
     for _ in range(times):
         limiter.failed(agent_id, address, now=at)
 
@@ -119,7 +120,8 @@ def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 
 def test_unknown_disabled_and_password_less_ids_cost_one_scrypt_like_a_wrong_password(
-    db_engine: Engine, scrypt_calls: list[dict[str, Any]],
+    db_engine: Engine,
+    scrypt_calls: list[dict[str, Any]],
 ) -> None:
     agents = AgentDirectory(db_engine)
     agents.add("ana", "Ana", password=PASSWORD)

@@ -36,9 +36,14 @@ def create_as_the_release_before_migrations(engine: Engine) -> None:
         for metadata in history.metadata:
             metadata.create_all(engine)
     ConversationStore(engine).record_turn(
-        "u1", events=[{"event": "user", "timestamp": 1.0, "text": "hi"},
-                      {"event": "bot", "timestamp": 2.0, "text": "hello"}],
-        new_handoff=None, channel="rest", slots={}, failed_turns=0, owner="bot", latest_message=None,
+        "u1",
+        events=[{"event": "user", "timestamp": 1.0, "text": "hi"}, {"event": "bot", "timestamp": 2.0, "text": "hello"}],
+        new_handoff=None,
+        channel="rest",
+        slots={},
+        failed_turns=0,
+        owner="bot",
+        latest_message=None,
     )
     KnowledgeBaseStore(engine).upsert(KBEntry(id="faq/pin", questions=["reset my pin?"], answer="In the app."))
     AgentDirectory(engine).add("ann", "Ann")
@@ -57,7 +62,8 @@ def test_a_database_of_the_release_before_migrations_is_adopted_with_its_data(en
     adopted = init_schema(engine)
 
     assert [str(outcome) for outcome in adopted] == [
-        f"{history.name}: none -> {HEAD} (existing tables adopted)" for history in HISTORIES]
+        f"{history.name}: none -> {HEAD} (existing tables adopted)" for history in HISTORIES
+    ]
     assert [e["text"] for e in ConversationStore(engine).events("u1")] == ["hi", "hello"]
     entry = KnowledgeBaseStore(engine).get("faq/pin")
     assert entry is not None and entry.answer == "In the app."
@@ -70,16 +76,22 @@ def test_a_database_of_the_release_before_migrations_is_adopted_with_its_data(en
     again = init_schema(engine)
 
     assert [str(outcome) for outcome in again] == [
-        f"{history.name}: {HEAD} -> {HEAD} (up to date)" for history in HISTORIES]
+        f"{history.name}: {HEAD} -> {HEAD} (up to date)" for history in HISTORIES
+    ]
 
 
 def test_an_empty_database_gets_every_table_the_code_declares(engine: Engine) -> None:
     created = init_schema(engine)
 
     assert [str(outcome) for outcome in created] == [
-        f"{history.name}: none -> {HEAD} (created)" for history in HISTORIES]
-    declared = {table.name: {column.name for column in table.columns}
-                for history in HISTORIES for metadata in history.metadata for table in metadata.tables.values()}
+        f"{history.name}: none -> {HEAD} (created)" for history in HISTORIES
+    ]
+    declared = {
+        table.name: {column.name for column in table.columns}
+        for history in HISTORIES
+        for metadata in history.metadata
+        for table in metadata.tables.values()
+    }
     versions = {history.version_table: {"version_num"} for history in HISTORIES}
     assert table_columns(engine) == declared | versions
 
@@ -89,25 +101,32 @@ def test_the_migrations_build_exactly_the_tables_the_code_declares(engine: Engin
     init_schema(engine)
 
     assert {history.name: differences(engine, history) for history in HISTORIES} == {
-        history.name: [] for history in HISTORIES}
+        history.name: [] for history in HISTORIES
+    }
 
 
 def test_db_upgrade_reports_each_history(
-    database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    database_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     project = copy_demo_project(tmp_path)
     command = ["db", "upgrade", "--project", str(project), "--database-url", database_url]
 
     assert main(command) == 0
     assert capsys.readouterr().out.splitlines() == [
-        f"{history.name}: none -> {HEAD} (created)" for history in HISTORIES]
+        f"{history.name}: none -> {HEAD} (created)" for history in HISTORIES
+    ]
     assert main(command) == 0
     assert capsys.readouterr().out.splitlines() == [
-        f"{history.name}: {HEAD} -> {HEAD} (up to date)" for history in HISTORIES]
+        f"{history.name}: {HEAD} -> {HEAD} (up to date)" for history in HISTORIES
+    ]
 
 
 def test_a_written_revision_adds_what_the_code_declares_and_upgrades_a_database(
-    engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    engine: Engine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     knowledge_base = HISTORIES[0]
     versions = tmp_path / "versions"

@@ -32,8 +32,7 @@ def test_a_new_database_starts_without_encoding_what_training_encoded(
         return real_encode(texts, show_progress=show_progress)
 
     monkeypatch.setattr(encoder, "encode", recording_encode)
-    bot = assemble(demo_project, model_dir=demo_training.model_dir,
-                   database_url=f"sqlite:///{tmp_path / 'new.db'}")
+    bot = assemble(demo_project, model_dir=demo_training.model_dir, database_url=f"sqlite:///{tmp_path / 'new.db'}")
     try:
         questions = [q for e in faq_entries(load_project(demo_project)) for q in e.questions]
         assert len(questions) > 100

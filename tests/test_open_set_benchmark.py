@@ -37,13 +37,30 @@ def test_probabilities_are_laid_out_on_the_full_class_list() -> None:
 
 
 def test_summary_is_mean_and_spread_over_seeds_skipping_undefined_values() -> None:
-    runs = [{"realised_precision": 0.9, "claimed_precision": 0.95, "unseen_handed_off": 0.5,
-             "in_scope_answered_correctly": 0.8, "answered_share": 0.7},
-            {"realised_precision": 1.0, "claimed_precision": 0.95, "unseen_handed_off": None,
-             "in_scope_answered_correctly": 0.6, "answered_share": 0.5}]
+    runs = [
+        {
+            "realised_precision": 0.9,
+            "claimed_precision": 0.95,
+            "unseen_handed_off": 0.5,
+            "in_scope_answered_correctly": 0.8,
+            "answered_share": 0.7,
+        },
+        {
+            "realised_precision": 1.0,
+            "claimed_precision": 0.95,
+            "unseen_handed_off": None,
+            "in_scope_answered_correctly": 0.6,
+            "answered_share": 0.5,
+        },
+    ]
     summary = summarise(runs)
-    assert summary["mean"] == {"realised_precision": 0.95, "claimed_precision": 0.95, "unseen_handed_off": 0.5,
-                               "in_scope_answered_correctly": 0.7, "answered_share": 0.6}
+    assert summary["mean"] == {
+        "realised_precision": 0.95,
+        "claimed_precision": 0.95,
+        "unseen_handed_off": 0.5,
+        "in_scope_answered_correctly": 0.7,
+        "answered_share": 0.6,
+    }
     assert summary["std"]["realised_precision"] == pytest.approx(0.05)
     assert summary["std"]["unseen_handed_off"] == 0.0
 

@@ -18,25 +18,44 @@ from tests.test_classifier import TRAINING, _training_data
 # Six topics; the last two are never trained: the messages a deployed bot gets about a new topic.
 MORE_TRAINING = {
     "lost_card": [
-        "I lost my card", "my card was stolen", "can't find my debit card", "card missing from wallet",
-        "someone stole my bank card", "report a lost card", "I think I dropped my card",
-        "my wallet with the card is gone", "block my lost card", "card lost abroad",
+        "I lost my card",
+        "my card was stolen",
+        "can't find my debit card",
+        "card missing from wallet",
+        "someone stole my bank card",
+        "report a lost card",
+        "I think I dropped my card",
+        "my wallet with the card is gone",
+        "block my lost card",
+        "card lost abroad",
     ],
     "exchange_rate": [
-        "what is the exchange rate", "how much is a dollar in euros", "currency conversion rate",
-        "rate for pounds to euros", "what rate do you give for yen", "today's exchange rates",
-        "how do you calculate the exchange rate", "is the exchange rate fixed",
-        "conversion fee and rate", "euro to dollar rate please",
+        "what is the exchange rate",
+        "how much is a dollar in euros",
+        "currency conversion rate",
+        "rate for pounds to euros",
+        "what rate do you give for yen",
+        "today's exchange rates",
+        "how do you calculate the exchange rate",
+        "is the exchange rate fixed",
+        "conversion fee and rate",
+        "euro to dollar rate please",
     ],
 }
 UNSEEN_TOPICS = [
-    "what's the interest rate on your mortgage", "can I get a car loan from you",
-    "do you sell travel insurance", "I want to open a savings account for my child",
-    "how do I invest in stocks with you", "what pension plans do you have",
+    "what's the interest rate on your mortgage",
+    "can I get a car loan from you",
+    "do you sell travel insurance",
+    "I want to open a savings account for my child",
+    "how do I invest in stocks with you",
+    "what pension plans do you have",
 ]
 KNOWN_PARAPHRASES = [
-    "my card still hasn't arrived", "I can't remember my password", "when do you open on monday",
-    "I've lost my card somewhere", "what's the rate for dollars",
+    "my card still hasn't arrived",
+    "I can't remember my password",
+    "when do you open on monday",
+    "I've lost my card somewhere",
+    "what's the rate for dollars",
 ]
 
 
@@ -52,8 +71,9 @@ def _six_topics() -> tuple[list[str], list[str]]:
 def open_set(minilm_encoder: Encoder) -> tuple[CalibratedIntentClassifier, OutOfFold, list[str]]:
     texts, labels = _six_topics()
     classifier = CalibratedIntentClassifier(calibration_folds=3)
-    out_of_fold = classifier.fit(texts, minilm_encoder.encode(texts), labels, unseen_topic_share=0.15,
-                                 always_trained={"greet"})
+    out_of_fold = classifier.fit(
+        texts, minilm_encoder.encode(texts), labels, unseen_topic_share=0.15, always_trained={"greet"}
+    )
     return classifier, out_of_fold, labels
 
 
@@ -112,7 +132,8 @@ def test_every_trainable_intent_is_also_predicted_by_a_model_that_never_saw_it(
 
 
 def test_a_topic_nobody_trained_on_scores_below_known_paraphrases(
-    open_set: tuple[CalibratedIntentClassifier, OutOfFold, list[str]], minilm_encoder: Encoder,
+    open_set: tuple[CalibratedIntentClassifier, OutOfFold, list[str]],
+    minilm_encoder: Encoder,
 ) -> None:
     classifier = open_set[0]
 
@@ -126,7 +147,9 @@ def test_a_topic_nobody_trained_on_scores_below_known_paraphrases(
 
 
 def test_open_set_calibration_survives_saving(
-    open_set: tuple[CalibratedIntentClassifier, OutOfFold, list[str]], minilm_encoder: Encoder, tmp_path: Path,
+    open_set: tuple[CalibratedIntentClassifier, OutOfFold, list[str]],
+    minilm_encoder: Encoder,
+    tmp_path: Path,
 ) -> None:
     classifier = open_set[0]
     classifier.save(tmp_path)

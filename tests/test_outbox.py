@@ -208,15 +208,21 @@ def open_sqlite(path: Path) -> Engine:
     return engine
 
 
-def add_row(
-    engine: Engine, text: str, status: str, written: datetime, delivered: datetime | None = None
-) -> None:
+def add_row(engine: Engine, text: str, status: str, written: datetime, delivered: datetime | None = None) -> None:
     """An outbox row as a worker long ago would have left it."""
     with Session(engine) as session, session.begin():
-        session.add(OutboxRow(
-            channel="fake", recipient_id="c1", payload={"recipient_id": "c1", "text": text},
-            status=status, attempts=1, next_attempt_at=written, created_at=written, delivered_at=delivered,
-        ))
+        session.add(
+            OutboxRow(
+                channel="fake",
+                recipient_id="c1",
+                payload={"recipient_id": "c1", "text": text},
+                status=status,
+                attempts=1,
+                next_attempt_at=written,
+                created_at=written,
+                delivered_at=delivered,
+            )
+        )
 
 
 def add_delivery_key(engine: Engine, message_id: str, received: datetime) -> None:
@@ -236,7 +242,10 @@ def test_purge_deletes_delivered_rows_and_delivery_keys_older_than_the_retention
 
     assert Retention(db_engine, timedelta(days=7)).purge(now) == Purged(outbox=1, inbound=1)
     assert [r.message.text for r in Outbox(db_engine).records()] == [
-        "written long ago, delivered lately", "refused long ago", "still retrying"]
+        "written long ago, delivered lately",
+        "refused long ago",
+        "still retrying",
+    ]
     seen = SeenMessages(db_engine)
     assert seen.first_sight("fake", "update-1")  # forgotten: old enough that no platform resends it
     assert not seen.first_sight("fake", "update-2")

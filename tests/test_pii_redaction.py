@@ -40,8 +40,10 @@ from tests.test_kb_loop import token
 CARD, EMAIL = "4111 1111 1111 1111", "jane.roe@example.com"
 # The finding: what a customer wrote before asking for a person.
 CUSTOMER_TEXT = f"My card {CARD} was charged twice for one payment, please write to {EMAIL}"
-AGENT_REPLY = ("We refunded the second charge on card 4111-1111-1111-1111; the confirmation "
-               f"went to {EMAIL}. Refunds of double charges take 3 working days.")
+AGENT_REPLY = (
+    "We refunded the second charge on card 4111-1111-1111-1111; the confirmation "
+    f"went to {EMAIL}. Refunds of double charges take 3 working days."
+)
 LEAKS = ("4111", "jane.roe", "example.com")
 REDACTED_TEXT = "My card [card] was charged twice for one payment, please write to [email]"
 
@@ -55,17 +57,20 @@ def leaked(value: Any) -> list[str]:
 # -- the redactor on each kind ------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    (CUSTOMER_TEXT, REDACTED_TEXT),
-    ("card 4111-1111-1111-1111, exp 12/27", "card [card], exp 12/27"),
-    ("Amex 3782 822463 10005 and Visa 4111111111111111.", "Amex [card] and Visa [card]."),
-    ("order 4111 1111 1111 1112 and invoice 2024000123456", "order 4111 1111 1111 1112 and invoice 2024000123456"),
-    ("Jane.Roe+bank@Mail.Example.COM wrote", "[email] wrote"),
-    ("call 07700 900123, +49 151 12345678 or (555) 123-4567", "call [phone], [phone] or [phone]"),
-    ("my iban is de89 3704 0044 0532 0130 00 thanks", "my iban is [iban] thanks"),
-    ("IBAN DE89 3704 0044 0532 0130 00 OK?", "IBAN [iban] OK?"),
-    ("id12 is my order number for the shoes", "id12 is my order number for the shoes"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (CUSTOMER_TEXT, REDACTED_TEXT),
+        ("card 4111-1111-1111-1111, exp 12/27", "card [card], exp 12/27"),
+        ("Amex 3782 822463 10005 and Visa 4111111111111111.", "Amex [card] and Visa [card]."),
+        ("order 4111 1111 1111 1112 and invoice 2024000123456", "order 4111 1111 1111 1112 and invoice 2024000123456"),
+        ("Jane.Roe+bank@Mail.Example.COM wrote", "[email] wrote"),
+        ("call 07700 900123, +49 151 12345678 or (555) 123-4567", "call [phone], [phone] or [phone]"),
+        ("my iban is de89 3704 0044 0532 0130 00 thanks", "my iban is [iban] thanks"),
+        ("IBAN DE89 3704 0044 0532 0130 00 OK?", "IBAN [iban] OK?"),
+        ("id12 is my order number for the shoes", "id12 is my order number for the shoes"),
+    ],
+)
 def test_each_kind_of_pii_is_redacted_and_look_alikes_are_kept(text: str, expected: str) -> None:
     assert Redactor().redact(text) == expected
 
@@ -88,7 +93,8 @@ def test_suggestions_from_handoffs_are_stored_redacted_and_so_is_an_editors_edit
 
     assert automatic.questions == [REDACTED_TEXT, "It's account [redacted]"]
     assert automatic.answer.startswith(
-        "We refunded the second charge on card [card]; the confirmation went to [email].")
+        "We refunded the second charge on card [card]; the confirmation went to [email]."
+    )
     assert (explicit.questions, explicit.answer) == (automatic.questions[:1], automatic.answer)
     entry = suggestions.approve(explicit.id, "ed", answer=f"Mail {EMAIL} about card {CARD}.")
     assert entry.answer == "Mail [email] about card [card]." and not leaked(entry.as_dict())
@@ -123,8 +129,9 @@ def test_privacy_settings_are_off_by_default_and_read_from_support_policy(tmp_pa
     default = load_config(tmp_path / "missing.yml").policy.privacy
     assert (default.redact_transcripts, default.redact_logs) == (False, False)
 
-    config = load_config(privacy_config(tmp_path / "config.yml",
-                                        "      redact_transcripts: true\n      redact_logs: true\n"))
+    config = load_config(
+        privacy_config(tmp_path / "config.yml", "      redact_transcripts: true\n      redact_logs: true\n")
+    )
 
     assert (config.policy.privacy.redact_transcripts, config.policy.privacy.redact_logs) == (True, True)
     # Run-time settings: turning redaction on needs no retraining.
@@ -132,10 +139,13 @@ def test_privacy_settings_are_off_by_default_and_read_from_support_policy(tmp_pa
     assert config.fingerprint_dict() == off.fingerprint_dict()
 
 
-@pytest.mark.parametrize(("block", "key", "reason"), [
-    ("      redact_transcripts: sometimes\n", "policies[0].privacy.redact_transcripts", "true or false"),
-    ("      redact_everything: true\n", "policies[0].privacy", "redact_everything"),
-])
+@pytest.mark.parametrize(
+    ("block", "key", "reason"),
+    [
+        ("      redact_transcripts: sometimes\n", "policies[0].privacy.redact_transcripts", "true or false"),
+        ("      redact_everything: true\n", "policies[0].privacy", "redact_everything"),
+    ],
+)
 def test_a_bad_privacy_setting_names_its_key(tmp_path: Path, block: str, key: str, reason: str) -> None:
     with pytest.raises(ProjectFileError) as error:
         load_config(privacy_config(tmp_path / "config.yml", block))
@@ -148,23 +158,39 @@ def test_a_bad_privacy_setting_names_its_key(tmp_path: Path, block: str, key: st
 
 def test_a_turn_is_stored_with_the_customers_words_redacted_and_the_bots_kept() -> None:
     redact = TranscriptRedactor(Redactor())
-    parse = {"text": CUSTOMER_TEXT, "intent": {"name": "card_charged_twice", "confidence": 0.4},
-             "entities": [{"entity": "email", "value": EMAIL}, {"entity": "rating", "value": 5.0}]}
+    parse = {
+        "text": CUSTOMER_TEXT,
+        "intent": {"name": "card_charged_twice", "confidence": 0.4},
+        "entities": [{"entity": "email", "value": EMAIL}, {"entity": "rating", "value": 5.0}],
+    }
     bot_line = {"event": "bot", "timestamp": 2.0, "text": f"We'll write to {EMAIL}."}  # the bot's own words
-    events = [{"event": "user", "timestamp": 1.0, "text": CUSTOMER_TEXT, "original_text": CUSTOMER_TEXT,
-               "parse_data": parse}, bot_line]
-    handoff = NewHandoff("low_confidence", "normal", {
-        "sender_id": "rest:jane", "summary": f"Customer asked: {CUSTOMER_TEXT!r}.", "entities": parse["entities"],
-        "transcript": [{"role": "customer", "text": CUSTOMER_TEXT, "timestamp": 1.0},
-                       {"role": "bot", "text": bot_line["text"], "timestamp": 2.0}],
-    }, datetime.now(UTC))
+    events = [
+        {"event": "user", "timestamp": 1.0, "text": CUSTOMER_TEXT, "original_text": CUSTOMER_TEXT, "parse_data": parse},
+        bot_line,
+    ]
+    handoff = NewHandoff(
+        "low_confidence",
+        "normal",
+        {
+            "sender_id": "rest:jane",
+            "summary": f"Customer asked: {CUSTOMER_TEXT!r}.",
+            "entities": parse["entities"],
+            "transcript": [
+                {"role": "customer", "text": CUSTOMER_TEXT, "timestamp": 1.0},
+                {"role": "bot", "text": bot_line["text"], "timestamp": 2.0},
+            ],
+        },
+        datetime.now(UTC),
+    )
 
     user, bot = redact.events(events)
     packet = (redact.handoff(handoff) or handoff).packet
 
     assert user["text"] == user["original_text"] == user["parse_data"]["text"] == REDACTED_TEXT
     assert user["parse_data"]["entities"] == [
-        {"entity": "email", "value": "[email]"}, {"entity": "rating", "value": 5.0}]
+        {"entity": "email", "value": "[email]"},
+        {"entity": "rating", "value": 5.0},
+    ]
     assert bot == bot_line and parse["text"] == CUSTOMER_TEXT  # nothing changed in place
     assert packet["summary"] == f"Customer asked: {REDACTED_TEXT!r}."
     assert packet["transcript"][1] == handoff.packet["transcript"][1] and not leaked(packet["transcript"][0])
@@ -235,7 +261,8 @@ def test_uvicorns_own_access_formatter_still_writes_a_redacted_line(
 
     with redacted_logs(Redactor()):
         logging.getLogger("uvicorn.access").info(
-            '%s - "%s %s HTTP/%s" %d', "127.0.0.1:50000", "GET", f"/conversations/{EMAIL}/tracker", "1.1", 200)
+            '%s - "%s %s HTTP/%s" %d', "127.0.0.1:50000", "GET", f"/conversations/{EMAIL}/tracker", "1.1", 200
+        )
 
     assert access.lines == ['127.0.0.1:50000 - "GET /conversations/[email]/tracker HTTP/1.1" 200 OK']
 
@@ -270,15 +297,21 @@ def hand_off(client: TestClient, sender: str) -> tuple[list[dict[str, Any]], str
 
 
 def test_an_approved_suggestion_never_shows_a_customers_card_or_email(
-    demo_client: TestClient, sender: str,
+    demo_client: TestClient,
+    sender: str,
 ) -> None:
     replies, ticket_id = hand_off(demo_client, sender)
     agent = token(demo_client, "agent")
     call(demo_client, "POST", f"/desk/api/tickets/{ticket_id}/claim", agent)
     call(demo_client, "POST", f"/desk/api/tickets/{ticket_id}/reply", agent, json={"text": AGENT_REPLY})
     call(demo_client, "POST", f"/desk/api/tickets/{ticket_id}/resolve", agent)
-    call(demo_client, "POST", f"/desk/api/tickets/{ticket_id}/kb-suggestion", agent,
-         json={"question": CUSTOMER_TEXT, "answer": AGENT_REPLY})
+    call(
+        demo_client,
+        "POST",
+        f"/desk/api/tickets/{ticket_id}/kb-suggestion",
+        agent,
+        json={"question": CUSTOMER_TEXT, "answer": AGENT_REPLY},
+    )
 
     editor = token(demo_client, "editor")
     mine = [s for s in call(demo_client, "GET", "/kb/api/suggestions", editor) if s["ticket_id"] == ticket_id]
@@ -299,10 +332,21 @@ def test_entries_written_from_the_kb_console_are_redacted(demo_client: TestClien
     editor = token(demo_client, "editor")
     entry_id = f"manual:pii-{uuid.uuid4().hex[:8]}"
 
-    created = call(demo_client, "POST", "/kb/api/entries", editor, status=201, json={
-        "id": entry_id, "questions": [f"Is {EMAIL} your support address?"], "answer": f"Card {CARD} works."})
-    edited = call(demo_client, "PUT", f"/kb/api/entries/{entry_id}", editor, json={
-        "questions": ["How do I reach you?"], "answer": "Call 07700 900123 or mail jane.roe@example.com."})
+    created = call(
+        demo_client,
+        "POST",
+        "/kb/api/entries",
+        editor,
+        status=201,
+        json={"id": entry_id, "questions": [f"Is {EMAIL} your support address?"], "answer": f"Card {CARD} works."},
+    )
+    edited = call(
+        demo_client,
+        "PUT",
+        f"/kb/api/entries/{entry_id}",
+        editor,
+        json={"questions": ["How do I reach you?"], "answer": "Call 07700 900123 or mail jane.roe@example.com."},
+    )
 
     assert created["questions"] == ["Is [email] your support address?"]
     assert created["answer"] == "Card [card] works."
@@ -313,24 +357,33 @@ def test_entries_written_from_the_kb_console_are_redacted(demo_client: TestClien
 
 @pytest.fixture(scope="module")
 def private_client(
-    tmp_path_factory: pytest.TempPathFactory, demo_training: TrainResult, action_server_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    demo_training: TrainResult,
+    action_server_url: str,
 ) -> Iterator[TestClient]:
     """The demo bot (its trained model) with `privacy.redact_transcripts` turned on."""
     project = copy_demo_project(tmp_path_factory.mktemp("private"))
     config = project / "config.yml"
-    config.write_text(config.read_text().replace(
-        "  - name: SupportPolicy\n",
-        "  - name: SupportPolicy\n    privacy:\n      redact_transcripts: true\n", 1))
+    config.write_text(
+        config.read_text().replace(
+            "  - name: SupportPolicy\n", "  - name: SupportPolicy\n    privacy:\n      redact_transcripts: true\n", 1
+        )
+    )
     database = tmp_path_factory.mktemp("private-db") / "crowddesk.db"
-    bot = assemble(project, model_dir=demo_training.model_dir, database_url=f"sqlite:///{database}",
-                   action_endpoint=action_server_url)
+    bot = assemble(
+        project,
+        model_dir=demo_training.model_dir,
+        database_url=f"sqlite:///{database}",
+        action_endpoint=action_server_url,
+    )
     assert bot.project.config.policy.privacy.redact_transcripts
     with TestClient(create_app(bot)) as client:
         yield client
 
 
 def test_stored_transcripts_and_tickets_are_redacted_when_configured(
-    private_client: TestClient, sender: str,
+    private_client: TestClient,
+    sender: str,
 ) -> None:
     replies, ticket_id = hand_off(private_client, sender)
     say(private_client, f"my other card is 5500-0000-0000-0004, or mail {EMAIL}", sender)  # while queued

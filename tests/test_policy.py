@@ -91,17 +91,13 @@ def test_close_candidates_get_a_clarifying_question_with_buttons() -> None:
 
 
 def test_one_plausible_candidate_gets_a_did_you_mean_question() -> None:
-    decision = make_policy().decide(
-        parse(("greet", 0.1)), [candidate("community:e-1043", 0.7)], FRESH
-    )
+    decision = make_policy().decide(parse(("greet", 0.1)), [candidate("community:e-1043", 0.7)], FRESH)
     assert decision.kind is DecisionKind.CLARIFY
     assert [o.key for o in decision.options] == ["community:e-1043"]
 
 
 def test_distant_runners_up_are_not_offered() -> None:
-    decision = make_policy().decide(
-        parse(("faq/card_arrival", 0.40), ("faq/lost_card", 0.05)), BACKED, FRESH
-    )
+    decision = make_policy().decide(parse(("faq/card_arrival", 0.40), ("faq/lost_card", 0.05)), BACKED, FRESH)
     assert [o.key for o in decision.options] == ["faq/card_arrival"]
 
 
@@ -126,8 +122,12 @@ def test_button_payload_for_a_kb_entry_answers_it() -> None:
     assert kb_button == '/kb{"entry_id": "csv:reset-pin"}'
     payload = parse_payload(kb_button)
     assert payload is not None
-    pressed = Parse(kb_button, IntentScore(payload.intent, 1.0), [IntentScore(payload.intent, 1.0)],
-                    [Entity("entry_id", payload.entities["entry_id"], 0, 0, "payload")])
+    pressed = Parse(
+        kb_button,
+        IntentScore(payload.intent, 1.0),
+        [IntentScore(payload.intent, 1.0)],
+        [Entity("entry_id", payload.entities["entry_id"], 0, 0, "payload")],
+    )
     decision = policy.decide(pressed, [], FRESH, from_button=True)
     assert decision.kind is DecisionKind.ANSWER_FROM_KB and decision.option.key == "csv:reset-pin"
 
@@ -138,8 +138,7 @@ def test_always_human_intents_hand_off_however_confident() -> None:
     assert decision.kind is DecisionKind.HAND_OFF
     assert decision.handoff_reason is HandoffReason.ALWAYS_HUMAN
     # Asking for a person is still a customer request, and other intents are unaffected.
-    assert policy.decide(parse(("human_handoff", 0.9)), [], FRESH).handoff_reason \
-        is HandoffReason.CUSTOMER_REQUEST
+    assert policy.decide(parse(("human_handoff", 0.9)), [], FRESH).handoff_reason is HandoffReason.CUSTOMER_REQUEST
     assert policy.decide(parse(("greet", 0.97)), [], FRESH).kind is DecisionKind.RESPOND
 
 
@@ -162,11 +161,9 @@ def test_frustration_threshold_and_switch_come_from_config() -> None:
     annoyed = frustrated("this is ridiculous and useless")  # two negative phrases: 2 points
     assert make_policy().decide(confident, [], annoyed).kind is DecisionKind.HAND_OFF
     lenient = HandoffSettings(frustration=FrustrationSettings(threshold=3))
-    assert make_policy(handoff=lenient).decide(confident, [], annoyed).kind \
-        is DecisionKind.ANSWER_FROM_KB
+    assert make_policy(handoff=lenient).decide(confident, [], annoyed).kind is DecisionKind.ANSWER_FROM_KB
     off = HandoffSettings(frustration=FrustrationSettings(enabled=False))
-    assert make_policy(handoff=off).decide(confident, [], annoyed).kind \
-        is DecisionKind.ANSWER_FROM_KB
+    assert make_policy(handoff=off).decide(confident, [], annoyed).kind is DecisionKind.ANSWER_FROM_KB
 
 
 def test_an_entry_both_voters_back_is_answered_where_either_alone_would_only_ask() -> None:

@@ -68,10 +68,21 @@ def question(word: str) -> str:
     return f"Why does the {word} transfer to my savings stall?"
 
 
-def turn(store: ConversationStore, sender: str, text: str, message_id: str, *extra: dict[str, Any],
-         handoff: NewHandoff | None = None) -> None:
-    user = {"event": "user", "timestamp": time.time(), "text": text, "input_channel": "telegram",
-            "message_id": message_id}
+def turn(
+    store: ConversationStore,
+    sender: str,
+    text: str,
+    message_id: str,
+    *extra: dict[str, Any],
+    handoff: NewHandoff | None = None,
+) -> None:
+    user = {
+        "event": "user",
+        "timestamp": time.time(),
+        "text": text,
+        "input_channel": "telegram",
+        "message_id": message_id,
+    }
     store.record_turn(sender, "telegram", [user, *extra], {}, 0, "queued" if handoff else "bot", None, handoff)
 
 
@@ -81,12 +92,28 @@ def full_history(engine: Engine, agent: Agent, word: str = "zorblax") -> Person:
     sender = f"telegram:{uuid.uuid4().hex[:10]}"
     store, tickets, seen = ConversationStore(engine), TicketDesk(engine), SeenMessages(engine)
     assert seen.first_sight("telegram", f"{sender}-1") and seen.first_sight("telegram", f"{sender}-2")
-    turn(store, sender, f"my e-mail is {word}@example.org", f"{sender}-1", {
-        "event": "bot", "timestamp": time.time(), "text": "Here is an answer.",
-        "data": {"custom": {"kb_entry": "faq/fees", "answer_id": f"{word[:8]}-answer"}}})
-    turn(store, sender, question(word), f"{sender}-2", {"event": "handoff", "timestamp": time.time()},
-         handoff=NewHandoff("low_confidence", "normal", {"summary": question(word)},
-                            datetime.now(UTC) + timedelta(minutes=30)))
+    turn(
+        store,
+        sender,
+        f"my e-mail is {word}@example.org",
+        f"{sender}-1",
+        {
+            "event": "bot",
+            "timestamp": time.time(),
+            "text": "Here is an answer.",
+            "data": {"custom": {"kb_entry": "faq/fees", "answer_id": f"{word[:8]}-answer"}},
+        },
+    )
+    turn(
+        store,
+        sender,
+        question(word),
+        f"{sender}-2",
+        {"event": "handoff", "timestamp": time.time()},
+        handoff=NewHandoff(
+            "low_confidence", "normal", {"summary": question(word)}, datetime.now(UTC) + timedelta(minutes=30)
+        ),
+    )
     ticket_id = store.active_handoff(sender).id
     tickets.claim(ticket_id, agent)
     tickets.reply(ticket_id, agent, ANSWER)
@@ -94,8 +121,7 @@ def full_history(engine: Engine, agent: Agent, word: str = "zorblax") -> Person:
     tickets.resolve(ticket_id, agent)
     tickets.rate(sender, 4)
     with sessionmaker(engine).begin() as session:
-        record_feedback(session, answer_id=f"{word[:8]}-answer", entry_id="faq/fees", sender_id=sender,
-                        helpful=True)
+        record_feedback(session, answer_id=f"{word[:8]}-answer", entry_id="faq/fees", sender_id=sender, helpful=True)
     suggestions = Suggestions(engine)
     [suggestion] = [s for s in suggestions.list() if s.ticket_id == ticket_id]
     entry = suggestions.approve(suggestion.id, "ed")
@@ -124,8 +150,7 @@ def server(db_engine: Engine, minilm_encoder: Encoder) -> Iterator[tuple[TestCli
     knowledge_base = KnowledgeBase(store, minilm_encoder, lexical_weight=0.3, top_k=3)
     encoder_cache = CachedEncoder(minilm_encoder)
     app = FastAPI()
-    app.include_router(privacy_router(AgentDirectory(db_engine), db_engine, LiveIndex(knowledge_base),
-                                      encoder_cache))
+    app.include_router(privacy_router(AgentDirectory(db_engine), db_engine, LiveIndex(knowledge_base), encoder_cache))
     with TestClient(app) as client:
         yield client, knowledge_base, encoder_cache
 
@@ -206,8 +231,12 @@ def test_only_admins_reach_personal_data(server, db_engine: Engine) -> None:
 
 
 def test_the_cli_exports_to_a_file_and_erases_after_confirmation(
-    demo_project: Path, database_url: str, db_engine: Engine, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    demo_project: Path,
+    database_url: str,
+    db_engine: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     person = full_history(db_engine, AgentDirectory(db_engine).add("ana", "Ana"))
     where = ["--project", str(demo_project), "--database-url", database_url]
@@ -235,13 +264,22 @@ def test_retention_erases_idle_conversations_but_not_open_tickets(db_engine: Eng
     agent = AgentDirectory(db_engine).add("ana", "Ana")
     idle = full_history(db_engine, agent)
     store = ConversationStore(db_engine)
-    turn(store, "waiting", "still waiting for a person", "w-1", {"event": "handoff", "timestamp": time.time()},
-         handoff=NewHandoff("low_confidence", "normal", {}, datetime.now(UTC) + timedelta(minutes=30)))
+    turn(
+        store,
+        "waiting",
+        "still waiting for a person",
+        "w-1",
+        {"event": "handoff", "timestamp": time.time()},
+        handoff=NewHandoff("low_confidence", "normal", {}, datetime.now(UTC) + timedelta(minutes=30)),
+    )
     turn(store, "recent", "hello", "r-1")
     long_ago = datetime.now(UTC) - timedelta(days=40)
     with db_engine.begin() as connection:
-        connection.execute(update(ConversationRow).where(ConversationRow.sender_id.in_(
-            [idle.sender, "waiting"])).values(updated_at=long_ago))
+        connection.execute(
+            update(ConversationRow)
+            .where(ConversationRow.sender_id.in_([idle.sender, "waiting"]))
+            .values(updated_at=long_ago)
+        )
 
     purged = Retention(db_engine, timedelta(days=7), conversations=timedelta(days=30)).purge(datetime.now(UTC))
 
@@ -285,4 +323,6 @@ def test_reading_a_tracker_or_opening_a_ticket_is_audited(demo_client: TestClien
 
     entries = AuditLog(demo_client.app.state.bot.database).entries(detail["sender_id"])
     assert [(e.actor, e.action, e.detail) for e in entries] == [
-        (agent.id, "read_ticket", f"ticket {ticket['id']}"), ("api-token", "read_tracker", "")]
+        (agent.id, "read_ticket", f"ticket {ticket['id']}"),
+        ("api-token", "read_tracker", ""),
+    ]

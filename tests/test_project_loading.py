@@ -40,9 +40,7 @@ def write(root: Path, relative: str, text: str) -> Path:
 
 def line_of(path: Path, needle: str) -> int:
     """1-based line of the only line of `path` containing `needle`."""
-    hits = [
-        n for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if needle in line
-    ]
+    hits = [n for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if needle in line]
     if len(hits) != 1:
         raise ValueError(f"{needle!r} occurs on lines {hits} of {path}, expected exactly one")
     return hits[0]
@@ -88,9 +86,7 @@ def test_duplicate_keys_are_rejected_at_the_second_key(tmp_path: Path) -> None:
 def test_error_message_format() -> None:
     error = ProjectFileError(Path("domain.yml"), 12, "responses.utter_greet", "response has no text")
     assert str(error) == "domain.yml:12: responses.utter_greet: response has no text"
-    assert (
-        str(ProjectFileError(Path("data/x.yml"), None, None, "cannot read")) == "data/x.yml: cannot read"
-    )
+    assert str(ProjectFileError(Path("data/x.yml"), None, None, "cannot read")) == "data/x.yml: cannot read"
 
 
 # --- domain -------------------------------------------------------------------------------------
@@ -221,9 +217,7 @@ def test_domain_as_rasa_dict_is_the_action_server_shape(tmp_path: Path) -> None:
         "mappings": [{"type": "from_entity", "entity": "order_id"}],
     }
     assert rasa["slots"]["plan"]["values"] == ["free", "premium"]
-    assert rasa["responses"]["utter_greet"][0]["buttons"] == [
-        {"title": "Track an order", "payload": "/order_status"}
-    ]
+    assert rasa["responses"]["utter_greet"][0]["buttons"] == [{"title": "Track an order", "payload": "/order_status"}]
     assert rasa["responses"]["utter_faq/opening_hours"] == [{"text": "We are open 9 to 5."}]
     assert rasa["session_config"] == {
         "session_expiration_time": 30.0,
@@ -266,16 +260,12 @@ def test_response_defined_in_two_domain_files_names_both(tmp_path: Path) -> None
     write(tmp_path, "domain/b.yml", "intents: [greet]\nresponses:\n  utter_greet:\n    - text: Hello\n")
     with pytest.raises(ProjectFileError) as raised:
         load_domain(tmp_path / "domain", root=tmp_path)
-    assert (
-        str(raised.value) == "domain/b.yml:3: responses.utter_greet: already defined at domain/a.yml:2"
-    )
+    assert str(raised.value) == "domain/b.yml:3: responses.utter_greet: already defined at domain/a.yml:2"
 
 
 def test_domain_without_session_config_uses_rasa_defaults(tmp_path: Path) -> None:
     domain = load_domain(write(tmp_path, "domain.yml", "intents: [greet]\n"))
-    assert domain.session_config == SessionConfig(
-        session_expiration_time=60, carry_over_slots_to_new_session=True
-    )
+    assert domain.session_config == SessionConfig(session_expiration_time=60, carry_over_slots_to_new_session=True)
 
 
 @pytest.mark.parametrize(
@@ -309,9 +299,7 @@ def test_domain_without_session_config_uses_rasa_defaults(tmp_path: Path) -> Non
         ),
     ],
 )
-def test_domain_errors_point_at_the_bad_key(
-    tmp_path: Path, text: str, needle: str, key: str, message: str
-) -> None:
+def test_domain_errors_point_at_the_bad_key(tmp_path: Path, text: str, needle: str, key: str, message: str) -> None:
     path = write(tmp_path, "domain.yml", text)
     with pytest.raises(ProjectFileError) as raised:
         load_domain(path, root=tmp_path)
@@ -391,9 +379,7 @@ def test_entity_annotations_become_spans_on_the_clean_text(tmp_path: Path) -> No
         ("B-9", "order_id", "B-9"),
     ]
     assert third.text == "switch to Premium Plus please"
-    assert [(third.text[s.start : s.end], s.value) for s in third.entities] == [
-        ("Premium Plus", "premium")
-    ]
+    assert [(third.text[s.start : s.end], s.value) for s in third.entities] == [("Premium Plus", "premium")]
 
 
 def test_examples_point_at_their_own_line(tmp_path: Path) -> None:
@@ -418,9 +404,7 @@ def test_synonyms_regexes_and_lookups(tmp_path: Path) -> None:
         "pro": "premium",
         "gold": "premium",
     }
-    assert data.regexes == [
-        RegexPattern("order_id", r"[A-Z]-\d+", f"data/nlu.yml:{line_of(path, '[A-Z]')}")
-    ]
+    assert data.regexes == [RegexPattern("order_id", r"[A-Z]-\d+", f"data/nlu.yml:{line_of(path, '[A-Z]')}")]
     assert data.lookups == {"plan": ["free", "premium"]}
 
 
@@ -470,9 +454,7 @@ def test_rules_and_stories_keep_every_step(tmp_path: Path) -> None:
     assert check.steps == [
         RuleStep("intent", "order_status", [{"order_id": "A-123"}], at("intent: order_status")),
         RuleStep("action", "action_check_order", None, at("action: action_check_order")),
-        RuleStep(
-            "slot_was_set", "wants_agent", True, f"data/rules.yml:{line_of(path, 'wants_agent') - 1}"
-        ),
+        RuleStep("slot_was_set", "wants_agent", True, f"data/rules.yml:{line_of(path, 'wants_agent') - 1}"),
         RuleStep("active_loop", "", None, at("active_loop: null")),
     ]
     assert check.wait_for_user_input is False
@@ -578,12 +560,11 @@ def test_config_reads_every_setting(tmp_path: Path) -> None:
     )
     assert config.encoder == EncoderSettings(model="multilingual-use-v3")
     assert config.entities.enabled is True
-    assert config.classifier == ClassifierSettings(
-        lexical_features=False, regularization=2.0, calibration_folds=3
-    )
+    assert config.classifier == ClassifierSettings(lexical_features=False, regularization=2.0, calibration_folds=3)
     assert config.retriever == RetrieverSettings(lexical_weight=0.5, top_k=7)
-    assert config.policy == PolicySettings(0.9, 0.1, 4, 3, "chitchat", ["human_handoff", "complain"],
-                                           unseen_topic_share=0.05)
+    assert config.policy == PolicySettings(
+        0.9, 0.1, 4, 3, "chitchat", ["human_handoff", "complain"], unseen_topic_share=0.05
+    )
 
 
 def test_missing_config_means_documented_defaults(tmp_path: Path) -> None:
@@ -648,8 +629,12 @@ def test_entity_extraction_is_off_when_not_in_the_pipeline(tmp_path: Path) -> No
             "policies[0].unseen_topic_share: must be in [0, 0.9], got 0.95",
         ),
         ("top_k: 7", "top_k: 0", "top_k", "pipeline[3].top_k: must be in [1, inf], got 0"),
-        ("top_k: 7", "top_k: 7\n        context_weight: 2", "context_weight",
-         "pipeline[3].context_weight: must be in [0, 1], got 2"),
+        (
+            "top_k: 7",
+            "top_k: 7\n        context_weight: 2",
+            "context_weight",
+            "pipeline[3].context_weight: must be in [0, 1], got 2",
+        ),
         ("top_k: 7", "top_k: many", "top_k", "pipeline[3].top_k: expected an integer, got 'many'"),
         (
             "lexical_features: false",
@@ -687,12 +672,8 @@ def test_pipeline_must_name_the_required_components(tmp_path: Path) -> None:
 
 def test_fingerprint_follows_training_settings_only(tmp_path: Path) -> None:
     base = load_config(write(tmp_path, "a.yml", CONFIG)).fingerprint_dict()
-    renamed = load_config(
-        write(tmp_path, "b.yml", CONFIG.replace("demo-bank", "other"))
-    ).fingerprint_dict()
-    retuned = load_config(
-        write(tmp_path, "c.yml", CONFIG.replace("top_k: 7", "top_k: 8"))
-    ).fingerprint_dict()
+    renamed = load_config(write(tmp_path, "b.yml", CONFIG.replace("demo-bank", "other"))).fingerprint_dict()
+    retuned = load_config(write(tmp_path, "c.yml", CONFIG.replace("top_k: 7", "top_k: 8"))).fingerprint_dict()
     assert json.loads(json.dumps(base)) == base
     assert renamed == base
     assert retuned != base
@@ -757,18 +738,14 @@ def test_crowddesk_environment_variables_override_the_file(tmp_path: Path) -> No
         ACTION_ENDPOINT_ENV: "http://actions:9000/webhook",
         DATABASE_URL_ENV: "sqlite:////tmp/x.db",
     }
-    assert load_endpoints(path, environ=environ) == Endpoints(
-        "http://actions:9000/webhook", "sqlite:////tmp/x.db"
-    )
+    assert load_endpoints(path, environ=environ) == Endpoints("http://actions:9000/webhook", "sqlite:////tmp/x.db")
     assert load_endpoints(path, environ={}) == Endpoints(
         "http://localhost:5055/webhook", "postgresql+psycopg://bot@localhost/crowddesk"
     )
 
 
 def test_sqlite_file_lives_next_to_endpoints_yml(tmp_path: Path) -> None:
-    path = write(
-        tmp_path, "endpoints.yml", "tracker_store:\n  type: sql\n  dialect: sqlite\n  db: bot.db\n"
-    )
+    path = write(tmp_path, "endpoints.yml", "tracker_store:\n  type: sql\n  dialect: sqlite\n  db: bot.db\n")
     assert load_endpoints(path, environ={}).database_url == f"sqlite:///{tmp_path / 'bot.db'}"
 
 
@@ -801,9 +778,7 @@ def test_unsupported_tracker_store_type_is_rejected(tmp_path: Path) -> None:
 def test_project_merges_data_responses_into_the_domain(tmp_path: Path) -> None:
     write(tmp_path, "domain.yml", "intents: [greet, faq]\nresponses:\n  utter_greet:\n    - text: Hi\n")
     write(tmp_path, "data/nlu.yml", "nlu:\n  - intent: faq/fees\n    examples: |\n      - any fees?\n")
-    write(
-        tmp_path, "data/faq/responses.yaml", "responses:\n  utter_faq/fees:\n    - text: None at all.\n"
-    )
+    write(tmp_path, "data/faq/responses.yaml", "responses:\n  utter_faq/fees:\n    - text: None at all.\n")
     write(tmp_path, "data/README.md", "not training data\n")
     write(tmp_path, "config.yml", CONFIG)
 
@@ -825,10 +800,7 @@ def test_response_in_domain_and_data_is_an_error(tmp_path: Path) -> None:
     write(tmp_path, "data/responses.yml", "responses:\n  utter_greet:\n    - text: Hello\n")
     with pytest.raises(ProjectFileError) as raised:
         load_project(tmp_path, environ={})
-    assert (
-        str(raised.value)
-        == "data/responses.yml:2: responses.utter_greet: already defined at domain.yml:2"
-    )
+    assert str(raised.value) == "data/responses.yml:2: responses.utter_greet: already defined at domain.yml:2"
 
 
 def test_project_without_domain_is_an_error(tmp_path: Path) -> None:

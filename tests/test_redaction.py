@@ -14,9 +14,7 @@ from crowddesk.knowledge_base.redaction import Redactor, iban_valid, luhn_valid
 def test_emails_and_phone_numbers_become_placeholders() -> None:
     redactor = Redactor()
 
-    text = redactor.redact(
-        "Mail ana.lopez+bank@example.co.uk or call +44 20 7946 0958, (555) 123-4567 or 030 1234567."
-    )
+    text = redactor.redact("Mail ana.lopez+bank@example.co.uk or call +44 20 7946 0958, (555) 123-4567 or 030 1234567.")
 
     assert text == "Mail [email] or call [phone], [phone] or [phone]."
     assert redactor.counts == {"email": 1, "phone": 3}

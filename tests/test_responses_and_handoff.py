@@ -30,16 +30,31 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 def domain_with(responses: dict[str, list[Response]]) -> Domain:
     return Domain(
-        intents=[], entities=[], slots={}, responses=responses, actions=[], forms={},
-        session_config=SessionConfig(), path=None,
+        intents=[],
+        entities=[],
+        slots={},
+        responses=responses,
+        actions=[],
+        forms={},
+        session_config=SessionConfig(),
+        path=None,
     )
 
 
 def test_renderer_fills_slots_and_values_and_keeps_unknown_placeholders() -> None:
-    renderer = ResponseRenderer(domain_with({
-        "utter_wait": [Response(text="{name}, about {wait_minutes} min. {unknown}", buttons=[
-            Button("Rate {name}", "/rate")], metadata={})],
-    }))
+    renderer = ResponseRenderer(
+        domain_with(
+            {
+                "utter_wait": [
+                    Response(
+                        text="{name}, about {wait_minutes} min. {unknown}",
+                        buttons=[Button("Rate {name}", "/rate")],
+                        metadata={},
+                    )
+                ],
+            }
+        )
+    )
     reply = renderer.render("utter_wait", "c1", {"name": "Ana"}, wait_minutes=12)
     assert reply.text == "Ana, about 12 min. {unknown}"
     assert reply.buttons[0].title == "Rate Ana" and reply.buttons[0].payload == "/rate"
@@ -47,14 +62,23 @@ def test_renderer_fills_slots_and_values_and_keeps_unknown_placeholders() -> Non
 
 
 def test_renderer_honours_slot_conditions_and_picks_among_variations() -> None:
-    renderer = ResponseRenderer(domain_with({
-        "utter_hi": [
-            Response(text="Welcome back", buttons=[], metadata={},
-                     condition=[{"type": "slot", "name": "known", "value": True}]),
-            Response(text="Hello", buttons=[], metadata={}),
-            Response(text="Hi there", buttons=[], metadata={}),
-        ],
-    }), rng=random.Random(1))
+    renderer = ResponseRenderer(
+        domain_with(
+            {
+                "utter_hi": [
+                    Response(
+                        text="Welcome back",
+                        buttons=[],
+                        metadata={},
+                        condition=[{"type": "slot", "name": "known", "value": True}],
+                    ),
+                    Response(text="Hello", buttons=[], metadata={}),
+                    Response(text="Hi there", buttons=[], metadata={}),
+                ],
+            }
+        ),
+        rng=random.Random(1),
+    )
     assert renderer.render("utter_hi", "c", {"known": True}).text == "Welcome back"
     seen = {renderer.render("utter_hi", "c", {"known": False}).text for _ in range(30)}
     assert seen == {"Hello", "Hi there"}
@@ -68,8 +92,9 @@ def test_sla_targets_by_channel_and_priority() -> None:
 
 
 def test_sla_targets_come_from_config_per_channel() -> None:
-    sla = SlaTargets(SlaSettings(messaging_minutes=20, other_minutes=120,
-                                 channel_minutes={"email": 480}, high_priority_factor=0.25))
+    sla = SlaTargets(
+        SlaSettings(messaging_minutes=20, other_minutes=120, channel_minutes={"email": 480}, high_priority_factor=0.25)
+    )
     assert sla.minutes("webchat", "normal") == 20
     assert sla.minutes("rest", "normal") == 120
     assert sla.minutes("email", "normal") == 480
@@ -78,12 +103,17 @@ def test_sla_targets_come_from_config_per_channel() -> None:
 
 def test_handoff_packet_carries_what_the_bot_knew() -> None:
     parse = Parse(
-        "my card was charged twice at ACME", IntentScore("faq/transaction_charged_twice", 0.41),
+        "my card was charged twice at ACME",
+        IntentScore("faq/transaction_charged_twice", 0.41),
         [IntentScore("faq/transaction_charged_twice", 0.41)],
         [Entity("merchant", "ACME", 29, 33, "RuleEntityExtractor")],
     )
-    entry = KBEntry("faq/transaction_charged_twice", ["Why was I charged twice?"], "Pending...",
-                    source_url="https://community.example/t/1")
+    entry = KBEntry(
+        "faq/transaction_charged_twice",
+        ["Why was I charged twice?"],
+        "Pending...",
+        source_url="https://community.example/t/1",
+    )
     events = [
         {"event": "user", "timestamp": 1.0, "text": "hi"},
         {"event": "bot", "timestamp": 2.0, "text": "Hello!"},
@@ -91,10 +121,14 @@ def test_handoff_packet_carries_what_the_bot_knew() -> None:
         {"event": "user", "timestamp": 3.0, "text": parse.text},
     ]
     handoff = build_handoff(
-        sender_id="c9", channel="telegram", parse=parse,
+        sender_id="c9",
+        channel="telegram",
+        parse=parse,
         decision=Decision(DecisionKind.HAND_OFF, 0.41, handoff_reason=HandoffReason.FAILED_TURNS),
         candidates=[(Candidate(entry.id, entry.title, 0.62, 0.7, 0.4, "Why was I charged twice?"), 0.55, entry)],
-        events=events, sla=SlaTargets(), now=NOW,
+        events=events,
+        sla=SlaTargets(),
+        now=NOW,
     )
     packet = handoff.packet
     assert handoff.priority == "high" and handoff.due_at == NOW + timedelta(minutes=15)
@@ -109,18 +143,26 @@ def test_handoff_packet_carries_what_the_bot_knew() -> None:
 
 @pytest.mark.parametrize(
     ("reason", "priority"),
-    [(HandoffReason.FRUSTRATION, "high"), (HandoffReason.ALWAYS_HUMAN, "high"),
-     (HandoffReason.OUT_OF_SCOPE, "normal"), (HandoffReason.CUSTOMER_REQUEST, "normal")],
+    [
+        (HandoffReason.FRUSTRATION, "high"),
+        (HandoffReason.ALWAYS_HUMAN, "high"),
+        (HandoffReason.OUT_OF_SCOPE, "normal"),
+        (HandoffReason.CUSTOMER_REQUEST, "normal"),
+    ],
 )
-def test_upset_customers_and_always_human_topics_jump_the_queue(
-    reason: HandoffReason, priority: str
-) -> None:
-    parse = Parse("WHERE IS MY CARD???", IntentScore("faq/card_arrival", 0.9),
-                  [IntentScore("faq/card_arrival", 0.9)])
-    decision = Decision(DecisionKind.HAND_OFF, 0.9, handoff_reason=reason,
-                        handoff_detail="repeated_message")
-    handoff = build_handoff(sender_id="c1", channel="webchat", parse=parse, decision=decision,
-                            candidates=[], events=[], sla=SlaTargets(), now=NOW)
+def test_upset_customers_and_always_human_topics_jump_the_queue(reason: HandoffReason, priority: str) -> None:
+    parse = Parse("WHERE IS MY CARD???", IntentScore("faq/card_arrival", 0.9), [IntentScore("faq/card_arrival", 0.9)])
+    decision = Decision(DecisionKind.HAND_OFF, 0.9, handoff_reason=reason, handoff_detail="repeated_message")
+    handoff = build_handoff(
+        sender_id="c1",
+        channel="webchat",
+        parse=parse,
+        decision=decision,
+        candidates=[],
+        events=[],
+        sla=SlaTargets(),
+        now=NOW,
+    )
     assert handoff.priority == priority
     assert handoff.due_at == NOW + timedelta(minutes=15 if priority == "high" else 30)
     # The agent reads why, including which frustration rules fired.
@@ -173,14 +215,15 @@ def test_changing_handoff_settings_needs_no_retraining(tmp_path: Path) -> None:
         ("{email: 240}", "{email: -5}", "policies[0].handoff.sla.channel_minutes: email: must be in (0, inf]"),
         ("{email: 240}", "{email: soon}", "policies[0].handoff.sla.channel_minutes.email: expected a number"),
         ("warning_minutes: 10", "warning_minutes: [5]", "policies[0].handoff.sla.warning_minutes: expected a number"),
-        ("      sla:\n", "      sla: 30\n      x:\n",
-         "policies[0].handoff.x: unknown key; expected one of: frustration, person_request, sla, expected_wait"),
+        (
+            "      sla:\n",
+            "      sla: 30\n      x:\n",
+            "policies[0].handoff.x: unknown key; expected one of: frustration, person_request, sla, expected_wait",
+        ),
         ("[report_fraud, complaint]", "report_fraud", "policies[0].always_human_intents: expected a list of strings"),
     ],
 )
-def test_bad_handoff_settings_name_the_file_and_key(
-    tmp_path: Path, old: str, new: str, message: str
-) -> None:
+def test_bad_handoff_settings_name_the_file_and_key(tmp_path: Path, old: str, new: str, message: str) -> None:
     path = tmp_path / "config.yml"
     path.write_text(HANDOFF_CONFIG.replace(old, new), encoding="utf-8")
     with pytest.raises(ProjectFileError) as error:
@@ -198,8 +241,7 @@ def resolve_with_an_agent(client: TestClient, sender: str) -> dict[str, Any]:
     agents.add(agent_id, "Ana Agent")
     headers = {"Authorization": f"Bearer {agents.issue_token(agent_id)}"}
     ticket = tracker(client, sender)["handoff"]
-    for action, body in (("claim", None), ("reply", {"text": "Sorted, your card is on its way."}),
-                         ("resolve", None)):
+    for action, body in (("claim", None), ("reply", {"text": "Sorted, your card is on its way."}), ("resolve", None)):
         response = client.post(f"/desk/api/tickets/{ticket['id']}/{action}", headers=headers, json=body)
         assert response.status_code == 200, response.text
     return ticket
@@ -239,10 +281,13 @@ def test_an_always_human_intent_goes_to_a_person_however_confident_the_bot_is(
 ) -> None:
     project = copy_demo_project(tmp_path)
     config = project / "config.yml"
-    config.write_text(config.read_text(encoding="utf-8").replace(
-        "always_human_intents: []", "always_human_intents: [track_card_delivery]"), encoding="utf-8")
-    bot = assemble(project, model_dir=demo_training.model_dir,
-                   database_url=f"sqlite:///{tmp_path / 'bot.db'}")
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            "always_human_intents: []", "always_human_intents: [track_card_delivery]"
+        ),
+        encoding="utf-8",
+    )
+    bot = assemble(project, model_dir=demo_training.model_dir, database_url=f"sqlite:///{tmp_path / 'bot.db'}")
     with TestClient(create_app(bot, API_ACCESS)) as client:
         say(client, "can you track my card order CD-482913 please", "c1")
         handoff = tracker(client, "c1")["handoff"]
@@ -251,9 +296,7 @@ def test_an_always_human_intent_goes_to_a_person_however_confident_the_bot_is(
     assert handoff["packet"]["intent"]["name"] == "track_card_delivery"
 
 
-def test_the_customer_is_told_the_wait_estimated_from_the_live_queue(
-    demo_client: TestClient, sender: str
-) -> None:
+def test_the_customer_is_told_the_wait_estimated_from_the_live_queue(demo_client: TestClient, sender: str) -> None:
     bot = demo_client.app.state.bot
     replies = say(demo_client, "can you recommend a good lasagne recipe?", sender)
     due_at = datetime.fromisoformat(tracker(demo_client, sender)["handoff"]["due_at"])

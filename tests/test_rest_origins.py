@@ -27,8 +27,9 @@ EVIL = "https://evil.example"
 def shop_client(
     demo_project: Path, demo_training: TrainResult, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TestClient]:
-    bot = demo_bot_with_credentials(demo_project, demo_training, tmp_path_factory.mktemp("rest-origins"),
-                                    f"rest:\n  allowed_origins: [\"{SHOP}\"]\n")
+    bot = demo_bot_with_credentials(
+        demo_project, demo_training, tmp_path_factory.mktemp("rest-origins"), f'rest:\n  allowed_origins: ["{SHOP}"]\n'
+    )
     with TestClient(create_app(bot, API_ACCESS)) as client:
         yield client
 
@@ -47,14 +48,21 @@ def test_a_page_on_an_unlisted_origin_is_refused_and_nothing_is_stored(shop_clie
     response = say_from(shop_client, EVIL, sender)
     assert response.status_code == 403
     assert response.json()["error"] == (
-        f"origin {EVIL} may not call this webhook; add it to rest.allowed_origins in credentials.yml")
+        f"origin {EVIL} may not call this webhook; add it to rest.allowed_origins in credentials.yml"
+    )
     assert "access-control-allow-origin" not in response.headers
     assert user_texts(shop_client, sender) == []
 
 
 def test_a_listed_origin_gets_cors_headers_and_a_working_preflight(shop_client: TestClient, sender: str) -> None:
-    preflight = shop_client.options(WEBHOOK, headers={
-        "Origin": SHOP, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"})
+    preflight = shop_client.options(
+        WEBHOOK,
+        headers={
+            "Origin": SHOP,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
     assert preflight.status_code == 204
     assert preflight.headers["access-control-allow-origin"] == SHOP
     assert preflight.headers["access-control-allow-methods"] == "POST"

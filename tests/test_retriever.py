@@ -104,9 +104,7 @@ def retriever(question_vectors: np.ndarray) -> FaissRetriever:
     return FaissRetriever(SUPPORT_KB, question_vectors)
 
 
-def search(
-    retriever: FaissRetriever, encoder: MiniLmEncoder, text: str, **options: object
-) -> list[Candidate]:
+def search(retriever: FaissRetriever, encoder: MiniLmEncoder, text: str, **options: object) -> list[Candidate]:
     return retriever.search(text, encoder.encode([text])[0], **options)  # type: ignore[arg-type]
 
 
@@ -183,8 +181,24 @@ def test_left_out_variants_do_not_count_towards_the_lexical_score() -> None:
 
 def random_documents(count: int, seed: int) -> list[list[str]]:
     rng = np.random.default_rng(seed)
-    words = ["card", "payment", "refund", "pin", "transfer", "login", "fee", "limit", "app", "cash",
-             "E-1043", "E-2210", "iPhone15", "v2.3.1", "top-up", "atm"]
+    words = [
+        "card",
+        "payment",
+        "refund",
+        "pin",
+        "transfer",
+        "login",
+        "fee",
+        "limit",
+        "app",
+        "cash",
+        "E-1043",
+        "E-2210",
+        "iPhone15",
+        "v2.3.1",
+        "top-up",
+        "atm",
+    ]
     return [
         [" ".join(rng.choice(words, size=int(rng.integers(2, 7)))) for _ in range(int(rng.integers(1, 4)))]
         for _ in range(count)
@@ -271,9 +285,7 @@ def test_rare_code_ranks_its_entry_first_even_when_dense_similarity_alone_does_n
     assert best.lexical > 0.5
 
 
-def test_scores_blend_dense_and_lexical_and_come_sorted(
-    encoder: MiniLmEncoder, retriever: FaissRetriever
-) -> None:
+def test_scores_blend_dense_and_lexical_and_come_sorted(encoder: MiniLmEncoder, retriever: FaissRetriever) -> None:
     candidates = search(retriever, encoder, "crash on iPhone15 with v2.3.1", top_k=4)
 
     assert candidates[0].entry_id == "iphone15"
@@ -284,9 +296,7 @@ def test_scores_blend_dense_and_lexical_and_come_sorted(
         assert c.score == pytest.approx(0.65 * c.dense + 0.35 * c.lexical)
 
 
-def test_single_question_entry_is_found_by_a_paraphrase(
-    encoder: MiniLmEncoder, retriever: FaissRetriever
-) -> None:
+def test_single_question_entry_is_found_by_a_paraphrase(encoder: MiniLmEncoder, retriever: FaissRetriever) -> None:
     best = search(retriever, encoder, "I want my money back for an order I cancelled")[0]
 
     assert best.entry_id == "refund"
@@ -296,17 +306,25 @@ def test_single_question_entry_is_found_by_a_paraphrase(
 # Community threads as an import makes them: a vague title as the only question, the asker's
 # thread body as context.
 THREADS = [
-    KBEntry("transfer-pending", ["Still waiting, help please"],
-            "Transfers to another bank take up to two working days; after that, ask us for a trace.",
-            context="I sent money to my landlord on Monday and the transfer still shows as pending. "
-                    "He says nothing has reached his account."),
-    KBEntry("card-declined", ["Problem at the shop today"],
-            "A decline with enough balance is usually the contactless limit: insert the card and use your PIN.",
-            context="My card was declined at the supermarket although my balance is fine. It worked yesterday."),
-    KBEntry("fingerprint", ["Can't get in since the update"],
-            "Turn biometric login off and on again under Settings > Security.",
-            context="Since the last update the app no longer accepts my fingerprint and asks for the "
-                    "passcode every time."),
+    KBEntry(
+        "transfer-pending",
+        ["Still waiting, help please"],
+        "Transfers to another bank take up to two working days; after that, ask us for a trace.",
+        context="I sent money to my landlord on Monday and the transfer still shows as pending. "
+        "He says nothing has reached his account.",
+    ),
+    KBEntry(
+        "card-declined",
+        ["Problem at the shop today"],
+        "A decline with enough balance is usually the contactless limit: insert the card and use your PIN.",
+        context="My card was declined at the supermarket although my balance is fine. It worked yesterday.",
+    ),
+    KBEntry(
+        "fingerprint",
+        ["Can't get in since the update"],
+        "Turn biometric login off and on again under Settings > Security.",
+        context="Since the last update the app no longer accepts my fingerprint and asks for the passcode every time.",
+    ),
 ]
 
 
@@ -327,9 +345,7 @@ def test_a_question_worded_like_a_thread_body_finds_the_thread(encoder: MiniLmEn
     assert search(titles_only, encoder, "money sent to my landlord hasn't arrived")[0].entry_id != "transfer-pending"
 
 
-def test_excluded_question_does_not_match_itself(
-    encoder: MiniLmEncoder, retriever: FaissRetriever
-) -> None:
+def test_excluded_question_does_not_match_itself(encoder: MiniLmEncoder, retriever: FaissRetriever) -> None:
     query = "How do I reset my PIN?"
     assert search(retriever, encoder, query)[0].dense == pytest.approx(1.0, abs=1e-5)
 
@@ -357,17 +373,21 @@ def test_an_excluded_entry_ranks_the_others_as_an_index_without_it_would(
     # Dense only: a rebuilt index's BM25 statistics would differ slightly, its cosines not at all.
     full = FaissRetriever(SUPPORT_KB, question_vectors, lexical_weight=0.0)
     kept_rows = np.array([entry.id != "reset-pin" for entry in SUPPORT_KB for _ in entry.questions])
-    rebuilt = FaissRetriever([e for e in SUPPORT_KB if e.id != "reset-pin"], question_vectors[kept_rows],
-                             lexical_weight=0.0)
+    rebuilt = FaissRetriever(
+        [e for e in SUPPORT_KB if e.id != "reset-pin"], question_vectors[kept_rows], lexical_weight=0.0
+    )
     vectors = encoder.encode(QUERIES)
     assert "How do I reset my PIN?" in QUERIES
 
     expected = rebuilt.search_many(QUERIES, vectors, top_k=5)
-    for found in (full.search_many(QUERIES, vectors, top_k=5, exclude_entries=["reset-pin"] * len(QUERIES)),
-                  full.search_many(QUERIES, vectors, top_k=5, absent_entries={"reset-pin"})):
+    for found in (
+        full.search_many(QUERIES, vectors, top_k=5, exclude_entries=["reset-pin"] * len(QUERIES)),
+        full.search_many(QUERIES, vectors, top_k=5, absent_entries={"reset-pin"}),
+    ):
         assert [ids(candidates) for candidates in found] == [ids(candidates) for candidates in expected]
         assert [c.score for candidates in found for c in candidates] == pytest.approx(
-            [c.score for candidates in expected for c in candidates], abs=1e-6)
+            [c.score for candidates in expected for c in candidates], abs=1e-6
+        )
 
 
 def test_an_excluded_entry_is_left_out_for_its_query_only_even_when_its_answer_matches(
@@ -377,8 +397,9 @@ def test_an_excluded_entry_is_left_out_for_its_query_only_even_when_its_answer_m
     vector = encoder.encode([query])[0]
     assert retriever.search(query, vector)[0].entry_id == "reset-pin"
 
-    kept, left_out = retriever.search_many([query, query], np.stack([vector, vector]), top_k=len(SUPPORT_KB),
-                                           exclude_entries=[None, "reset-pin"])
+    kept, left_out = retriever.search_many(
+        [query, query], np.stack([vector, vector]), top_k=len(SUPPORT_KB), exclude_entries=[None, "reset-pin"]
+    )
 
     assert "reset-pin" in ids(kept) and "reset-pin" not in ids(left_out)
     assert ids(left_out) == [entry_id for entry_id in ids(kept) if entry_id != "reset-pin"]
@@ -424,9 +445,7 @@ def test_entry_found_only_lexically_in_the_approximate_index_gets_its_dense_scor
     assert found["code"].lexical > 0.5
 
 
-def test_batched_search_equals_one_query_at_a_time(
-    encoder: MiniLmEncoder, retriever: FaissRetriever
-) -> None:
+def test_batched_search_equals_one_query_at_a_time(encoder: MiniLmEncoder, retriever: FaissRetriever) -> None:
     # More than 20 queries, so FAISS takes its BLAS path for the batch.
     texts = QUERIES * 3
     excluded = [text if i % 3 == 0 else None for i, text in enumerate(texts)]
@@ -440,9 +459,7 @@ def test_batched_search_equals_one_query_at_a_time(
         assert [c.score for c in batch_result] == pytest.approx([c.score for c in single], abs=1e-5)
 
 
-def test_concurrent_searches_give_the_sequential_results(
-    encoder: MiniLmEncoder, retriever: FaissRetriever
-) -> None:
+def test_concurrent_searches_give_the_sequential_results(encoder: MiniLmEncoder, retriever: FaissRetriever) -> None:
     vectors = encoder.encode(QUERIES)
     sequential = [retriever.search(t, v) for t, v in zip(QUERIES, vectors)]
 
@@ -511,9 +528,7 @@ def test_approximate_index_is_saved_and_reused_while_vectors_and_settings_stay(t
     assert replacement != saved
 
 
-def test_unreadable_saved_index_is_rebuilt_with_a_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_unreadable_saved_index_is_rebuilt_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     vectors, queries = clustered_vectors(2000, seed=6), clustered_vectors(20, seed=7)
     entries, texts = numbered_entries(len(vectors)), [""] * len(queries)
     settings = IndexSettings(exact_below=1000)

@@ -55,9 +55,7 @@ def test_new_project_has_the_promised_intents_and_faqs(scaffolded: Path) -> None
 
 
 def test_new_project_action_runs_on_rasa_sdk(scaffolded: Path) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "scaffolded_actions", scaffolded / "actions" / "actions.py"
-    )
+    spec = importlib.util.spec_from_file_location("scaffolded_actions", scaffolded / "actions" / "actions.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

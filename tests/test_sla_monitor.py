@@ -33,8 +33,14 @@ class Clock:
 
 def open_ticket(store: ConversationStore, sender: str, due_at: datetime = DUE) -> str:
     _, handoff = store.record_turn(
-        sender, "webchat", [{"event": "user", "timestamp": time.time(), "text": "help"}], {}, 0,
-        "queued", None, NewHandoff("low_confidence", "normal", {"summary": "help"}, due_at),
+        sender,
+        "webchat",
+        [{"event": "user", "timestamp": time.time(), "text": "help"}],
+        {},
+        0,
+        "queued",
+        None,
+        NewHandoff("low_confidence", "normal", {"summary": "help"}, due_at),
     )
     assert handoff is not None
     return handoff.id
@@ -49,9 +55,7 @@ def store(db_engine: Engine) -> ConversationStore:
     return ConversationStore(db_engine)
 
 
-def test_warning_before_the_deadline_and_breach_after_it_once_each(
-    db_engine: Engine, store: ConversationStore
-) -> None:
+def test_warning_before_the_deadline_and_breach_after_it_once_each(db_engine: Engine, store: ConversationStore) -> None:
     ticket_id = open_ticket(store, "c1")
     clock = Clock(DUE - timedelta(minutes=6))
     monitor = SlaMonitor(db_engine, SlaSettings(warning_minutes=5), clock=clock)
@@ -83,9 +87,7 @@ def test_a_ticket_found_past_due_is_breached_without_a_belated_warning(
     assert sla_events(store, "late") == ["sla_breached"]
 
 
-def test_tickets_answered_in_time_or_resolved_are_left_alone(
-    db_engine: Engine, store: ConversationStore
-) -> None:
+def test_tickets_answered_in_time_or_resolved_are_left_alone(db_engine: Engine, store: ConversationStore) -> None:
     tickets, agents = TicketDesk(db_engine), AgentDirectory(db_engine)
     ana = agents.add("ana", "Ana")
     answered, resolved = open_ticket(store, "answered"), open_ticket(store, "resolved")
@@ -120,12 +122,9 @@ def test_two_monitors_at_once_write_each_event_once(db_engine: Engine, store: Co
     assert all(sla_events(store, sender) == ["sla_warning"] for sender in senders)
 
 
-def test_running_checks_at_start_and_stops_with_the_server(
-    db_engine: Engine, store: ConversationStore
-) -> None:
+def test_running_checks_at_start_and_stops_with_the_server(db_engine: Engine, store: ConversationStore) -> None:
     open_ticket(store, "c1")
-    monitor = SlaMonitor(db_engine, SlaSettings(check_seconds=3600),
-                         clock=Clock(DUE + timedelta(minutes=1)))
+    monitor = SlaMonitor(db_engine, SlaSettings(check_seconds=3600), clock=Clock(DUE + timedelta(minutes=1)))
 
     async def serve() -> None:
         async with monitor.running():

@@ -89,8 +89,7 @@ def client(channel: SlackChannel, sink: RecordingSink) -> Iterator[TestClient]:
         yield test_client
 
 
-def post_event(client: TestClient, event: dict[str, Any], event_id: str | None = None,
-               **headers: str) -> Any:
+def post_event(client: TestClient, event: dict[str, Any], event_id: str | None = None, **headers: str) -> Any:
     body = event_callback(event, event_id)
     return client.post(EVENTS_PATH, content=body, headers={**signed_headers(body), **headers})
 
@@ -99,8 +98,13 @@ def post_event(client: TestClient, event: dict[str, Any], event_id: str | None =
 
 
 def test_url_verification_handshake_echoes_the_challenge(client: TestClient) -> None:
-    body = json.dumps({"token": "unused", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
-                       "type": "url_verification"})
+    body = json.dumps(
+        {
+            "token": "unused",
+            "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+            "type": "url_verification",
+        }
+    )
     response = client.post(EVENTS_PATH, content=body, headers=signed_headers(body))
     assert response.status_code == 200
     assert response.json() == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
@@ -111,13 +115,19 @@ def test_a_direct_message_reaches_the_bot_with_the_event_id(client: TestClient, 
     assert response.status_code == 200
     [message] = sink.wait_for(1)
     assert (message.channel, message.sender_id, message.text, message.message_id) == (
-        "slack", f"slack:{DM}:{USER}", "How do I freeze my card?", "Ev0FREEZE")
+        "slack",
+        f"slack:{DM}:{USER}",
+        "How do I freeze my card?",
+        "Ev0FREEZE",
+    )
     assert message.metadata["team_id"] == "T0TEAM"
 
 
 @pytest.mark.parametrize("forgery", ["wrong secret", "stale timestamp", "tampered body", "no signature"])
 def test_a_forged_request_is_refused_and_never_reaches_the_bot(
-    client: TestClient, sink: RecordingSink, forgery: str,
+    client: TestClient,
+    sink: RecordingSink,
+    forgery: str,
 ) -> None:
     body = event_callback(direct_message(DM, USER, "transfer all my money"))
     headers = {
@@ -133,7 +143,8 @@ def test_a_forged_request_is_refused_and_never_reaches_the_bot(
 
 
 def test_bots_edits_and_channel_chatter_are_acknowledged_but_ignored(
-    client: TestClient, sink: RecordingSink,
+    client: TestClient,
+    sink: RecordingSink,
 ) -> None:
     ignored = [
         direct_message(DM, BOT_USER_ID, "our own reply", bot_id=BOT_ID),
@@ -149,7 +160,8 @@ def test_bots_edits_and_channel_chatter_are_acknowledged_but_ignored(
 
 
 def test_a_mention_in_a_channel_is_a_conversation_with_that_user_there(
-    client: TestClient, sink: RecordingSink,
+    client: TestClient,
+    sink: RecordingSink,
 ) -> None:
     post_event(client, mention("C0GENERAL", USER, "what are your fees?"))
     [message] = sink.wait_for(1)
@@ -157,7 +169,8 @@ def test_a_mention_in_a_channel_is_a_conversation_with_that_user_there(
 
 
 def test_a_retried_event_keeps_its_event_id_so_the_gateway_can_drop_it(
-    client: TestClient, sink: RecordingSink,
+    client: TestClient,
+    sink: RecordingSink,
 ) -> None:
     event = direct_message(DM, USER, "is the app down?")
     first = post_event(client, event, "Ev0RETRIED")
@@ -170,8 +183,9 @@ def test_a_retried_event_keeps_its_event_id_so_the_gateway_can_drop_it(
 
 def test_a_button_press_sends_the_buttons_payload(client: TestClient, sink: RecordingSink) -> None:
     body = block_actions(DM, USER, "crowddesk_button_1", "/faq/freeze_card")
-    response = client.post(INTERACTIVE_PATH, content=body,
-                           headers=signed_headers(body, content_type="application/x-www-form-urlencoded"))
+    response = client.post(
+        INTERACTIVE_PATH, content=body, headers=signed_headers(body, content_type="application/x-www-form-urlencoded")
+    )
     assert response.status_code == 200
     [message] = sink.wait_for(1)
     assert (message.sender_id, message.text) == (f"slack:{DM}:{USER}", "/faq/freeze_card")
@@ -186,11 +200,13 @@ def send(channel: SlackChannel, recipient: str, message: OutboundMessage) -> Non
 
 
 def test_a_reply_is_block_kit_with_buttons_and_the_source_link(
-    channel: SlackChannel, slack_api: FakeSlackAPI,
+    channel: SlackChannel,
+    slack_api: FakeSlackAPI,
 ) -> None:
     before = len(slack_api.calls("chat.postMessage"))
     answer = OutboundMessage(
-        f"slack:{DM}:{USER}", "Freeze it in the app under Cards > Freeze.\n\nSource: https://community.example/t/42",
+        f"slack:{DM}:{USER}",
+        "Freeze it in the app under Cards > Freeze.\n\nSource: https://community.example/t/42",
         buttons=(Button("Yes, thanks", "/affirm"), Button("No", "/deny")),
         custom={"kb_entry": "faq/freeze_card", "source_url": "https://community.example/t/42"},
     )
@@ -202,11 +218,14 @@ def test_a_reply_is_block_kit_with_buttons_and_the_source_link(
     assert section == {"type": "section", "text": {"type": "mrkdwn", "text": call["text"]}}
     assert source["elements"][0]["text"] == "Source: <https://community.example/t/42>"
     assert [(b["text"]["text"], b["value"]) for b in buttons["elements"]] == [
-        ("Yes, thanks", "/affirm"), ("No", "/deny")]
+        ("Yes, thanks", "/affirm"),
+        ("No", "/deny"),
+    ]
 
 
 def test_a_reply_in_a_channel_mentions_the_customer_and_long_text_is_split(
-    channel: SlackChannel, slack_api: FakeSlackAPI,
+    channel: SlackChannel,
+    slack_api: FakeSlackAPI,
 ) -> None:
     before = len(slack_api.calls("chat.postMessage"))
     long_text = "\n".join(["A line an agent wrote about fees."] * 150)  # ~5,000 characters
@@ -219,7 +238,8 @@ def test_a_reply_in_a_channel_mentions_the_customer_and_long_text_is_split(
 
 
 def test_rate_limit_server_error_and_unknown_channel_become_delivery_errors(
-    channel: SlackChannel, slack_api: FakeSlackAPI,
+    channel: SlackChannel,
+    slack_api: FakeSlackAPI,
 ) -> None:
     message = OutboundMessage(f"slack:{DM}:{USER}", "hello")
     slack_api.rate_limit_next("chat.postMessage", retry_after=7)
@@ -242,7 +262,8 @@ def test_rate_limit_server_error_and_unknown_channel_become_delivery_errors(
 def test_an_unreachable_slack_is_a_retryable_delivery_error() -> None:
     closed = f"http://127.0.0.1:{free_port()}/api/"
     channel = SlackChannel.from_credentials(
-        {"slack_token": BOT_TOKEN, "slack_signing_secret": SIGNING_SECRET, "base_url": closed})
+        {"slack_token": BOT_TOKEN, "slack_signing_secret": SIGNING_SECRET, "base_url": closed}
+    )
     with pytest.raises(DeliveryError, match="unreachable") as refused:
         send(channel, f"slack:{DM}:{USER}", OutboundMessage(f"slack:{DM}:{USER}", "hello"))
     assert not refused.value.permanent
@@ -253,23 +274,31 @@ def test_an_unreachable_slack_is_a_retryable_delivery_error() -> None:
 
 def test_socket_mode_needs_an_app_token_instead_of_a_signing_secret() -> None:
     channel = SlackChannel.from_credentials(
-        {"slack_token": BOT_TOKEN, "socket_mode": "true", "slack_app_token": "xapp-1-A0APP-1-abc"})
+        {"slack_token": BOT_TOKEN, "socket_mode": "true", "slack_app_token": "xapp-1-A0APP-1-abc"}
+    )
     assert channel.settings.socket_mode
     assert channel.router(RecordingSink()) is None  # no webhook: events arrive over the socket
 
 
-@pytest.mark.parametrize(("block", "error"), [
-    ({}, "slack.slack_token: missing"),
-    ({"slack_token": BOT_TOKEN}, "slack.slack_signing_secret: missing; it is required unless socket_mode"),
-    ({"slack_token": BOT_TOKEN, "socket_mode": True}, "slack.slack_app_token: missing"),
-    ({"slack_token": BOT_TOKEN, "socket_mode": True, "slack_app_token": "xoxb-wrong"}, "app-level token"),
-    ({"slack_token": "xapp-1-A0APP-1-abc", "slack_signing_secret": "s"}, "slack.slack_token: this is an app-level"),
-    ({"slack_token": BOT_TOKEN, "slack_signing_secret": "s", "socket_mode": "sometimes"},
-     "slack.socket_mode: must be true or false"),
-    ({"slack_token": BOT_TOKEN, "slack_signing_secret": "s", "use_threads": True},
-     "slack.use_threads: unknown key; expected one of: base_url, desk_channel"),
-    ({"slack_token": 12345, "slack_signing_secret": "s"}, "slack.slack_token: must be a string"),
-])
+@pytest.mark.parametrize(
+    ("block", "error"),
+    [
+        ({}, "slack.slack_token: missing"),
+        ({"slack_token": BOT_TOKEN}, "slack.slack_signing_secret: missing; it is required unless socket_mode"),
+        ({"slack_token": BOT_TOKEN, "socket_mode": True}, "slack.slack_app_token: missing"),
+        ({"slack_token": BOT_TOKEN, "socket_mode": True, "slack_app_token": "xoxb-wrong"}, "app-level token"),
+        ({"slack_token": "xapp-1-A0APP-1-abc", "slack_signing_secret": "s"}, "slack.slack_token: this is an app-level"),
+        (
+            {"slack_token": BOT_TOKEN, "slack_signing_secret": "s", "socket_mode": "sometimes"},
+            "slack.socket_mode: must be true or false",
+        ),
+        (
+            {"slack_token": BOT_TOKEN, "slack_signing_secret": "s", "use_threads": True},
+            "slack.use_threads: unknown key; expected one of: base_url, desk_channel",
+        ),
+        ({"slack_token": 12345, "slack_signing_secret": "s"}, "slack.slack_token: must be a string"),
+    ],
+)
 def test_credentials_errors_name_the_key_and_never_the_secret(block: dict[str, Any], error: str) -> None:
     with pytest.raises(CredentialsError, match=error) as raised:
         SlackChannel.from_credentials(block)
@@ -287,8 +316,10 @@ def source_line(post: dict[str, Any]) -> str:
 
 def test_a_question_in_a_direct_message_is_answered_with_its_source(slack_bot: SlackBot) -> None:
     dm, user = new_id("D"), new_id("U")
-    assert slack_bot.event(direct_message(
-        dm, user, "It's been a week and my new card still hasn't arrived")).status_code == 200
+    assert (
+        slack_bot.event(direct_message(dm, user, "It's been a week and my new card still hasn't arrived")).status_code
+        == 200
+    )
     [answer] = slack_bot.posts_to(dm)
     assert source_line(answer).startswith("Source: <https://community.northwind-bank.example/t/")
     assert [b["text"]["text"] for b in answer["blocks"][-1]["elements"]] == ["Helpful", "Not helpful"]
@@ -309,8 +340,7 @@ def test_pressing_a_button_of_the_greeting_answers_that_question(slack_bot: Slac
 def test_a_forged_event_is_refused_and_nothing_is_stored(slack_bot: SlackBot) -> None:
     dm, user = new_id("D"), new_id("U")
     body = event_callback(direct_message(dm, user, "hello there"))
-    response = slack_bot.client.post(EVENTS_PATH, content=body,
-                                     headers=signed_headers(body, secret="guessed-secret"))
+    response = slack_bot.client.post(EVENTS_PATH, content=body, headers=signed_headers(body, secret="guessed-secret"))
     assert response.status_code == 401
     assert slack_bot.tracker(f"slack:{dm}:{user}")["events"] == []
 
@@ -356,9 +386,14 @@ def test_an_agents_reply_after_a_handoff_reaches_the_slack_customer(slack_bot: S
     headers = {"Authorization": f"Bearer {slack_bot.bot.agents.issue_token(agent.id)}"}
     api = f"/desk/api/tickets/{ticket['id']}"
     assert slack_bot.client.post(f"{api}/claim", headers=headers).status_code == 200
-    assert slack_bot.client.post(f"{api}/reply", headers=headers,
-                                 json={"text": "Hi, Grace here. Your card is on its way."}).status_code == 200
-    [reply] = slack_bot.api.wait_for("chat.postMessage", where=lambda call: call["channel"] == dm
-                                     and "Grace" in call["text"])
+    assert (
+        slack_bot.client.post(
+            f"{api}/reply", headers=headers, json={"text": "Hi, Grace here. Your card is on its way."}
+        ).status_code
+        == 200
+    )
+    [reply] = slack_bot.api.wait_for(
+        "chat.postMessage", where=lambda call: call["channel"] == dm and "Grace" in call["text"]
+    )
     assert reply["text"] == "Hi, Grace here. Your card is on its way."
     assert reply["blocks"][0]["elements"][0]["text"] == "*Grace*, support team"

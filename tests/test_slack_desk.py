@@ -18,33 +18,44 @@ from tests.slack_bot import DESK_CHANNEL, SlackBot, new_id
 
 def desk_message(slack_bot: SlackBot, ticket_id: str) -> dict[str, Any]:
     """Wait for the ticket's message in the desk channel."""
-    [posted] = slack_bot.api.wait_for("chat.postMessage", where=lambda call: call["channel"] == DESK_CHANNEL
-                                      and not call.get("thread_ts") and ticket_id in json.dumps(call["blocks"]))
+    [posted] = slack_bot.api.wait_for(
+        "chat.postMessage",
+        where=lambda call: (
+            call["channel"] == DESK_CHANNEL and not call.get("thread_ts") and ticket_id in json.dumps(call["blocks"])
+        ),
+    )
     return posted
 
 
 def redrawn(slack_bot: SlackBot, ts: str, showing: str) -> dict[str, Any]:
     """Wait for an update of the desk message `ts` that shows `showing`; the latest such."""
-    return slack_bot.api.wait_for("chat.update", where=lambda call: call["ts"] == ts
-                                  and showing in json.dumps(call["blocks"]))[-1]
+    return slack_bot.api.wait_for(
+        "chat.update", where=lambda call: call["ts"] == ts and showing in json.dumps(call["blocks"])
+    )[-1]
 
 
 def in_thread(slack_bot: SlackBot, ts: str, text: str) -> dict[str, Any]:
-    [said] = slack_bot.api.wait_for("chat.postMessage", where=lambda call: call.get("thread_ts") == ts
-                                    and text in call["text"])
+    [said] = slack_bot.api.wait_for(
+        "chat.postMessage", where=lambda call: call.get("thread_ts") == ts and text in call["text"]
+    )
     return said
 
 
 def told(slack_bot: SlackBot, user: str, text: str) -> dict[str, Any]:
     """Wait for the ephemeral message only `user` sees."""
-    [notice] = slack_bot.api.wait_for("chat.postEphemeral", where=lambda call: call["user"] == user
-                                      and text in call["text"])
+    [notice] = slack_bot.api.wait_for(
+        "chat.postEphemeral", where=lambda call: call["user"] == user and text in call["text"]
+    )
     return notice
 
 
 def buttons(message: dict[str, Any]) -> dict[str, str]:
-    return {element["action_id"]: element["value"] for block in message["blocks"]
-            if block["type"] == "actions" for element in block["elements"]}
+    return {
+        element["action_id"]: element["value"]
+        for block in message["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+    }
 
 
 def slack_handoff(slack_bot: SlackBot) -> tuple[str, str, dict[str, Any]]:
@@ -74,15 +85,25 @@ def test_a_slack_customer_is_helped_from_the_desk_channel_from_handoff_to_rating
     ts = posted["ts"]
     shown = json.dumps(posted["blocks"])
     assert "customer request" in posted["blocks"][0]["text"]["text"]
-    for part in (f"<@{customer}> on Slack", "Waiting for an agent", "<!date^",
-                 "*Summary*", "*Last customer messages*", "\\n> I want to talk to a real person please",
-                 "*Knowledge base candidates*"):
+    for part in (
+        f"<@{customer}> on Slack",
+        "Waiting for an agent",
+        "<!date^",
+        "*Summary*",
+        "*Last customer messages*",
+        "\\n> I want to talk to a real person please",
+        "*Knowledge base candidates*",
+    ):
         assert part in shown, part
     assert buttons(posted) == {CLAIM_ACTION: ticket["id"]}
 
     agent_user = new_id("U")
-    assert slack_bot.press(DESK_CHANNEL, agent_user, CLAIM_ACTION, ticket["id"], message_ts=ts,
-                           user_name="grace").status_code == 200
+    assert (
+        slack_bot.press(
+            DESK_CHANNEL, agent_user, CLAIM_ACTION, ticket["id"], message_ts=ts, user_name="grace"
+        ).status_code
+        == 200
+    )
     claimed = redrawn(slack_bot, ts, f"Claimed by <@{agent_user}>")
     assert buttons(claimed) == {RESOLVE_ACTION: ticket["id"]}
     assert slack_bot.tracker(sender)["handoff"]["assigned_to"] == f"slack-{agent_user}"
@@ -93,8 +114,9 @@ def test_a_slack_customer_is_helped_from_the_desk_channel_from_handoff_to_rating
 
     reply = channel_message(DESK_CHANNEL, agent_user, "Hi, I'm Grace &amp; I'll sort it out", thread_ts=ts)
     slack_bot.event(reply)
-    [answer] = slack_bot.api.wait_for("chat.postMessage", where=lambda call: call["channel"] == dm
-                                      and "Grace" in call["text"])
+    [answer] = slack_bot.api.wait_for(
+        "chat.postMessage", where=lambda call: call["channel"] == dm and "Grace" in call["text"]
+    )
     assert answer["text"] == "Hi, I'm Grace &amp; I'll sort it out"  # decoded from Slack, escaped again
     [confirmed] = slack_bot.api.wait_for("reactions.add", where=lambda call: call["timestamp"] == reply["ts"])
     assert confirmed["name"] == "white_check_mark"
@@ -102,8 +124,9 @@ def test_a_slack_customer_is_helped_from_the_desk_channel_from_handoff_to_rating
     slack_bot.press(DESK_CHANNEL, agent_user, RESOLVE_ACTION, ticket["id"], message_ts=ts)
     resolved = redrawn(slack_bot, ts, f"Resolved by <@{agent_user}>")
     assert buttons(resolved) == {}
-    [rating] = slack_bot.api.wait_for("chat.postMessage", where=lambda call: call["channel"] == dm
-                                      and "rate this conversation" in call["text"])
+    [rating] = slack_bot.api.wait_for(
+        "chat.postMessage", where=lambda call: call["channel"] == dm and "rate this conversation" in call["text"]
+    )
     assert [b["text"]["text"] for b in rating["blocks"][-1]["elements"]] == ["1", "2", "3", "4", "5"]
     assert slack_bot.tracker(sender)["owner"] == "bot"
 
@@ -126,14 +149,17 @@ def test_a_second_agent_cannot_take_a_claimed_ticket_and_replies_need_a_claim(sl
     slack_bot.event(channel_message(DESK_CHANNEL, second, "Hello from me too", thread_ts=ts))
     told(slack_bot, second, f"is assigned to slack-{first}")
     # ... and the owner's reach the REST customer's conversation.
-    owner_reply = channel_message(DESK_CHANNEL, first, "Sunny, 24 degrees. Anything about your account?",
-                                  thread_ts=ts)
+    owner_reply = channel_message(DESK_CHANNEL, first, "Sunny, 24 degrees. Anything about your account?", thread_ts=ts)
     slack_bot.event(owner_reply)
     slack_bot.api.wait_for("reactions.add", where=lambda call: call["timestamp"] == owner_reply["ts"])
-    agent_lines = [e for e in slack_bot.tracker(sender)["events"]
-                   if e["event"] == "bot" and (e.get("metadata") or {}).get("agent_id")]
+    agent_lines = [
+        e
+        for e in slack_bot.tracker(sender)["events"]
+        if e["event"] == "bot" and (e.get("metadata") or {}).get("agent_id")
+    ]
     assert [(e["text"], e["metadata"]["agent_id"]) for e in agent_lines] == [
-        ("Sunny, 24 degrees. Anything about your account?", f"slack-{first}")]
+        ("Sunny, 24 degrees. Anything about your account?", f"slack-{first}")
+    ]
 
 
 def test_a_claim_in_the_web_desk_shows_in_slack_and_its_replies_in_the_thread(slack_bot: SlackBot) -> None:
@@ -151,8 +177,11 @@ def test_a_claim_in_the_web_desk_shows_in_slack_and_its_replies_in_the_thread(sl
 def test_a_forged_button_press_is_refused_and_the_ticket_stays_queued(slack_bot: SlackBot) -> None:
     sender, ticket = rest_handoff(slack_bot, "who won the football last night?")
     body = block_actions(DESK_CHANNEL, new_id("U"), CLAIM_ACTION, ticket["id"])
-    response = slack_bot.client.post(INTERACTIVE_PATH, content=body, headers=signed_headers(
-        body, secret="guessed-secret", content_type="application/x-www-form-urlencoded"))
+    response = slack_bot.client.post(
+        INTERACTIVE_PATH,
+        content=body,
+        headers=signed_headers(body, secret="guessed-secret", content_type="application/x-www-form-urlencoded"),
+    )
     assert response.status_code == 401
     assert slack_bot.tracker(sender)["handoff"]["status"] == "queued"
 

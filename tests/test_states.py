@@ -20,8 +20,13 @@ def test_each_state_is_its_stored_string() -> None:
 
 
 def test_a_state_prints_and_serialises_as_its_plain_string() -> None:
-    for state in (TicketStatus.ASSIGNED, ConversationOwner.BOT, OutboxState.DELIVERED,
-                  SuggestionStatus.REJECTED, EntryStatus.DRAFT):
+    for state in (
+        TicketStatus.ASSIGNED,
+        ConversationOwner.BOT,
+        OutboxState.DELIVERED,
+        SuggestionStatus.REJECTED,
+        EntryStatus.DRAFT,
+    ):
         assert (str(state), f"{state}", f"{state:10}") == (state.value, state.value, f"{state.value:10}")
         assert json.dumps({state: state}) == json.dumps({state.value: state.value})
     assert " or ".join(OPEN_TICKET_STATUSES) == "queued or assigned"

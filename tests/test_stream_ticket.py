@@ -29,8 +29,7 @@ def new_token(live_server: LiveServer, role: str = "agent") -> str:
 
 def first_line(url: str, stream_ticket: str) -> httpx.Response | str:
     """The stream's first line, or the refusal when it is not opened."""
-    with httpx.stream("GET", f"{url}/desk/api/stream", params={"stream_ticket": stream_ticket},
-                      timeout=30) as stream:
+    with httpx.stream("GET", f"{url}/desk/api/stream", params={"stream_ticket": stream_ticket}, timeout=30) as stream:
         if stream.status_code != 200:
             stream.read()
             return stream
@@ -54,8 +53,9 @@ def test_a_bearer_token_in_the_stream_url_is_refused(live_server: LiveServer) ->
     token = new_token(live_server)
     refused = httpx.get(f"{live_server.url}/desk/api/stream", params={"token": token})
     assert refused.status_code == 401
-    assert refused.json()["error"] == ("a token in the URL is refused (URLs get logged); "
-                                       "get a stream ticket from POST /desk/api/stream-ticket")
+    assert refused.json()["error"] == (
+        "a token in the URL is refused (URLs get logged); get a stream ticket from POST /desk/api/stream-ticket"
+    )
     missing = httpx.get(f"{live_server.url}/desk/api/stream")
     assert missing.status_code == 401 and "missing stream_ticket" in missing.json()["error"]
 
@@ -92,7 +92,8 @@ def test_of_two_redeemers_of_one_ticket_only_one_gets_it(db_engine: Engine) -> N
 
 
 def test_the_console_reconnects_with_a_fresh_ticket_and_never_puts_its_token_in_a_url(
-    page: Page, live_server: LiveServer,
+    page: Page,
+    live_server: LiveServer,
 ) -> None:
     agent_id = f"agent-{uuid.uuid4().hex[:8]}"
     live_server.bot.agents.add(agent_id, "Ana Agent", password=PASSWORD)

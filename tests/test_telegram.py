@@ -97,6 +97,7 @@ def deliver(
 
 # --- credentials ---------------------------------------------------------------------------------
 
+
 def test_credentials_missing_access_token_names_the_key() -> None:
     with pytest.raises(CredentialsError, match="access_token: missing"):
         TelegramChannel.from_credentials({"secret_token": SECRET})
@@ -107,13 +108,16 @@ def test_webhook_mode_requires_a_secret_token() -> None:
         TelegramChannel.from_credentials({"access_token": TOKEN, "webhook_url": "https://bot.example/hook"})
 
 
-@pytest.mark.parametrize(("block", "message"), [
-    ({"mode": "webhooks"}, "mode: 'webhooks' is not one of: webhook, polling"),
-    ({"secret_token": "has spaces"}, "secret_token: must be 1-256 characters"),
-    ({"webhook_url": "http://bot.example/hook"}, "webhook_url: Telegram only calls https:// URLs"),
-    ({"acess_token": "x"}, "acess_token: unknown key; expected one of: access_token, base_url"),
-    ({"verify": 42}, "verify: expected a string, got int"),
-])
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ({"mode": "webhooks"}, "mode: 'webhooks' is not one of: webhook, polling"),
+        ({"secret_token": "has spaces"}, "secret_token: must be 1-256 characters"),
+        ({"webhook_url": "http://bot.example/hook"}, "webhook_url: Telegram only calls https:// URLs"),
+        ({"acess_token": "x"}, "acess_token: unknown key; expected one of: access_token, base_url"),
+        ({"verify": 42}, "verify: expected a string, got int"),
+    ],
+)
 def test_credentials_errors_name_the_key(block: dict[str, Any], message: str) -> None:
     with pytest.raises(CredentialsError, match=message):
         TelegramChannel.from_credentials({"access_token": TOKEN, "secret_token": SECRET, **block})
@@ -135,6 +139,7 @@ def test_polling_mode_needs_only_the_token_and_mounts_no_webhook() -> None:
 
 
 # --- webhook -------------------------------------------------------------------------------------
+
 
 def test_start_registers_the_webhook_with_its_secret(telegram_api: FakeTelegramAPI) -> None:
     async def nothing(client: httpx.AsyncClient, sink: RecordingSink) -> None:
@@ -166,10 +171,15 @@ def test_text_message_reaches_the_bot_with_update_id_as_message_id(telegram_api:
         assert response.status_code == 200
 
     sink = run_webhook(telegram_api, scenario)
-    assert sink.messages == [InboundMessage(
-        "telegram", SENDER, "my card hasn't arrived", message_id="1001",
-        metadata={"user_id": CHAT, "username": "ada"},
-    )]
+    assert sink.messages == [
+        InboundMessage(
+            "telegram",
+            SENDER,
+            "my card hasn't arrived",
+            message_id="1001",
+            metadata={"user_id": CHAT, "username": "ada"},
+        )
+    ]
 
 
 @pytest.mark.parametrize("text", ["/start", "/start@crowddesk_test_bot", "/start campaign42"])
@@ -186,8 +196,7 @@ def test_button_press_is_the_payload_and_stops_the_spinner(telegram_api: FakeTel
         assert response.status_code == 200
 
     sink = run_webhook(telegram_api, scenario)
-    assert [(m.sender_id, m.text, m.message_id) for m in sink.messages] == [
-        (SENDER, "/faq/card_arrival", "2002")]
+    assert [(m.sender_id, m.text, m.message_id) for m in sink.messages] == [(SENDER, "/faq/card_arrival", "2002")]
     assert [call["callback_query_id"] for call in telegram_api.calls("answerCallbackQuery")] == ["cq-2002"]
 
 
@@ -203,11 +212,14 @@ def test_wrong_or_missing_secret_is_rejected_and_nothing_reaches_the_bot(
     assert run_webhook(telegram_api, scenario).messages == []
 
 
-@pytest.mark.parametrize(("body", "reason"), [
-    (b"{not json", "not valid JSON"),
-    (b'{"message": {}}', "integer update_id"),
-    (b"[1, 2]", "integer update_id"),
-])
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b'{"message": {}}', "integer update_id"),
+        (b"[1, 2]", "integer update_id"),
+    ],
+)
 def test_malformed_update_is_a_400_with_a_reason(telegram_api: FakeTelegramAPI, body: bytes, reason: str) -> None:
     async def scenario(client: httpx.AsyncClient, sink: RecordingSink) -> None:
         response = await client.post(WEBHOOK_PATH, content=body, headers={SECRET_HEADER: SECRET})
@@ -220,8 +232,15 @@ def test_malformed_update_is_a_400_with_a_reason(telegram_api: FakeTelegramAPI, 
 def test_updates_without_text_are_acknowledged_and_ignored(telegram_api: FakeTelegramAPI) -> None:
     sticker = text_update(4004, CHAT, "")
     del sticker["message"]["text"]
-    sticker["message"]["sticker"] = {"file_id": "f", "file_unique_id": "u", "width": 512, "height": 512,
-                                     "is_animated": False, "is_video": False, "type": "regular"}
+    sticker["message"]["sticker"] = {
+        "file_id": "f",
+        "file_unique_id": "u",
+        "width": 512,
+        "height": 512,
+        "is_animated": False,
+        "is_video": False,
+        "type": "regular",
+    }
 
     async def scenario(client: httpx.AsyncClient, sink: RecordingSink) -> None:
         assert (await deliver(client, sticker)).status_code == 200
@@ -232,10 +251,12 @@ def test_updates_without_text_are_acknowledged_and_ignored(telegram_api: FakeTel
 
 # --- polling -------------------------------------------------------------------------------------
 
+
 def test_polling_hands_updates_to_the_bot_and_stops_cleanly(telegram_api: FakeTelegramAPI) -> None:
     telegram_api.queue_update(text_update(10, CHAT, "hello"))
     channel = TelegramChannel.from_credentials(
-        {"access_token": TOKEN, "mode": "polling", "base_url": telegram_api.base_url})
+        {"access_token": TOKEN, "mode": "polling", "base_url": telegram_api.base_url}
+    )
     sink = RecordingSink()
 
     async def go() -> None:
@@ -257,6 +278,7 @@ def test_polling_hands_updates_to_the_bot_and_stops_cleanly(telegram_api: FakeTe
 
 # --- sending -------------------------------------------------------------------------------------
 
+
 def send(api: FakeTelegramAPI, message: OutboundMessage, recipient: str = SENDER) -> None:
     channel = channel_for(api)
 
@@ -271,17 +293,26 @@ def send(api: FakeTelegramAPI, message: OutboundMessage, recipient: str = SENDER
 
 
 def test_buttons_become_an_inline_keyboard(telegram_api: FakeTelegramAPI) -> None:
-    send(telegram_api, OutboundMessage(SENDER, "Did you mean one of these?", (
-        Button("Card not arrived", "/faq/card_arrival"),
-        Button("Talk to a person", "/human_handoff"),
-    )))
+    send(
+        telegram_api,
+        OutboundMessage(
+            SENDER,
+            "Did you mean one of these?",
+            (
+                Button("Card not arrived", "/faq/card_arrival"),
+                Button("Talk to a person", "/human_handoff"),
+            ),
+        ),
+    )
     [call] = telegram_api.calls("sendMessage")
     assert call["chat_id"] == str(CHAT)
     assert call["text"] == "Did you mean one of these?"
-    assert call["reply_markup"] == {"inline_keyboard": [
-        [{"text": "Card not arrived", "callback_data": "/faq/card_arrival"}],
-        [{"text": "Talk to a person", "callback_data": "/human_handoff"}],
-    ]}
+    assert call["reply_markup"] == {
+        "inline_keyboard": [
+            [{"text": "Card not arrived", "callback_data": "/faq/card_arrival"}],
+            [{"text": "Talk to a person", "callback_data": "/human_handoff"}],
+        ]
+    }
 
 
 def test_a_payload_too_long_for_telegram_sends_the_title(telegram_api: FakeTelegramAPI) -> None:
@@ -293,10 +324,14 @@ def test_a_payload_too_long_for_telegram_sends_the_title(telegram_api: FakeTeleg
 
 def test_knowledge_base_source_is_a_link_button(telegram_api: FakeTelegramAPI) -> None:
     url = "https://community.example.com/t/123"
-    send(telegram_api, OutboundMessage(
-        SENDER, f"Cards arrive within 5 working days.\n\nSource: {url}",
-        custom={"kb_entry": "faq/card_arrival", "source_url": url},
-    ))
+    send(
+        telegram_api,
+        OutboundMessage(
+            SENDER,
+            f"Cards arrive within 5 working days.\n\nSource: {url}",
+            custom={"kb_entry": "faq/card_arrival", "source_url": url},
+        ),
+    )
     [call] = telegram_api.calls("sendMessage")
     assert call["text"] == "Cards arrive within 5 working days."
     assert call["reply_markup"] == {"inline_keyboard": [[{"text": "Source", "url": url}]]}
@@ -308,15 +343,22 @@ def test_plain_text_has_no_keyboard(telegram_api: FakeTelegramAPI) -> None:
     assert "reply_markup" not in call
 
 
-@pytest.mark.parametrize(("status", "description", "retry_after", "permanent"), [
-    (429, "Too Many Requests: retry after 3", 3.0, False),
-    (500, "Internal Server Error", None, False),
-    (502, "Bad Gateway", None, False),
-    (400, "Bad Request: chat not found", None, True),
-    (403, "Forbidden: bot was blocked by the user", None, True),
-])
+@pytest.mark.parametrize(
+    ("status", "description", "retry_after", "permanent"),
+    [
+        (429, "Too Many Requests: retry after 3", 3.0, False),
+        (500, "Internal Server Error", None, False),
+        (502, "Bad Gateway", None, False),
+        (400, "Bad Request: chat not found", None, True),
+        (403, "Forbidden: bot was blocked by the user", None, True),
+    ],
+)
 def test_platform_refusals_become_delivery_errors(
-    telegram_api: FakeTelegramAPI, status: int, description: str, retry_after: float | None, permanent: bool,
+    telegram_api: FakeTelegramAPI,
+    status: int,
+    description: str,
+    retry_after: float | None,
+    permanent: bool,
 ) -> None:
     telegram_api.refuse_next("sendMessage", status, description, retry_after=3 if status == 429 else None)
     with pytest.raises(DeliveryError) as error:
@@ -350,6 +392,7 @@ def test_the_token_never_reaches_the_logs(telegram_api: FakeTelegramAPI, caplog:
 
 # --- end to end through `crowddesk run`'s server -------------------------------------------------
 
+
 @dataclass(frozen=True)
 class TelegramBot:
     """The demo bot's server (`client`) and the fake Bot API its Telegram channel talks to."""
@@ -370,7 +413,9 @@ telegram:
 
 @pytest.fixture(scope="module")
 def telegram_bot(
-    demo_project: Path, demo_training: TrainResult, action_server_url: str,
+    demo_project: Path,
+    demo_training: TrainResult,
+    action_server_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[TelegramBot]:
     """The demo bot with a Telegram channel in its credentials.yml, talking to the fake API."""
@@ -381,8 +426,11 @@ def telegram_bot(
         credentials = directory / "credentials.yml"
         credentials.write_text(CREDENTIALS % api.base_url, encoding="utf-8")
         bot = assemble(
-            demo_project, model_dir=demo_training.model_dir, credentials=credentials,
-            database_url=f"sqlite:///{directory / 'crowddesk.db'}", action_endpoint=action_server_url,
+            demo_project,
+            model_dir=demo_training.model_dir,
+            credentials=credentials,
+            database_url=f"sqlite:///{directory / 'crowddesk.db'}",
+            action_endpoint=action_server_url,
         )
         with TestClient(create_app(bot, API_ACCESS)) as client:
             yield TelegramBot(api, client)
@@ -482,9 +530,13 @@ def test_an_agents_reply_after_handoff_reaches_the_telegram_chat(telegram_bot: T
     agents.add(agent_id, "Ana Agent")
     auth = {"Authorization": f"Bearer {agents.issue_token(agent_id)}"}
     assert client.post(f"/desk/api/tickets/{ticket['id']}/claim", headers=auth).status_code == 200
-    reply = client.post(f"/desk/api/tickets/{ticket['id']}/reply", headers=auth,
-                        json={"text": "Hi, Ana here. Let me look at your card order."})
+    reply = client.post(
+        f"/desk/api/tickets/{ticket['id']}/reply",
+        headers=auth,
+        json={"text": "Hi, Ana here. Let me look at your card order."},
+    )
     assert reply.status_code == 200, reply.text
     [delivered] = telegram_bot.api.wait_for(
-        "sendMessage", where=lambda call: call["chat_id"] == str(chat) and call["text"].startswith("Hi, Ana"))
+        "sendMessage", where=lambda call: call["chat_id"] == str(chat) and call["text"].startswith("Hi, Ana")
+    )
     assert delivered["text"] == "Hi, Ana here. Let me look at your card order."

@@ -12,20 +12,25 @@ FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # one emoji: three people
 ZALGO = "card" + "\u0301\u0316\u0344" * 1400  # 4,200 combining marks on one letter
 
 
-@pytest.mark.parametrize(("sent", "normalised"), [
-    ("my card \ud800 is blocked", "my card \ufffd is blocked"),  # lone surrogate
-    ("\ud83d\ude00 thanks", "\U0001f600 thanks"),  # a surrogate pair is its character
-    ("cafe\u0301", "caf\u00e9"),  # NFC
-    ("pay\x00ment\x1b[31m\x85 failed\r\n", "payment[31m failed\n"),  # C0/C1 controls
-    ("line one\n\tline two", "line one\n\tline two"),  # newline and tab kept
-    ("refund \u202eDNUFER\u202c now \u2066x\u2069 \u200fy\u200e", "refund DNUFER now x y"),  # bidi
-    (f"{FAMILY} \u0645\u0631\u062d\u0628\u0627 \u05e9\u05dc\u05d5\u05dd", None),  # kept as is
-    (
-        ("Ti\u1ebfng Vi\u1ec7t, \u0928\u092e\u0938\u094d\u0924\u0947, "
-         "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"),
-        None,
-    ),
-])
+@pytest.mark.parametrize(
+    ("sent", "normalised"),
+    [
+        ("my card \ud800 is blocked", "my card \ufffd is blocked"),  # lone surrogate
+        ("\ud83d\ude00 thanks", "\U0001f600 thanks"),  # a surrogate pair is its character
+        ("cafe\u0301", "caf\u00e9"),  # NFC
+        ("pay\x00ment\x1b[31m\x85 failed\r\n", "payment[31m failed\n"),  # C0/C1 controls
+        ("line one\n\tline two", "line one\n\tline two"),  # newline and tab kept
+        ("refund \u202eDNUFER\u202c now \u2066x\u2069 \u200fy\u200e", "refund DNUFER now x y"),  # bidi
+        (f"{FAMILY} \u0645\u0631\u062d\u0628\u0627 \u05e9\u05dc\u05d5\u05dd", None),  # kept as is
+        (
+            (
+                "Ti\u1ebfng Vi\u1ec7t, \u0928\u092e\u0938\u094d\u0924\u0947, "
+                "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"
+            ),
+            None,
+        ),
+    ],
+)
 def test_normalise_text(sent: str, normalised: str | None) -> None:
     assert normalise_text(sent) == (sent if normalised is None else normalised)
 

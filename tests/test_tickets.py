@@ -17,8 +17,13 @@ from crowddesk.errors import Rejected
 
 def open_ticket(store: ConversationStore, sender: str = "c1") -> str:
     _, handoff = store.record_turn(
-        sender, "telegram", [{"event": "user", "timestamp": time.time(), "text": "help"}], {}, 0,
-        "queued", None,
+        sender,
+        "telegram",
+        [{"event": "user", "timestamp": time.time(), "text": "help"}],
+        {},
+        0,
+        "queued",
+        None,
         NewHandoff("low_confidence", "normal", {"summary": "help"}, datetime.now(UTC) + timedelta(minutes=30)),
     )
     assert handoff is not None
@@ -39,8 +44,11 @@ def test_full_lifecycle_returns_the_conversation_to_the_bot(desk) -> None:
     sent = tickets.reply(ticket_id, ana, "Hi, I'm Ana. Let me check that for you.")
     assert sent.channel == "telegram" and sent.ticket.first_response_at is not None
     tickets.note(ticket_id, ana, "customer sounds upset")
-    resolved = tickets.resolve(ticket_id, ana, closing=[
-        {"event": "bot", "timestamp": time.time(), "text": "How would you rate this conversation?"}])
+    resolved = tickets.resolve(
+        ticket_id,
+        ana,
+        closing=[{"event": "bot", "timestamp": time.time(), "text": "How would you rate this conversation?"}],
+    )
     assert resolved.status == "resolved" and store.get("c1").owner == "bot"
     kinds = [e["event"] for e in store.events("c1")]
     assert kinds == ["user", "handoff_assigned", "bot", "handoff_resolved", "bot"]

@@ -95,9 +95,7 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def problem(
-    path: Path, root: Path, needle: str, key: str, message: str, severity: Severity = "error"
-) -> Problem:
+def problem(path: Path, root: Path, needle: str, key: str, message: str, severity: Severity = "error") -> Problem:
     return Problem(str(path.relative_to(root)), line_of(path, needle), key, message, severity)
 
 
@@ -199,16 +197,12 @@ def test_unknown_actions_and_responses_in_rules_and_stories(project: Path) -> No
             "stories.greet and look up",
             "unknown slot 'balance'",
         ),
-        problem(
-            stories, project, "billing_form", "stories.greet and look up", "unknown form 'billing_form'"
-        ),
+        problem(stories, project, "billing_form", "stories.greet and look up", "unknown form 'billing_form'"),
     ]
 
 
 def test_retrieval_action_needs_a_retrieval_intent(project: Path) -> None:
-    rules = write(
-        project, "data/rules.yml", RULES.replace("action: utter_faq", "action: utter_chitchat")
-    )
+    rules = write(project, "data/rules.yml", RULES.replace("action: utter_faq", "action: utter_chitchat"))
     assert validate_project(project) == [
         problem(
             rules,
@@ -230,9 +224,7 @@ def test_response_without_text_in_domain_and_data(project: Path) -> None:
     write(
         project,
         "data/nlu.yml",
-        NLU.replace(
-            "- opening hours", "- opening hours\n  - intent: faq/empty\n    examples: |\n      - empty"
-        ),
+        NLU.replace("- opening hours", "- opening hours\n  - intent: faq/empty\n    examples: |\n      - empty"),
     )
     assert validate_project(project) == [
         problem(
@@ -272,12 +264,8 @@ def test_duplicate_example_under_two_intents_reports_both_lines(project: Path) -
 
 
 def test_undeclared_intent_and_intent_without_examples_are_warnings(project: Path) -> None:
-    domain = write(
-        project, "domain.yml", DOMAIN.replace("  - faq\n", "  - faq\n  - goodbye\n  - nlu_fallback\n")
-    )
-    nlu = write(
-        project, "data/nlu.yml", NLU + "  - intent: thanks\n    examples: |\n      - thank you\n"
-    )
+    domain = write(project, "domain.yml", DOMAIN.replace("  - faq\n", "  - faq\n  - goodbye\n  - nlu_fallback\n"))
+    nlu = write(project, "data/nlu.yml", NLU + "  - intent: thanks\n    examples: |\n      - thank you\n")
     assert validate_project(project) == [
         problem(
             nlu,
@@ -299,27 +287,33 @@ def test_undeclared_intent_and_intent_without_examples_are_warnings(project: Pat
 
 
 def test_an_intent_a_clarification_can_offer_needs_a_title(project: Path) -> None:
-    domain = write(project, "domain.yml", DOMAIN.replace(
-        "  - greet:\n      metadata: {title: Just saying hello}\n", "  - greet\n"))
+    domain = write(
+        project, "domain.yml", DOMAIN.replace("  - greet:\n      metadata: {title: Just saying hello}\n", "  - greet\n")
+    )
     assert validate_project(project) == [
         problem(
-            domain, project, "- greet", "intents.greet",
+            domain,
+            project,
+            "- greet",
+            "intents.greet",
             "a clarifying button would show the raw name 'greet': add `metadata: {title: ...}` "
             "to the intent (or to its response 'utter_greet')",
             "warning",
         ),
     ]
     # The response's metadata title is enough (FAQ answers are titled that way too).
-    write(project, "domain.yml", DOMAIN.replace(
-        "  - greet:\n      metadata: {title: Just saying hello}\n", "  - greet\n").replace(
-        "    - text: Hello!\n", "    - text: Hello!\n      metadata: {title: Say hello}\n"))
+    write(
+        project,
+        "domain.yml",
+        DOMAIN.replace("  - greet:\n      metadata: {title: Just saying hello}\n", "  - greet\n").replace(
+            "    - text: Hello!\n", "    - text: Hello!\n      metadata: {title: Say hello}\n"
+        ),
+    )
     assert validate_project(project) == []
 
 
 def test_retrieval_intent_without_its_response(project: Path) -> None:
-    nlu = write(
-        project, "data/nlu.yml", NLU + "  - intent: faq/fees\n    examples: |\n      - any fees?\n"
-    )
+    nlu = write(project, "data/nlu.yml", NLU + "  - intent: faq/fees\n    examples: |\n      - any fees?\n")
     assert validate_project(project) == [
         problem(
             nlu,
@@ -369,9 +363,7 @@ def test_invalid_regex(project: Path) -> None:
     assert reported.message.startswith("invalid regular expression '\\\\d{5(': ")
 
 
-def test_missing_secret_in_endpoints_is_only_a_warning(
-    project: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_secret_in_endpoints_is_only_a_warning(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CROWDDESK_TEST_DB_PASSWORD", raising=False)
     endpoints = write(
         project,

@@ -46,8 +46,14 @@ def test_estimate_reads_as_a_number_or_a_range() -> None:
 
 def open_ticket(store: ConversationStore, sender: str, due_at: datetime) -> str:
     _, handoff = store.record_turn(
-        sender, "webchat", [{"event": "user", "timestamp": time.time(), "text": "help"}], {}, 0,
-        "queued", None, NewHandoff("low_confidence", "normal", {}, due_at),
+        sender,
+        "webchat",
+        [{"event": "user", "timestamp": time.time(), "text": "help"}],
+        {},
+        0,
+        "queued",
+        None,
+        NewHandoff("low_confidence", "normal", {}, due_at),
     )
     assert handoff is not None
     return handoff.id
@@ -66,9 +72,16 @@ def test_estimate_from_a_database_with_history(db_engine: Engine) -> None:
         tickets.resolve(ticket_id, ana)
         opened = now - timedelta(hours=5, minutes=index)
         with Session(db_engine) as session, session.begin():
-            session.execute(update(HandoffRow).where(HandoffRow.id == ticket_id).values(
-                created_at=opened, first_response_at=opened + timedelta(minutes=minutes),
-                assigned_at=opened, resolved_at=opened + timedelta(minutes=minutes + 5)))
+            session.execute(
+                update(HandoffRow)
+                .where(HandoffRow.id == ticket_id)
+                .values(
+                    created_at=opened,
+                    first_response_at=opened + timedelta(minutes=minutes),
+                    assigned_at=opened,
+                    resolved_at=opened + timedelta(minutes=minutes + 5),
+                )
+            )
     # Live: Bo is working a ticket, three are queued; one of them is due after the new one.
     tickets.claim(open_ticket(store, "live-0", now + timedelta(minutes=10)), bo)
     for index, due in enumerate((5, 20, 50)):

@@ -29,12 +29,18 @@ from crowddesk.storage.engines import create_engine_for
 
 SOURCE = "https://community.example.com/t/card-delivery/42"
 KB_ANSWER = OutboundMessage(
-    "unused", f"Cards arrive within 5 working days.\n\nSource: {SOURCE}",
+    "unused",
+    f"Cards arrive within 5 working days.\n\nSource: {SOURCE}",
     custom={"kb_entry": "faq/card_delivery", "source_url": SOURCE, "confidence": 0.97},
 )
-CLARIFY = OutboundMessage("unused", "Did you mean one of these?", (
-    Button("Card delivery", "/faq/card_delivery"), Button("Card activation", "/faq/activate_card"),
-))
+CLARIFY = OutboundMessage(
+    "unused",
+    "Did you mean one of these?",
+    (
+        Button("Card delivery", "/faq/card_delivery"),
+        Button("Card activation", "/faq/activate_card"),
+    ),
+)
 
 
 class RecordingSink:
@@ -43,7 +49,8 @@ class RecordingSink:
     def __init__(self) -> None:
         self.received: list[InboundMessage] = []
         self.replies: dict[str, list[OutboundMessage]] = {
-            "when does my card come?": [KB_ANSWER], "card": [CLARIFY],
+            "when does my card come?": [KB_ANSWER],
+            "card": [CLARIFY],
         }
 
     async def __call__(self, message: InboundMessage) -> list[OutboundMessage]:
@@ -129,7 +136,10 @@ def test_a_question_gets_typing_then_the_answer_with_its_source_then_an_ack(
     assert ack == {"type": "ack", "message_id": message_id}
     [inbound] = sink.received
     assert (inbound.channel, inbound.sender_id, inbound.text) == (
-        "webchat", f"webchat:{session}", "when does my card come?")
+        "webchat",
+        f"webchat:{session}",
+        "when does my card come?",
+    )
     # Ids are scoped to the session, so no widget can make another's message look like a duplicate.
     assert inbound.message_id == f"{session}:{message_id}"
 
@@ -150,16 +160,33 @@ def test_on_reconnect_the_history_shows_what_was_said_with_button_titles_sources
 ) -> None:
     session = new_session()
     now = time.time()
-    store.record_turn(f"webchat:{session}", "webchat", [
-        {"event": "user", "timestamp": now, "text": "card", "message_id": f"{session}:m-1"},
-        {"event": "bot", "timestamp": now, "text": CLARIFY.text,
-         "data": {"buttons": [b.as_dict() for b in CLARIFY.buttons]}},
-        {"event": "user", "timestamp": now, "text": "/faq/card_delivery", "message_id": f"{session}:m-2"},
-        {"event": "bot", "timestamp": now, "text": KB_ANSWER.text, "data": {"custom": KB_ANSWER.custom}},
-        {"event": "action", "timestamp": now, "name": "action_listen"},
-        {"event": "bot", "timestamp": now, "text": "Hi, Ana here. Let me check.", "data": {},
-         "metadata": {"agent_id": "ana", "agent_name": "Ana Agent", "ticket_id": "t1"}},
-    ], {}, 0, "assigned", None)
+    store.record_turn(
+        f"webchat:{session}",
+        "webchat",
+        [
+            {"event": "user", "timestamp": now, "text": "card", "message_id": f"{session}:m-1"},
+            {
+                "event": "bot",
+                "timestamp": now,
+                "text": CLARIFY.text,
+                "data": {"buttons": [b.as_dict() for b in CLARIFY.buttons]},
+            },
+            {"event": "user", "timestamp": now, "text": "/faq/card_delivery", "message_id": f"{session}:m-2"},
+            {"event": "bot", "timestamp": now, "text": KB_ANSWER.text, "data": {"custom": KB_ANSWER.custom}},
+            {"event": "action", "timestamp": now, "name": "action_listen"},
+            {
+                "event": "bot",
+                "timestamp": now,
+                "text": "Hi, Ana here. Let me check.",
+                "data": {},
+                "metadata": {"agent_id": "ana", "agent_name": "Ana Agent", "ticket_id": "t1"},
+            },
+        ],
+        {},
+        0,
+        "assigned",
+        None,
+    )
 
     with client.websocket_connect(socket_url(session)) as socket:
         history = socket.receive_json()
@@ -181,12 +208,17 @@ def test_send_pushes_an_agent_reply_to_every_open_widget_of_that_session_only(
 ) -> None:
     channel = WebchatChannel()
     session, other = new_session(), new_session()
-    reply = OutboundMessage(f"webchat:{session}", "Ana here: your card is on its way.",
-                            custom={"agent_id": "ana", "agent_name": "Ana Agent"})
-    with chat_client(channel, sink, store) as client, \
-            client.websocket_connect(socket_url(session)) as tab_1, \
-            client.websocket_connect(socket_url(session)) as tab_2, \
-            client.websocket_connect(socket_url(other)) as stranger:
+    reply = OutboundMessage(
+        f"webchat:{session}",
+        "Ana here: your card is on its way.",
+        custom={"agent_id": "ana", "agent_name": "Ana Agent"},
+    )
+    with (
+        chat_client(channel, sink, store) as client,
+        client.websocket_connect(socket_url(session)) as tab_1,
+        client.websocket_connect(socket_url(session)) as tab_2,
+        client.websocket_connect(socket_url(other)) as stranger,
+    ):
         for socket in (tab_1, tab_2, stranger):
             socket.receive_json()
         assert client.portal is not None
@@ -197,20 +229,21 @@ def test_send_pushes_an_agent_reply_to_every_open_widget_of_that_session_only(
 
     for frame in pushed:
         assert (frame["role"], frame["name"], frame["text"]) == (
-            "agent", "Ana Agent", "Ana here: your card is on its way.")
+            "agent",
+            "Ana Agent",
+            "Ana here: your card is on its way.",
+        )
     assert all(frame.get("role") != "agent" for frame in stranger_frames)
 
 
 def test_a_second_tab_sees_the_customers_message_and_the_replies(client: TestClient) -> None:
     session = new_session()
-    with client.websocket_connect(socket_url(session)) as tab_1, \
-            client.websocket_connect(socket_url(session)) as tab_2:
+    with client.websocket_connect(socket_url(session)) as tab_1, client.websocket_connect(socket_url(session)) as tab_2:
         tab_1.receive_json(), tab_2.receive_json()
         message_id = say(tab_1, "when does my card come?")
         frames_until_ack(tab_1)
         echoed, typing_on, answer, typing_off = (tab_2.receive_json() for _ in range(4))
-    assert (echoed["role"], echoed["text"], echoed["message_id"]) == (
-        "customer", "when does my card come?", message_id)
+    assert (echoed["role"], echoed["text"], echoed["message_id"]) == ("customer", "when does my card come?", message_id)
     assert typing_on["active"] and not typing_off["active"]
     assert answer["source"] == SOURCE
 
@@ -226,9 +259,7 @@ def test_send_to_a_recipient_of_another_channel_is_a_permanent_failure() -> None
     assert failure.value.permanent
 
 
-def test_a_malformed_frame_gets_a_reason_and_the_socket_stays_open(
-    client: TestClient, sink: RecordingSink
-) -> None:
+def test_a_malformed_frame_gets_a_reason_and_the_socket_stays_open(client: TestClient, sink: RecordingSink) -> None:
     with client.websocket_connect(socket_url(new_session())) as socket:
         socket.receive_json()
         socket.send_text("not json")
@@ -238,16 +269,13 @@ def test_a_malformed_frame_gets_a_reason_and_the_socket_stays_open(
         message_id = say(socket, "   ")
         assert socket.receive_json() == {"type": "typing", "active": True}
         assert socket.receive_json() == {"type": "typing", "active": False}
-        assert socket.receive_json() == {"type": "error", "reason": "message is empty",
-                                         "message_id": message_id}
+        assert socket.receive_json() == {"type": "error", "reason": "message is empty", "message_id": message_id}
         say(socket, "when does my card come?")
         assert frames_until_ack(socket)[-1]["type"] == "ack"
     assert [m.text for m in sink.received] == ["   ", "when does my card come?"]
 
 
-def test_a_binary_frame_gets_a_reason_and_the_conversation_goes_on(
-    client: TestClient, sink: RecordingSink
-) -> None:
+def test_a_binary_frame_gets_a_reason_and_the_conversation_goes_on(client: TestClient, sink: RecordingSink) -> None:
     with client.websocket_connect(socket_url(new_session())) as socket:
         socket.receive_json()
         socket.send_bytes(b'{"type": "message"}\x00\xff')
@@ -266,16 +294,19 @@ def test_a_session_that_is_not_a_uuid_is_refused_with_400(client: TestClient, se
     assert "UUID" in refused.value.json()["error"]
 
 
-@pytest.mark.parametrize(("allowed", "origin", "admitted"), [
-    (None, "http://testserver", True),  # the server's own pages
-    (None, "http://localhost:8000", True),
-    (None, "http://127.0.0.1:3000", True),
-    (None, "https://evil.example.net", False),
-    (["https://shop.example.com"], "https://shop.example.com", True),
-    (["https://shop.example.com"], "http://shop.example.com", False),
-    (["https://shop.example.com"], "http://localhost:8000", False),
-    (["*"], "https://anywhere.example.org", True),
-])
+@pytest.mark.parametrize(
+    ("allowed", "origin", "admitted"),
+    [
+        (None, "http://testserver", True),  # the server's own pages
+        (None, "http://localhost:8000", True),
+        (None, "http://127.0.0.1:3000", True),
+        (None, "https://evil.example.net", False),
+        (["https://shop.example.com"], "https://shop.example.com", True),
+        (["https://shop.example.com"], "http://shop.example.com", False),
+        (["https://shop.example.com"], "http://localhost:8000", False),
+        (["*"], "https://anywhere.example.org", True),
+    ],
+)
 def test_only_allowed_origins_may_open_the_socket(
     sink: RecordingSink, store: ConversationStore, allowed: list[str] | None, origin: str, admitted: bool
 ) -> None:
@@ -293,18 +324,22 @@ def test_only_allowed_origins_may_open_the_socket(
 
 def test_the_registry_builds_the_channel_from_its_credentials_block() -> None:
     channel = connector_class("webchat").from_credentials(
-        {"allowed_origins": ["https://Shop.example.com", "http://localhost:8080"]})
+        {"allowed_origins": ["https://Shop.example.com", "http://localhost:8080"]}
+    )
     assert isinstance(channel, WebchatChannel)
     assert channel.allowed_origins == {"https://shop.example.com", "http://localhost:8080"}
     assert connector_class("webchat").from_credentials({}).allowed_origins is None
 
 
-@pytest.mark.parametrize(("settings", "problem"), [
-    ({"allowed_origin": ["https://shop.example.com"]}, "webchat.allowed_origin: unknown key"),
-    ({"allowed_origins": "https://shop.example.com"}, "webchat.allowed_origins: must be a list"),
-    ({"allowed_origins": ["https://shop.example.com", "shop.example.com"]}, "webchat.allowed_origins[1]"),
-    ({"allowed_origins": ["https://shop.example.com/help"]}, "webchat.allowed_origins[0]"),
-])
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"allowed_origin": ["https://shop.example.com"]}, "webchat.allowed_origin: unknown key"),
+        ({"allowed_origins": "https://shop.example.com"}, "webchat.allowed_origins: must be a list"),
+        ({"allowed_origins": ["https://shop.example.com", "shop.example.com"]}, "webchat.allowed_origins[1]"),
+        ({"allowed_origins": ["https://shop.example.com/help"]}, "webchat.allowed_origins[0]"),
+    ],
+)
 def test_credentials_errors_name_the_key(settings: dict[str, Any], problem: str) -> None:
     with pytest.raises(CredentialsError, match=problem.replace("[", r"\[").replace("]", r"\]")):
         WebchatChannel.from_credentials(settings)
@@ -324,8 +359,13 @@ def test_a_widget_that_went_away_does_not_fail_delivery(sink: RecordingSink, sto
 
 def test_a_bad_origin_in_credentials_yml_names_the_file_line_and_key(tmp_path: Path) -> None:
     path = tmp_path / "credentials.yml"
-    path.write_text("rest:\nwebchat:\n  allowed_origins:\n    - https://shop.example.com\n"
-                    "    - shop.example.com/help\n", encoding="utf-8")
-    with pytest.raises(ProjectFileError, match=r"credentials\.yml:2: webchat\.allowed_origins\[1\]: "
-                                         r"'shop\.example\.com/help' is not an origin"):
+    path.write_text(
+        "rest:\nwebchat:\n  allowed_origins:\n    - https://shop.example.com\n    - shop.example.com/help\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(
+        ProjectFileError,
+        match=r"credentials\.yml:2: webchat\.allowed_origins\[1\]: "
+        r"'shop\.example\.com/help' is not an origin",
+    ):
         build_channels(load_credentials(path, root=tmp_path))

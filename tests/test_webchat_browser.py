@@ -52,9 +52,11 @@ WATCH_TYPING = """() => {
 def shop(live_server: LiveServer) -> Iterator[str]:
     """A third-party page holding only the script tag, on another origin than the bot: a
     server of its own, addressed as localhost (which the demo's credentials allow)."""
-    page = (f'<!doctype html><html lang="en"><head><title>Shop</title></head><body>'
-            f'<script src="{live_server.url}/webchat/widget.js" data-title="{TITLE}"></script>'
-            f'</body></html>').encode()
+    page = (
+        f'<!doctype html><html lang="en"><head><title>Shop</title></head><body>'
+        f'<script src="{live_server.url}/webchat/widget.js" data-title="{TITLE}"></script>'
+        f"</body></html>"
+    ).encode()
 
     class ShopPage(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -153,8 +155,9 @@ def test_a_button_sends_its_payload_shows_its_title_and_a_reload_keeps_the_conve
     expect(messages.nth(2)).to_have_text("You: Card not arrived")
     expect(messages.nth(3).get_by_role("link", name="Source")).to_have_attribute("href", SOURCE)
     expect(log.get_by_role("button", name="Card not arrived")).to_be_disabled()
-    events = httpx.get(f"{live_server.url}/conversations/webchat:{session_of(page)}/tracker",
-                       headers=API_AUTH, timeout=30).json()["events"]
+    events = httpx.get(
+        f"{live_server.url}/conversations/webchat:{session_of(page)}/tracker", headers=API_AUTH, timeout=30
+    ).json()["events"]
     assert [e["text"] for e in events if e["event"] == "user"] == ["hello there", "/faq/card_arrival"]
 
 
@@ -170,12 +173,16 @@ def test_an_agents_reply_after_a_handoff_appears_without_a_reload(
     ticket = tracker["handoff"]["id"]
     agent = f"agent-{uuid.uuid4().hex[:8]}"
     live_server.bot.agents.add(agent, "Ana Agent")
-    desk = httpx.Client(base_url=f"{live_server.url}/desk/api", timeout=30,
-                        headers={"Authorization": f"Bearer {live_server.bot.agents.issue_token(agent)}"})
+    desk = httpx.Client(
+        base_url=f"{live_server.url}/desk/api",
+        timeout=30,
+        headers={"Authorization": f"Bearer {live_server.bot.agents.issue_token(agent)}"},
+    )
     with desk:
         desk.post(f"/tickets/{ticket}/claim").raise_for_status()
-        desk.post(f"/tickets/{ticket}/reply", json={"text": "Hi, Ana here. Let me look at your card."}
-                  ).raise_for_status()
+        desk.post(
+            f"/tickets/{ticket}/reply", json={"text": "Hi, Ana here. Let me look at your card."}
+        ).raise_for_status()
 
     reply = log.get_by_role("listitem").last
     expect(reply).to_have_text("Ana Agent: Hi, Ana here. Let me look at your card.")

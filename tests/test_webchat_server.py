@@ -54,13 +54,15 @@ def test_an_agents_reply_reaches_the_open_widget_through_the_outbox(demo_client:
     desk = {"Authorization": f"Bearer {bot.agents.issue_token(agent)}"}
     with demo_client.websocket_connect(f"{SOCKET_PATH}?session={session}") as socket:
         socket.receive_json()
-        socket.send_json({"type": "message", "message_id": str(uuid.uuid4()),
-                          "text": "I want to speak to a human about my card"})
+        socket.send_json(
+            {"type": "message", "message_id": str(uuid.uuid4()), "text": "I want to speak to a human about my card"}
+        )
         frames_until_ack(socket)
         tracker = demo_client.get(f"/conversations/webchat:{session}/tracker", headers=API_AUTH).json()
         ticket = tracker["handoff"]["id"]
         demo_client.post(f"/desk/api/tickets/{ticket}/claim", headers=desk).raise_for_status()
-        demo_client.post(f"/desk/api/tickets/{ticket}/reply", headers=desk,
-                         json={"text": "Ana here, looking at it now."}).raise_for_status()
+        demo_client.post(
+            f"/desk/api/tickets/{ticket}/reply", headers=desk, json={"text": "Ana here, looking at it now."}
+        ).raise_for_status()
         pushed = socket.receive_json()
     assert (pushed["role"], pushed["name"], pushed["text"]) == ("agent", "Ana Agent", "Ana here, looking at it now.")

@@ -19,8 +19,12 @@ ProjectArg = Callable[[argparse.ArgumentParser], None]
 
 def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser], project_arg: ProjectArg) -> None:
     """Register `crowddesk db ...`; `project_arg` adds `--project`."""
-    db = verbs.add_parser("db", help="upgrade the database schema; write a migration",
-                          description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    db = verbs.add_parser(
+        "db",
+        help="upgrade the database schema; write a migration",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     actions = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     upgrade = actions.add_parser("upgrade", help="apply every pending migration and say what was done")
     project_arg(upgrade)

@@ -24,9 +24,13 @@ ProjectArg = Callable[[argparse.ArgumentParser], None]
 
 def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser], project_arg: ProjectArg) -> None:
     """Register `crowddesk desk ...` on the top-level parser; `project_arg` adds `--project`."""
-    desk = verbs.add_parser("desk", help="agent accounts and handoff tickets, on the database",
-                            description=__doc__, epilog=EXIT_CODES,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    desk = verbs.add_parser(
+        "desk",
+        help="agent accounts and handoff tickets, on the database",
+        description=__doc__,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     actions = desk.add_subparsers(dest="desk_command", required=True, metavar="ACTION")
     leaf = partial(_verb, project_arg=project_arg)
     ticket_leaf = partial(_ticket_verb, project_arg=project_arg)
@@ -37,22 +41,26 @@ def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser], proje
     add.add_argument("agent", help="the agent id used to sign in (letters, digits, . _ - @)")
     add.add_argument("--name", help="shown to colleagues and customers (default: the id)")
     add.add_argument("--role", choices=ROLES, default="agent", help="default: agent")
-    add.add_argument("--password-stdin", action="store_true",
-                     help="read a console password from standard input")
+    add.add_argument("--password-stdin", action="store_true", help="read a console password from standard input")
     listing = leaf(agent_actions, "agent list", "list accounts")
     listing.add_argument("--all", action="store_true", help="include disabled accounts")
     token = leaf(agent_actions, "agent token", "issue an API token (printed once)")
     token.add_argument("agent")
-    token.add_argument("--days", type=_positive_days, default=DEFAULT_TOKEN_DAYS,
-                       help=f"valid for this many days (default {DEFAULT_TOKEN_DAYS})")
-    leaf(agent_actions, "agent revoke-tokens",
-         "revoke every token of an agent (signs them out everywhere)").add_argument("agent")
-    leaf(agent_actions, "agent disable",
-         "stop an agent signing in; their assigned tickets go back to the queue").add_argument("agent")
+    token.add_argument(
+        "--days",
+        type=_positive_days,
+        default=DEFAULT_TOKEN_DAYS,
+        help=f"valid for this many days (default {DEFAULT_TOKEN_DAYS})",
+    )
+    leaf(
+        agent_actions, "agent revoke-tokens", "revoke every token of an agent (signs them out everywhere)"
+    ).add_argument("agent")
+    leaf(
+        agent_actions, "agent disable", "stop an agent signing in; their assigned tickets go back to the queue"
+    ).add_argument("agent")
 
     tickets = leaf(actions, "tickets", "tickets, most urgent (soonest SLA due) first")
-    tickets.add_argument("--status", choices=["queued", "assigned", "resolved"],
-                         help="default: queued and assigned")
+    tickets.add_argument("--status", choices=["queued", "assigned", "resolved"], help="default: queued and assigned")
     shown = leaf(actions, "show", "a ticket's packet, transcript and notes")
     shown.add_argument("ticket")
     shown.add_argument("--json", action="store_true", help="as the agent API returns it")
@@ -74,8 +82,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _verb(
-    actions: argparse._SubParsersAction[argparse.ArgumentParser], verb: str, about: str,
-    *, project_arg: ProjectArg,
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+    verb: str,
+    about: str,
+    *,
+    project_arg: ProjectArg,
 ) -> argparse.ArgumentParser:
     """A verb's parser; `verb` ("agent add", "claim", ...) names it in desk_commands.VERBS."""
     parser = actions.add_parser(verb.split()[-1], help=about, description=about)
@@ -86,8 +97,11 @@ def _verb(
 
 
 def _ticket_verb(
-    actions: argparse._SubParsersAction[argparse.ArgumentParser], verb: str, about: str,
-    *, project_arg: ProjectArg,
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+    verb: str,
+    about: str,
+    *,
+    project_arg: ProjectArg,
 ) -> argparse.ArgumentParser:
     parser = _verb(actions, verb, about, project_arg=project_arg)
     parser.add_argument("ticket")

@@ -60,6 +60,7 @@ Verb = Callable[[Desk, argparse.Namespace], int]
 
 # ---- agents ----------------------------------------------------------------------------------
 
+
 def agent_add(desk: Desk, args: argparse.Namespace) -> int:
     """`desk agent add`: a new account, with a password from stdin if asked."""
     password = _read_password() if args.password_stdin else None
@@ -120,14 +121,17 @@ def agent_disable(desk: Desk, args: argparse.Namespace) -> int:
 
 # ---- tickets ---------------------------------------------------------------------------------
 
+
 def list_tickets(desk: Desk, args: argparse.Namespace) -> int:
     """`desk tickets`: most urgent first, with the time left to the SLA."""
     found = open_tickets(desk.conversations) if args.status is None else desk.conversations.list_handoffs(args.status)
     now = datetime.now(UTC)
     for ticket in found:
         view = ticket_view(ticket, now)
-        say(f"{ticket.id}  {ticket.status:8}  {_time_left(view):>14}  {ticket.assigned_to or '-':16}  "
-            f"{view['channel'] or '-':8}  {ticket.reason:16}  {(view['summary'] or '')[:60]}")
+        say(
+            f"{ticket.id}  {ticket.status:8}  {_time_left(view):>14}  {ticket.assigned_to or '-':16}  "
+            f"{view['channel'] or '-':8}  {ticket.reason:16}  {(view['summary'] or '')[:60]}"
+        )
     which = args.status or " or ".join(OPEN_TICKET_STATUSES)
     say(f"{len(found)} {which} ticket(s), most urgent first")
     return 0
@@ -166,8 +170,10 @@ def _detail_lines(detail: dict[str, Any], channel: str) -> list[str]:
         f"Intent: {intent.get('name')} ({intent.get('confidence', 0):.0%})" if intent else "Intent: none",
         "Entities: " + (", ".join(f"{e['entity']}={e['value']}" for e in packet.get("entities", [])) or "none"),
         "Answers the bot considered:",
-        *(f"  {c.get('title') or c['id']} ({c.get('confidence', 0):.0%}) {c.get('source_url', '')}".rstrip()
-          for c in packet.get("kb_candidates", [])),
+        *(
+            f"  {c.get('title') or c['id']} ({c.get('confidence', 0):.0%}) {c.get('source_url', '')}".rstrip()
+            for c in packet.get("kb_candidates", [])
+        ),
         *([] if packet.get("kb_candidates") else [f"  {NO_EVIDENT_ANSWER}"]),
         "Transcript:",
         *(f"  {_clock(m['timestamp'])} {m['role']:8} {m['text']}" for m in detail["messages"]),

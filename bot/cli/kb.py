@@ -42,15 +42,20 @@ def add_parsers(kb_verbs: argparse._SubParsersAction[argparse.ArgumentParser], p
     gaps.add_argument("--json", action="store_true")
     usage = kb_verbs.add_parser("usage", help="times each entry was served, and Helpful / Not helpful presses")
     usage.add_argument("--limit", type=_positive_int, default=50, help="entries shown (default 50)")
-    usage.add_argument("--order", choices=USAGE_ORDERS, default="served",
-                       help="most served (default) or most often not helpful first")
+    usage.add_argument(
+        "--order", choices=USAGE_ORDERS, default="served", help="most served (default) or most often not helpful first"
+    )
     usage.add_argument("--json", action="store_true")
     for parser in (history, restore, publish, suggestions, approve, reject, gaps, usage):
         project_arg(parser)
         parser.add_argument("--database-url")
     for parser in (restore, publish, approve, reject):
-        parser.add_argument("--as", dest="actor", default=DEFAULT_ACTOR,
-                            help=f"who is making the change, for the audit log (default {DEFAULT_ACTOR})")
+        parser.add_argument(
+            "--as",
+            dest="actor",
+            default=DEFAULT_ACTOR,
+            help=f"who is making the change, for the audit log (default {DEFAULT_ACTOR})",
+        )
     for parser in (restore, publish):
         parser.add_argument("--comment", default="", help="why, for the audit log")
 

@@ -105,8 +105,12 @@ def gaps(args: argparse.Namespace) -> int:
     project = load_project(args.project)
     database = open_database(project, args.database_url)
     since = datetime.now(UTC) - timedelta(days=args.since) if args.since else None
-    clusters = gap_report(database, load_encoder(project.config.encoder.model), since=since,
-                          redactor=project.config.retriever.ingestion.redactor())[: args.limit]
+    clusters = gap_report(
+        database,
+        load_encoder(project.config.encoder.model),
+        since=since,
+        redactor=project.config.retriever.ingestion.redactor(),
+    )[: args.limit]
     if args.json:
         say(json.dumps([c.as_dict() for c in clusters], indent=2, ensure_ascii=False))
         return 0
@@ -133,8 +137,10 @@ def usage(args: argparse.Namespace) -> int:
     for line in lines:
         u = line.usage
         last = f"{u.last_served_at:%Y-%m-%d %H:%M}" if u.last_served_at else "never"
-        say(f"{u.entry_id:<{width}}  {line.status:9} {u.served:>6} {u.helpful:>7} {u.unhelpful:>9}  "
-            f"{last:<16}  {line.question[:60]}")
+        say(
+            f"{u.entry_id:<{width}}  {line.status:9} {u.served:>6} {u.helpful:>7} {u.unhelpful:>9}  "
+            f"{last:<16}  {line.question[:60]}"
+        )
     return 0
 
 
@@ -145,8 +151,12 @@ def _edit(suggestion: Suggestion) -> tuple[list[str], str]:
         raise CommandError("--edit needs $EDITOR (or $VISUAL) set to an editor command")
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"suggestion-{suggestion.id}.yml"
-        path.write_text(yaml.safe_dump({"questions": suggestion.questions, "answer": suggestion.answer},
-                                       allow_unicode=True, sort_keys=False), encoding="utf-8")
+        path.write_text(
+            yaml.safe_dump(
+                {"questions": suggestion.questions, "answer": suggestion.answer}, allow_unicode=True, sort_keys=False
+            ),
+            encoding="utf-8",
+        )
         status = subprocess.run([*shlex.split(editor), str(path)], check=False).returncode
         if status != 0:
             raise CommandError(f"the editor exited with status {status}; nothing was approved")
@@ -155,13 +165,18 @@ def _edit(suggestion: Suggestion) -> tuple[list[str], str]:
         except yaml.YAMLError as exc:
             raise CommandError(f"{path.name} is no longer valid YAML ({exc}); nothing was approved") from exc
     questions, answer = (edited.get("questions"), edited.get("answer")) if isinstance(edited, dict) else (None, None)
-    if not isinstance(questions, list) or not all(isinstance(q, str) for q in questions) \
-            or not isinstance(answer, str):
+    if not isinstance(questions, list) or not all(isinstance(q, str) for q in questions) or not isinstance(answer, str):
         raise CommandError(f"{path.name}: needs `questions` (a list of texts) and `answer` (a text)")
     return questions, answer
 
 
 _VERBS = {
-    "history": history, "restore": restore, "publish": publish, "suggestions": suggestions,
-    "approve": approve, "reject": reject, "gaps": gaps, "usage": usage,
+    "history": history,
+    "restore": restore,
+    "publish": publish,
+    "suggestions": suggestions,
+    "approve": approve,
+    "reject": reject,
+    "gaps": gaps,
+    "usage": usage,
 }

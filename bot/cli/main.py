@@ -17,8 +17,9 @@ from crowddesk.errors import CrowdDeskError
 
 
 def _project_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--project", "-p", type=Path, default=Path("."),
-                        help="bot project folder (default: current directory)")
+    parser.add_argument(
+        "--project", "-p", type=Path, default=Path("."), help="bot project folder (default: current directory)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,14 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=None, help="default 5005 (server) / 5055 (actions)")
     run.add_argument("--model", type=Path, help="model folder (default: newest in models/)")
     run.add_argument("--database-url", help="SQLAlchemy URL (default: endpoints.yml, then SQLite)")
-    run.add_argument("--credentials", type=Path,
-                     help="channels and their settings (default: the project's credentials.yml)")
-    run.add_argument("--auth-token", help="token for the tracker and parse routes (better: the "
-                     "CROWDDESK_API_TOKEN environment variable, which `ps` does not show)")
-    run.add_argument("--jwt-secret", help="also accept JWTs signed with this secret (Rasa's payload "
-                     "{user: {username, role}}; better: CROWDDESK_JWT_SECRET)")
-    run.add_argument("--jwt-method", default="HS256", help="the JWTs' signing method: HS256 (default), "
-                     "HS384 or HS512")
+    run.add_argument(
+        "--credentials", type=Path, help="channels and their settings (default: the project's credentials.yml)"
+    )
+    run.add_argument(
+        "--auth-token",
+        help="token for the tracker and parse routes (better: the "
+        "CROWDDESK_API_TOKEN environment variable, which `ps` does not show)",
+    )
+    run.add_argument(
+        "--jwt-secret",
+        help="also accept JWTs signed with this secret (Rasa's payload "
+        "{user: {username, role}}; better: CROWDDESK_JWT_SECRET)",
+    )
+    run.add_argument("--jwt-method", default="HS256", help="the JWTs' signing method: HS256 (default), HS384 or HS512")
 
     shell = verbs.add_parser("shell", help="chat with the trained bot in the terminal")
     _project_arg(shell)
@@ -72,10 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
         "import", help="import FAQ entries (yaml, csv, markdown, rasa, stackexchange, discourse)"
     )
     kb_import.add_argument("source", type=Path, help="a file, a Rasa project or a folder of Discourse topics")
-    kb_import.add_argument("--format", help="yaml, csv, markdown, rasa, stackexchange (Posts.xml) or "
-                           "discourse (topic JSON) (default: from the file)")
-    kb_import.add_argument("--site-url", default="", help="the community's address, e.g. "
-                           "https://superuser.com: source links and the site part of entry ids")
+    kb_import.add_argument(
+        "--format",
+        help="yaml, csv, markdown, rasa, stackexchange (Posts.xml) or discourse (topic JSON) (default: from the file)",
+    )
+    kb_import.add_argument(
+        "--site-url",
+        default="",
+        help="the community's address, e.g. https://superuser.com: source links and the site part of entry ids",
+    )
     kb_list = kb_verbs.add_parser("list", help="list entries")
     kb_list.add_argument("--status", choices=["draft", "published", "retired"])
     kb_list.add_argument("--tag")
@@ -109,15 +121,23 @@ def _evaluate_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser])
 
     nlu = targets.add_parser("nlu", help="train on one set and score another (or cross-validate)")
     _project_arg(nlu)
-    nlu.add_argument("--train", type=Path, help="Rasa nlu.yml or CSV with text,intent columns "
-                     "(default: the project's data/)")
+    nlu.add_argument(
+        "--train", type=Path, help="Rasa nlu.yml or CSV with text,intent columns (default: the project's data/)"
+    )
     nlu.add_argument("--test", type=Path, help="messages to score, same formats (default: cross-validate)")
     nlu.add_argument("--folds", type=int, default=5, help="cross-validation folds without --test (default 5)")
-    nlu.add_argument("--out-of-scope-intent", help="label of messages a person should get "
-                     "(default: out_of_scope_intent in config.yml)")
-    nlu.add_argument("--unseen-intents", type=int, default=0, metavar="K",
-                     help="open set: leave K intents (chosen by --seed, never the out-of-scope or a hand-off "
-                     "intent) out of training; their messages should be handed off")
+    nlu.add_argument(
+        "--out-of-scope-intent",
+        help="label of messages a person should get (default: out_of_scope_intent in config.yml)",
+    )
+    nlu.add_argument(
+        "--unseen-intents",
+        type=int,
+        default=0,
+        metavar="K",
+        help="open set: leave K intents (chosen by --seed, never the out-of-scope or a hand-off "
+        "intent) out of training; their messages should be handed off",
+    )
     nlu.add_argument("--seed", type=int, default=0, help="chooses the unseen intents (default 0)")
     nlu.add_argument("--out", type=Path, required=True, help="folder for report.json and report.html")
 
@@ -127,18 +147,27 @@ def _evaluate_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser])
     kb.add_argument("--out", type=Path, required=True, help="folder for report.json and report.html")
     kb.add_argument("--model", type=Path, help="model folder (default: newest in models/)")
     kb.add_argument("--database-url", help="SQLAlchemy URL (default: endpoints.yml, then SQLite)")
-    kb.add_argument("--unseen-entries", type=int, default=0, metavar="K",
-                    help="open set: treat K of the entries the test queries point at (chosen by --seed) as "
-                    "absent; their queries should be handed off (needs a trained model)")
+    kb.add_argument(
+        "--unseen-entries",
+        type=int,
+        default=0,
+        metavar="K",
+        help="open set: treat K of the entries the test queries point at (chosen by --seed) as "
+        "absent; their queries should be handed off (needs a trained model)",
+    )
     kb.add_argument("--seed", type=int, default=0, help="chooses the unseen entries (default 0)")
 
     conversations = targets.add_parser("conversations", help="run test stories against the bot")
     _project_arg(conversations)
-    conversations.add_argument("--stories", type=Path,
-                               help="Rasa test stories (default: tests/test_stories.yml in the project)")
+    conversations.add_argument(
+        "--stories", type=Path, help="Rasa test stories (default: tests/test_stories.yml in the project)"
+    )
     conversations.add_argument("--model", type=Path, help="model folder (default: train if needed)")
-    conversations.add_argument("--endpoint", help="action server webhook URL (default: endpoints.yml; "
-                               "the project's own is started when needed and none answers)")
+    conversations.add_argument(
+        "--endpoint",
+        help="action server webhook URL (default: endpoints.yml; "
+        "the project's own is started when needed and none answers)",
+    )
     conversations.add_argument("--out", type=Path, help="also write the results to this folder's report.json")
 
 
@@ -169,4 +198,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return refuse(exc)
     except KeyboardInterrupt:
         return EXIT_REFUSED
-

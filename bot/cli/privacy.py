@@ -25,9 +25,13 @@ ProjectArg = Callable[[argparse.ArgumentParser], None]
 
 def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser], project_arg: ProjectArg) -> None:
     """Register `crowddesk privacy ...`; `project_arg` adds `--project`."""
-    privacy = verbs.add_parser("privacy", help="export or erase a customer's data; the audit log",
-                               description=__doc__, epilog=EXIT_CODES,
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    privacy = verbs.add_parser(
+        "privacy",
+        help="export or erase a customer's data; the audit log",
+        description=__doc__,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     actions = privacy.add_subparsers(dest="privacy_command", required=True, metavar="ACTION")
     export = actions.add_parser("export", help="a JSON file of everything held about a customer")
     export.add_argument("sender", help="the customer's sender id (as in the desk and the tracker)")
@@ -56,9 +60,12 @@ def run(args: argparse.Namespace) -> int:
         if args.privacy_command == "audit":
             entries = AuditLog(database).entries(args.sender, limit=args.limit)
             for entry in entries:
-                print(json.dumps(entry.as_dict()) if args.json else
-                      f"{entry.at.isoformat(timespec='seconds')}  {entry.actor:<20} {entry.action:<12} "
-                      f"{entry.sender}  {entry.detail}".rstrip())
+                print(
+                    json.dumps(entry.as_dict())
+                    if args.json
+                    else f"{entry.at.isoformat(timespec='seconds')}  {entry.actor:<20} {entry.action:<12} "
+                    f"{entry.sender}  {entry.detail}".rstrip()
+                )
             return 0
         privacy = Privacy(database)
         if args.privacy_command == "export":

@@ -96,8 +96,7 @@ def train(args: argparse.Namespace) -> int:
 
 
 def _train_and_report(project: Project, *, force: bool = False) -> TrainResult:
-    result = train_model(project, models_dir(project.root), force=force, progress=say,
-                         show_bars=sys.stderr.isatty())
+    result = train_model(project, models_dir(project.root), force=force, progress=say, show_bars=sys.stderr.isatty())
     report = result.report
     if not result.skipped:
         say(f"Model saved to {result.model_dir}")
@@ -108,22 +107,42 @@ def _train_and_report(project: Project, *, force: bool = False) -> TrainResult:
         f"({report.examples} examples, {report.intents} intents, {report.kb_entries} FAQ entries)."
     )
     if report.tradeoff:
-        say(f"These assume {report.unseen_topic_share:.0%} of messages are about topics nothing covers "
+        say(
+            f"These assume {report.unseen_topic_share:.0%} of messages are about topics nothing covers "
             f"(policy unseen_topic_share; estimated from {report.unseen_topic_examples} predictions by "
-            "models that never saw their intent). With another share:")
-        say(format_table(
-            ["unseen topics", "threshold", "automation", "precision", "known topics answered right",
-             "unseen topics handed off"],
-            [[f"{point['unseen_topic_share']:.0%}", f"{point['answer_threshold']:.3f}",
-              f"{point['expected_automation_rate']:.1%}", f"{point['expected_precision']:.1%}",
-              f"{point['known_topics_answered_right']:.1%}", f"{point['unseen_topics_handed_off']:.1%}"]
-             for point in report.tradeoff]))
+            "models that never saw their intent). With another share:"
+        )
+        say(
+            format_table(
+                [
+                    "unseen topics",
+                    "threshold",
+                    "automation",
+                    "precision",
+                    "known topics answered right",
+                    "unseen topics handed off",
+                ],
+                [
+                    [
+                        f"{point['unseen_topic_share']:.0%}",
+                        f"{point['answer_threshold']:.3f}",
+                        f"{point['expected_automation_rate']:.1%}",
+                        f"{point['expected_precision']:.1%}",
+                        f"{point['known_topics_answered_right']:.1%}",
+                        f"{point['unseen_topics_handed_off']:.1%}",
+                    ]
+                    for point in report.tradeoff
+                ],
+            )
+        )
     return result
 
 
 def evaluate(args: argparse.Namespace) -> int:
     return {
-        "nlu": _evaluate_nlu, "kb": _evaluate_kb, "conversations": _evaluate_conversations,
+        "nlu": _evaluate_nlu,
+        "kb": _evaluate_kb,
+        "conversations": _evaluate_conversations,
     }[args.evaluate_command](args)
 
 
@@ -138,11 +157,16 @@ def _evaluate_nlu(args: argparse.Namespace) -> int:
     settings = NluSettings.from_config(config, args.out_of_scope_intent)
     evaluator = NluEvaluator(settings, progress=say)
     try:
-        unseen = (held_out((e.intent for e in train), args.unseen_intents, args.seed,
-                           never_answered_intents(settings.policy))
-                  if args.unseen_intents else frozenset())
-        report = (evaluator.train_test(train, test, unseen) if test is not None
-                  else evaluator.cross_validate(train, args.folds, unseen))
+        unseen = (
+            held_out((e.intent for e in train), args.unseen_intents, args.seed, never_answered_intents(settings.policy))
+            if args.unseen_intents
+            else frozenset()
+        )
+        report = (
+            evaluator.train_test(train, test, unseen)
+            if test is not None
+            else evaluator.cross_validate(train, args.folds, unseen)
+        )
     except ValueError as exc:  # too many folds or unseen intents, or fewer than two intents to learn
         raise CommandError(str(exc)) from exc
     if unseen:
@@ -164,8 +188,14 @@ def _evaluate_kb(args: argparse.Namespace) -> int:
     database = open_database(project, args.database_url)
     try:
         knowledge_base = project_knowledge_base(project, database, encoder)
-        report = evaluate_kb(knowledge_base.retriever, encoder, queries,
-                             Calibration.of(model) if model else None, unseen=unseen, progress=say)
+        report = evaluate_kb(
+            knowledge_base.retriever,
+            encoder,
+            queries,
+            Calibration.of(model) if model else None,
+            unseen=unseen,
+            progress=say,
+        )
     finally:
         database.dispose()
     report["model"] = model_dir.name if model_dir is not None else None
@@ -184,8 +214,10 @@ def _unseen_entries(args: argparse.Namespace, queries: list[KBQuery], trained: b
     except ValueError as exc:
         raise CommandError(f"{exc}; the candidates are the entries the queries in {args.test} point at") from exc
     if not trained:
-        raise CommandError("--unseen-entries needs a trained model (run `crowddesk train`): without its answer "
-                           "threshold no query is ever handed off")
+        raise CommandError(
+            "--unseen-entries needs a trained model (run `crowddesk train`): without its answer "
+            "threshold no query is ever handed off"
+        )
     return unseen
 
 
@@ -193,8 +225,7 @@ def _evaluate_conversations(args: argparse.Namespace) -> int:
     project = load_project(args.project)
     stories = load_conversation_stories(args.stories or project.root / STORIES_FILE, root=project.root)
     model_dir = args.model or _train_and_report(project).model_dir
-    results = run_conversation_tests(project, stories, model_dir=model_dir, action_endpoint=args.endpoint,
-                                     progress=say)
+    results = run_conversation_tests(project, stories, model_dir=model_dir, action_endpoint=args.endpoint, progress=say)
     failures = [result.failure.as_dict() for result in results if result.failure]
     report = {"stories": len(results), "passed": len(results) - len(failures), "failures": failures}
     _print_and_write(args.out, report, conversation_summary(results), None)
@@ -209,9 +240,13 @@ def _print_and_write(out: Path | None, report: dict[str, Any], summary: list[str
 
 
 def _bot(args: argparse.Namespace, action_endpoint: str | None = None) -> Bot:
-    return assemble(args.project, model_dir=getattr(args, "model", None),
-                    database_url=getattr(args, "database_url", None), action_endpoint=action_endpoint,
-                    credentials=getattr(args, "credentials", None))
+    return assemble(
+        args.project,
+        model_dir=getattr(args, "model", None),
+        database_url=getattr(args, "database_url", None),
+        action_endpoint=action_endpoint,
+        credentials=getattr(args, "credentials", None),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -227,8 +262,7 @@ def run(args: argparse.Namespace) -> int:
     access = ApiAccess.configured(args.auth_token, args.jwt_secret, args.jwt_method)
     use_serving_threads()
     app = create_app(_bot(args), access)
-    uvicorn.run(app, host=args.host, port=args.port or SERVER_PORT, log_level="info",
-                log_config=uvicorn_log_config())
+    uvicorn.run(app, host=args.host, port=args.port or SERVER_PORT, log_level="info", log_config=uvicorn_log_config())
     return 0
 
 
@@ -260,8 +294,15 @@ def demo(args: argparse.Namespace) -> int:
     try:
         bot = assemble(project.root, action_endpoint=f"http://127.0.0.1:{args.actions_port}/webhook")
         access = _demo_access(args.port)
-        server = uvicorn.Server(uvicorn.Config(create_app(bot, access), host="127.0.0.1", port=args.port,
-                                               log_level="warning", log_config=uvicorn_log_config()))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(bot, access),
+                host="127.0.0.1",
+                port=args.port,
+                log_level="warning",
+                log_config=uvicorn_log_config(),
+            )
+        )
         if not sys.stdin.isatty():
             say(f"Serving on http://127.0.0.1:{args.port} (API docs at /docs). Ctrl+C stops.")
             server.run()
@@ -285,8 +326,10 @@ def _demo_access(port: int) -> ApiAccess:
         token = secrets.token_urlsafe(24)
         access = replace(access, token=token)
         say(f"API token for this run (set {TOKEN_ENV} to choose your own): {token}")
-    say(f'Read the chat below: curl -H "Authorization: Bearer {token}" '
-        f"http://127.0.0.1:{port}/conversations/shell/tracker")
+    say(
+        f'Read the chat below: curl -H "Authorization: Bearer {token}" '
+        f"http://127.0.0.1:{port}/conversations/shell/tracker"
+    )
     return access
 
 
@@ -315,12 +358,15 @@ def kb(args: argparse.Namespace) -> int:
         return 0
     if args.kb_command == "add":
         entry = KBEntry(
-            id=args.id or _slug_id(args.question[0]), questions=args.question, answer=args.answer,
-            source_url=args.source_url, tags=args.tag, language=args.language,
+            id=args.id or _slug_id(args.question[0]),
+            questions=args.question,
+            answer=args.answer,
+            source_url=args.source_url,
+            tags=args.tag,
+            language=args.language,
         )
         try:
-            created = store.upsert(project.config.retriever.ingestion.redactor().redact_entry(entry),
-                                   actor=cli_actor())
+            created = store.upsert(project.config.retriever.ingestion.redactor().redact_entry(entry), actor=cli_actor())
         except ValueError as exc:  # a bad id or source URL, said as such
             raise CommandError(str(exc)) from exc
         say(f"{'Added' if created else 'Updated'} {entry.id}")
@@ -358,9 +404,13 @@ def _kb_import(project: Project, store: KnowledgeBaseStore, args: argparse.Names
         stale_after=timedelta(days=settings.stale_after_days),
     )
     summary = ingest(
-        store, batch, encoder=encoder, options=options,
-        progress=lambda entries: tqdm(entries, desc=f"Importing {args.source.name}", unit="entry",
-                                      disable=not sys.stderr.isatty()),
+        store,
+        batch,
+        encoder=encoder,
+        options=options,
+        progress=lambda entries: tqdm(
+            entries, desc=f"Importing {args.source.name}", unit="entry", disable=not sys.stderr.isatty()
+        ),
     )
     for line in summary.lines(str(args.source)):
         say(line)

@@ -58,8 +58,13 @@ class AuditEntry:
     detail: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"at": self.at.isoformat(), "actor": self.actor, "action": self.action,
-                "sender": self.sender, "detail": self.detail}
+        return {
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "action": self.action,
+            "sender": self.sender,
+            "detail": self.detail,
+        }
 
 
 def hashed_sender(sender_id: str) -> str:
@@ -80,15 +85,16 @@ def add_entry(session: Session, actor: str, action: str, sender_id: str, detail:
     """In the caller's transaction: record one access."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}; use one of {', '.join(ACTIONS)}")
-    session.add(AuditRow(at=datetime.now(UTC), actor=actor[:128], action=action,
-                         sender=sender_id, detail=detail))
+    session.add(AuditRow(at=datetime.now(UTC), actor=actor[:128], action=action, sender=sender_id, detail=detail))
 
 
 def pseudonymise(session: Session, sender_id: str) -> int:
     """In the erasing transaction: replace the person's sender id in their rows by its hash."""
     result = session.execute(
-        update(AuditRow).where(AuditRow.sender == sender_id)
-        .values(sender=hashed_sender(sender_id)).execution_options(synchronize_session=False)
+        update(AuditRow)
+        .where(AuditRow.sender == sender_id)
+        .values(sender=hashed_sender(sender_id))
+        .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0))
 
@@ -110,8 +116,6 @@ class AuditLog:
             raise ValueError(f"limit must be at least 1, got {limit}")
         query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
         if sender_id is not None:
-            query = query.where(or_(AuditRow.sender == sender_id,
-                                    AuditRow.sender == hashed_sender(sender_id)))
+            query = query.where(or_(AuditRow.sender == sender_id, AuditRow.sender == hashed_sender(sender_id)))
         with self._sessions() as session:
-            return [AuditEntry(row.at, row.actor, row.action, row.sender, row.detail)
-                    for row in session.scalars(query)]
+            return [AuditEntry(row.at, row.actor, row.action, row.sender, row.detail) for row in session.scalars(query)]

@@ -30,6 +30,7 @@ from crowddesk.connectors.types import Button, OutboundMessage
 
 logger = logging.getLogger(__name__)
 
+
 def message_payload(message: OutboundMessage) -> dict[str, Any]:
     """The JSON stored for a message: the Rasa REST reply shape."""
     return message.as_rasa()
@@ -52,8 +53,7 @@ def bot_event_message(recipient_id: str, bot_event: Mapping[str, Any]) -> Outbou
     data = bot_event.get("data") or {}
     agent_name = (bot_event.get("metadata") or {}).get("agent_name")
     custom = {**(data.get("custom") or {}), **({"agent_name": agent_name} if agent_name else {})}
-    return payload_message(
-        {"recipient_id": recipient_id, "text": bot_event.get("text"), **data, "custom": custom})
+    return payload_message({"recipient_id": recipient_id, "text": bot_event.get("text"), **data, "custom": custom})
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,15 @@ class Outbox:
         """Add rows for `messages` to the caller's transaction: they exist only if it commits."""
         now = datetime.now(UTC)
         rows = [
-            OutboxRow(channel=channel, recipient_id=m.recipient_id, payload=message_payload(m),
-                      status=OutboxState.PENDING, attempts=0, next_attempt_at=now, created_at=now)
+            OutboxRow(
+                channel=channel,
+                recipient_id=m.recipient_id,
+                payload=message_payload(m),
+                status=OutboxState.PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
             for m in messages
         ]
         if not rows:
@@ -118,8 +125,12 @@ class Outbox:
             # and the lease update below run with the write lock held and cannot interleave.
             rows = session.scalars(
                 select(OutboxRow)
-                .where(OutboxRow.status == OutboxState.PENDING, OutboxRow.next_attempt_at <= now,
-                       OutboxRow.channel.in_(list(channels)), ~waiting_behind_earlier)
+                .where(
+                    OutboxRow.status == OutboxState.PENDING,
+                    OutboxRow.next_attempt_at <= now,
+                    OutboxRow.channel.in_(list(channels)),
+                    ~waiting_behind_earlier,
+                )
                 .order_by(OutboxRow.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True, of=OutboxRow)
@@ -174,9 +185,15 @@ class Outbox:
 
 def _record(row: OutboxRow) -> OutboxRecord:
     return OutboxRecord(
-        id=row.id, channel=row.channel, message=payload_message(row.payload), status=row.status,
-        attempts=row.attempts, next_attempt_at=row.next_attempt_at, last_error=row.last_error,
-        created_at=row.created_at, delivered_at=row.delivered_at,
+        id=row.id,
+        channel=row.channel,
+        message=payload_message(row.payload),
+        status=row.status,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+        created_at=row.created_at,
+        delivered_at=row.delivered_at,
     )
 
 
@@ -256,8 +273,9 @@ class OutboxWorker:
         self._pacers = {name: Pacer(c.max_messages_per_second) for name, c in self.channels.items()}
         # A claimed row may wait in its channel's pacer for a whole batch of slots before its
         # send starts; the lease covers that, or another worker would claim it meanwhile.
-        slowest = min((c.max_messages_per_second for c in self.channels.values()
-                       if c.max_messages_per_second > 0), default=0.0)
+        slowest = min(
+            (c.max_messages_per_second for c in self.channels.values() if c.max_messages_per_second > 0), default=0.0
+        )
         pacing = batch_size / slowest if slowest else 0.0
         self._lease = timedelta(seconds=policy.lease + pacing)
         self._wake = asyncio.Event()
@@ -355,15 +373,26 @@ class OutboxWorker:
 
     async def _refused(self, record: OutboxRecord, error: DeliveryError) -> None:
         if error.permanent:
-            logger.warning("outbox: %s refused message %d for %s for good: %s",
-                           record.channel, record.id, record.message.recipient_id, error)
+            logger.warning(
+                "outbox: %s refused message %d for %s for good: %s",
+                record.channel,
+                record.id,
+                record.message.recipient_id,
+                error,
+            )
             await asyncio.to_thread(self.outbox.mark_failed, record.id, str(error))
             return
         await self._retry(record, str(error), error.retry_after)
 
     async def _retry(self, record: OutboxRecord, reason: str, retry_after: float | None) -> None:
         delay = self.policy.delay(record.attempts, retry_after, self._rng)
-        logger.info("outbox: %s message %d attempt %d failed (%s); retrying in %.1f s",
-                    record.channel, record.id, record.attempts, reason, delay)
+        logger.info(
+            "outbox: %s message %d attempt %d failed (%s); retrying in %.1f s",
+            record.channel,
+            record.id,
+            record.attempts,
+            reason,
+            delay,
+        )
         at = self._clock() + timedelta(seconds=delay)
         await asyncio.to_thread(self.outbox.mark_retry, record.id, reason, at)

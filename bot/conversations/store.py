@@ -71,9 +71,7 @@ class EventRow(ConversationTables):
     __table_args__ = (UniqueConstraint("conversation_id", "seq"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    conversation_id: Mapped[int] = mapped_column(
-        ForeignKey("conversations.id", ondelete="CASCADE")
-    )
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(Integer)
     type: Mapped[str] = mapped_column(String(64))
     timestamp: Mapped[float] = mapped_column(Float)
@@ -84,9 +82,7 @@ class HandoffRow(ConversationTables):
     __tablename__ = "handoffs"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    conversation_id: Mapped[int] = mapped_column(
-        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
-    )
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
     status: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(Text)
     priority: Mapped[str] = mapped_column(String(16))
@@ -193,9 +189,7 @@ class NewHandoff:
 
     def __post_init__(self) -> None:
         if self.priority not in HANDOFF_PRIORITIES:
-            raise ValueError(
-                f"handoff priority {self.priority!r} is not one of {', '.join(HANDOFF_PRIORITIES)}"
-            )
+            raise ValueError(f"handoff priority {self.priority!r} is not one of {', '.join(HANDOFF_PRIORITIES)}")
         if self.due_at.tzinfo is None:
             raise ValueError("handoff due_at must be timezone-aware")
 
@@ -214,9 +208,7 @@ class ConversationStore:
     def get(self, sender_id: str) -> ConversationRecord | None:
         conversations = ConversationRow.__table__
         with self._reads() as session:
-            row = session.execute(
-                select(conversations).where(conversations.c.sender_id == sender_id)
-            ).one_or_none()
+            row = session.execute(select(conversations).where(conversations.c.sender_id == sender_id)).one_or_none()
             return None if row is None else _conversation_record(row)
 
     def events(self, sender_id: str, after_seq: int = 0) -> list[dict[str, Any]]:
@@ -277,8 +269,9 @@ class ConversationStore:
             if conversation is None:
                 # Insert-if-missing, not insert-or-fail: two first turns racing to create the
                 # row then both find it, and wait for each other on the row lock of the UPDATE.
-                insert_missing(session, ConversationRow, [
-                    {**state, "sender_id": sender_id, "channel": channel, "created_at": now}])
+                insert_missing(
+                    session, ConversationRow, [{**state, "sender_id": sender_id, "channel": channel, "created_at": now}]
+                )
                 conversation = _update_conversation(session, sender_id, state)
                 if conversation is None:
                     raise RuntimeError(f"conversation {sender_id!r} vanished while being created")
@@ -326,9 +319,7 @@ class ConversationStore:
     def delete(self, sender_id: str) -> bool:
         """Erase a conversation with its events and handoffs; False if there was none."""
         with self._sessions.begin() as session:
-            deleted = session.execute(
-                delete(ConversationRow).where(ConversationRow.sender_id == sender_id)
-            )
+            deleted = session.execute(delete(ConversationRow).where(ConversationRow.sender_id == sender_id))
             return bool(cast(CursorResult[Any], deleted).rowcount)
 
     def _handoffs(self, *conditions: Any, newest_first: bool = False) -> list[HandoffRecord]:
@@ -352,15 +343,21 @@ def append_events(session: Session, conversation_id: int, events: Sequence[Mappi
         return
     events_table = EventRow.__table__
     last_seq = session.execute(
-        select(func.coalesce(func.max(events_table.c.seq), 0)).where(
-            events_table.c.conversation_id == conversation_id
-        )
+        select(func.coalesce(func.max(events_table.c.seq), 0)).where(events_table.c.conversation_id == conversation_id)
     ).scalar_one()
-    session.execute(insert(events_table), [
-        {"conversation_id": conversation_id, "seq": last_seq + position, "type": event["event"],
-         "timestamp": float(event["timestamp"]), "data": dict(event)}
-        for position, event in enumerate(events, start=1)
-    ])
+    session.execute(
+        insert(events_table),
+        [
+            {
+                "conversation_id": conversation_id,
+                "seq": last_seq + position,
+                "type": event["event"],
+                "timestamp": float(event["timestamp"]),
+                "data": dict(event),
+            }
+            for position, event in enumerate(events, start=1)
+        ],
+    )
 
 
 def _update_conversation(session: Session, sender_id: str, state: Mapping[str, Any]) -> Row[Any] | None:
@@ -368,24 +365,26 @@ def _update_conversation(session: Session, sender_id: str, state: Mapping[str, A
     transaction (PostgreSQL row lock; SQLite's write lock is held from BEGIN); None if missing."""
     conversations = ConversationRow.__table__
     return session.execute(
-        update(conversations).where(conversations.c.sender_id == sender_id).values(**state)
-        .returning(*conversations.c)
+        update(conversations).where(conversations.c.sender_id == sender_id).values(**state).returning(*conversations.c)
     ).one_or_none()
 
 
 def _handoff_row(handoff: HandoffRecord, conversation_id: int) -> dict[str, Any]:
     return {
-        "id": handoff.id, "conversation_id": conversation_id, "status": handoff.status,
-        "reason": handoff.reason, "priority": handoff.priority, "packet": handoff.packet,
-        "created_at": handoff.created_at, "due_at": handoff.due_at,
+        "id": handoff.id,
+        "conversation_id": conversation_id,
+        "status": handoff.status,
+        "reason": handoff.reason,
+        "priority": handoff.priority,
+        "packet": handoff.packet,
+        "created_at": handoff.created_at,
+        "due_at": handoff.due_at,
     }
 
 
 def _check_turn(sender_id: str, events: Sequence[Mapping[str, Any]]) -> None:
     if not sender_id or len(sender_id) > MAX_SENDER_ID_LENGTH:
-        raise ValueError(
-            f"sender_id must be 1 to {MAX_SENDER_ID_LENGTH} characters, got {sender_id!r}"
-        )
+        raise ValueError(f"sender_id must be 1 to {MAX_SENDER_ID_LENGTH} characters, got {sender_id!r}")
     for position, event in enumerate(events):
         where = f"event #{position} of the turn for {sender_id!r}"
         if not isinstance(event, Mapping):

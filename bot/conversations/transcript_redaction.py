@@ -39,13 +39,18 @@ class TranscriptRedactor:
         if handoff is None:
             return None
         packet = handoff.packet
-        return replace(handoff, packet={
-            **packet,
-            "summary": self.redactor.redact(str(packet.get("summary") or "")),
-            "entities": self._entities(packet.get("entities") or []),
-            "transcript": [self._texts(line) if line.get("role") == "customer" else line
-                           for line in packet.get("transcript") or []],
-        })
+        return replace(
+            handoff,
+            packet={
+                **packet,
+                "summary": self.redactor.redact(str(packet.get("summary") or "")),
+                "entities": self._entities(packet.get("entities") or []),
+                "transcript": [
+                    self._texts(line) if line.get("role") == "customer" else line
+                    for line in packet.get("transcript") or []
+                ],
+            },
+        )
 
     def _user_event(self, event: dict[str, Any]) -> dict[str, Any]:
         redacted = self._texts(event)
@@ -54,9 +59,12 @@ class TranscriptRedactor:
         return redacted
 
     def _texts(self, item: dict[str, Any]) -> dict[str, Any]:
-        return {**item, **{key: self.redactor.redact(item[key]) for key in _CUSTOMER_TEXT_KEYS
-                           if isinstance(item.get(key), str)}}
+        return {
+            **item,
+            **{key: self.redactor.redact(item[key]) for key in _CUSTOMER_TEXT_KEYS if isinstance(item.get(key), str)},
+        }
 
     def _entities(self, entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{**e, "value": self.redactor.redact(e["value"])} if isinstance(e.get("value"), str) else e
-                for e in entities]
+        return [
+            {**e, "value": self.redactor.redact(e["value"])} if isinstance(e.get("value"), str) else e for e in entities
+        ]

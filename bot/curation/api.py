@@ -55,9 +55,11 @@ class ApproveBody(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)
 
     questions: list[Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]] | None = Field(
-        None, min_length=1, description="edited questions (default: the suggested ones)")
-    answer: str | None = Field(None, min_length=1, max_length=MAX_TEXT,
-                               description="edited answer (default: the agent's reply)")
+        None, min_length=1, description="edited questions (default: the suggested ones)"
+    )
+    answer: str | None = Field(
+        None, min_length=1, max_length=MAX_TEXT, description="edited answer (default: the agent's reply)"
+    )
 
 
 class RejectBody(BaseModel):
@@ -75,9 +77,7 @@ async def _call(function: Callable[..., _Result], *args: Any, **kwargs: Any) -> 
         raise HTTPException(422, str(exc)) from exc
 
 
-def kb_router(
-    agents: AgentDirectory, database: Engine, live: LiveIndex, redactor: Redactor | None = None
-) -> APIRouter:
+def kb_router(agents: AgentDirectory, database: Engine, live: LiveIndex, redactor: Redactor | None = None) -> APIRouter:
     """`/kb/api/...`, for editors and admins; PII in what they write or read is redacted
     (`redactor`: config.yml's redact_patterns on top of the built-in rules)."""
     redactor = redactor or Redactor()
@@ -109,8 +109,10 @@ def kb_router(
     async def search(
         _: EditorDep,
         q: str | None = Query(None, description="text in the id, a question or the answer"),
-        status: EntryStatus | None = None, tag: str | None = None,
-        limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_INT),
+        status: EntryStatus | None = None,
+        tag: str | None = None,
+        limit: int = Query(50, ge=1, le=500),
+        offset: int = Query(0, ge=0, le=MAX_INT),
     ) -> list[dict[str, Any]]:
         found = await _call(store.list, status=status, tag=tag, text=q, limit=limit, offset=offset)
         return [entry.as_dict() for entry in found]
@@ -119,9 +121,16 @@ def kb_router(
     async def create(body: NewEntryBody, agent: EditorDep) -> dict[str, Any]:
         if await asyncio.to_thread(store.get, body.id) is not None:
             raise HTTPException(409, f"entry {body.id!r} exists; PUT /kb/api/entries/{body.id} edits it")
-        entry = redactor.redact_entry(KBEntry(
-            id=body.id, questions=body.questions, answer=body.answer,
-            source_url=body.source_url, tags=body.tags, status=EntryStatus.DRAFT))
+        entry = redactor.redact_entry(
+            KBEntry(
+                id=body.id,
+                questions=body.questions,
+                answer=body.answer,
+                source_url=body.source_url,
+                tags=body.tags,
+                status=EntryStatus.DRAFT,
+            )
+        )
         await _call(store.upsert, entry, actor=agent.id, comment=body.comment)
         return (await existing(body.id)).as_dict()
 
@@ -132,24 +141,25 @@ def kb_router(
 
     @router.post("/entries/{entry_id:path}/publish", summary="Serve a draft or retired entry")
     async def publish(entry_id: str, body: Comment, agent: EditorDep) -> dict[str, Any]:
-        entry = await _call(store.set_status, entry_id, EntryStatus.PUBLISHED,
-                            actor=agent.id, comment=body.comment)
+        entry = await _call(store.set_status, entry_id, EntryStatus.PUBLISHED, actor=agent.id, comment=body.comment)
         return (await changed(entry)).as_dict()
 
     @router.post("/entries/{entry_id:path}/retire", summary="Stop serving an entry (kept for audit)")
     async def retire(entry_id: str, body: Comment, agent: EditorDep) -> dict[str, Any]:
-        entry = await _call(store.set_status, entry_id, EntryStatus.RETIRED,
-                            actor=agent.id, comment=body.comment)
+        entry = await _call(store.set_status, entry_id, EntryStatus.RETIRED, actor=agent.id, comment=body.comment)
         return (await changed(entry)).as_dict()
 
-    @router.post("/entries/{entry_id:path}/restore",
-                 summary="Bring back an earlier version's content as a new version (status kept)")
+    @router.post(
+        "/entries/{entry_id:path}/restore",
+        summary="Bring back an earlier version's content as a new version (status kept)",
+    )
     async def restore(entry_id: str, body: RestoreBody, agent: EditorDep) -> dict[str, Any]:
         entry = await _call(store.restore, entry_id, body.version, actor=agent.id, comment=body.comment)
         return (await changed(entry)).as_dict()
 
-    @router.get("/entries/{entry_id:path}",
-                summary="One entry, whatever its status, with its usage (times served, feedback)")
+    @router.get(
+        "/entries/{entry_id:path}", summary="One entry, whatever its status, with its usage (times served, feedback)"
+    )
     async def get(entry_id: str, _: EditorDep) -> dict[str, Any]:
         entry = await existing(entry_id)
         return {**entry.as_dict(), "usage": (await _call(usage.of, entry_id)).counts()}
@@ -166,23 +176,26 @@ def kb_router(
     async def usage_report(
         _: EditorDep,
         order: UsageOrder = Query("served", description="most served, or most often not helpful, first"),
-        limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_INT),
+        limit: int = Query(50, ge=1, le=500),
+        offset: int = Query(0, ge=0, le=MAX_INT),
     ) -> list[dict[str, Any]]:
         lines = await _call(usage.lines, order=order, limit=limit, offset=offset)
         return [line.as_dict() for line in lines]
 
     @router.get("/suggestions", summary="Entries suggested from resolved handoffs")
     async def list_suggestions(
-        _: EditorDep, status: Literal["pending", "approved", "rejected", "all"] = "pending",
+        _: EditorDep,
+        status: Literal["pending", "approved", "rejected", "all"] = "pending",
     ) -> list[dict[str, Any]]:
         found = await _call(suggestions.list, None if status == "all" else status)
         return [s.as_dict() for s in found]
 
-    @router.post("/suggestions/{suggestion_id}/approve",
-                 summary="Publish a suggestion (optionally edited) as entry handoff:<ticket>")
+    @router.post(
+        "/suggestions/{suggestion_id}/approve",
+        summary="Publish a suggestion (optionally edited) as entry handoff:<ticket>",
+    )
     async def approve(suggestion_id: SuggestionId, body: ApproveBody, agent: EditorDep) -> dict[str, Any]:
-        entry = await _call(suggestions.approve, suggestion_id, agent.id,
-                            questions=body.questions, answer=body.answer)
+        entry = await _call(suggestions.approve, suggestion_id, agent.id, questions=body.questions, answer=body.answer)
         return (await changed(entry)).as_dict()
 
     @router.post("/suggestions/{suggestion_id}/reject", summary="Turn a suggestion down, saying why")
@@ -196,8 +209,7 @@ def kb_router(
         limit: int = Query(20, ge=1, le=200),
     ) -> list[dict[str, Any]]:
         since = datetime.now(UTC) - timedelta(days=since_days) if since_days else None
-        clusters = await _call(gap_report, database, live.knowledge_base.encoder,
-                               since=since, redactor=redactor)
+        clusters = await _call(gap_report, database, live.knowledge_base.encoder, since=since, redactor=redactor)
         return [c.as_dict() for c in clusters[:limit]]
 
     return router

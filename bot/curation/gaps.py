@@ -57,8 +57,11 @@ class GapCluster:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "size": self.size, "examples": list(self.examples), "outcomes": dict(self.outcomes),
-            "first_seen": self.first_seen.isoformat(), "last_seen": self.last_seen.isoformat(),
+            "size": self.size,
+            "examples": list(self.examples),
+            "outcomes": dict(self.outcomes),
+            "first_seen": self.first_seen.isoformat(),
+            "last_seen": self.last_seen.isoformat(),
         }
 
 
@@ -97,8 +100,9 @@ def _classify(events: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[Unanswer
             answered = answers.pop(press.answer_id, None)
             if answered is not None and not press.helpful:
                 question, entry_id = answered
-                yield UnansweredQuestion(str(question.get("text") or ""), "unhelpful",
-                                         float(question["timestamp"]), entry_id)
+                yield UnansweredQuestion(
+                    str(question.get("text") or ""), "unhelpful", float(question["timestamp"]), entry_id
+                )
             asked = None
             continue
         if kind == "user":
@@ -130,8 +134,9 @@ def gap_report(
     PII in them is redacted (`redactor`: the project's patterns too) before anything else."""
     redactor = redactor or Redactor()
     # Before clustering: a card number is no part of what was asked, so it must not split groups.
-    questions = [replace(q, text=redactor.redact(q.text))
-                 for q in unanswered_questions(engine, since) if q.text.strip()]
+    questions = [
+        replace(q, text=redactor.redact(q.text)) for q in unanswered_questions(engine, since) if q.text.strip()
+    ]
     if not questions:
         return []
     vectors = encoder.encode([q.text for q in questions])
@@ -161,7 +166,10 @@ def _clusters(
     else:
         # Average linkage on cosine distance: deterministic, and no cluster count to guess.
         labels = AgglomerativeClustering(
-            n_clusters=None, distance_threshold=1.0 - similarity, metric="cosine", linkage="average",
+            n_clusters=None,
+            distance_threshold=1.0 - similarity,
+            metric="cosine",
+            linkage="average",
         ).fit_predict(vectors)
     groups: dict[int, list[UnansweredQuestion]] = {}
     for label, question in zip(labels, questions):

@@ -35,8 +35,12 @@ class NewAgentBody(BaseModel):
     id: str = Field(pattern=AGENT_ID.pattern, description="sign-in id: letters, digits, . _ - @")
     name: str = Field(min_length=1, max_length=128, description="shown to colleagues and customers")
     role: Literal["agent", "editor", "admin"] = "agent"
-    password: str | None = Field(default=None, min_length=MIN_PASSWORD_CHARS, max_length=1024,
-                                 description="for the web console; without one, only tokens work")
+    password: str | None = Field(
+        default=None,
+        min_length=MIN_PASSWORD_CHARS,
+        max_length=1024,
+        description="for the web console; without one, only tokens work",
+    )
 
 
 def agent_view(agent: Agent) -> dict[str, str]:
@@ -50,9 +54,12 @@ def accounts_router(agents: AgentDirectory, auth: DeskAuth, limits: LoginLimiter
     SignedIn = Annotated[Agent, Depends(auth.signed_in)]
     Admin = Annotated[Agent, Depends(auth.admin)]
 
-    @router.post("/login", summary="Account id + password → a console token valid for one day "
-                 "(any role: each API checks the role it needs); 429 with Retry-After after "
-                 "repeated failures for the account or from the address")
+    @router.post(
+        "/login",
+        summary="Account id + password → a console token valid for one day "
+        "(any role: each API checks the role it needs); 429 with Retry-After after "
+        "repeated failures for the account or from the address",
+    )
     async def login(body: LoginBody, request: Request) -> dict[str, Any]:
         # Behind a reverse proxy this is the proxy's address unless uvicorn trusts its
         # X-Forwarded-For (FORWARDED_ALLOW_IPS).
@@ -76,8 +83,11 @@ def accounts_router(agents: AgentDirectory, auth: DeskAuth, limits: LoginLimiter
         await asyncio.to_thread(agents.revoke_token, token or "")
         return Response(status_code=204)
 
-    @router.get("/agents", summary="Colleagues who work tickets (id and name: the transfer picker); "
-                "admins get every active account with its role")
+    @router.get(
+        "/agents",
+        summary="Colleagues who work tickets (id and name: the transfer picker); "
+        "admins get every active account with its role",
+    )
     async def list_agents(caller: SignedIn) -> list[dict[str, str]]:
         found = await asyncio.to_thread(agents.list)
         if caller.role == "admin":
@@ -92,8 +102,9 @@ def accounts_router(agents: AgentDirectory, auth: DeskAuth, limits: LoginLimiter
             raise HTTPException(422, str(exc)) from exc
         return agent_view(created)
 
-    @router.delete("/agents/{agent_id}/tokens",
-                   summary="Revoke every token of an agent, signing them out everywhere (admins only)")
+    @router.delete(
+        "/agents/{agent_id}/tokens", summary="Revoke every token of an agent, signing them out everywhere (admins only)"
+    )
     async def revoke_tokens(agent_id: str, admin: Admin) -> dict[str, Any]:
         revoked = await asyncio.to_thread(agents.revoke_tokens, agent_id)
         return {"agent_id": agent_id, "revoked": revoked}

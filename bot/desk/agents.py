@@ -140,8 +140,14 @@ class AgentDirectory:
             raise ValueError("agent name must be 1 to 128 characters")
         if password is not None and len(password) < MIN_PASSWORD_CHARS:
             raise ValueError(f"password must be at least {MIN_PASSWORD_CHARS} characters")
-        row = AgentRow(id=agent_id, name=name, role=role, active=True, created_at=datetime.now(UTC),
-                       password_hash=hash_password(password) if password else None)
+        row = AgentRow(
+            id=agent_id,
+            name=name,
+            role=role,
+            active=True,
+            created_at=datetime.now(UTC),
+            password_hash=hash_password(password) if password else None,
+        )
         try:
             with self._sessions.begin() as session:
                 session.add(row)
@@ -170,8 +176,14 @@ class AgentDirectory:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = datetime.now(UTC)
         with self._sessions.begin() as session:
-            session.add(TokenRow(token_hash=token_hash(token), agent_id=agent_id,
-                                 created_at=now, expires_at=now + timedelta(days=days)))
+            session.add(
+                TokenRow(
+                    token_hash=token_hash(token),
+                    agent_id=agent_id,
+                    created_at=now,
+                    expires_at=now + timedelta(days=days),
+                )
+            )
         return token
 
     def revoke_token(self, token: str) -> bool:

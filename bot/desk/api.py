@@ -9,7 +9,6 @@ No `from __future__ import annotations` here: FastAPI reads the dependency annot
 time, and the ones declared inside `desk_router` are not module globals.
 """
 
-
 import asyncio
 import json
 from collections.abc import AsyncIterator, Hashable
@@ -55,12 +54,17 @@ class KBSuggestionBody(BaseModel):
 def transcript_messages(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The customer-visible lines of a conversation, each tagged customer, bot or agent."""
     return [
-        {"role": "customer" if e["event"] == "user" else
-         ("agent" if (e.get("metadata") or {}).get("agent_id") else "bot"),
-         "text": e.get("text"), "timestamp": e["timestamp"],
-         # The customer's text as sent, escaped, when the gateway had to repair it.
-         **({"original_text": e["original_text"]} if e.get("original_text") else {})}
-        for e in events if e["event"] in ("user", "bot")
+        {
+            "role": "customer"
+            if e["event"] == "user"
+            else ("agent" if (e.get("metadata") or {}).get("agent_id") else "bot"),
+            "text": e.get("text"),
+            "timestamp": e["timestamp"],
+            # The customer's text as sent, escaped, when the gateway had to repair it.
+            **({"original_text": e["original_text"]} if e.get("original_text") else {}),
+        }
+        for e in events
+        if e["event"] in ("user", "bot")
     ]
 
 
@@ -102,14 +106,19 @@ def ticket_detail(ticket: HandoffRecord, events: list[dict[str, Any]], notes: li
         **ticket_view(ticket),
         "packet": ticket.packet,
         "messages": transcript_messages(events),
-        "notes": [{"author": n.author, "text": n.text, "created_at": n.created_at.isoformat()}
-                  for n in notes],
+        "notes": [{"author": n.author, "text": n.text, "created_at": n.created_at.isoformat()} for n in notes],
     }
 
 
 def desk_router(
-    agents: AgentDirectory, tickets: TicketDesk, conversations: ConversationStore, closing: Closing,
-    suggestions: TicketSuggestions, audit: AuditLog, login_limits: LoginLimiter, stream_tickets: StreamTickets,
+    agents: AgentDirectory,
+    tickets: TicketDesk,
+    conversations: ConversationStore,
+    closing: Closing,
+    suggestions: TicketSuggestions,
+    audit: AuditLog,
+    login_limits: LoginLimiter,
+    stream_tickets: StreamTickets,
 ) -> APIRouter:
     """The agent API; `audit` records each agent who opens a ticket (it shows the transcript)."""
     router = APIRouter(prefix="/desk/api", tags=["agent desk"])
@@ -123,22 +132,30 @@ def desk_router(
             raise TicketNotFound(f"no ticket {ticket_id!r}")
         return ticket
 
-    @router.post("/stream-ticket", summary="A single-use ticket for `GET /stream`, valid for a minute "
-                 "(the stream URL never carries the token)")
+    @router.post(
+        "/stream-ticket",
+        summary="A single-use ticket for `GET /stream`, valid for a minute (the stream URL never carries the token)",
+    )
     async def new_stream_ticket(agent: AgentDep, token: BearerToken) -> dict[str, Any]:
         issued = await asyncio.to_thread(stream_tickets.issue, token or "")
         return {"stream_ticket": issued, "expires_in": round(stream_tickets.lifetime.total_seconds())}
 
-    @router.get("/stream", summary="Server-sent events: `queue` when open tickets change, "
-                "`ticket` when the watched ticket changes, `signed-out` when the token stops working")
+    @router.get(
+        "/stream",
+        summary="Server-sent events: `queue` when open tickets change, "
+        "`ticket` when the watched ticket changes, `signed-out` when the token stops working",
+    )
     async def stream(
         request: Request,
         stream_ticket: str | None = Query(None, description="from `POST /stream-ticket`; used once"),
         ticket: str | None = Query(None, description="a ticket id to watch for new messages and notes"),
     ) -> StreamingResponse:
         if "token" in request.query_params:
-            raise HTTPException(401, "a token in the URL is refused (URLs get logged); "
-                                "get a stream ticket from POST /desk/api/stream-ticket")
+            raise HTTPException(
+                401,
+                "a token in the URL is refused (URLs get logged); "
+                "get a stream ticket from POST /desk/api/stream-ticket",
+            )
         if not stream_ticket:
             raise HTTPException(401, "missing stream_ticket; get one from POST /desk/api/stream-ticket")
         try:
@@ -153,7 +170,8 @@ def desk_router(
             # The SLA monitor's warning and breach flags are part of the key, so they reach
             # the console as soon as they are written.
             return [ticket_view(t) for t in found], tuple(
-                (t.id, t.status, t.assigned_to, t.sla_warned_at, t.sla_breached_at) for t in found)
+                (t.id, t.status, t.assigned_to, t.sla_warned_at, t.sla_breached_at) for t in found
+            )
 
         def watched_state(ticket_id: str) -> Hashable:
             record = conversations.get_handoff(ticket_id)
@@ -186,8 +204,9 @@ def desk_router(
                     yield ": heartbeat\n\n"
                 await asyncio.sleep(STREAM_POLL_SECONDS)
 
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            events(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
 
     @router.get("/tickets", summary="Tickets, most urgent (soonest SLA due) first")
     async def list_tickets(
@@ -237,12 +256,13 @@ def desk_router(
         events = closing(ticket.sender_id)
         return ticket_view(await asyncio.to_thread(tickets.resolve, ticket_id, agent, closing=events))
 
-    @router.post("/tickets/{ticket_id}/kb-suggestion",
-                 summary="Propose a question and answer for the knowledge base (editors review it)")
+    @router.post(
+        "/tickets/{ticket_id}/kb-suggestion",
+        summary="Propose a question and answer for the knowledge base (editors review it)",
+    )
     async def kb_suggestion(ticket_id: str, body: KBSuggestionBody, agent: AgentDep) -> dict[str, Any]:
         await existing(ticket_id)
-        suggestion = await asyncio.to_thread(
-            suggestions.propose, ticket_id, [body.question], body.answer, agent.id)
+        suggestion = await asyncio.to_thread(suggestions.propose, ticket_id, [body.question], body.answer, agent.id)
         return {"id": suggestion.id, "status": suggestion.status, "created": True}
 
     return router

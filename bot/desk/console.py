@@ -9,8 +9,12 @@ from crowddesk.bot.web.consoles import console_router
 
 # dom.js and session.js (element helpers, the shared sign-in) and the base stylesheet are
 # loaded from here by every console.
-ASSETS = {"desk.js": "text/javascript", "desk.css": "text/css",
-          "dom.js": "text/javascript", "session.js": "text/javascript"}
+ASSETS = {
+    "desk.js": "text/javascript",
+    "desk.css": "text/css",
+    "dom.js": "text/javascript",
+    "session.js": "text/javascript",
+}
 
 
 def desk_console_router() -> APIRouter:

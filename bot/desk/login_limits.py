@@ -84,8 +84,7 @@ class LoginLimiter:
                 until = self._limits[kind].locked_until(row.failures, row.last_failure_at)
                 if until is not None and until > now:
                     seconds = math.ceil((until - now).total_seconds())
-                    return Refusal(f"too many failed sign-ins from this {kind}; try again in {seconds} s",
-                                   seconds)
+                    return Refusal(f"too many failed sign-ins from this {kind}; try again in {seconds} s", seconds)
         return None
 
     def failed(self, agent_id: str, address: str, now: datetime | None = None) -> None:
@@ -93,8 +92,9 @@ class LoginLimiter:
         now = now or datetime.now(UTC)
         keys = _keys(agent_id, address)
         with self._sessions.begin() as session:
-            insert_missing(session, LoginFailureRow,
-                           [{"key": key, "failures": 0, "last_failure_at": now} for _, key in keys])
+            insert_missing(
+                session, LoginFailureRow, [{"key": key, "failures": 0, "last_failure_at": now} for _, key in keys]
+            )
             for kind, key in keys:
                 row = session.get_one(LoginFailureRow, key, with_for_update=True)  # inserted above
                 stale = now - row.last_failure_at > self._limits[kind].window

@@ -21,6 +21,11 @@ def rating_request(renderer: ResponseRenderer, sender_id: str) -> list[dict[str,
     now = time.time()
     return [
         {"event": "action", "timestamp": now, "name": RATING_RESPONSE},
-        {"event": "bot", "timestamp": now, "text": reply.text, "data": bot_event_data(reply),
-         "metadata": {"utter_action": RATING_RESPONSE}},
+        {
+            "event": "bot",
+            "timestamp": now,
+            "text": reply.text,
+            "data": bot_event_data(reply),
+            "metadata": {"utter_action": RATING_RESPONSE},
+        },
     ]

@@ -53,13 +53,17 @@ class SlaMonitor:
         return [
             *self._flag(HandoffRow.sla_breached_at, HandoffRow.due_at <= now, now, "sla_breached"),
             # A ticket already past due gets the breach, not a belated warning.
-            *self._flag(HandoffRow.sla_warned_at, HandoffRow.due_at <= now + lead, now,
-                        "sla_warning", still_due=True),
+            *self._flag(HandoffRow.sla_warned_at, HandoffRow.due_at <= now + lead, now, "sla_warning", still_due=True),
         ]
 
     def _flag(
-        self, flag: InstrumentedAttribute[datetime | None], condition: Any, now: datetime,
-        name: str, *, still_due: bool = False,
+        self,
+        flag: InstrumentedAttribute[datetime | None],
+        condition: Any,
+        now: datetime,
+        name: str,
+        *,
+        still_due: bool = False,
     ) -> list[SlaEvent]:
         pending = [
             flag.is_(None),
@@ -74,26 +78,28 @@ class SlaMonitor:
         for ticket_id in candidates:
             with self._sessions.begin() as session:
                 claimed = session.execute(
-                    update(HandoffRow).where(HandoffRow.id == ticket_id, *pending)
-                    .values({flag.key: now}).execution_options(synchronize_session=False)
+                    update(HandoffRow)
+                    .where(HandoffRow.id == ticket_id, *pending)
+                    .values({flag.key: now})
+                    .execution_options(synchronize_session=False)
                 )
                 if cast(CursorResult[Any], claimed).rowcount != 1:
                     continue  # another monitor flagged it, or an agent replied meanwhile
                 ticket = session.get_one(HandoffRow, ticket_id)
                 conversation = session.scalars(
-                    select(ConversationRow).where(ConversationRow.id == ticket.conversation_id)
-                    .with_for_update()
+                    select(ConversationRow).where(ConversationRow.id == ticket.conversation_id).with_for_update()
                 ).one()
                 event = {
-                    "event": name, "timestamp": time.time(), "ticket_id": ticket_id,
+                    "event": name,
+                    "timestamp": time.time(),
+                    "ticket_id": ticket_id,
                     "due_at": ticket.due_at.isoformat(),
                     "minutes_left": round((ticket.due_at - now).total_seconds() / 60, 1),
                 }
                 append_events(session, conversation.id, [event])
                 written.append(SlaEvent(ticket_id, conversation.sender_id, event))
         for sla_event in written:
-            logger.warning("ticket %s: %s (due %s)", sla_event.ticket_id, name,
-                           sla_event.event["due_at"])
+            logger.warning("ticket %s: %s (due %s)", sla_event.ticket_id, name, sla_event.event["due_at"])
         return written
 
     @asynccontextmanager

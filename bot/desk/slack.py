@@ -138,8 +138,9 @@ class SlackDesk:
         except BaseException:
             await asyncio.to_thread(self.posts.release, ticket_id)
             raise
-        await asyncio.to_thread(self.posts.posted, ticket_id, str(posted["ts"]), ticket.status,
-                                ticket.assigned_to, len(events))
+        await asyncio.to_thread(
+            self.posts.posted, ticket_id, str(posted["ts"]), ticket.status, ticket.assigned_to, len(events)
+        )
 
     async def _catch_up(self, post: DeskPost) -> None:
         ticket = await asyncio.to_thread(self.conversations.get_handoff, post.ticket_id)
@@ -149,7 +150,8 @@ class SlackDesk:
         events = await asyncio.to_thread(self.conversations.events, ticket.sender_id, post.followed_events)
         new = len(events)
         if new and await asyncio.to_thread(
-                self.posts.follow, post.ticket_id, post.followed_events, post.followed_events + new):
+            self.posts.follow, post.ticket_id, post.followed_events, post.followed_events + new
+        ):
             for line in filter(None, map(thread_line, events)):
                 await self._say(post.ts, line)
         if (ticket.status, ticket.assigned_to) != (post.status, post.assigned_to):
@@ -180,7 +182,8 @@ class SlackDesk:
         """A message only `user` sees (why their click or reply did nothing)."""
         try:
             await self.slack.client.chat_postEphemeral(
-                channel=self.channel, user=user, text=text, thread_ts=thread_ts or None)  # None: not sent
+                channel=self.channel, user=user, text=text, thread_ts=thread_ts or None
+            )  # None: not sent
         except SlackApiError as exc:
             logger.warning("Slack desk: telling %s failed: %s", user, exc.response.get("error"))
 
@@ -194,8 +197,9 @@ class SlackDesk:
         await ack()
         self.slack.spawn(self._act(body, action, self._resolve), "desk resolve")
 
-    async def _act(self, body: dict[str, Any], action: dict[str, Any],
-                   step: Callable[[Agent, HandoffRecord], HandoffRecord]) -> None:
+    async def _act(
+        self, body: dict[str, Any], action: dict[str, Any], step: Callable[[Agent, HandoffRecord], HandoffRecord]
+    ) -> None:
         user = body["user"]
         ticket_id = str(action.get("value") or "")
         post = await asyncio.to_thread(self.posts.get, ticket_id)
@@ -205,7 +209,8 @@ class SlackDesk:
             return
         try:
             agent = await asyncio.to_thread(
-                slack_agent, self.agents, user["id"], user.get("name") or user.get("username") or user["id"])
+                slack_agent, self.agents, user["id"], user.get("name") or user.get("username") or user["id"]
+            )
             await asyncio.to_thread(step, agent, ticket)
         except CrowdDeskError as exc:
             await self._tell(user["id"], f"That didn't work: {exc}.")
@@ -219,8 +224,14 @@ class SlackDesk:
 
     async def _on_message(self, event: dict[str, Any]) -> None:
         thread = event.get("thread_ts")
-        if (event.get("channel") != self.channel or not thread or thread == event.get("ts")
-                or event.get("subtype") or event.get("bot_id") or not event.get("user")):
+        if (
+            event.get("channel") != self.channel
+            or not thread
+            or thread == event.get("ts")
+            or event.get("subtype")
+            or event.get("bot_id")
+            or not event.get("user")
+        ):
             return  # only a person's reply in a thread counts
         self.slack.spawn(self._reply(event, str(thread)), "desk reply")
 
@@ -231,8 +242,9 @@ class SlackDesk:
         user = str(event["user"])
         agent = await asyncio.to_thread(self.agents.get, f"{SLACK_AGENT_PREFIX}{user}")
         if agent is None:
-            await self._tell(user, "Press Claim on the ticket first; then your replies here reach the customer.",
-                             thread)
+            await self._tell(
+                user, "Press Claim on the ticket first; then your replies here reach the customer.", thread
+            )
             return
         try:
             await asyncio.to_thread(self.tickets.reply, post.ticket_id, agent, unformat(str(event.get("text") or "")))

@@ -56,8 +56,10 @@ def _customer_lines(packet: dict[str, Any]) -> str:
 def _candidate_lines(packet: dict[str, Any]) -> str:
     lines = []
     for candidate in (packet.get("kb_candidates") or [])[:KB_CANDIDATES_SHOWN]:
-        line = (f"• {escape(str(candidate.get('title') or candidate.get('id')))} — "
-                f"{float(candidate.get('confidence') or 0):.0%} (`{escape(str(candidate.get('id')))}`)")
+        line = (
+            f"• {escape(str(candidate.get('title') or candidate.get('id')))} — "
+            f"{float(candidate.get('confidence') or 0):.0%} (`{escape(str(candidate.get('id')))}`)"
+        )
         if candidate.get("source_url"):
             line += f" <{candidate['source_url']}|source>"
         lines.append(line)
@@ -88,7 +90,10 @@ def render_ticket(ticket: HandoffRecord) -> tuple[str, list[Block]]:
         blocks.extend(actions([button("Claim", CLAIM_ACTION, ticket.id, "primary")]))
     elif ticket.status == TicketStatus.ASSIGNED:
         blocks.extend(actions([button("Resolve", RESOLVE_ACTION, ticket.id, "danger")]))
-    hint = ("Claim it, then reply in this thread to answer the customer."
-            if ticket.status != TicketStatus.RESOLVED else "Resolved: the conversation is back with the bot.")
+    hint = (
+        "Claim it, then reply in this thread to answer the customer."
+        if ticket.status != TicketStatus.RESOLVED
+        else "Resolved: the conversation is back with the bot."
+    )
     blocks.append({"type": "context", "elements": [mrkdwn(hint)]})
     return escape(text), blocks

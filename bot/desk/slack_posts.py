@@ -59,16 +59,23 @@ class DeskPosts:
 
     def reserve(self, ticket_id: str) -> bool:
         """Claim the right to post `ticket_id`; False if it was posted or is being posted."""
-        row = {"ticket_id": ticket_id, "channel": self.channel, "ts": None, "status": "",
-               "assigned_to": None, "followed_events": 0}
+        row = {
+            "ticket_id": ticket_id,
+            "channel": self.channel,
+            "ts": None,
+            "status": "",
+            "assigned_to": None,
+            "followed_events": 0,
+        }
         with self._sessions.begin() as session:
             return insert_missing(session, SlackDeskPostRow, [row]) == 1
 
     def release(self, ticket_id: str) -> None:
         """Give up a reservation whose post failed, so the next round tries again."""
         with self._sessions.begin() as session:
-            session.execute(delete(SlackDeskPostRow).where(
-                SlackDeskPostRow.ticket_id == ticket_id, SlackDeskPostRow.ts.is_(None)))
+            session.execute(
+                delete(SlackDeskPostRow).where(SlackDeskPostRow.ticket_id == ticket_id, SlackDeskPostRow.ts.is_(None))
+            )
 
     def posted(self, ticket_id: str, ts: str, status: str, assigned_to: str | None, followed: int) -> None:
         self._set(ticket_id, ts=ts, status=status, assigned_to=assigned_to, followed_events=followed)
@@ -80,19 +87,29 @@ class DeskPosts:
     def follow(self, ticket_id: str, seen: int, now: int) -> bool:
         """Move the thread from `seen` to `now` events; False if another process already did."""
         with self._sessions.begin() as session:
-            result = session.execute(update(SlackDeskPostRow).where(
-                SlackDeskPostRow.ticket_id == ticket_id, SlackDeskPostRow.followed_events == seen,
-            ).values(followed_events=now))
+            result = session.execute(
+                update(SlackDeskPostRow)
+                .where(
+                    SlackDeskPostRow.ticket_id == ticket_id,
+                    SlackDeskPostRow.followed_events == seen,
+                )
+                .values(followed_events=now)
+            )
             return cast(CursorResult[Any], result).rowcount == 1
 
     def unposted(self) -> list[str]:
         """Queued tickets without a desk message yet, oldest first."""
         with self._sessions() as session:
-            return list(session.scalars(
-                select(HandoffRow.id)
-                .where(HandoffRow.status == TicketStatus.QUEUED,
-                       HandoffRow.id.not_in(select(SlackDeskPostRow.ticket_id)))
-                .order_by(HandoffRow.created_at, HandoffRow.id)))
+            return list(
+                session.scalars(
+                    select(HandoffRow.id)
+                    .where(
+                        HandoffRow.status == TicketStatus.QUEUED,
+                        HandoffRow.id.not_in(select(SlackDeskPostRow.ticket_id)),
+                    )
+                    .order_by(HandoffRow.created_at, HandoffRow.id)
+                )
+            )
 
     def get(self, ticket_id: str) -> DeskPost | None:
         found = self._select(SlackDeskPostRow.ticket_id == ticket_id)
@@ -109,12 +126,16 @@ class DeskPosts:
 
     def _set(self, ticket_id: str, **values: Any) -> None:
         with self._sessions.begin() as session:
-            session.execute(update(SlackDeskPostRow).where(SlackDeskPostRow.ticket_id == ticket_id)
-                            .values(**values))
+            session.execute(update(SlackDeskPostRow).where(SlackDeskPostRow.ticket_id == ticket_id).values(**values))
 
     def _select(self, *conditions: Any) -> list[DeskPost]:
         with self._sessions() as session:
-            rows = session.scalars(select(SlackDeskPostRow).where(
-                SlackDeskPostRow.channel == self.channel, SlackDeskPostRow.ts.is_not(None), *conditions))
-            return [DeskPost(r.ticket_id, r.channel, cast(str, r.ts), r.status, r.assigned_to,
-                             r.followed_events) for r in rows]
+            rows = session.scalars(
+                select(SlackDeskPostRow).where(
+                    SlackDeskPostRow.channel == self.channel, SlackDeskPostRow.ts.is_not(None), *conditions
+                )
+            )
+            return [
+                DeskPost(r.ticket_id, r.channel, cast(str, r.ts), r.status, r.assigned_to, r.followed_events)
+                for r in rows
+            ]

@@ -49,8 +49,11 @@ class StreamTickets:
         now = datetime.now(UTC)
         with self._sessions.begin() as session:
             session.execute(delete(StreamTicketRow).where(StreamTicketRow.expires_at <= now))
-            session.add(StreamTicketRow(ticket_hash=token_hash(ticket), token_hash=token_hash(bearer_token),
-                                        expires_at=now + self.lifetime))
+            session.add(
+                StreamTicketRow(
+                    ticket_hash=token_hash(ticket), token_hash=token_hash(bearer_token), expires_at=now + self.lifetime
+                )
+            )
         return ticket
 
     def redeem(self, ticket: str) -> str:
@@ -58,7 +61,8 @@ class StreamTickets:
         with self._sessions.begin() as session:
             # One DELETE … RETURNING: of two processes redeeming the same ticket, only one gets it.
             found = session.execute(
-                delete(StreamTicketRow).where(StreamTicketRow.ticket_hash == token_hash(ticket))
+                delete(StreamTicketRow)
+                .where(StreamTicketRow.ticket_hash == token_hash(ticket))
                 .returning(StreamTicketRow.token_hash, StreamTicketRow.expires_at)
             ).one_or_none()
         if found is None:

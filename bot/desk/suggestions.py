@@ -35,38 +35,40 @@ class TicketSuggestions:
         with self._sessions.begin() as session:
             if session.get(HandoffRow, ticket_id) is None:
                 raise NotFound(f"no ticket {ticket_id!r}")
-            suggestion_id = add_suggestion(session, ticket_id, questions, answer.strip(), agent, self._redactor,
-                                           _sender_of(session, ticket_id))
+            suggestion_id = add_suggestion(
+                session, ticket_id, questions, answer.strip(), agent, self._redactor, _sender_of(session, ticket_id)
+            )
         return self._suggestions.get(suggestion_id)
 
 
-def propose_from_ticket(
-    session: Session, ticket: HandoffRow, agent_id: str, redactor: Redactor
-) -> int | None:
+def propose_from_ticket(session: Session, ticket: HandoffRow, agent_id: str, redactor: Redactor) -> int | None:
     """In the transaction resolving `ticket`: suggest the customer's question(s) with the
     agent's replies as the answer, PII redacted (`redactor`: the project's patterns too).
     None when the agent never replied or a suggestion exists."""
     already = session.scalar(select(KBSuggestionRow.id).where(KBSuggestionRow.ticket_id == ticket.id))
     if already is not None:
         return None
-    events = list(session.scalars(
-        select(EventRow.data).where(EventRow.conversation_id == ticket.conversation_id)
-        .order_by(EventRow.seq)
-    ))
+    events = list(
+        session.scalars(
+            select(EventRow.data).where(EventRow.conversation_id == ticket.conversation_id).order_by(EventRow.seq)
+        )
+    )
     questions, replies = ticket_exchange(events, ticket.id, ticket.reason)
     if not questions or not replies:
         return None
-    return add_suggestion(session, ticket.id, questions, "\n\n".join(replies), agent_id, redactor,
-                          _sender_of(session, ticket.id))
+    return add_suggestion(
+        session, ticket.id, questions, "\n\n".join(replies), agent_id, redactor, _sender_of(session, ticket.id)
+    )
 
 
-def ticket_exchange(
-    events: list[dict[str, Any]], ticket_id: str, reason: str
-) -> tuple[list[str], list[str]]:
+def ticket_exchange(events: list[dict[str, Any]], ticket_id: str, reason: str) -> tuple[list[str], list[str]]:
     """(customer questions, agent replies) of one ticket: the message that was handed off and
     those the customer added before the first reply, then every reply the agents sent on it."""
-    replies = [i for i, e in enumerate(events)
-               if e["event"] == "bot" and (e.get("metadata") or {}).get("ticket_id") == ticket_id]
+    replies = [
+        i
+        for i, e in enumerate(events)
+        if e["event"] == "bot" and (e.get("metadata") or {}).get("ticket_id") == ticket_id
+    ]
     if not replies:
         return [], []
     handoff = max((i for i in range(replies[0]) if events[i]["event"] == "handoff"), default=None)

@@ -70,23 +70,17 @@ def _check_text(text: str) -> str:
 class TicketDesk:
     """Ticket transitions, each one transaction; `outbox` receives what the customer must see."""
 
-    def __init__(
-        self, engine: Engine, outbox: Outbox | None = None, redactor: Redactor | None = None
-    ) -> None:
+    def __init__(self, engine: Engine, outbox: Outbox | None = None, redactor: Redactor | None = None) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._outbox = outbox or Outbox(engine)
         self._redactor = redactor or Redactor()  # for suggestions made from resolved tickets
 
-    def _tell_customer(
-        self, session: Session, conversation: ConversationRow, events: list[dict[str, Any]]
-    ) -> None:
+    def _tell_customer(self, session: Session, conversation: ConversationRow, events: list[dict[str, Any]]) -> None:
         messages = [bot_event_message(conversation.sender_id, e) for e in events if e["event"] == "bot"]
         self._outbox.stage(session, conversation.channel, messages)
 
     def _locked(self, session: Session, ticket_id: str) -> tuple[HandoffRow, ConversationRow]:
-        ticket = session.scalars(
-            select(HandoffRow).where(HandoffRow.id == ticket_id).with_for_update()
-        ).one_or_none()
+        ticket = session.scalars(select(HandoffRow).where(HandoffRow.id == ticket_id).with_for_update()).one_or_none()
         if ticket is None:
             raise TicketNotFound(f"no ticket {ticket_id!r}")
         conversation = session.scalars(
@@ -105,10 +99,18 @@ class TicketDesk:
             now = datetime.now(UTC)
             ticket.status, ticket.assigned_to, ticket.assigned_at = TicketStatus.ASSIGNED, agent.id, now
             conversation.owner = ConversationOwner.ASSIGNED
-            append_events(session, conversation.id, [
-                {"event": "handoff_assigned", "timestamp": time.time(), "ticket_id": ticket.id,
-                 "agent_id": agent.id},
-            ])
+            append_events(
+                session,
+                conversation.id,
+                [
+                    {
+                        "event": "handoff_assigned",
+                        "timestamp": time.time(),
+                        "ticket_id": ticket.id,
+                        "agent_id": agent.id,
+                    },
+                ],
+            )
             return handoff_record(ticket, conversation.sender_id)
 
     def reply(self, ticket_id: str, agent: Agent, text: str) -> AgentReply:
@@ -117,9 +119,13 @@ class TicketDesk:
             ticket, conversation = self._locked(session, ticket_id)
             self._require_owner(ticket, agent)
             ticket.first_response_at = ticket.first_response_at or datetime.now(UTC)
-            event = {"event": "bot", "timestamp": time.time(), "text": text, "data": {},
-                     "metadata": {"agent_id": agent.id, "agent_name": agent.name,
-                                  "ticket_id": ticket.id}}
+            event = {
+                "event": "bot",
+                "timestamp": time.time(),
+                "text": text,
+                "data": {},
+                "metadata": {"agent_id": agent.id, "agent_name": agent.name, "ticket_id": ticket.id},
+            }
             append_events(session, conversation.id, [event])
             self._tell_customer(session, conversation, [event])
             return AgentReply(handoff_record(ticket, conversation.sender_id), conversation.channel, event)
@@ -128,15 +134,15 @@ class TicketDesk:
         text = _check_text(text)
         with self._sessions.begin() as session:
             self._locked(session, ticket_id)
-            row = TicketNoteRow(handoff_id=ticket_id, author=agent.id, text=text,
-                                created_at=datetime.now(UTC))
+            row = TicketNoteRow(handoff_id=ticket_id, author=agent.id, text=text, created_at=datetime.now(UTC))
             session.add(row)
             return Note(row.author, row.text, row.created_at)
 
     def notes(self, ticket_id: str) -> list[Note]:
         with self._sessions() as session:
-            rows = session.scalars(select(TicketNoteRow).where(TicketNoteRow.handoff_id == ticket_id)
-                                   .order_by(TicketNoteRow.id))
+            rows = session.scalars(
+                select(TicketNoteRow).where(TicketNoteRow.handoff_id == ticket_id).order_by(TicketNoteRow.id)
+            )
             return [Note(r.author, r.text, r.created_at) for r in rows]
 
     def transfer(self, ticket_id: str, agent: Agent, to_agent: Agent | None) -> HandoffRecord:
@@ -149,17 +155,29 @@ class TicketDesk:
                 conversation.owner = ConversationOwner.QUEUED
             else:
                 ticket.assigned_to, ticket.assigned_at = to_agent.id, datetime.now(UTC)
-            append_events(session, conversation.id, [
-                {"event": "handoff_transferred", "timestamp": time.time(), "ticket_id": ticket.id,
-                 "from_agent": agent.id, "to_agent": to_agent.id if to_agent else None},
-            ])
+            append_events(
+                session,
+                conversation.id,
+                [
+                    {
+                        "event": "handoff_transferred",
+                        "timestamp": time.time(),
+                        "ticket_id": ticket.id,
+                        "from_agent": agent.id,
+                        "to_agent": to_agent.id if to_agent else None,
+                    },
+                ],
+            )
             return handoff_record(ticket, conversation.sender_id)
 
     def release(self, agent: Agent) -> list[HandoffRecord]:
         """Put every ticket assigned to `agent` back in the queue (their account was disabled)."""
         with self._sessions() as session:
-            assigned = session.scalars(select(HandoffRow.id).where(
-                HandoffRow.status == TicketStatus.ASSIGNED, HandoffRow.assigned_to == agent.id)).all()
+            assigned = session.scalars(
+                select(HandoffRow.id).where(
+                    HandoffRow.status == TicketStatus.ASSIGNED, HandoffRow.assigned_to == agent.id
+                )
+            ).all()
         released = []
         for ticket_id in assigned:
             try:
@@ -168,9 +186,7 @@ class TicketDesk:
                 continue  # resolved or moved on meanwhile: no longer theirs to give back
         return released
 
-    def resolve(
-        self, ticket_id: str, agent: Agent, *, closing: list[dict[str, Any]] | None = None
-    ) -> HandoffRecord:
+    def resolve(self, ticket_id: str, agent: Agent, *, closing: list[dict[str, Any]] | None = None) -> HandoffRecord:
         """Close the ticket and give the conversation back to the bot; `closing` are bot events
         (e.g. the rating question) stored in the same transaction."""
         with self._sessions.begin() as session:
@@ -181,11 +197,19 @@ class TicketDesk:
             if ticket.first_response_at is not None:
                 # What a human answered, for the KB.
                 propose_from_ticket(session, ticket, agent.id, self._redactor)
-            append_events(session, conversation.id, [
-                {"event": "handoff_resolved", "timestamp": time.time(), "ticket_id": ticket.id,
-                 "agent_id": agent.id},
-                *(closing or []),
-            ])
+            append_events(
+                session,
+                conversation.id,
+                [
+                    {
+                        "event": "handoff_resolved",
+                        "timestamp": time.time(),
+                        "ticket_id": ticket.id,
+                        "agent_id": agent.id,
+                    },
+                    *(closing or []),
+                ],
+            )
             self._tell_customer(session, conversation, closing or [])
             return handoff_record(ticket, conversation.sender_id)
 
@@ -193,9 +217,12 @@ class TicketDesk:
         """Store the customer's rating on their most recently resolved ticket."""
         with self._sessions.begin() as session:
             ticket = session.scalars(
-                select(HandoffRow).join(ConversationRow, HandoffRow.conversation_id == ConversationRow.id)
+                select(HandoffRow)
+                .join(ConversationRow, HandoffRow.conversation_id == ConversationRow.id)
                 .where(ConversationRow.sender_id == sender_id, HandoffRow.status == TicketStatus.RESOLVED)
-                .order_by(HandoffRow.resolved_at.desc()).limit(1).with_for_update()
+                .order_by(HandoffRow.resolved_at.desc())
+                .limit(1)
+                .with_for_update()
             ).one_or_none()
             if ticket is None:
                 return None

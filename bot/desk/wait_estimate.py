@@ -82,20 +82,29 @@ class WaitEstimator:
         """The queue ahead of a ticket due at `due_at`, active agents and recent reply times."""
         since = now - timedelta(minutes=self.settings.active_agent_minutes)
         with self._sessions() as session:
-            ahead = session.scalar(
-                select(func.count()).select_from(HandoffRow)
-                .where(HandoffRow.status == TicketStatus.QUEUED, HandoffRow.due_at <= due_at)
-            ) or 0
+            ahead = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(HandoffRow)
+                    .where(HandoffRow.status == TicketStatus.QUEUED, HandoffRow.due_at <= due_at)
+                )
+                or 0
+            )
             working = session.scalars(
-                select(HandoffRow.assigned_to).distinct().where(
+                select(HandoffRow.assigned_to)
+                .distinct()
+                .where(
                     HandoffRow.assigned_to.is_not(None),
-                    or_(HandoffRow.status == TicketStatus.ASSIGNED, HandoffRow.assigned_at >= since,
-                        HandoffRow.first_response_at >= since, HandoffRow.resolved_at >= since),
+                    or_(
+                        HandoffRow.status == TicketStatus.ASSIGNED,
+                        HandoffRow.assigned_at >= since,
+                        HandoffRow.first_response_at >= since,
+                        HandoffRow.resolved_at >= since,
+                    ),
                 )
             )
             signed_in = session.scalars(
-                select(TokenRow.agent_id).distinct()
-                .where(TokenRow.created_at >= since, TokenRow.expires_at > now)
+                select(TokenRow.agent_id).distinct().where(TokenRow.created_at >= since, TokenRow.expires_at > now)
             )
             active = {*working, *signed_in}
             replied = session.execute(

@@ -36,7 +36,12 @@ class ActionClient:
     """Calls one action server; retries connection failures and 5xx with backoff."""
 
     def __init__(
-        self, url: str, *, timeout: float = 10.0, retries: int = 2, backoff: float = 0.2,
+        self,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        retries: int = 2,
+        backoff: float = 0.2,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.url = url
@@ -44,9 +49,7 @@ class ActionClient:
         self.backoff = backoff
         self._client = httpx.AsyncClient(timeout=timeout, transport=transport)
 
-    async def run(
-        self, action: str, sender_id: str, tracker: dict[str, Any], domain: dict[str, Any]
-    ) -> ActionResult:
+    async def run(self, action: str, sender_id: str, tracker: dict[str, Any], domain: dict[str, Any]) -> ActionResult:
         payload = {
             "next_action": action,
             "sender_id": sender_id,
@@ -61,9 +64,7 @@ class ActionClient:
                 failure = f"action server at {self.url} is unreachable ({exc.__class__.__name__})"
             else:
                 if response.status_code == 404:
-                    raise ActionServerError(
-                        f"the action server at {self.url} has no action named {action!r}"
-                    )
+                    raise ActionServerError(f"the action server at {self.url} has no action named {action!r}")
                 if response.status_code < 500:
                     return self._result(action, response)
                 failure = f"action server returned {response.status_code} for {action!r}"
@@ -75,9 +76,7 @@ class ActionClient:
     @staticmethod
     def _result(action: str, response: httpx.Response) -> ActionResult:
         if response.status_code != 200:
-            raise ActionServerError(
-                f"action {action!r} failed with HTTP {response.status_code}: {response.text[:200]}"
-            )
+            raise ActionServerError(f"action {action!r} failed with HTTP {response.status_code}: {response.text[:200]}")
         try:
             body = response.json()
         except ValueError as exc:

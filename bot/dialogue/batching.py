@@ -93,9 +93,7 @@ class BatchingEncoder:
         """Encode queued requests, oldest first, up to `max_batch` texts (the rest wait), in a
         lane of their own; called and returns with `_changed` held, released during the pass."""
         taken, size = 0, 0
-        while taken < len(self._queue) and (
-            taken == 0 or size + len(self._queue[taken].texts) <= self.max_batch
-        ):
+        while taken < len(self._queue) and (taken == 0 or size + len(self._queue[taken].texts) <= self.max_batch):
             size += len(self._queue[taken].texts)
             taken += 1
         batch, self._queue = self._queue[:taken], self._queue[taken:]
@@ -112,7 +110,7 @@ class BatchingEncoder:
         else:
             start = 0
             for request in batch:
-                request.vectors = vectors[start:start + len(request.texts)]
+                request.vectors = vectors[start : start + len(request.texts)]
                 start += len(request.texts)
         finally:
             self._changed.acquire()

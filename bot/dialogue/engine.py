@@ -98,8 +98,9 @@ class MessageConflict(MessageRejected, Conflict):
 def channel_conflict(sender_id: str, owner: str, channel: str) -> MessageConflict:
     """A conversation is written only through the channel of its first message, so no one can
     inject text into it, or divert its agent replies, from another channel."""
-    return MessageConflict(f"conversation {sender_id!r} belongs to the {owner} channel; "
-                           f"it can't take messages from {channel}")
+    return MessageConflict(
+        f"conversation {sender_id!r} belongs to the {owner} channel; it can't take messages from {channel}"
+    )
 
 
 @dataclass
@@ -162,8 +163,9 @@ class Engine:
         self.renderer = ResponseRenderer(domain)
         self.kb_answers = KBAnswers(domain, self.renderer, policy.settings.feedback)
         # config.yml privacy.redact_transcripts; `redactor` carries the project's redact_patterns.
-        self.transcripts = (TranscriptRedactor(redactor or Redactor())
-                            if policy.settings.privacy.redact_transcripts else None)
+        self.transcripts = (
+            TranscriptRedactor(redactor or Redactor()) if policy.settings.privacy.redact_transcripts else None
+        )
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         # sender -> (updated_at this engine wrote, was the bot's last action an automated answer).
         self._last_action: OrderedDict[str, tuple[datetime, bool]] = OrderedDict()
@@ -181,9 +183,7 @@ class Engine:
             self._locks[sender_id] = lock
         return lock
 
-    async def handle(
-        self, message: InboundMessage, *, outbox: Outbox | None = None
-    ) -> list[OutboundMessage]:
+    async def handle(self, message: InboundMessage, *, outbox: Outbox | None = None) -> list[OutboundMessage]:
         """Process one customer message; returns the bot's replies (none while a human owns it).
 
         With `outbox`, the replies are also queued there in the transaction that stores the turn.
@@ -207,8 +207,13 @@ class Engine:
                 # A human owns the conversation: the message joins the ticket, the bot stays quiet.
                 # Agents add events too, so what the engine remembers of it is no longer current.
                 self._last_action.pop(message.sender_id, None)
-                turn.add("user", text=message.text, input_channel=message.channel,
-                         message_id=message.message_id, parse_data=None)
+                turn.add(
+                    "user",
+                    text=message.text,
+                    input_channel=message.channel,
+                    message_id=message.message_id,
+                    parse_data=None,
+                )
                 await self._save(message.sender_id, turn, owner=owner, latest=record.latest_message if record else None)
                 return []
             if await self._take_rating(message, turn, record) or await self._take_feedback(message, turn):
@@ -224,19 +229,33 @@ class Engine:
                 understanding, candidates, unreadable = _unread(message.text), [], True
             parse = understanding.parse
             turn.add(
-                "user", text=message.text, input_channel=message.channel,
+                "user",
+                text=message.text,
+                input_channel=message.channel,
                 message_id=message.message_id,
                 parse_data={**parse.as_rasa(), "kb_candidates": [c.as_dict() for c in candidates]},
             )
             self._fill_slots(turn, parse)
             last_answer_automated = await self._last_answer_automated(record)
-            frustration = (FrustrationScore(()) if understanding.from_payload or unreadable
-                           else await self._frustration(message, record))
-            decision = UNREADABLE_HANDOFF if unreadable else self.policy.decide(
-                parse, candidates,
-                ConversationContext(turn.failed_turns, last_answer_automated, frustration,
-                                    self._person_request(message.text, understanding.from_payload)),
-                from_button=understanding.from_payload,
+            frustration = (
+                FrustrationScore(())
+                if understanding.from_payload or unreadable
+                else await self._frustration(message, record)
+            )
+            decision = (
+                UNREADABLE_HANDOFF
+                if unreadable
+                else self.policy.decide(
+                    parse,
+                    candidates,
+                    ConversationContext(
+                        turn.failed_turns,
+                        last_answer_automated,
+                        frustration,
+                        self._person_request(message.text, understanding.from_payload),
+                    ),
+                    from_button=understanding.from_payload,
+                )
             )
             await self._execute(message, turn, parse, candidates, decision)
             owner = ConversationOwner.QUEUED if turn.handoff else ConversationOwner.BOT
@@ -245,14 +264,14 @@ class Engine:
             self._remember_last_action(saved, turn.events, last_answer_automated)
             return turn.replies
 
-    async def _frustration(
-        self, message: InboundMessage, record: ConversationRecord | None
-    ) -> FrustrationScore:
+    async def _frustration(self, message: InboundMessage, record: ConversationRecord | None) -> FrustrationScore:
         settings = self.policy.settings.handoff.frustration
         if not settings.enabled:
             return FrustrationScore(())
-        earlier = [] if record is None else await asyncio.to_thread(
-            self.store.customer_texts, message.sender_id, settings.history_messages
+        earlier = (
+            []
+            if record is None
+            else await asyncio.to_thread(self.store.customer_texts, message.sender_id, settings.history_messages)
         )
         return self.frustration.score(message.text, earlier)
 
@@ -262,9 +281,7 @@ class Engine:
             return ""
         return self.person_request.find(text)
 
-    async def _take_rating(
-        self, message: InboundMessage, turn: Turn, record: ConversationRecord | None
-    ) -> bool:
+    async def _take_rating(self, message: InboundMessage, turn: Turn, record: ConversationRecord | None) -> bool:
         """Store the answer to the rating question and thank the customer, without NLU.
 
         Only a message that reads as a rating is checked against the conversation, so the
@@ -279,10 +296,14 @@ class Engine:
         if await asyncio.to_thread(self.tickets.rate, message.sender_id, rating) is None:
             return False
         score = IntentScore(RATE_INTENT, 1.0)
-        parse = Parse(message.text, score, [score],
-                      [Entity(RATING_ENTITY, rating, 0, len(message.text), "rating")])
-        turn.add("user", text=message.text, input_channel=message.channel,
-                 message_id=message.message_id, parse_data=parse.as_rasa())
+        parse = Parse(message.text, score, [score], [Entity(RATING_ENTITY, rating, 0, len(message.text), "rating")])
+        turn.add(
+            "user",
+            text=message.text,
+            input_channel=message.channel,
+            message_id=message.message_id,
+            parse_data=parse.as_rasa(),
+        )
         self._fill_slots(turn, parse)
         await self._finish_payload_turn(message, turn, parse, THANKS_FOR_RATING)
         return True
@@ -296,16 +317,37 @@ class Engine:
         history = await asyncio.to_thread(self.store.events, message.sender_id)
         entry_id = answered_entry(history, press.answer_id)
         parse = press.parse(message.text)
-        turn.add("user", text=message.text, input_channel=message.channel,
-                 message_id=message.message_id, parse_data=parse.as_rasa())
+        turn.add(
+            "user",
+            text=message.text,
+            input_channel=message.channel,
+            message_id=message.message_id,
+            parse_data=parse.as_rasa(),
+        )
         if entry_id is not None:
-            turn.writes.append(partial(record_feedback, answer_id=press.answer_id, entry_id=entry_id,
-                                       sender_id=message.sender_id, helpful=press.helpful))
+            turn.writes.append(
+                partial(
+                    record_feedback,
+                    answer_id=press.answer_id,
+                    entry_id=entry_id,
+                    sender_id=message.sender_id,
+                    helpful=press.helpful,
+                )
+            )
         reply = None
         if not press.helpful and self.policy.settings.feedback.on_unhelpful == "handoff":
-            await self._hand_off(message, turn, parse, [], Decision(
-                DecisionKind.HAND_OFF, 1.0, handoff_reason=HandoffReason.CUSTOMER_REQUEST,
-                handoff_detail=f"{entry_id or 'the answer'} marked not helpful"))
+            await self._hand_off(
+                message,
+                turn,
+                parse,
+                [],
+                Decision(
+                    DecisionKind.HAND_OFF,
+                    1.0,
+                    handoff_reason=HandoffReason.CUSTOMER_REQUEST,
+                    handoff_detail=f"{entry_id or 'the answer'} marked not helpful",
+                ),
+            )
         else:
             reply = THANKS_FOR_HELPFUL if press.helpful else SORRY_UNHELPFUL
             if not press.helpful:
@@ -313,13 +355,15 @@ class Engine:
         await self._finish_payload_turn(message, turn, parse, reply)
         return True
 
-    async def _finish_payload_turn(
-        self, message: InboundMessage, turn: Turn, parse: Parse, reply: str | None
-    ) -> None:
+    async def _finish_payload_turn(self, message: InboundMessage, turn: Turn, parse: Parse, reply: str | None) -> None:
         """End a turn read without NLU: `reply` (when the domain has it), listen, and store it."""
         if reply is not None and self.renderer.has(reply):
-            self._utter(turn, reply, Decision(DecisionKind.RESPOND, 1.0),
-                        self.renderer.render(reply, message.sender_id, turn.slots))
+            self._utter(
+                turn,
+                reply,
+                Decision(DecisionKind.RESPOND, 1.0),
+                self.renderer.render(reply, message.sender_id, turn.slots),
+            )
         turn.add("action", name="action_listen")
         owner = ConversationOwner.QUEUED if turn.handoff else ConversationOwner.BOT
         saved = await self._save(message.sender_id, turn, owner=owner, latest=parse.as_rasa())
@@ -374,7 +418,8 @@ class Engine:
     def _maybe_start_session(self, turn: Turn, record: ConversationRecord | None) -> None:
         expiry_minutes = self.domain.session_config.session_expiration_time
         expired = (
-            record is not None and expiry_minutes > 0
+            record is not None
+            and expiry_minutes > 0
             and (time.time() - record.updated_at.timestamp()) > expiry_minutes * 60
         )
         if record is None or expired:
@@ -393,21 +438,30 @@ class Engine:
                     break
 
     async def _execute(
-        self, message: InboundMessage, turn: Turn, parse: Parse,
-        candidates: list[Candidate], decision: Decision,
+        self,
+        message: InboundMessage,
+        turn: Turn,
+        parse: Parse,
+        candidates: list[Candidate],
+        decision: Decision,
     ) -> None:
         sender = message.sender_id
         kind = decision.kind
         if kind is DecisionKind.ANSWER_FROM_KB and decision.option is not None:
             entry = self._searched_entry(decision.option.key)
             if entry is not None:
-                self._utter(turn, "action_answer_from_kb", decision, self.kb_answers.message(
-                    sender, entry, decision.confidence, turn.slots))
+                self._utter(
+                    turn,
+                    "action_answer_from_kb",
+                    decision,
+                    self.kb_answers.message(sender, entry, decision.confidence, turn.slots),
+                )
                 turn.writes.append(partial(count_served, entry_id=entry.id))
                 turn.failed_turns = 0
                 return
-            decision = Decision(DecisionKind.HAND_OFF, decision.confidence, decision.option,
-                                handoff_reason=HandoffReason.LOW_CONFIDENCE)
+            decision = Decision(
+                DecisionKind.HAND_OFF, decision.confidence, decision.option, handoff_reason=HandoffReason.LOW_CONFIDENCE
+            )
             kind = decision.kind
         if kind is DecisionKind.RESPOND and decision.option is not None:
             try:
@@ -416,12 +470,19 @@ class Engine:
                 return
             except ActionServerError as exc:
                 logger.error("custom action failed for %s: %s", sender, exc)
-                decision = Decision(DecisionKind.HAND_OFF, decision.confidence, decision.option,
-                                    handoff_reason=HandoffReason.ACTION_FAILED)
+                decision = Decision(
+                    DecisionKind.HAND_OFF,
+                    decision.confidence,
+                    decision.option,
+                    handoff_reason=HandoffReason.ACTION_FAILED,
+                )
                 kind = decision.kind
         if kind is DecisionKind.CLARIFY:
-            text = (self.renderer.render("utter_clarify", sender, turn.slots).text
-                    if self.renderer.has("utter_clarify") else "Did you mean one of these?")
+            text = (
+                self.renderer.render("utter_clarify", sender, turn.slots).text
+                if self.renderer.has("utter_clarify")
+                else "Did you mean one of these?"
+            )
             buttons = [Button(o.title, o.payload) for o in decision.options]
             if self.policy.settings.handoff_intents:
                 buttons.append(Button(SOMETHING_ELSE, f"/{self.policy.settings.handoff_intents[0]}"))
@@ -448,7 +509,12 @@ class Engine:
         return OutboundMessage(sender, "Sorry, I didn't get that. Could you rephrase?")
 
     async def _run_rule(
-        self, turn: Turn, sender: str, parse: Parse, actions: list[str], decision: Decision,
+        self,
+        turn: Turn,
+        sender: str,
+        parse: Parse,
+        actions: list[str],
+        decision: Decision,
     ) -> None:
         for action in actions:
             if action.startswith("utter_") and self.renderer.has(action):
@@ -457,7 +523,12 @@ class Engine:
                 await self._run_custom_action(turn, sender, parse, action, decision)
 
     async def _run_custom_action(
-        self, turn: Turn, sender: str, parse: Parse, action: str, decision: Decision,
+        self,
+        turn: Turn,
+        sender: str,
+        parse: Parse,
+        action: str,
+        decision: Decision,
     ) -> None:
         if self.actions is None:
             raise ActionServerError(f"{action!r} needs an action server; set action_endpoint in endpoints.yml")
@@ -498,7 +569,11 @@ class Engine:
         )
 
     async def _hand_off(
-        self, message: InboundMessage, turn: Turn, parse: Parse, candidates: list[Candidate],
+        self,
+        message: InboundMessage,
+        turn: Turn,
+        parse: Parse,
+        candidates: list[Candidate],
         decision: Decision,
     ) -> None:
         sender = message.sender_id
@@ -512,24 +587,37 @@ class Engine:
             for candidate, entry in zip(candidates, entries)
             if self.policy.has_evidence(confidence := confidence_of.get(candidate.entry_id, 0.0))
         ]
-        reply_name = ("utter_out_of_scope"
-                      if decision.handoff_reason is HandoffReason.OUT_OF_SCOPE
-                      and self.renderer.has("utter_out_of_scope") else "utter_handoff")
+        reply_name = (
+            "utter_out_of_scope"
+            if decision.handoff_reason is HandoffReason.OUT_OF_SCOPE and self.renderer.has("utter_out_of_scope")
+            else "utter_handoff"
+        )
         if self.renderer.has(reply_name):
             self._utter(turn, reply_name, decision, self.renderer.render(reply_name, sender, turn.slots))
         history = await asyncio.to_thread(self.store.events, sender)  # the packet's transcript
         turn.handoff = build_handoff(
-            sender_id=sender, channel=message.channel, parse=parse, decision=decision,
-            candidates=considered, events=[*history, *turn.events], sla=self.sla,
+            sender_id=sender,
+            channel=message.channel,
+            parse=parse,
+            decision=decision,
+            candidates=considered,
+            events=[*history, *turn.events],
+            sla=self.sla,
         )
         if self.renderer.has("utter_handoff_queued"):
-            wait = await asyncio.to_thread(
-                self.wait_estimator.estimate, turn.handoff.due_at, datetime.now(UTC)
+            wait = await asyncio.to_thread(self.wait_estimator.estimate, turn.handoff.due_at, datetime.now(UTC))
+            self._utter(
+                turn,
+                "utter_handoff_queued",
+                decision,
+                self.renderer.render("utter_handoff_queued", sender, turn.slots, wait_minutes=str(wait)),
             )
-            self._utter(turn, "utter_handoff_queued", decision, self.renderer.render(
-                "utter_handoff_queued", sender, turn.slots, wait_minutes=str(wait)))
-        turn.add("handoff", reason=turn.handoff.reason, priority=turn.handoff.priority,
-                 due_at=turn.handoff.due_at.isoformat())
+        turn.add(
+            "handoff",
+            reason=turn.handoff.reason,
+            priority=turn.handoff.priority,
+            due_at=turn.handoff.due_at.isoformat(),
+        )
         turn.failed_turns = 0
 
     def _utter(self, turn: Turn, action: str, decision: Decision, reply: OutboundMessage) -> None:
@@ -541,16 +629,26 @@ class Engine:
         self, sender_id: str, turn: Turn, *, owner: str, latest: dict[str, Any] | None
     ) -> ConversationRecord:
         # Queued in the turn's transaction: a crash can't store the turn yet lose its replies.
-        writes: list[Callable[[Session], Any]] = [] if turn.outbox is None or not turn.replies else [
-            partial(turn.outbox.stage, channel=turn.channel, messages=turn.replies)]
+        writes: list[Callable[[Session], Any]] = (
+            []
+            if turn.outbox is None or not turn.replies
+            else [partial(turn.outbox.stage, channel=turn.channel, messages=turn.replies)]
+        )
         writes += turn.writes  # last: the usage row is locked from its UPSERT until commit
         if self.transcripts is not None:  # understood as sent, stored redacted
             turn.events = self.transcripts.events(turn.events)
             latest, turn.handoff = self.transcripts.parse(latest), self.transcripts.handoff(turn.handoff)
         try:
             record, _ = await asyncio.to_thread(
-                self.store.record_turn, sender_id, turn.channel, turn.events, turn.slots,
-                turn.failed_turns, owner, latest, turn.handoff,
+                self.store.record_turn,
+                sender_id,
+                turn.channel,
+                turn.events,
+                turn.slots,
+                turn.failed_turns,
+                owner,
+                latest,
+                turn.handoff,
                 partial(_write_all, writes) if writes else None,
             )
         except ChannelConflict as conflict:  # another process created it through another channel
@@ -580,4 +678,3 @@ def _last_bot_action(events: list[dict[str, Any]]) -> str | None:
         if event["event"] == "action" and event.get("name") != "action_listen":
             return str(event.get("name"))
     return None
-

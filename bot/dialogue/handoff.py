@@ -17,9 +17,7 @@ TRANSCRIPT_LIMIT = 50
 SUMMARY_CHARS = 200
 # Reasons that jump the queue: the bot already failed the customer, they are upset, or the
 # topic (fraud, a complaint) is one a person must handle.
-HIGH_PRIORITY_REASONS = frozenset(
-    {HandoffReason.FAILED_TURNS, HandoffReason.FRUSTRATION, HandoffReason.ALWAYS_HUMAN}
-)
+HIGH_PRIORITY_REASONS = frozenset({HandoffReason.FAILED_TURNS, HandoffReason.FRUSTRATION, HandoffReason.ALWAYS_HUMAN})
 
 
 @dataclass(frozen=True)
@@ -48,9 +46,13 @@ class SlaTargets:
 def transcript(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """What was said, oldest first: customer and bot lines only."""
     lines = [
-        {"role": "customer" if e["event"] == "user" else "bot", "text": e.get("text") or "",
-         "timestamp": e["timestamp"]}
-        for e in events if e["event"] in ("user", "bot")
+        {
+            "role": "customer" if e["event"] == "user" else "bot",
+            "text": e.get("text") or "",
+            "timestamp": e["timestamp"],
+        }
+        for e in events
+        if e["event"] in ("user", "bot")
     ]
     return lines[-TRANSCRIPT_LIMIT:]
 
@@ -82,9 +84,12 @@ def build_handoff(
         "intent": {"name": parse.intent.name, "confidence": round(parse.intent.confidence, 4)},
         "entities": [e.as_rasa() for e in parse.entities],
         "kb_candidates": [
-            {**c.as_dict(), "confidence": round(conf, 4),
-             "source_url": entry.source_url if entry else "",
-             "answer": entry.answer if entry else ""}
+            {
+                **c.as_dict(),
+                "confidence": round(conf, 4),
+                "source_url": entry.source_url if entry else "",
+                "answer": entry.answer if entry else "",
+            }
             for c, conf, entry in candidates
         ],
         "transcript": transcript(events),

@@ -1,4 +1,4 @@
-""""Did that answer your question?": Helpful / Not helpful buttons on knowledge-base answers.
+""" "Did that answer your question?": Helpful / Not helpful buttons on knowledge-base answers.
 
 Each answer gets an id, kept in its bot event (`custom.answer_id`) and in its buttons'
 payloads (`/kb_feedback{"helpful": true, "answer": "<id>"}`), so a press names the answer, and
@@ -42,10 +42,15 @@ class FeedbackPress:
     def parse(self, text: str) -> Parse:
         """The press as the turn's parse: intent kb_feedback, the payload's values as entities."""
         intent = IntentScore(FEEDBACK_INTENT, 1.0)
-        return Parse(text, intent, [intent], [
-            Entity(HELPFUL_ENTITY, self.helpful, 0, 0, extractor="payload"),
-            Entity(ANSWER_ENTITY, self.answer_id, 0, 0, extractor="payload"),
-        ])
+        return Parse(
+            text,
+            intent,
+            [intent],
+            [
+                Entity(HELPFUL_ENTITY, self.helpful, 0, 0, extractor="payload"),
+                Entity(ANSWER_ENTITY, self.answer_id, 0, 0, extractor="payload"),
+            ],
+        )
 
 
 def read_press(text: str) -> FeedbackPress | None:
@@ -101,8 +106,9 @@ class KBAnswers:
         ask = self.renderer.render(ASK_FEEDBACK, sender, slots)
         buttons = tuple(Button(b.title, _with_answer(b.payload, answer_id)) for b in ask.buttons)
         question = f"\n\n{ask.text}" if ask.text.strip() else ""
-        return OutboundMessage(sender, entry.answer + question + source, buttons,
-                               custom={**custom, "answer_id": answer_id})
+        return OutboundMessage(
+            sender, entry.answer + question + source, buttons, custom={**custom, "answer_id": answer_id}
+        )
 
 
 def check_feedback_responses(domain: Domain, settings: FeedbackSettings) -> None:
@@ -112,9 +118,7 @@ def check_feedback_responses(domain: Domain, settings: FeedbackSettings) -> None
         needed.append(SORRY_UNHELPFUL)
     missing = [name for name in needed if name not in domain.responses]
     if missing:
-        raise ValueError(
-            f"{SETTINGS_KEY}.enabled is true, but the domain has no response {', '.join(missing)}"
-        )
+        raise ValueError(f"{SETTINGS_KEY}.enabled is true, but the domain has no response {', '.join(missing)}")
     for variation in domain.responses[ASK_FEEDBACK]:
         votes = {press.get(HELPFUL_ENTITY) for press in _button_values(variation.buttons)}
         if votes != {True, False}:

@@ -147,8 +147,10 @@ class SupportPolicy:
         # approved from hand-offs after training, or imported from a community) is outside its
         # answer set. Its probabilities hold given that the answer is among its intents, so each
         # is discounted by the chance that the best such entry is the answer instead.
-        outside = max((self.retriever_calibration(c.score) for c in candidates
-                       if c.entry_id not in self._entry_intents), default=0.0)
+        outside = max(
+            (self.retriever_calibration(c.score) for c in candidates if c.entry_id not in self._entry_intents),
+            default=0.0,
+        )
         for score in parse.intent_ranking:
             confidence = score.confidence * (1.0 - outside)
             entry_id = self._entry_for_intent.get(score.name)
@@ -171,9 +173,12 @@ class SupportPolicy:
             retriever_votes[("kb", option.key)] = option.confidence
             offer(option)
         return sorted(
-            (_with_both_votes(o, classifier_votes.get(key, 0.0), retriever_votes.get(key, 0.0))
-             for key, o in best.items()),
-            key=lambda o: o.confidence, reverse=True,
+            (
+                _with_both_votes(o, classifier_votes.get(key, 0.0), retriever_votes.get(key, 0.0))
+                for key, o in best.items()
+            ),
+            key=lambda o: o.confidence,
+            reverse=True,
         )
 
     def has_evidence(self, confidence: float) -> bool:
@@ -208,46 +213,52 @@ class SupportPolicy:
                 return Decision(DecisionKind.RESPOND, confidence, top)
 
         answerable = [
-            o for o in ranked
+            o
+            for o in ranked
             if (o.kind == "kb" or o.key in self._rule_intents)
-            and o.key not in s.handoff_intents and o.key not in s.always_human_intents
+            and o.key not in s.handoff_intents
+            and o.key not in s.always_human_intents
             and o.key != s.out_of_scope_intent
         ]
         # "Did you mean ...?" with the best option and any close runners-up; the customer's
         # pick is cheap to correct, so this needs less confidence than answering outright.
         choices = tuple(
-            o for o in answerable[: s.max_clarify_options]
-            if self.has_evidence(o.confidence)
-            and answerable[0].confidence - o.confidence <= s.clarify_margin
+            o
+            for o in answerable[: s.max_clarify_options]
+            if self.has_evidence(o.confidence) and answerable[0].confidence - o.confidence <= s.clarify_margin
         )
         if choices:
             return self._after_failure(
                 context,
                 Decision(DecisionKind.CLARIFY, confidence, top, options=choices, counts_as_failure=True),
             )
-        return Decision(DecisionKind.HAND_OFF, confidence, top,
-                        handoff_reason=HandoffReason.LOW_CONFIDENCE)
+        return Decision(DecisionKind.HAND_OFF, confidence, top, handoff_reason=HandoffReason.LOW_CONFIDENCE)
 
-    def _forced_handoff(
-        self, top: Option | None, confidence: float, context: ConversationContext
-    ) -> Decision | None:
+    def _forced_handoff(self, top: Option | None, confidence: float, context: ConversationContext) -> Decision | None:
         """Hand-offs that no confidence overrides, most specific reason first."""
         s = self.settings
         intent = top.key if top is not None and top.kind == "intent" else None
         reason = None
         if context.person_request:  # asked in so many words, whatever the classifier ranked first
-            return Decision(DecisionKind.HAND_OFF, confidence, top,
-                            handoff_reason=HandoffReason.CUSTOMER_REQUEST,
-                            handoff_detail=f'asked: "{context.person_request}"')
+            return Decision(
+                DecisionKind.HAND_OFF,
+                confidence,
+                top,
+                handoff_reason=HandoffReason.CUSTOMER_REQUEST,
+                handoff_detail=f'asked: "{context.person_request}"',
+            )
         if intent in s.handoff_intents:
             reason = HandoffReason.CUSTOMER_REQUEST
         elif intent in s.always_human_intents:
             reason = HandoffReason.ALWAYS_HUMAN
-        elif s.handoff.frustration.enabled and \
-                context.frustration.points >= s.handoff.frustration.threshold:
-            return Decision(DecisionKind.HAND_OFF, confidence, top,
-                            handoff_reason=HandoffReason.FRUSTRATION,
-                            handoff_detail=context.frustration.explain())
+        elif s.handoff.frustration.enabled and context.frustration.points >= s.handoff.frustration.threshold:
+            return Decision(
+                DecisionKind.HAND_OFF,
+                confidence,
+                top,
+                handoff_reason=HandoffReason.FRUSTRATION,
+                handoff_detail=context.frustration.explain(),
+            )
         elif intent == s.out_of_scope_intent:
             reason = HandoffReason.OUT_OF_SCOPE
         if reason is None:
@@ -257,8 +268,9 @@ class SupportPolicy:
     def _after_failure(self, context: ConversationContext, decision: Decision) -> Decision:
         """A clarification or a rejected answer is a failed turn; too many in a row go to a human."""
         if context.failed_turns + 1 >= self.settings.max_failed_turns:
-            return Decision(DecisionKind.HAND_OFF, decision.confidence, decision.option,
-                            handoff_reason=HandoffReason.FAILED_TURNS)
+            return Decision(
+                DecisionKind.HAND_OFF, decision.confidence, decision.option, handoff_reason=HandoffReason.FAILED_TURNS
+            )
         return decision
 
 

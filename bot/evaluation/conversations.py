@@ -61,8 +61,13 @@ class StepFailure:
         return f"{self.source}: story {self.story!r}, step {self.step}: expected {self.expected}, got {self.actual}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"story": self.story, "step": self.step, "source": self.source,
-                "expected": self.expected, "actual": self.actual}
+        return {
+            "story": self.story,
+            "step": self.step,
+            "source": self.source,
+            "expected": self.expected,
+            "actual": self.actual,
+        }
 
 
 @dataclass(frozen=True)
@@ -131,8 +136,11 @@ class StoryRunner:
                 turn, seen = events[seen:], len(events)
                 intent = _recognised_intent(turn)
                 if step.intent is not None and not _intent_matches(step.intent, intent):
-                    raise fail(step, f"intent {step.intent}",
-                               f"intent {intent}" if intent else "no intent (a person owns the conversation)")
+                    raise fail(
+                        step,
+                        f"intent {step.intent}",
+                        f"intent {intent}" if intent else "no intent (a person owns the conversation)",
+                    )
                 pending = await asyncio.to_thread(self._bot_actions, turn)
             elif isinstance(step, ExpectedAction):
                 if not pending:
@@ -158,7 +166,7 @@ class StoryRunner:
             if event["event"] != "action" or name in NOT_COMPARED:
                 continue
             if name == KB_ANSWER:
-                actions.append(self._kb_answer(events[position + 1:]))
+                actions.append(self._kb_answer(events[position + 1 :]))
             elif name in HANDOFF_UTTERANCES and handoff:
                 actions.append(BotAction(f"{name} (hand-off: {handoff})", frozenset({name})))
             else:
@@ -176,8 +184,7 @@ class StoryRunner:
         if entry is None or not entry.intent:
             return BotAction(f"{KB_ANSWER} ({entry_id})", frozenset({KB_ANSWER}))
         base = entry.intent.split("/", 1)[0]
-        return BotAction(f"utter_{entry.intent}",
-                         frozenset({KB_ANSWER, f"utter_{entry.intent}", f"utter_{base}"}))
+        return BotAction(f"utter_{entry.intent}", frozenset({KB_ANSWER, f"utter_{entry.intent}", f"utter_{base}"}))
 
 
 def _recognised_intent(events: Sequence[dict[str, Any]]) -> str | None:
@@ -195,7 +202,9 @@ def _intent_matches(expected: str, actual: str | None) -> bool:
 
 @contextmanager
 def _action_endpoint(
-    project: Project, stories: Sequence[ConversationStory], explicit: str | None,
+    project: Project,
+    stories: Sequence[ConversationStory],
+    explicit: str | None,
     progress: Callable[[str], None],
 ) -> Iterator[str | None]:
     """The action server to use; starts the project's own when stories need one and none answers."""

@@ -103,8 +103,9 @@ def load_labelled_messages(path: Path, *, root: Path | None = None) -> list[Trai
 def load_kb_queries(path: Path, *, root: Path | None = None) -> list[KBQuery]:
     """Queries labelled with their KB entry, from a CSV (`query,entry_id`) or a YAML list."""
     if path.suffix.lower() in CSV_SUFFIXES:
-        queries = [KBQuery(row["query"], row["entry_id"], source)
-                   for source, row in _csv_rows(path, QUERY_COLUMNS, root)]
+        queries = [
+            KBQuery(row["query"], row["entry_id"], source) for source, row in _csv_rows(path, QUERY_COLUMNS, root)
+        ]
     else:
         _require_suffix(path, root, (*CSV_SUFFIXES, *YAML_SUFFIXES))
         queries = _yaml_queries(read_yaml(path, root))
@@ -128,7 +129,9 @@ def load_conversation_stories(path: Path, *, root: Path | None = None) -> list[C
 def _require_suffix(path: Path, root: Path | None, suffixes: tuple[str, ...]) -> None:
     if path.suffix.lower() not in suffixes:
         raise ProjectFileError(
-            display_path(path, root), None, None,
+            display_path(path, root),
+            None,
+            None,
             f"unsupported file type {path.suffix or '(none)'!r}; expected one of: {', '.join(suffixes)}",
         )
 
@@ -150,9 +153,10 @@ def _csv_rows(
             found = [header.index(name) for name in accepted if name in header]
             if not found:
                 raise ProjectFileError(
-                    shown, 1, None,
-                    f"expected columns {_describe_columns(columns)}; the header has: "
-                    f"{', '.join(header) or 'nothing'}",
+                    shown,
+                    1,
+                    None,
+                    f"expected columns {_describe_columns(columns)}; the header has: {', '.join(header) or 'nothing'}",
                 )
             positions[field] = found[0]
         row_start = reader.line_num + 1
@@ -185,11 +189,13 @@ def _yaml_queries(file: YamlFile) -> list[KBQuery]:
         key, line = f"[{index}]", item_line(items, index)
         item = require_mapping(file, node, key, line)
         reject_unknown_keys(file, item, QUERY_COLUMNS, key)
-        queries.append(KBQuery(
-            query=require_str(file, item.get("query"), f"{key}.query", key_line(item, "query")),
-            entry_id=require_str(file, item.get("entry_id"), f"{key}.entry_id", key_line(item, "entry_id")),
-            source=file.source(line),
-        ))
+        queries.append(
+            KBQuery(
+                query=require_str(file, item.get("query"), f"{key}.query", key_line(item, "query")),
+                entry_id=require_str(file, item.get("entry_id"), f"{key}.entry_id", key_line(item, "entry_id")),
+                source=file.source(line),
+            )
+        )
     return queries
 
 
@@ -215,8 +221,9 @@ def _steps(file: YamlFile, node: Any, key: str, line: int | None, number: int) -
         if "action" in step or "slot_was_set" in step:
             raise file.error(line, key, "a `user` step may only add `intent`; put actions in their own steps")
         text = require_str(file, step["user"], f"{key}.user", line).strip()
-        intent = (require_str(file, step["intent"], f"{key}.intent", key_line(step, "intent"))
-                  if "intent" in step else None)
+        intent = (
+            require_str(file, step["intent"], f"{key}.intent", key_line(step, "intent")) if "intent" in step else None
+        )
         return [UserTurn(text, intent, number, source)]
     if "intent" in step:
         raise file.error(line, key, "a test step needs the customer's words: `- user: |` with `intent:` under it")
@@ -230,8 +237,7 @@ def _steps(file: YamlFile, node: Any, key: str, line: int | None, number: int) -
     checks: list[StoryStep] = []
     for position, item in enumerate(slots):
         if isinstance(item, Mapping):
-            checks.extend(ExpectedSlot(str(slot), plain(value), False, number, source)
-                          for slot, value in item.items())
+            checks.extend(ExpectedSlot(str(slot), plain(value), False, number, source) for slot, value in item.items())
         else:
             slot = require_str(file, item, f"{key}.slot_was_set[{position}]", item_line(slots, position))
             checks.append(ExpectedSlot(slot, None, True, number, source))

@@ -43,7 +43,7 @@ DEFINITIONS = {
     "recall@k": "share of queries whose right entry is among the k entries ranked first",
     "mrr": "mean over queries of 1 / rank of the right entry (0 when it is not in the top mrr_depth)",
     "confidence": "the model's calibrated probability that the top entry is right (isotonic fit on "
-                  "leave-one-out retrieval at training time), or the raw retriever score without a model",
+    "leave-one-out retrieval at training time), or the raw retriever score without a model",
     "answered": "the top entry's confidence is >= the model's answer threshold",
     "operating_point.answered_share": "answered queries / all queries",
     "operating_point.answer_precision": "answered queries whose top entry is right / answered queries",
@@ -52,18 +52,17 @@ DEFINITIONS = {
 }
 OPEN_SET_DEFINITIONS = {
     "open_set.unseen_entries": "entries treated as absent (chosen with the seed among those the test "
-                               "queries point at): left out of every query's ranking; their queries "
-                               "should be handed off",
+    "queries point at): left out of every query's ranking; their queries "
+    "should be handed off",
     "open_set.claimed_precision": "answer precision the trained model promised at its answer threshold "
-                                  "(expected_precision of its training report: held-out folds, intents "
-                                  "and FAQ entries together)",
+    "(expected_precision of its training report: held-out folds, intents "
+    "and FAQ entries together)",
     "open_set.realised_precision": "answered queries whose top entry is right / answered queries, "
-                                   "unseen-entry queries included (always wrong if answered)",
+    "unseen-entry queries included (always wrong if answered)",
     "open_set.unseen_handed_off": "queries of unseen entries that were handed off / all of them",
-    "open_set.in_scope_answered_correctly": "queries of the other entries answered with their entry / "
-                                            "all of them",
+    "open_set.in_scope_answered_correctly": "queries of the other entries answered with their entry / all of them",
     "open_set.curve_without_unseen": "the automation/precision curve on the queries of the other entries "
-                                     "only: what the bot would look like if every question had its entry",
+    "only: what the bot would look like if every question had its entry",
 }
 
 
@@ -88,8 +87,12 @@ def project_knowledge_base(project: Project, database: SqlEngine, encoder: Encod
     sync_project_faq(project, store)
     settings = project.config.retriever
     return KnowledgeBase(
-        store, encoder, lexical_weight=settings.lexical_weight, top_k=settings.top_k,
-        context_weight=settings.context_weight, index=settings.index_settings(),
+        store,
+        encoder,
+        lexical_weight=settings.lexical_weight,
+        top_k=settings.top_k,
+        context_weight=settings.context_weight,
+        index=settings.index_settings(),
         index_dir=project.root / ".crowddesk" / "index",
     )
 
@@ -105,15 +108,18 @@ def evaluate_kb(
 ) -> dict[str, Any]:
     """The report; `unseen` entries are left out of every ranking (open-set mode, needs `calibration`)."""
     if unseen and calibration is None:
-        raise ValueError("unseen entries need a trained model: without its answer threshold no query "
-                         "is ever handed off")
+        raise ValueError(
+            "unseen entries need a trained model: without its answer threshold no query is ever handed off"
+        )
     for query in queries:
         try:
             retriever.entry(query.entry_id)
         except KeyError:
             path, line = split_source(query.source)
             raise ProjectFileError(
-                Path(path), line, "entry_id",
+                Path(path),
+                line,
+                "entry_id",
                 f"{query.entry_id!r} is not a published entry of the knowledge base ({len(retriever)} entries)",
             ) from None
     entries = len(retriever) - len(unseen)
@@ -128,16 +134,21 @@ def evaluate_kb(
     answered: list[bool | None] = [None] * len(queries)
     if calibration is not None:
         is_answered = confidences >= calibration.answer_threshold
-        operating_point = {"threshold": rounded(calibration.answer_threshold),
-                           **answered_point(is_answered, top_right)}
+        operating_point = {"threshold": rounded(calibration.answer_threshold), **answered_point(is_answered, top_right)}
         answered = is_answered.tolist()
         if unseen:
             is_unseen = np.array([query.entry_id in unseen for query in queries], dtype=bool)
-            open_set = _open_set(unseen, is_unseen, calibration.expected_precision, confidences, is_answered,
-                                 top_right)
+            open_set = _open_set(unseen, is_unseen, calibration.expected_precision, confidences, is_answered, top_right)
     results = [
-        {"source": query.source, "query": query.query, "entry_id": query.entry_id, "rank": rank,
-         "confidence": rounded(confidence), "answered": answer, "top": [c.entry_id for c in candidates[:5]]}
+        {
+            "source": query.source,
+            "query": query.query,
+            "entry_id": query.entry_id,
+            "rank": rank,
+            "confidence": rounded(confidence),
+            "answered": answer,
+            "top": [c.entry_id for c in candidates[:5]],
+        }
         for query, rank, confidence, answer, candidates in zip(queries, ranks, confidences, answered, found)
     ]
     report: dict[str, Any] = {
@@ -160,16 +171,26 @@ def evaluate_kb(
     return report
 
 
-def _open_set(unseen: frozenset[str], is_unseen: np.ndarray, claimed_precision: float, confidences: np.ndarray,
-              answered: np.ndarray, top_right: np.ndarray) -> dict[str, Any]:
+def _open_set(
+    unseen: frozenset[str],
+    is_unseen: np.ndarray,
+    claimed_precision: float,
+    confidences: np.ndarray,
+    answered: np.ndarray,
+    top_right: np.ndarray,
+) -> dict[str, Any]:
     """The open-set block; per query: label is an unseen entry, confidence, answered, top entry right."""
     return {
         "unseen_entries": sorted(unseen),
         "unseen_support": int(is_unseen.sum()),
-        **OpenSetScores.of(correct=top_right, answered=answered, unseen=is_unseen, in_scope=~is_unseen,
-                           claimed_precision=claimed_precision).as_dict(),
-        "curve_without_unseen": answer_curve(confidences[~is_unseen], top_right[~is_unseen],
-                                             int((~is_unseen).sum())),
+        **OpenSetScores.of(
+            correct=top_right,
+            answered=answered,
+            unseen=is_unseen,
+            in_scope=~is_unseen,
+            claimed_precision=claimed_precision,
+        ).as_dict(),
+        "curve_without_unseen": answer_curve(confidences[~is_unseen], top_right[~is_unseen], int((~is_unseen).sum())),
     }
 
 
@@ -182,12 +203,15 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     rows.append((f"MRR (top {report['mrr_depth']})", f"{report['mrr']:.3f}"))
     point = report["operating_point"]
     if point is not None:
-        rows += [("answer threshold", f"{point['threshold']:.3f} (from the trained model)"),
-                 ("answered automatically", percent(point["answered_share"])),
-                 ("answer precision", percent(point["answer_precision"]))]
+        rows += [
+            ("answer threshold", f"{point['threshold']:.3f} (from the trained model)"),
+            ("answered automatically", percent(point["answered_share"])),
+            ("answer precision", percent(point["answer_precision"])),
+        ]
     if report.get("open_set") is not None:
         rows += summary_rows(report["open_set"], "entries")
     width = max(len(name) for name, _ in rows)
-    title = (f"KB evaluation: {report['queries']} queries, {report['entries']} entries, "
-             f"confidence: {report['confidence']}")
+    title = (
+        f"KB evaluation: {report['queries']} queries, {report['entries']} entries, confidence: {report['confidence']}"
+    )
     return [title, *(f"  {n:<{width}}  {v}" for n, v in rows)]

@@ -69,9 +69,7 @@ def classification_metrics(true: Sequence[str], predicted: Sequence[str]) -> dic
     Labels are every intent seen as a truth or a prediction; an intent never predicted scores 0.
     """
     labels = sorted(set(true) | set(predicted))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        true, predicted, labels=labels, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(true, predicted, labels=labels, zero_division=0)
     # By hand: sklearn's confusion_matrix warns when a test set holds a single intent.
     index = {label: position for position, label in enumerate(labels)}
     matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)
@@ -91,8 +89,7 @@ def classification_metrics(true: Sequence[str], predicted: Sequence[str]) -> dic
         },
         "confusion_matrix": {"labels": labels, "matrix": matrix.tolist()},
         "most_confused": [
-            {"intent": intent, "predicted": other, "count": count}
-            for count, intent, other in errors[:MOST_CONFUSED]
+            {"intent": intent, "predicted": other, "count": count} for count, intent, other in errors[:MOST_CONFUSED]
         ],
     }
 
@@ -116,7 +113,4 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A plain-text table: columns padded to their widest cell, a dashed rule under the headers."""
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
     lines = [headers, ["-" * w for w in widths], *rows]
-    return "\n".join(
-        "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip()
-        for line in lines
-    )
+    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines)

@@ -39,27 +39,27 @@ FOLD_SEED = 0
 
 DEFINITIONS = {
     "intent.accuracy": "share of test messages whose top intent (argmax) is their label, "
-                       "out-of-scope messages included as a class",
+    "out-of-scope messages included as a class",
     "intent.macro_f1": "unweighted mean F1 over every intent seen as a label or a prediction",
     "in_scope_accuracy": "share of in-scope test messages (label is not the out-of-scope intent) "
-                         "whose top intent is right (argmax, as in Larson et al. 2019)",
+    "whose top intent is right (argmax, as in Larson et al. 2019)",
     "answered": "the top intent is neither the out-of-scope intent nor a hand-off intent and its "
-                "confidence is >= the threshold; every other message is handed to a person",
+    "confidence is >= the threshold; every other message is handed to a person",
     "operating_point.threshold": "chosen on the training data's out-of-fold probabilities as the "
-                                 "lowest confidence reaching target_precision; never tuned on test. "
-                                 "In cross-validation each fold applies its own (fold_thresholds); "
-                                 "threshold is their mean",
+    "lowest confidence reaching target_precision; never tuned on test. "
+    "In cross-validation each fold applies its own (fold_thresholds); "
+    "threshold is their mean",
     "operating_point.answered_share": "answered test messages / all test messages",
     "operating_point.answer_precision": "answered test messages whose top intent is right / "
-                                        "answered test messages (1.0 when none is answered)",
+    "answered test messages (1.0 when none is answered)",
     "out_of_scope.recall": "out-of-scope test messages handed off (predicted out of scope or "
-                           "below the threshold) / out-of-scope test messages",
+    "below the threshold) / out-of-scope test messages",
     "out_of_scope.precision": "out-of-scope test messages handed off / test messages handed off; "
-                              "messages labelled with a hand-off intent are left out of both",
+    "messages labelled with a hand-off intent are left out of both",
     "curve": "the same answered share and precision at every distinct test confidence",
     "errors": "every test message whose top intent is not its label, with where it came from",
     "train_seconds": "seconds spent encoding the training messages and fitting the classifier "
-                     "(all folds together in cross-validation)",
+    "(all folds together in cross-validation)",
 }
 
 
@@ -102,8 +102,9 @@ class Predictions:
         def merged(field: str) -> np.ndarray:
             return np.concatenate([getattr(part, field) for _, part in parts])[order]
 
-        return Predictions([intents[i] for i in order], merged("confidences"), merged("answerable"),
-                           merged("thresholds"))
+        return Predictions(
+            [intents[i] for i in order], merged("confidences"), merged("answerable"), merged("thresholds")
+        )
 
 
 @dataclass(frozen=True)
@@ -117,15 +118,17 @@ class FittedModel:
 class NluEvaluator:
     """Trains and scores with one set of settings; the encoder is loaded once."""
 
-    def __init__(self, settings: NluSettings, *, encoder: Encoder | None = None,
-                 progress: Progress = lambda _: None) -> None:
+    def __init__(
+        self, settings: NluSettings, *, encoder: Encoder | None = None, progress: Progress = lambda _: None
+    ) -> None:
         self.settings = settings
         self.encoder = encoder or load_encoder(settings.encoder)
         self.progress = progress
         self._never_answered = never_answered_intents(settings.policy)
 
-    def train_test(self, train: Sequence[TrainingExample], test: Sequence[TrainingExample],
-                   unseen: frozenset[str] = frozenset()) -> dict[str, Any]:
+    def train_test(
+        self, train: Sequence[TrainingExample], test: Sequence[TrainingExample], unseen: frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
         train = [e for e in train if e.intent not in unseen]
         started = time.perf_counter()
         self.progress(f"Encoding {len(train)} training messages")
@@ -138,8 +141,9 @@ class NluEvaluator:
         report = self._report(train, test, predictions, [model], train_seconds, unseen)
         return {"mode": "train/test", "folds": None, **report}
 
-    def cross_validate(self, examples: Sequence[TrainingExample], folds: int,
-                       unseen: frozenset[str] = frozenset()) -> dict[str, Any]:
+    def cross_validate(
+        self, examples: Sequence[TrainingExample], folds: int, unseen: frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
         if not 2 <= folds <= len(examples):
             raise ValueError(f"folds must be between 2 and the number of messages ({len(examples)}), got {folds}")
         started = time.perf_counter()
@@ -173,11 +177,14 @@ class NluEvaluator:
         policy = self.settings.policy
         classifier = intent_classifier(self.settings.classifier)
         out_of_fold = classifier.fit(
-            [e.text for e in examples], vectors, labels, unseen_topic_share=policy.unseen_topic_share,
-            target_precision=policy.target_precision, always_trained=self._never_answered,
+            [e.text for e in examples],
+            vectors,
+            labels,
+            unseen_topic_share=policy.unseen_topic_share,
+            target_precision=policy.target_precision,
+            always_trained=self._never_answered,
         )
-        point = training_point(classifier.classes, labels, out_of_fold, policy.target_precision,
-                               self._never_answered)
+        point = training_point(classifier.classes, labels, out_of_fold, policy.target_precision, self._never_answered)
         return FittedModel(classifier, point.threshold, point.answered_share, point.precision)
 
     def _predict(self, model: FittedModel, examples: Sequence[TrainingExample], vectors: np.ndarray) -> Predictions:
@@ -196,8 +203,12 @@ class NluEvaluator:
         return intents, confidences[np.arange(len(top)), top], answerable
 
     def _report(
-        self, train: Sequence[TrainingExample], test: Sequence[TrainingExample],
-        predictions: Predictions, models: Sequence[FittedModel], train_seconds: float,
+        self,
+        train: Sequence[TrainingExample],
+        test: Sequence[TrainingExample],
+        predictions: Predictions,
+        models: Sequence[FittedModel],
+        train_seconds: float,
         unseen: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
         s = self.settings.policy
@@ -213,8 +224,11 @@ class NluEvaluator:
         train_answer_precision = float(np.mean([m.train_answer_precision for m in models]))
         report: dict[str, Any] = {
             "settings": asdict(self.settings),
-            "data": {"train_messages": len(train), "test_messages": len(test),
-                     "intents": len({e.intent for e in train})},
+            "data": {
+                "train_messages": len(train),
+                "test_messages": len(test),
+                "intents": len({e.intent for e in train}),
+            },
             "train_seconds": round(train_seconds, 2),
             "intent": {key: metrics[key] for key in ("accuracy", "macro_f1", "per_intent")},
             "in_scope_accuracy": rounded(share(correct[~out_of_scope])),
@@ -233,16 +247,24 @@ class NluEvaluator:
                 "train_answered_share": rounded(float(np.mean([m.train_answered_share for m in models]))),
                 "train_answer_precision": rounded(train_answer_precision),
             },
-            "curve": answer_curve(predictions.confidences[predictions.answerable],
-                                  correct[predictions.answerable], len(labels)),
+            "curve": answer_curve(
+                predictions.confidences[predictions.answerable], correct[predictions.answerable], len(labels)
+            ),
             "confusion_matrix": metrics["confusion_matrix"],
             "most_confused": metrics["most_confused"],
             "unknown_test_intents": sorted({e.intent for e in test} - {e.intent for e in train}),
             "errors": [
-                {"source": example.source, "text": example.text, "intent": example.intent,
-                 "predicted": intent, "confidence": rounded(confidence), "answered": bool(answered)}
+                {
+                    "source": example.source,
+                    "text": example.text,
+                    "intent": example.intent,
+                    "predicted": intent,
+                    "confidence": rounded(confidence),
+                    "answered": bool(answered),
+                }
                 for example, intent, confidence, answered in zip(
-                    test, predictions.intents, predictions.confidences, predictions.answered)
+                    test, predictions.intents, predictions.confidences, predictions.answered
+                )
                 if intent != example.intent
             ],
             "definitions": DEFINITIONS,
@@ -252,12 +274,18 @@ class NluEvaluator:
             report["open_set"] = {
                 "unseen_intents": sorted(unseen),
                 "unseen_support": int(is_unseen.sum()),
-                **OpenSetScores.of(correct=correct, answered=predictions.answered, unseen=is_unseen,
-                                   in_scope=judged & ~out_of_scope & ~is_unseen,
-                                   claimed_precision=train_answer_precision).as_dict(),
+                **OpenSetScores.of(
+                    correct=correct,
+                    answered=predictions.answered,
+                    unseen=is_unseen,
+                    in_scope=judged & ~out_of_scope & ~is_unseen,
+                    claimed_precision=train_answer_precision,
+                ).as_dict(),
                 "curve_without_unseen": answer_curve(
                     predictions.confidences[predictions.answerable & ~is_unseen],
-                    correct[predictions.answerable & ~is_unseen], int((~is_unseen).sum())),
+                    correct[predictions.answerable & ~is_unseen],
+                    int((~is_unseen).sum()),
+                ),
             }
             report["definitions"] = {**DEFINITIONS, **OPEN_SET_DEFINITIONS}
         return report
@@ -267,8 +295,11 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     """The short terminal table."""
     point, oos = report["operating_point"], report["out_of_scope"]
     data = report["data"]
-    mode = (f"{report['folds']}-fold cross-validation on {data['test_messages']} messages"
-            if report["folds"] else f"{data['train_messages']} training / {data['test_messages']} test messages")
+    mode = (
+        f"{report['folds']}-fold cross-validation on {data['test_messages']} messages"
+        if report["folds"]
+        else f"{data['train_messages']} training / {data['test_messages']} test messages"
+    )
     rows = [
         ("intent accuracy", percent(report["intent"]["accuracy"])),
         ("macro F1", f"{report['intent']['macro_f1']:.3f}"),
@@ -283,8 +314,12 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     width = max(len(name) for name, _ in rows)
     lines = [f"NLU evaluation: {mode}, {data['intents']} intents", *(f"  {n:<{width}}  {v}" for n, v in rows)]
     if report["most_confused"]:
-        lines.append("  most confused: " + "; ".join(
-            f"{pair['intent']} -> {pair['predicted']} ({pair['count']})" for pair in report["most_confused"][:3]))
+        lines.append(
+            "  most confused: "
+            + "; ".join(
+                f"{pair['intent']} -> {pair['predicted']} ({pair['count']})" for pair in report["most_confused"][:3]
+            )
+        )
     if "open_set" in report:
         lines += open_set_lines(report["open_set"])
     if report["unknown_test_intents"]:

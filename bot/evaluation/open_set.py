@@ -21,27 +21,30 @@ from crowddesk.nlu.classifier import OutOfFold
 
 DEFINITIONS = {
     "open_set.unseen_intents": "intents left out of training (chosen with the seed); their test "
-                               "messages should be handed off",
+    "messages should be handed off",
     "open_set.claimed_precision": "answer precision the training data promised at the chosen "
-                                  "threshold (out-of-fold, seen intents only)",
+    "threshold (out-of-fold, seen intents only)",
     "open_set.realised_precision": "answered test messages whose top intent is right / answered test "
-                                   "messages, unseen-topic messages included (always wrong if answered)",
+    "messages, unseen-topic messages included (always wrong if answered)",
     "open_set.unseen_handed_off": "test messages of held-out intents that were handed off / all of them",
     "open_set.in_scope_answered_correctly": "test messages of trained intents (neither out of scope nor "
-                                            "a hand-off intent) answered with the right intent / all of them",
+    "a hand-off intent) answered with the right intent / all of them",
     "open_set.curve_without_unseen": "the automation/precision curve on the test messages of trained "
-                                     "intents only: what the bot would look like if no new topic came",
+    "intents only: what the bot would look like if no new topic came",
 }
 
 
-def held_out(names: Iterable[str], count: int, seed: int, never: frozenset[str] = frozenset(),
-             *, kind: str = "intents") -> frozenset[str]:
+def held_out(
+    names: Iterable[str], count: int, seed: int, never: frozenset[str] = frozenset(), *, kind: str = "intents"
+) -> frozenset[str]:
     """`count` of the distinct `names` outside `never` (intents, entry ids: `kind` names them in
     the error), chosen by `seed`; at least two must stay."""
     candidates = sorted(set(names) - never)
     if not 1 <= count <= len(candidates) - 2:
-        raise ValueError(f"unseen {kind} must be between 1 and {len(candidates) - 2} "
-                         f"(the {len(candidates)} candidate {kind} less two that stay), got {count}")
+        raise ValueError(
+            f"unseen {kind} must be between 1 and {len(candidates) - 2} "
+            f"(the {len(candidates)} candidate {kind} less two that stay), got {count}"
+        )
     chosen = np.random.default_rng(seed).choice(len(candidates), size=count, replace=False)
     return frozenset(candidates[i] for i in chosen)
 
@@ -57,8 +60,15 @@ class OpenSetScores:
     in_scope_answered_correctly: float | None
 
     @classmethod
-    def of(cls, *, correct: np.ndarray, answered: np.ndarray, unseen: np.ndarray, in_scope: np.ndarray,
-           claimed_precision: float) -> OpenSetScores:
+    def of(
+        cls,
+        *,
+        correct: np.ndarray,
+        answered: np.ndarray,
+        unseen: np.ndarray,
+        in_scope: np.ndarray,
+        claimed_precision: float,
+    ) -> OpenSetScores:
         """Per test message: right top intent, answered, label held out, label a trained topic."""
         return cls(
             answered_share=float(np.mean(answered)) if len(answered) else 0.0,
@@ -82,8 +92,13 @@ class TrainingPoint:
     precision: float
 
 
-def training_point(classes: Sequence[str], labels: Sequence[str], out_of_fold: OutOfFold,
-                   target_precision: float, never_answered: frozenset[str]) -> TrainingPoint:
+def training_point(
+    classes: Sequence[str],
+    labels: Sequence[str],
+    out_of_fold: OutOfFold,
+    target_precision: float,
+    never_answered: frozenset[str],
+) -> TrainingPoint:
     """The classifier-only threshold `crowddesk train` would choose: the top intent's open-set
     confidence over held-out predictions of known and unseen topics, each weighted as in traffic;
     intents the bot never answers are handed off at any threshold."""
@@ -93,8 +108,9 @@ def training_point(classes: Sequence[str], labels: Sequence[str], out_of_fold: O
     confidence = confidences[np.arange(len(top)), top]
     correct = intents == np.array(labels, dtype=object)
     answerable = ~np.isin(intents, sorted(never_answered))
-    point: OperatingPoint = choose_threshold(confidence[answerable], correct[answerable], target_precision,
-                                             weights=weights[answerable])
+    point: OperatingPoint = choose_threshold(
+        confidence[answerable], correct[answerable], target_precision, weights=weights[answerable]
+    )
     answered = answerable & (confidence >= point.threshold)
     return TrainingPoint(point.threshold, float(weights[answered].sum() / weights.sum()), point.precision)
 
@@ -107,8 +123,10 @@ def summary_rows(block: dict[str, Any], kind: str) -> list[tuple[str, str]]:
     return [
         (f"unseen {kind} ({len(unseen)}, seed {block.get('seed', '-')})", ", ".join(unseen)),
         ("answered (unseen included)", percent(block["answered_share"])),
-        ("answer precision claimed / realised",
-         f"{percent(block['claimed_precision'])} / {percent(block['realised_precision'])}"),
+        (
+            "answer precision claimed / realised",
+            f"{percent(block['claimed_precision'])} / {percent(block['realised_precision'])}",
+        ),
         (f"unseen-{noun} messages handed off ({block['unseen_support']})", percent(block["unseen_handed_off"])),
         ("other messages answered correctly", percent(block["in_scope_answered_correctly"])),
     ]

@@ -20,7 +20,10 @@ from crowddesk.nlu.cached_encoder import CachedEncoder
 
 
 def privacy_router(
-    agents: AgentDirectory, database: Engine, live: LiveIndex, encoder_cache: CachedEncoder,
+    agents: AgentDirectory,
+    database: Engine,
+    live: LiveIndex,
+    encoder_cache: CachedEncoder,
 ) -> APIRouter:
     """`/privacy/api/...`; `live` (the server's index) and `encoder_cache` (the vectors of recent
     messages) must let go of erased text too."""
@@ -41,8 +44,11 @@ def privacy_router(
             raise HTTPException(404, f"nothing is held about {sender_id!r}")
         return document
 
-    @router.delete("/people/{sender_id}", summary="Erase everything held about a person "
-                   "(and the text of KB entries approved from their tickets); counts by table")
+    @router.delete(
+        "/people/{sender_id}",
+        summary="Erase everything held about a person "
+        "(and the text of KB entries approved from their tickets); counts by table",
+    )
     async def erase(sender_id: str, agent: Admin) -> dict[str, Any]:
         erased = await asyncio.to_thread(privacy.erase, sender_id, agent.id)
         if not erased.anything:

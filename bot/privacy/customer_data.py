@@ -89,8 +89,9 @@ class Privacy:
             document: dict[str, Any] = {
                 "sender_id": sender_id,
                 "exported_at": datetime.now(UTC).isoformat(),
-                "conversation": next(iter(_rows(session, ConversationRow,
-                                                ConversationRow.sender_id == sender_id)), None),
+                "conversation": next(
+                    iter(_rows(session, ConversationRow, ConversationRow.sender_id == sender_id)), None
+                ),
                 "events": events,
                 "tickets": _rows(session, HandoffRow, found.tickets(HandoffRow.id)),
                 "notes": _rows(session, TicketNoteRow, found.tickets(TicketNoteRow.handoff_id)),
@@ -99,17 +100,21 @@ class Privacy:
                 "kb_feedback": _rows(session, KBFeedbackRow, KBFeedbackRow.sender_id == sender_id),
                 "kb_answers_served": [
                     {"answer_id": served[0], "entry_id": served[1]}
-                    for served in map(served_answer, (e["data"] for e in events)) if served],
+                    for served in map(served_answer, (e["data"] for e in events))
+                    if served
+                ],
                 "kb_suggestions": _rows(session, KBSuggestionRow, found.suggestions()),
                 "kb_entries": [
-                    {"entry": entry, "versions": _rows(session, KBEntryVersionRow,
-                                                       KBEntryVersionRow.entry_id == entry["id"])}
-                    for entry in _rows(session, KBEntryRow, KBEntryRow.id.in_(found.derived_entry_ids))],
+                    {
+                        "entry": entry,
+                        "versions": _rows(session, KBEntryVersionRow, KBEntryVersionRow.entry_id == entry["id"]),
+                    }
+                    for entry in _rows(session, KBEntryRow, KBEntryRow.id.in_(found.derived_entry_ids))
+                ],
             }
             if not any(value for key, value in document.items() if key not in ("sender_id", "exported_at")):
                 return None
-            document["audit"] = _rows(session, AuditRow, AuditRow.sender.in_(
-                (sender_id, hashed_sender(sender_id))))
+            document["audit"] = _rows(session, AuditRow, AuditRow.sender.in_((sender_id, hashed_sender(sender_id))))
             add_entry(session, actor, EXPORT, sender_id)
         return document
 
@@ -143,42 +148,46 @@ class Privacy:
         every running server's live index to stop serving it."""
         self._entries.upsert(
             KBEntry(id=entry_id, questions=[ERASED_TEXT], answer=ERASED_TEXT, status=EntryStatus.RETIRED),
-            actor=actor, comment="personal data erased",
+            actor=actor,
+            comment="personal data erased",
         )
 
 
 def _footprint(session: Session, sender_id: str) -> Footprint:
-    conversation_id = session.scalar(
-        select(ConversationRow.id).where(ConversationRow.sender_id == sender_id))
-    ticket_ids = tuple(session.scalars(
-        select(HandoffRow.id).where(HandoffRow.conversation_id == conversation_id)))
-    user_events = list(session.scalars(
-        select(EventRow.data).where(EventRow.conversation_id == conversation_id, EventRow.type == "user")))
-    deliveries = tuple((str(e.get("input_channel")), str(e["message_id"]))
-                       for e in user_events if e.get("message_id"))
+    conversation_id = session.scalar(select(ConversationRow.id).where(ConversationRow.sender_id == sender_id))
+    ticket_ids = tuple(session.scalars(select(HandoffRow.id).where(HandoffRow.conversation_id == conversation_id)))
+    user_events = list(
+        session.scalars(
+            select(EventRow.data).where(EventRow.conversation_id == conversation_id, EventRow.type == "user")
+        )
+    )
+    deliveries = tuple((str(e.get("input_channel")), str(e["message_id"])) for e in user_events if e.get("message_id"))
     suggestions = session.execute(
         select(KBSuggestionRow.questions, KBSuggestionRow.entry_id).where(
-            or_(KBSuggestionRow.sender_id == sender_id, KBSuggestionRow.ticket_id.in_(ticket_ids)))
+            or_(KBSuggestionRow.sender_id == sender_id, KBSuggestionRow.ticket_id.in_(ticket_ids))
+        )
     ).all()
     derived = {entry_id for _, entry_id in suggestions if entry_id}
-    derived.update(session.scalars(select(KBEntryRow.id).where(
-        KBEntryRow.source.in_([f"handoff:{ticket_id}" for ticket_id in ticket_ids]))))
+    derived.update(
+        session.scalars(
+            select(KBEntryRow.id).where(KBEntryRow.source.in_([f"handoff:{ticket_id}" for ticket_id in ticket_ids]))
+        )
+    )
     # Every text that was ever a question of those entries: each one may have a cached vector.
-    versions = session.scalars(
-        select(KBEntryVersionRow.content).where(KBEntryVersionRow.entry_id.in_(derived)))
+    versions = session.scalars(select(KBEntryVersionRow.content).where(KBEntryVersionRow.entry_id.in_(derived)))
     texts = {str(e.get("text") or "") for e in user_events}
     texts.update(q for questions, _ in suggestions for q in questions)
     texts.update(q for content in versions for q in content.get("questions", []))
     texts.discard("")
-    return Footprint(sender_id, conversation_id, ticket_ids, deliveries,
-                     tuple(sorted(texts)), tuple(sorted(derived)))
+    return Footprint(sender_id, conversation_id, ticket_ids, deliveries, tuple(sorted(texts)), tuple(sorted(derived)))
 
 
 def _delivered(found: Footprint) -> ColumnElement[bool]:
     if not found.deliveries:
         return cast(ColumnElement[bool], InboundMessageRow.channel.in_(()))
-    return cast(ColumnElement[bool], tuple_(InboundMessageRow.channel, InboundMessageRow.message_id)
-                .in_(found.deliveries))
+    return cast(
+        ColumnElement[bool], tuple_(InboundMessageRow.channel, InboundMessageRow.message_id).in_(found.deliveries)
+    )
 
 
 def _delete_rows(session: Session, found: Footprint) -> dict[str, int]:
@@ -208,11 +217,14 @@ def _scrub_versions(session: Session, entry_ids: Iterable[str]) -> int:
     scrubbed = 0
     for entry_id in entry_ids:
         latest = session.scalars(
-            select(KBEntryVersionRow).where(KBEntryVersionRow.entry_id == entry_id)
-            .order_by(KBEntryVersionRow.version.desc()).limit(1)
+            select(KBEntryVersionRow)
+            .where(KBEntryVersionRow.entry_id == entry_id)
+            .order_by(KBEntryVersionRow.version.desc())
+            .limit(1)
         ).one()
         session.execute(
-            update(KBEntryVersionRow).where(KBEntryVersionRow.entry_id == entry_id)
+            update(KBEntryVersionRow)
+            .where(KBEntryVersionRow.entry_id == entry_id)
             .values(content=latest.content, comment="personal data erased")
             .execution_options(synchronize_session=False)
         )

@@ -46,7 +46,11 @@ class Retention:
     `conversations`, conversations idle for longer than that."""
 
     def __init__(
-        self, engine: Engine, keep: timedelta, *, every: timedelta = timedelta(hours=1),
+        self,
+        engine: Engine,
+        keep: timedelta,
+        *,
+        every: timedelta = timedelta(hours=1),
         conversations: timedelta | None = None,
     ) -> None:
         for name, period in (("retention", keep), ("conversation retention", conversations)):
@@ -67,15 +71,17 @@ class Retention:
             outbox = session.execute(
                 delete(OutboxRow).where(OutboxRow.status == OutboxState.DELIVERED, OutboxRow.delivered_at < before)
             )
-            inbound = session.execute(
-                delete(InboundMessageRow).where(InboundMessageRow.received_at < before)
-            )
+            inbound = session.execute(delete(InboundMessageRow).where(InboundMessageRow.received_at < before))
             deleted = _count(outbox), _count(inbound)
         # After that transaction: each erasure takes the write lock in a transaction of its own.
         purged = Purged(*deleted, conversations=self._purge_conversations(now))
         if purged.outbox or purged.inbound:
-            logger.info("purged %d delivered outbox rows and %d inbound delivery keys older than %s",
-                        purged.outbox, purged.inbound, before.isoformat())
+            logger.info(
+                "purged %d delivered outbox rows and %d inbound delivery keys older than %s",
+                purged.outbox,
+                purged.inbound,
+                before.isoformat(),
+            )
         return purged
 
     def _purge_conversations(self, now: datetime) -> int:
@@ -85,12 +91,17 @@ class Retention:
             return 0
         before = now - self.conversations
         open_ticket = select(HandoffRow.id).where(
-            HandoffRow.conversation_id == ConversationRow.id, HandoffRow.status.in_(OPEN_TICKET_STATUSES))
+            HandoffRow.conversation_id == ConversationRow.id, HandoffRow.status.in_(OPEN_TICKET_STATUSES)
+        )
         with self._sessions() as session:
-            idle = list(session.scalars(
-                select(ConversationRow.sender_id)
-                .where(ConversationRow.updated_at < before, ~open_ticket.exists())
-                .order_by(ConversationRow.updated_at).limit(_CONVERSATIONS_PER_PURGE)))
+            idle = list(
+                session.scalars(
+                    select(ConversationRow.sender_id)
+                    .where(ConversationRow.updated_at < before, ~open_ticket.exists())
+                    .order_by(ConversationRow.updated_at)
+                    .limit(_CONVERSATIONS_PER_PURGE)
+                )
+            )
         for sender_id in idle:
             self._privacy.erase(sender_id, RETENTION_ACTOR, derived_entries=False)
         if idle:

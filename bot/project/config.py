@@ -180,8 +180,12 @@ class RetrieverSettings:
     def index_settings(self) -> IndexSettings:
         """The FAISS index options, as the knowledge base takes them."""
         return IndexSettings(
-            kind=self.index, exact_below=self.exact_below, ivf_probes=self.ivf_probes,
-            hnsw_m=self.hnsw_m, hnsw_ef_search=self.hnsw_ef_search, compact_after=self.compact_after,
+            kind=self.index,
+            exact_below=self.exact_below,
+            ivf_probes=self.ivf_probes,
+            hnsw_m=self.hnsw_m,
+            hnsw_ef_search=self.hnsw_ef_search,
+            compact_after=self.compact_after,
         )
 
 
@@ -214,9 +218,7 @@ class SlaSettings:
 
     messaging_minutes: float = _setting(30.0, bounds=Bounds(low=0, low_open=True))
     other_minutes: float = _setting(60.0, bounds=Bounds(low=0, low_open=True))
-    messaging_channels: list[str] = _setting(
-        ["telegram", "slack", "webchat", "whatsapp", "messenger", "shell"]
-    )
+    messaging_channels: list[str] = _setting(["telegram", "slack", "webchat", "whatsapp", "messenger", "shell"])
     # Per-channel targets that override the two above, e.g. {email: 240}.
     channel_minutes: dict[str, float] = _setting({}, bounds=Bounds(low=0, low_open=True))
     high_priority_factor: float = _setting(0.5, bounds=Bounds(low=0, high=1, low_open=True))
@@ -296,8 +298,7 @@ class PolicySettings:
 
 def never_answered_intents(settings: PolicySettings) -> frozenset[str]:
     """Intents the policy always hands to a person, however confident the classifier is."""
-    return frozenset({settings.out_of_scope_intent, *settings.handoff_intents,
-                      *settings.always_human_intents})
+    return frozenset({settings.out_of_scope_intent, *settings.handoff_intents, *settings.always_human_intents})
 
 
 PIPELINE_COMPONENTS: dict[str, type] = {
@@ -331,11 +332,9 @@ class ProjectConfig:
             "entities": asdict(self.entities),
             "classifier": asdict(self.classifier),
             # Ingestion settings act on `kb import` only, compact_after on the live index only.
-            "retriever": {k: v for k, v in asdict(self.retriever).items()
-                          if k not in ("ingestion", "compact_after")},
+            "retriever": {k: v for k, v in asdict(self.retriever).items() if k not in ("ingestion", "compact_after")},
             # Handoff, feedback and privacy settings act at run time only; no retraining for them.
-            "policy": {k: v for k, v in asdict(self.policy).items()
-                       if k not in ("handoff", "feedback", "privacy")},
+            "policy": {k: v for k, v in asdict(self.policy).items() if k not in ("handoff", "feedback", "privacy")},
         }
 
 
@@ -352,9 +351,7 @@ def load_config(path: Path, *, root: Path | None = None) -> ProjectConfig:
     if top.get("recipe") is not None:
         config.recipe = _choice(file, top, "recipe", RECIPES)
     if top.get("assistant_id") is not None:
-        config.assistant_id = require_str(
-            file, top["assistant_id"], "assistant_id", value_line(top, "assistant_id")
-        )
+        config.assistant_id = require_str(file, top["assistant_id"], "assistant_id", value_line(top, "assistant_id"))
     if top.get("language") is not None:
         config.language = require_str(file, top["language"], "language", value_line(top, "language"))
         if not _LANGUAGE_CODE.match(config.language):
@@ -373,9 +370,7 @@ def load_config(path: Path, *, root: Path | None = None) -> ProjectConfig:
         config.classifier = components["CalibratedIntentClassifier"]
         config.retriever = components["KnowledgeBaseRetriever"]
     if top.get("policies"):
-        config.policy = _parse_components(file, top, "policies", POLICIES, RASA_POLICIES)[
-            "SupportPolicy"
-        ]
+        config.policy = _parse_components(file, top, "policies", POLICIES, RASA_POLICIES)["SupportPolicy"]
     return config
 
 
@@ -410,17 +405,13 @@ def _parse_components(
                 f"{name!r} is a Rasa {kind}; CrowdDesk's {section} {verb} {available} (see docs)",
             )
         if name not in registry:
-            raise file.error(
-                line, f"{key}.name", f"unknown {section} entry {name!r}; available: {available}"
-            )
+            raise file.error(line, f"{key}.name", f"unknown {section} entry {name!r}; available: {available}")
         if name in built:
             raise file.error(line, f"{key}.name", f"{name!r} is listed twice")
         built[name] = _build_settings(file, registry[name], item, key)
     required = [name for name in registry if name not in OPTIONAL_COMPONENTS and name not in built]
     if required:
-        raise file.error(
-            key_line(top, section), section, f"missing required entries: {', '.join(required)}"
-        )
+        raise file.error(key_line(top, section), section, f"missing required entries: {', '.join(required)}")
     return built
 
 
@@ -455,8 +446,7 @@ def _problem(value: Any, bounds: Bounds | None, choices: tuple[str, ...]) -> str
     """Why `value` (or, for a mapping, one of its values) is out of its allowed range."""
     if isinstance(value, dict):
         return next(
-            (f"{name}: {problem}" for name, entry in value.items()
-             if (problem := _problem(entry, bounds, choices))),
+            (f"{name}: {problem}" for name, entry in value.items() if (problem := _problem(entry, bounds, choices))),
             None,
         )
     if choices and value not in choices:

@@ -97,8 +97,10 @@ def _expanded(file: YamlFile, node: Any, key: str, line: int | None, env: Mappin
     if isinstance(node, str):
         return expand_env(file, line, key, node, env)
     if isinstance(node, Mapping):
-        return {str(name): _expanded(file, value, f"{key}.{name}", value_line(node, name), env)
-                for name, value in node.items()}
+        return {
+            str(name): _expanded(file, value, f"{key}.{name}", value_line(node, name), env)
+            for name, value in node.items()
+        }
     if isinstance(node, list):
         return [_expanded(file, item, f"{key}[{index}]", line, env) for index, item in enumerate(node)]
     return node

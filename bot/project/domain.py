@@ -195,8 +195,7 @@ class Domain:
             "entities": list(self.entities),
             "slots": {name: slot.as_rasa() for name, slot in self.slots.items()},
             "responses": {
-                name: [variation.as_rasa() for variation in variations]
-                for name, variations in self.responses.items()
+                name: [variation.as_rasa() for variation in variations] for name, variations in self.responses.items()
             },
             "actions": list(self.actions),
             "forms": plain(self.forms),
@@ -237,9 +236,7 @@ def load_domain_file(path: Path, *, root: Path | None = None) -> Domain:
     forms = _parse_forms(file, top.get("forms"), key_line(top, "forms"), sources)
     session_config = SessionConfig()
     if "session_config" in top:
-        session_config = _parse_session_config(
-            file, top["session_config"], key_line(top, "session_config")
-        )
+        session_config = _parse_session_config(file, top["session_config"], key_line(top, "session_config"))
         sources["session_config"] = file.source(key_line(top, "session_config"))
     return Domain(
         intents=intents,
@@ -290,15 +287,11 @@ def _duplicate_error(merged: Domain, part: Domain, key: str) -> ProjectFileError
     )
 
 
-def with_responses(
-    domain: Domain, responses: dict[str, list[Response]], sources: dict[str, str]
-) -> Domain:
+def with_responses(domain: Domain, responses: dict[str, list[Response]], sources: dict[str, str]) -> Domain:
     """A copy of `domain` with extra responses (e.g. retrieval answers kept in data files);
     `sources` must hold "responses.<name>" for each of them."""
     response_keys = [f"responses.{name}" for name in responses]
-    extra = Domain(
-        [], [], {}, responses, [], {}, SessionConfig(), None, {k: sources[k] for k in response_keys}
-    )
+    extra = Domain([], [], {}, responses, [], {}, SessionConfig(), None, {k: sources[k] for k in response_keys})
     merged = replace(domain, responses=dict(domain.responses), sources=dict(domain.sources))
     _merge_into(merged, extra)
     return merged
@@ -338,15 +331,11 @@ def _intent_titles(file: YamlFile, top: Any) -> dict[str, str]:
         key = f"intents.{name}.metadata"
         metadata = require_mapping(file, options["metadata"], key, key_line(options, "metadata"))
         if "title" in metadata:
-            titles[str(name)] = require_str(
-                file, metadata["title"], f"{key}.title", value_line(metadata, "title")
-            )
+            titles[str(name)] = require_str(file, metadata["title"], f"{key}.title", value_line(metadata, "title"))
     return titles
 
 
-def parse_responses(
-    file: YamlFile, node: Any, line: int | None, key_prefix: str
-) -> dict[str, list[Response]]:
+def parse_responses(file: YamlFile, node: Any, line: int | None, key_prefix: str) -> dict[str, list[Response]]:
     """Parse a `responses:` mapping (shared by domain files and data files)."""
     if node is None:
         return {}
@@ -358,8 +347,7 @@ def parse_responses(
         if not items:
             raise file.error(key_line(mapping, name), key, "response has no variations")
         responses[str(name)] = [
-            _parse_variation(file, item, item_line(items, index), f"{key}[{index}]")
-            for index, item in enumerate(items)
+            _parse_variation(file, item, item_line(items, index), f"{key}[{index}]") for index, item in enumerate(items)
         ]
     return responses
 
@@ -388,9 +376,7 @@ def _parse_variation(file: YamlFile, node: Any, line: int | None, key: str) -> R
     condition = None
     if variation.get("condition") is not None:
         condition = plain(
-            require_sequence(
-                file, variation["condition"], f"{key}.condition", key_line(variation, "condition")
-            )
+            require_sequence(file, variation["condition"], f"{key}.condition", key_line(variation, "condition"))
         )
     return Response(
         text=str(text),
@@ -407,9 +393,7 @@ def _parse_variation(file: YamlFile, node: Any, line: int | None, key: str) -> R
 def _parse_buttons(file: YamlFile, variation: Any, key: str) -> list[Button]:
     if variation.get("buttons") is None:
         return []
-    items = require_sequence(
-        file, variation["buttons"], f"{key}.buttons", key_line(variation, "buttons")
-    )
+    items = require_sequence(file, variation["buttons"], f"{key}.buttons", key_line(variation, "buttons"))
     buttons: list[Button] = []
     for index, item in enumerate(items):
         button_key = f"{key}.buttons[{index}]"
@@ -431,9 +415,7 @@ def _optional_mapping(file: YamlFile, parent: Any, name: str, key: str) -> dict[
     return plain(require_mapping(file, parent[name], f"{key}.{name}", key_line(parent, name)))
 
 
-def _parse_slots(
-    file: YamlFile, node: Any, line: int | None, sources: dict[str, str]
-) -> dict[str, Slot]:
+def _parse_slots(file: YamlFile, node: Any, line: int | None, sources: dict[str, str]) -> dict[str, Slot]:
     if node is None:
         return {}
     mapping = require_mapping(file, node, "slots", line)
@@ -491,9 +473,7 @@ def _parse_slot(file: YamlFile, name: str, node: Any, line: int | None) -> Slot:
             f"{key}.mappings",
             "slot has no mappings (Rasa 3 requires them; use `- type: custom` if an action sets it)",
         )
-    mappings_node = require_sequence(
-        file, definition["mappings"], f"{key}.mappings", key_line(definition, "mappings")
-    )
+    mappings_node = require_sequence(file, definition["mappings"], f"{key}.mappings", key_line(definition, "mappings"))
     mappings = [
         _parse_slot_mapping(file, item, item_line(mappings_node, index), f"{key}.mappings[{index}]")
         for index, item in enumerate(mappings_node)
@@ -515,9 +495,7 @@ def _parse_slot(file: YamlFile, name: str, node: Any, line: int | None) -> Slot:
 def _parse_slot_values(file: YamlFile, definition: Any, slot_type: str, key: str) -> list[str] | None:
     if slot_type != "categorical":
         if "values" in definition:
-            raise file.error(
-                key_line(definition, "values"), f"{key}.values", "only categorical slots have values"
-            )
+            raise file.error(key_line(definition, "values"), f"{key}.values", "only categorical slots have values")
         return None
     line = key_line(definition, "values")
     items = require_sequence(file, definition.get("values"), f"{key}.values", line)
@@ -526,9 +504,7 @@ def _parse_slot_values(file: YamlFile, definition: Any, slot_type: str, key: str
     return [str(value) for value in items]
 
 
-def _parse_slot_range(
-    file: YamlFile, definition: Any, slot_type: str, key: str
-) -> tuple[float | None, float | None]:
+def _parse_slot_range(file: YamlFile, definition: Any, slot_type: str, key: str) -> tuple[float | None, float | None]:
     bounds: list[float | None] = []
     for name in ("min_value", "max_value"):
         value = definition.get(name)
@@ -589,9 +565,7 @@ def _parse_slot_mapping(file: YamlFile, node: Any, line: int | None, key: str) -
     conditions = None
     if mapping.get("conditions") is not None:
         conditions = plain(
-            require_sequence(
-                file, mapping["conditions"], f"{key}.conditions", key_line(mapping, "conditions")
-            )
+            require_sequence(file, mapping["conditions"], f"{key}.conditions", key_line(mapping, "conditions"))
         )
     return SlotMapping(
         type=mapping_type,
@@ -613,9 +587,7 @@ def _intent_filter(file: YamlFile, mapping: Any, name: str, key: str) -> str | l
         return None
     line = key_line(mapping, name)
     if isinstance(value, list):
-        return [
-            require_str(file, item, f"{key}.{name}[{index}]", line) for index, item in enumerate(value)
-        ]
+        return [require_str(file, item, f"{key}.{name}[{index}]", line) for index, item in enumerate(value)]
     return require_str(file, value, f"{key}.{name}", line)
 
 
@@ -633,9 +605,7 @@ def _parse_forms(file: YamlFile, node: Any, line: int | None, sources: dict[str,
 
 def _parse_session_config(file: YamlFile, node: Any, line: int | None) -> SessionConfig:
     mapping = require_mapping(file, node, "session_config", line)
-    reject_unknown_keys(
-        file, mapping, ("session_expiration_time", "carry_over_slots_to_new_session"), "session_config"
-    )
+    reject_unknown_keys(file, mapping, ("session_expiration_time", "carry_over_slots_to_new_session"), "session_config")
     config = SessionConfig()
     if "session_expiration_time" in mapping:
         minutes = mapping["session_expiration_time"]

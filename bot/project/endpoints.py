@@ -75,9 +75,7 @@ def masked_database_url(url: str | None) -> str | None:
         return "<unparseable database url>"
 
 
-def load_endpoints(
-    path: Path, *, root: Path | None = None, environ: Mapping[str, str] | None = None
-) -> Endpoints:
+def load_endpoints(path: Path, *, root: Path | None = None, environ: Mapping[str, str] | None = None) -> Endpoints:
     """Read endpoints.yml (missing file = nothing configured); the CROWDDESK_* variables win."""
     env = os.environ if environ is None else environ
     action_url: str | None = None
@@ -104,17 +102,13 @@ def load_endpoints(
 def _action_endpoint(file: YamlFile, top: Any, env: Mapping[str, str]) -> str | None:
     if top.get("action_endpoint") is None:
         return None
-    section = require_mapping(
-        file, top["action_endpoint"], "action_endpoint", key_line(top, "action_endpoint")
-    )
+    section = require_mapping(file, top["action_endpoint"], "action_endpoint", key_line(top, "action_endpoint"))
     reject_unknown_keys(file, section, ("url",), "action_endpoint")
     url = _text(file, section, "url", "action_endpoint", env)
     if url is None:
         raise file.error(key_line(top, "action_endpoint"), "action_endpoint.url", "missing url")
     if not url.startswith(("http://", "https://")):
-        raise file.error(
-            value_line(section, "url"), "action_endpoint.url", f"expected an http(s) URL, got {url!r}"
-        )
+        raise file.error(value_line(section, "url"), "action_endpoint.url", f"expected an http(s) URL, got {url!r}")
     return url
 
 
@@ -142,7 +136,8 @@ def _days(file: YamlFile, section: Any, name: str, key_prefix: str, env: Mapping
         return None
     if not days.isdigit() or int(days) < 1:
         raise file.error(
-            value_line(section, name), f"{key_prefix}.{name}",
+            value_line(section, name),
+            f"{key_prefix}.{name}",
             f"expected a whole number of days, at least 1, got {days!r}",
         )
     return int(days)
@@ -163,11 +158,7 @@ def _tracker_store_url(file: YamlFile, top: Any, env: Mapping[str, str]) -> str 
     url = _text(file, store, "url", "tracker_store", env)
     # Like Rasa, `url` is either a complete database URL or just the server's host name.
     if url is not None and "://" in url:
-        extra = [
-            name
-            for name in ("host", "port", "dialect", "db", "username", "password", "query")
-            if name in store
-        ]
+        extra = [name for name in ("host", "port", "dialect", "db", "username", "password", "query") if name in store]
         if extra:
             raise file.error(
                 key_line(store, extra[0]),
@@ -177,18 +168,14 @@ def _tracker_store_url(file: YamlFile, top: Any, env: Mapping[str, str]) -> str 
         try:
             return make_url(url).render_as_string(hide_password=False)
         except ArgumentError as error:
-            raise file.error(
-                value_line(store, "url"), "tracker_store.url", "not a valid database URL"
-            ) from error
+            raise file.error(value_line(store, "url"), "tracker_store.url", "not a valid database URL") from error
     return _assembled_url(file, store, url, env)
 
 
 def _assembled_url(file: YamlFile, store: Any, url_host: str | None, env: Mapping[str, str]) -> str:
     host = _text(file, store, "host", "tracker_store", env)
     if url_host is not None and host is not None:
-        raise file.error(
-            key_line(store, "host"), "tracker_store.host", "give the host as `url` or `host`, not both"
-        )
+        raise file.error(key_line(store, "host"), "tracker_store.host", "give the host as `url` or `host`, not both")
     dialect = _text(file, store, "dialect", "tracker_store", env) or "sqlite"
     database = _text(file, store, "db", "tracker_store", env) or DEFAULT_SQLITE_DB
     if dialect == "sqlite" and database != ":memory:" and not Path(database).is_absolute():
@@ -196,18 +183,11 @@ def _assembled_url(file: YamlFile, store: Any, url_host: str | None, env: Mappin
         database = str(file.path.parent / database)
     port_text = _text(file, store, "port", "tracker_store", env)
     if port_text is not None and not port_text.isdigit():
-        raise file.error(
-            value_line(store, "port"), "tracker_store.port", f"expected a port number, got {port_text!r}"
-        )
+        raise file.error(value_line(store, "port"), "tracker_store.port", f"expected a port number, got {port_text!r}")
     query: dict[str, str] = {}
     if store.get("query") is not None:
-        query_node = require_mapping(
-            file, store["query"], "tracker_store.query", key_line(store, "query")
-        )
-        query = {
-            str(name): _text(file, query_node, name, "tracker_store.query", env) or ""
-            for name in query_node
-        }
+        query_node = require_mapping(file, store["query"], "tracker_store.query", key_line(store, "query"))
+        query = {str(name): _text(file, query_node, name, "tracker_store.query", env) or "" for name in query_node}
     return URL.create(
         drivername=_DRIVERS.get(dialect, dialect),
         username=_text(file, store, "username", "tracker_store", env),
@@ -219,9 +199,7 @@ def _assembled_url(file: YamlFile, store: Any, url_host: str | None, env: Mappin
     ).render_as_string(hide_password=False)
 
 
-def _text(
-    file: YamlFile, mapping: Any, name: str, key_prefix: str, env: Mapping[str, str]
-) -> str | None:
+def _text(file: YamlFile, mapping: Any, name: str, key_prefix: str, env: Mapping[str, str]) -> str | None:
     """A scalar setting as text, with `${VAR}` replaced from the environment."""
     value = mapping.get(name)
     if value is None:

@@ -45,14 +45,10 @@ def locate_domain(root: Path) -> Path:
     if (root / DOMAIN_DIRECTORY).is_dir():
         candidates.append(root / DOMAIN_DIRECTORY)
     if not candidates:
-        raise ProjectFileError(
-            Path(DOMAIN_FILE_NAMES[0]), None, None, f"no domain.yml or domain/ directory in {root}"
-        )
+        raise ProjectFileError(Path(DOMAIN_FILE_NAMES[0]), None, None, f"no domain.yml or domain/ directory in {root}")
     if len(candidates) > 1:
         names = " and ".join(str(path.relative_to(root)) for path in candidates)
-        raise ProjectFileError(
-            candidates[1].relative_to(root), None, None, f"found both {names}; keep one"
-        )
+        raise ProjectFileError(candidates[1].relative_to(root), None, None, f"found both {names}; keep one")
     return candidates[0]
 
 

@@ -21,9 +21,7 @@ class ResponseRenderer:
     def has(self, name: str) -> bool:
         return name in self.domain.responses
 
-    def render(
-        self, name: str, recipient_id: str, slots: Mapping[str, Any], **values: Any
-    ) -> OutboundMessage:
+    def render(self, name: str, recipient_id: str, slots: Mapping[str, Any], **values: Any) -> OutboundMessage:
         """One variation of response `name`, with `{slot}` and `{value}` placeholders filled."""
         variations = [v for v in self.domain.responses[name] if _condition_holds(v, slots)]
         chosen = self._rng.choice(variations or self.domain.responses[name])
@@ -39,8 +37,11 @@ class ResponseRenderer:
 
 def bot_event_data(reply: OutboundMessage) -> dict[str, Any]:
     """The `data` of a Rasa `bot` event for a rendered reply."""
-    return {"buttons": [b.as_dict() for b in reply.buttons] or None, "image": reply.image,
-            "custom": reply.custom or None}
+    return {
+        "buttons": [b.as_dict() for b in reply.buttons] or None,
+        "image": reply.image,
+        "custom": reply.custom or None,
+    }
 
 
 def _fill(template: str, values: Mapping[str, Any]) -> str:

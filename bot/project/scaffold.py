@@ -28,8 +28,7 @@ def scaffold_project(target: Path) -> list[Path]:
     with as_file(template) as template_path:
         target.mkdir(parents=True, exist_ok=True)
         written = [
-            _copy(source, target / source.relative_to(template_path))
-            for source in _template_files(template_path)
+            _copy(source, target / source.relative_to(template_path)) for source in _template_files(template_path)
         ]
     return sorted(written)
 
@@ -38,8 +37,7 @@ def _template_files(directory: Path) -> list[Path]:
     return [
         path
         for path in directory.rglob("*")
-        if path.is_file()
-        and not _SKIPPED_NAMES.intersection(path.relative_to(directory).parts)
+        if path.is_file() and not _SKIPPED_NAMES.intersection(path.relative_to(directory).parts)
     ]
 
 

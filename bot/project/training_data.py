@@ -124,9 +124,7 @@ def merge_training_data(parts: Iterable[TrainingData]) -> TrainingData:
             key = f"responses.{name}"
             if name in merged.responses:
                 path, line = split_source(part.sources[key])
-                raise ProjectFileError(
-                    Path(path), line, key, f"already defined at {merged.sources[key]}"
-                )
+                raise ProjectFileError(Path(path), line, key, f"already defined at {merged.sources[key]}")
             merged.responses[name] = variations
             merged.sources[key] = part.sources[key]
     return merged
@@ -158,9 +156,7 @@ def _parse_nlu(file: YamlFile, items: Any, data: TrainingData) -> None:
         item = require_mapping(file, node, key, item_line(items, index))
         kinds = [kind for kind in NLU_KINDS if kind in item]
         if len(kinds) != 1:
-            raise file.error(
-                item_line(items, index), key, f"expected exactly one of: {', '.join(NLU_KINDS)}"
-            )
+            raise file.error(item_line(items, index), key, f"expected exactly one of: {', '.join(NLU_KINDS)}")
         kind = kinds[0]
         reject_unknown_keys(file, item, (kind, "examples", "metadata"), key)
         name = require_str(file, item[kind], f"{key}.{kind}", key_line(item, kind))
@@ -248,14 +244,11 @@ def _annotation_entities(
     except json.JSONDecodeError as error:
         raise file.error(line, key, f"annotation {match[0]!r} is not valid JSON: {error.msg}") from error
     return [
-        _json_entity(file, entry, match[0], line, key)
-        for entry in (parsed if isinstance(parsed, list) else [parsed])
+        _json_entity(file, entry, match[0], line, key) for entry in (parsed if isinstance(parsed, list) else [parsed])
     ]
 
 
-def _json_entity(
-    file: YamlFile, entry: Any, annotation: str, line: int | None, key: str
-) -> tuple[str, str | None]:
+def _json_entity(file: YamlFile, entry: Any, annotation: str, line: int | None, key: str) -> tuple[str, str | None]:
     if not isinstance(entry, dict) or not isinstance(entry.get("entity"), str) or not entry["entity"]:
         raise file.error(line, key, f'annotation {annotation!r} needs an "entity" name')
     unknown = sorted(set(entry) - set(_ANNOTATION_JSON_KEYS))
@@ -325,9 +318,7 @@ def _parse_story(file: YamlFile, stories: Any, index: int) -> Story:
     )
 
 
-def _parse_steps(
-    file: YamlFile, parent: Any, field_name: str, key: str, kinds: tuple[str, ...]
-) -> list[RuleStep]:
+def _parse_steps(file: YamlFile, parent: Any, field_name: str, key: str, kinds: tuple[str, ...]) -> list[RuleStep]:
     items = require_sequence(file, parent.get(field_name), key, key_line(parent, field_name))
     if not items:
         raise file.error(key_line(parent, field_name), key, "expected at least one step")
@@ -337,14 +328,10 @@ def _parse_steps(
     return steps
 
 
-def _parse_step(
-    file: YamlFile, node: Any, line: int | None, key: str, kinds: tuple[str, ...]
-) -> list[RuleStep]:
+def _parse_step(file: YamlFile, node: Any, line: int | None, key: str, kinds: tuple[str, ...]) -> list[RuleStep]:
     step = require_mapping(file, node, key, line)
     present = [kind for kind in kinds if kind in step]
-    extra = [
-        str(name) for name in step if name not in kinds and not (name == "entities" and "intent" in step)
-    ]
+    extra = [str(name) for name in step if name not in kinds and not (name == "entities" and "intent" in step)]
     if len(present) != 1 or extra:
         raise file.error(
             line,
@@ -369,9 +356,7 @@ def _slot_steps(file: YamlFile, node: Any, line: int | None, key: str, source: s
     steps: list[RuleStep] = []
     for index, item in enumerate(items):
         if isinstance(item, dict):
-            steps.extend(
-                RuleStep("slot_was_set", str(slot), plain(value), source) for slot, value in item.items()
-            )
+            steps.extend(RuleStep("slot_was_set", str(slot), plain(value), source) for slot, value in item.items())
         else:
             slot = require_str(file, item, f"{key}[{index}]", item_line(items, index))
             steps.append(RuleStep("slot_was_set", slot, None, source))

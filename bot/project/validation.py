@@ -237,14 +237,11 @@ def _cross_checks(domain: Domain, data: TrainingData) -> Iterable[Problem]:
         yield from _dialogue_steps(domain, data, dialogue)
 
 
-def _untitled_clarify_options(
-    domain: Domain, data: TrainingData, policy: PolicySettings
-) -> Iterable[Problem]:
+def _untitled_clarify_options(domain: Domain, data: TrainingData, policy: PolicySettings) -> Iterable[Problem]:
     """Intents a clarifying question can offer need a title a customer understands."""
     never_offered = never_answered_intents(policy)
     # Retrieval intents are offered as their answers, titled by the responses' metadata.
-    retrieval_bases = {*domain.retrieval_intents(),
-                       *(_base(i) for i in data.intents() if RETRIEVAL_SEPARATOR in i)}
+    retrieval_bases = {*domain.retrieval_intents(), *(_base(i) for i in data.intents() if RETRIEVAL_SEPARATOR in i)}
     for intent in single_turn_rules(data.rules):
         if intent in never_offered or intent in retrieval_bases or intent not in domain.intents:
             continue
@@ -261,9 +258,7 @@ def _untitled_clarify_options(
 def _dialogue_steps(domain: Domain, data: TrainingData, dialogue: Rule | Story) -> Iterable[Problem]:
     kind = "rules" if isinstance(dialogue, Rule) else "stories"
     key = f"{kind}.{dialogue.name}"
-    steps: list[RuleStep] = (
-        [*dialogue.condition, *dialogue.steps] if isinstance(dialogue, Rule) else dialogue.steps
-    )
+    steps: list[RuleStep] = [*dialogue.condition, *dialogue.steps] if isinstance(dialogue, Rule) else dialogue.steps
     intents = {*domain.intents, *DEFAULT_INTENTS, *data.intents(), *map(_base, data.intents())}
     retrieval_bases = {
         *domain.retrieval_intents(),

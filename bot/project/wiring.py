@@ -18,8 +18,7 @@ def faq_entries(project: Project) -> list[KBEntry]:
 def intent_titles(project: Project) -> dict[str, str]:
     """What a clarifying button offering each intent says (`metadata.title` in the domain)."""
     domain = project.domain
-    return {intent: title for intent in domain.intents
-            if (title := domain.intent_title(intent)) is not None}
+    return {intent: title for intent in domain.intents if (title := domain.intent_title(intent)) is not None}
 
 
 def rules_by_intent(project: Project) -> dict[str, list[str]]:

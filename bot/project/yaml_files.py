@@ -70,9 +70,7 @@ def read_yaml(path: Path, root: Path | None = None) -> YamlFile:
     except MarkedYAMLError as error:
         problem = error.problem or "invalid YAML"
         context = f" ({error.context})" if error.context else ""
-        raise ProjectFileError(
-            shown, _mark_line(error), None, f"invalid YAML: {problem}{context}"
-        ) from error
+        raise ProjectFileError(shown, _mark_line(error), None, f"invalid YAML: {problem}{context}") from error
     except YAMLError as error:
         raise ProjectFileError(shown, None, None, f"invalid YAML: {error}") from error
     return YamlFile(path=path, display_path=shown, content=content)
@@ -135,9 +133,7 @@ def require_bool(file: YamlFile, node: Any, key: str, line: int | None) -> bool:
     return node
 
 
-def reject_unknown_keys(
-    file: YamlFile, mapping: Mapping[Any, Any], allowed: Iterable[str], key_prefix: str
-) -> None:
+def reject_unknown_keys(file: YamlFile, mapping: Mapping[Any, Any], allowed: Iterable[str], key_prefix: str) -> None:
     allowed_keys = list(allowed)
     for key in mapping:
         if key not in allowed_keys:

@@ -24,7 +24,10 @@ def action_server_command(actions_package: str, port: int) -> list[str]:
 
 
 def start_action_server(
-    project_root: Path, *, port: int = DEFAULT_PORT, actions_package: str = "actions",
+    project_root: Path,
+    *,
+    port: int = DEFAULT_PORT,
+    actions_package: str = "actions",
     host: str = "127.0.0.1",
 ) -> subprocess.Popen[bytes]:
     """Launch `python -m rasa_sdk` in the project folder (so `actions` imports) and wait for it."""
@@ -35,8 +38,11 @@ def start_action_server(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            action_server_command(actions_package, port), cwd=project_root, env=env,
-            stdout=log, stderr=subprocess.STDOUT,
+            action_server_command(actions_package, port),
+            cwd=project_root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_until_healthy(f"http://{host}:{port}/health", process, log_path)
@@ -47,16 +53,12 @@ def start_action_server(
     return process
 
 
-def wait_until_healthy(
-    url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 60.0
-) -> None:
+def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = log_path.read_text(errors="replace")[-2000:]
-            raise ActionServerStartError(
-                f"action server exited with {process.returncode} (log: {log_path}):\n{tail}"
-            )
+            raise ActionServerStartError(f"action server exited with {process.returncode} (log: {log_path}):\n{tail}")
         try:
             if httpx.get(url, timeout=1.0).status_code == 200:
                 return

@@ -74,24 +74,31 @@ class ApiAccess:
             raise ApiAccessError(f"--auth-token / {TOKEN_ENV}: is empty; leave it out or give a secret value")
         minimum = JWT_METHODS[self.jwt_method]
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < minimum:
-            raise ApiAccessError(f"--jwt-secret / {JWT_SECRET_ENV}: {self.jwt_method} needs a secret of at "
-                                 f"least {minimum} bytes (RFC 7518 section 3.2)")
+            raise ApiAccessError(
+                f"--jwt-secret / {JWT_SECRET_ENV}: {self.jwt_method} needs a secret of at "
+                f"least {minimum} bytes (RFC 7518 section 3.2)"
+            )
 
     @classmethod
     def configured(
-        cls, token: str | None = None, jwt_secret: str | None = None, jwt_method: str = "HS256",
+        cls,
+        token: str | None = None,
+        jwt_secret: str | None = None,
+        jwt_method: str = "HS256",
         environ: Mapping[str, str] = os.environ,
     ) -> ApiAccess:
         """Command-line values first, then the environment (which keeps secrets out of `ps`)."""
-        return cls(token or environ.get(TOKEN_ENV) or None,
-                   jwt_secret or environ.get(JWT_SECRET_ENV) or None, jwt_method)
+        return cls(
+            token or environ.get(TOKEN_ENV) or None, jwt_secret or environ.get(JWT_SECRET_ENV) or None, jwt_method
+        )
 
     def caller(self, credential: str | None) -> Caller:
         """Who `credential` belongs to; 401 naming the reason when it proves nothing."""
         if self.token is None and self.jwt_secret is None:
             raise _unauthorized(
                 "the API is locked: no API token is configured; start the server with "
-                f"`crowddesk run --auth-token ...` or set {TOKEN_ENV} (or {JWT_SECRET_ENV} for signed JWTs)")
+                f"`crowddesk run --auth-token ...` or set {TOKEN_ENV} (or {JWT_SECRET_ENV} for signed JWTs)"
+            )
         if not credential:
             raise _unauthorized("missing API token: send `Authorization: Bearer <token>` or `?token=<token>`")
         if self.token is not None and hmac.compare_digest(credential.encode(), self.token.encode()):
@@ -119,8 +126,10 @@ class ApiAccess:
         """Dependency: a caller who may read conversation `sender_id` (the route's path parameter)."""
         caller = self.caller(credential)
         if not caller.is_admin and caller.username != sender_id:
-            raise HTTPException(403, detail=f"this JWT (user {caller.username!r}, role {caller.role!r}) "
-                                "may read only its own conversation")
+            raise HTTPException(
+                403,
+                detail=f"this JWT (user {caller.username!r}, role {caller.role!r}) may read only its own conversation",
+            )
         return caller
 
 

@@ -61,8 +61,11 @@ def create_app(bot: Bot, access: ApiAccess = ApiAccess()) -> FastAPI:
     """The server for `bot`; `access` says who may call the tracker and parse routes (by
     default nobody: they answer 401 saying how to configure a token)."""
     gateway = Gateway(bot.engine, SeenMessages(bot.database), bot.outbox, bot.channels)
-    retention = Retention(bot.database, timedelta(days=bot.project.endpoints.retention_days),
-                          conversations=bot.project.endpoints.conversations_retention)
+    retention = Retention(
+        bot.database,
+        timedelta(days=bot.project.endpoints.retention_days),
+        conversations=bot.project.endpoints.conversations_retention,
+    )
     outbox_worker = OutboxWorker(bot.outbox, bot.channels, retention=retention)
     live_index = LiveIndex(bot.knowledge_base)  # picks up KB changes made by any process
     audit = AuditLog(bot.database)  # who read whose conversation (privacy.py)
@@ -72,8 +75,12 @@ def create_app(bot: Bot, access: ApiAccess = ApiAccess()) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         sla_monitor = SlaMonitor(bot.database, bot.project.config.policy.handoff.sla)
         with redacted_logs(redactor, enabled=bot.project.config.policy.privacy.redact_logs):
-            async with running_channels(bot.channels, gateway, outbox_worker), sla_monitor.running(), \
-                    running_slack_desk(bot), live_index.running():
+            async with (
+                running_channels(bot.channels, gateway, outbox_worker),
+                sla_monitor.running(),
+                running_slack_desk(bot),
+                live_index.running(),
+            ):
                 yield
         await bot.aclose()
 
@@ -96,10 +103,18 @@ def create_app(bot: Bot, access: ApiAccess = ApiAccess()) -> FastAPI:
         router = connector.router(gateway)
         if router is not None:
             app.include_router(router)
-    app.include_router(desk_router(bot.agents, bot.tickets, bot.conversations,
-                                   partial(rating_request, bot.engine.renderer),
-                                   TicketSuggestions(bot.database, redactor), audit,
-                                   LoginLimiter(bot.database), StreamTickets(bot.database)))
+    app.include_router(
+        desk_router(
+            bot.agents,
+            bot.tickets,
+            bot.conversations,
+            partial(rating_request, bot.engine.renderer),
+            TicketSuggestions(bot.database, redactor),
+            audit,
+            LoginLimiter(bot.database),
+            StreamTickets(bot.database),
+        )
+    )
     app.include_router(desk_console_router())
     app.include_router(kb_router(bot.agents, bot.database, live_index, redactor))
     app.include_router(kb_console_router())
@@ -113,20 +128,24 @@ def create_app(bot: Bot, access: ApiAccess = ApiAccess()) -> FastAPI:
             "model": bot.model.path.name if bot.model.path else None,
             "kb_entries": len(bot.knowledge_base.retriever),
             "encoder_cache": {
-                "texts": len(cache), "hits": cache.hits, "misses": cache.misses,
+                "texts": len(cache),
+                "hits": cache.hits,
+                "misses": cache.misses,
             },
         }
 
-    @app.post("/model/parse", tags=["nlu"], summary="Understand a text (Rasa shape + KB candidates)",
-              dependencies=[Depends(access.admin)])
+    @app.post(
+        "/model/parse",
+        tags=["nlu"],
+        summary="Understand a text (Rasa shape + KB candidates)",
+        dependencies=[Depends(access.admin)],
+    )
     async def parse(body: ParseRequest) -> dict[str, Any]:
         understanding, candidates = await bot.engine.understand(normalise_text(body.text))
         calibrate = bot.engine.policy.retriever_calibration
         return {
             **understanding.parse.as_rasa(),
-            "kb_candidates": [
-                {**c.as_dict(), "confidence": round(calibrate(c.score), 4)} for c in candidates
-            ],
+            "kb_candidates": [{**c.as_dict(), "confidence": round(calibrate(c.score), 4)} for c in candidates],
         }
 
     @app.get("/conversations/{sender_id}/tracker", tags=["conversations"])
@@ -137,9 +156,7 @@ def create_app(bot: Bot, access: ApiAccess = ApiAccess()) -> FastAPI:
         record = await asyncio.to_thread(bot.conversations.get, sender_id)
         events = await asyncio.to_thread(bot.conversations.events, sender_id)
         active = await asyncio.to_thread(bot.conversations.active_handoff, sender_id)
-        latest_action = next(
-            (e.get("name") for e in reversed(events) if e["event"] == "action"), None
-        )
+        latest_action = next((e.get("name") for e in reversed(events) if e["event"] == "action"), None)
         return {
             "sender_id": sender_id,
             "slots": record.slots if record else {},

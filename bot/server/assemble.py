@@ -82,8 +82,12 @@ def sync_project_faq(project: Project, store: KnowledgeBaseStore) -> tuple[int, 
     for entry in store.published():
         # Entries mirrored from a retrieval intent carry that intent as their id.
         if entry.intent and entry.id == entry.intent and entry.id not in current:
-            store.set_status(entry.id, EntryStatus.RETIRED, actor=PROJECT_SYNC_ACTOR,
-                             comment="retrieval intent removed from the project")
+            store.set_status(
+                entry.id,
+                EntryStatus.RETIRED,
+                actor=PROJECT_SYNC_ACTOR,
+                comment="retrieval intent removed from the project",
+            )
             retired += 1
     return created, retired
 
@@ -98,9 +102,7 @@ def assemble(
 ) -> Bot:
     """`credentials` replaces the project's credentials.yml (`crowddesk run --credentials`)."""
     project = load_project(project_root)
-    channel_settings = (
-        project.credentials if credentials is None else load_credentials(credentials, required=True)
-    )
+    channel_settings = project.credentials if credentials is None else load_credentials(credentials, required=True)
     channels = build_channels(channel_settings)
     chosen = model_dir or latest_model_dir(models_dir(project.root))
     if chosen is None:
@@ -114,8 +116,12 @@ def assemble(
     kb_store.store_vectors(encoder.name, model.kb_vectors)
     settings = project.config.retriever
     knowledge_base = KnowledgeBase(
-        kb_store, encoder, lexical_weight=settings.lexical_weight, top_k=settings.top_k,
-        context_weight=settings.context_weight, index=settings.index_settings(),
+        kb_store,
+        encoder,
+        lexical_weight=settings.lexical_weight,
+        top_k=settings.top_k,
+        context_weight=settings.context_weight,
+        index=settings.index_settings(),
         index_dir=project.root / ".crowddesk" / "index",
     )
     published = kb_store.published()
@@ -136,12 +142,28 @@ def assemble(
     redactor = settings.ingestion.redactor()  # the project's redact_patterns, wherever PII is kept
     tickets = TicketDesk(database, outbox, redactor)
     engine = Engine(
-        domain=project.domain, nlu=nlu, knowledge_base=knowledge_base, policy=policy,
-        store=conversations, rules=rules, actions=ActionClient(url) if url else None,
+        domain=project.domain,
+        nlu=nlu,
+        knowledge_base=knowledge_base,
+        policy=policy,
+        store=conversations,
+        rules=rules,
+        actions=ActionClient(url) if url else None,
         tickets=tickets,
         wait_estimator=WaitEstimator(database, project.config.policy.handoff.expected_wait),
         redactor=redactor,
     )
     logger.info("bot ready: model %s, %d KB entries", chosen.name, len(published))
-    return Bot(project, model, engine, nlu, knowledge_base, conversations, database,
-               AgentDirectory(database), tickets, channels, outbox)
+    return Bot(
+        project,
+        model,
+        engine,
+        nlu,
+        knowledge_base,
+        conversations,
+        database,
+        AgentDirectory(database),
+        tickets,
+        channels,
+        outbox,
+    )

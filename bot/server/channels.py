@@ -45,8 +45,13 @@ async def running_slack_desk(bot: Bot) -> AsyncIterator[SlackDesk | None]:
         yield None
         return
     desk = SlackDesk(
-        slack, slack.desk_channel, tickets=bot.tickets, agents=bot.agents, conversations=bot.conversations,
-        closing=partial(rating_request, bot.engine.renderer), database=bot.database,
+        slack,
+        slack.desk_channel,
+        tickets=bot.tickets,
+        agents=bot.agents,
+        conversations=bot.conversations,
+        closing=partial(rating_request, bot.engine.renderer),
+        database=bot.database,
     )
     async with desk.running():
         yield desk

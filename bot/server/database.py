@@ -33,10 +33,14 @@ def _versions(package: str) -> Path:
 # Upgraded in this order, the layers' own; no history's tables refer to another's.
 HISTORIES = (
     History("knowledge_base", _versions("crowddesk.knowledge_base"), (KnowledgeBaseTables.metadata,)),
-    History("conversations", _versions("crowddesk.bot.conversations"),
-            (ConversationTables.metadata, AuditTables.metadata)),
-    History("desk", _versions("crowddesk.bot.desk"),
-            (AgentTables.metadata, LoginLimitTables.metadata, StreamTicketTables.metadata)),
+    History(
+        "conversations", _versions("crowddesk.bot.conversations"), (ConversationTables.metadata, AuditTables.metadata)
+    ),
+    History(
+        "desk",
+        _versions("crowddesk.bot.desk"),
+        (AgentTables.metadata, LoginLimitTables.metadata, StreamTicketTables.metadata),
+    ),
 )
 
 

@@ -46,8 +46,11 @@ class SeenMessages:
     def forget(self, channel: str, message_id: str) -> None:
         """Drop the record so a redelivery is processed (the first attempt failed)."""
         with self._sessions.begin() as session:
-            session.execute(delete(InboundMessageRow).where(
-                InboundMessageRow.channel == channel, InboundMessageRow.message_id == message_id))
+            session.execute(
+                delete(InboundMessageRow).where(
+                    InboundMessageRow.channel == channel, InboundMessageRow.message_id == message_id
+                )
+            )
 
 
 def repaired_message(message: InboundMessage) -> InboundMessage:
@@ -79,9 +82,7 @@ class Gateway:
         delivery_id = message.message_id
         connector = self.channels.get(message.channel)
         api_client = connector is not None and connector.api_client
-        if delivery_id is not None and not await asyncio.to_thread(
-            self.seen.first_sight, message.channel, delivery_id
-        ):
+        if delivery_id is not None and not await asyncio.to_thread(self.seen.first_sight, message.channel, delivery_id):
             logger.info("%s delivered message %s again; ignored", message.channel, delivery_id)
             if api_client:  # a client's retry: answer it as the first delivery was answered
                 return await asyncio.to_thread(first_replies, self.engine.store, message)
@@ -97,9 +98,16 @@ class Gateway:
             # A platform (it sends delivery ids) would redeliver a failed webhook forever: keep
             # the delivery record, tell the customer instead.
             logger.info("%s message from %s rejected: %s", message.channel, message.sender_id, rejected)
-            await asyncio.to_thread(self.outbox.enqueue, message.channel, [OutboundMessage(
-                message.sender_id, f"Sorry, I couldn't read that: {rejected}. "
-                "Please send it again in shorter parts.")])
+            await asyncio.to_thread(
+                self.outbox.enqueue,
+                message.channel,
+                [
+                    OutboundMessage(
+                        message.sender_id,
+                        f"Sorry, I couldn't read that: {rejected}. Please send it again in shorter parts.",
+                    )
+                ],
+            )
             return []
         except BaseException:
             # The turn was not stored (its events and queued replies commit together): let the

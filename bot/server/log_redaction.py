@@ -30,8 +30,9 @@ class PiiLogFilter(RewritingFilter):
 def redacted_logs(redactor: Redactor, *, enabled: bool = True) -> Iterator[None]:
     """While open (and `enabled`), the handlers of `REDACTED_LOGGERS` redact PII."""
     log_filter = PiiLogFilter(redactor)
-    handlers = ({handler for name in REDACTED_LOGGERS for handler in logging.getLogger(name).handlers}
-                if enabled else set())
+    handlers = (
+        {handler for name in REDACTED_LOGGERS for handler in logging.getLogger(name).handlers} if enabled else set()
+    )
     for handler in handlers:
         handler.addFilter(log_filter)
     try:

@@ -22,12 +22,14 @@ def first_replies(store: ConversationStore, message: InboundMessage) -> list[Out
 
     MessageConflict while that delivery is still being processed (its turn is not stored yet)."""
     events = store.events(message.sender_id)
-    start = next((i for i, e in enumerate(events)
-                  if e["event"] == "user" and e.get("message_id") == message.message_id), None)
+    start = next(
+        (i for i, e in enumerate(events) if e["event"] == "user" and e.get("message_id") == message.message_id), None
+    )
     if start is None:
-        raise MessageConflict(f"message {message.message_id!r} is still being processed; "
-                              "send it again in a moment for its replies")
-    return [bot_event_message(message.sender_id, e) for e in turn_replies(events[start + 1:])]
+        raise MessageConflict(
+            f"message {message.message_id!r} is still being processed; send it again in a moment for its replies"
+        )
+    return [bot_event_message(message.sender_id, e) for e in turn_replies(events[start + 1 :])]
 
 
 def turn_replies(after_user_event: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

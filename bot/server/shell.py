@@ -20,10 +20,14 @@ def render(reply: OutboundMessage) -> str:
 
 
 async def chat(
-    engine: Engine, *, sender_id: str = "shell", read: Callable[[str], str] | None = None,
+    engine: Engine,
+    *,
+    sender_id: str = "shell",
+    read: Callable[[str], str] | None = None,
     out: TextIO | None = None,
 ) -> None:
     prompt = read or input
+
     def say(text: str) -> None:
         print(text, file=out, flush=True)
 

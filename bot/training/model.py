@@ -103,9 +103,7 @@ class TrainedModel:
         (partial / "entities.json").write_text(json.dumps(self.entities.to_dict()), encoding="utf-8")
         _save_vectors(partial / KB_VECTORS_FILE, self.kb_vectors)
         # metadata.json is written last: its presence marks a complete artifact.
-        (partial / "metadata.json").write_text(
-            json.dumps(self.metadata.to_json(), indent=2), encoding="utf-8"
-        )
+        (partial / "metadata.json").write_text(json.dumps(self.metadata.to_json(), indent=2), encoding="utf-8")
         partial.rename(target)
         self.path = target
         return target
@@ -126,9 +124,7 @@ class TrainedModel:
             )
         metadata = ModelMetadata.from_json(raw)
         classifier = CalibratedIntentClassifier.load(path / "classifier")
-        entities = RuleEntityExtractor.from_dict(
-            json.loads((path / "entities.json").read_text(encoding="utf-8"))
-        )
+        entities = RuleEntityExtractor.from_dict(json.loads((path / "entities.json").read_text(encoding="utf-8")))
         return cls(path, metadata, classifier, entities, _load_vectors(path / KB_VECTORS_FILE))
 
 
@@ -148,8 +144,7 @@ def _load_vectors(path: Path) -> dict[str, np.ndarray]:
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise ModelError(f"{path}: corrupt KB vectors ({exc}); run `crowddesk train --force`") from exc
     if len(texts) != len(vectors):
-        raise ModelError(f"{path}: {len(texts)} texts but {len(vectors)} vectors; "
-                         "run `crowddesk train --force`")
+        raise ModelError(f"{path}: {len(texts)} texts but {len(vectors)} vectors; run `crowddesk train --force`")
     return {str(text): vector for text, vector in zip(texts, vectors)}
 
 

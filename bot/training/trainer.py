@@ -99,8 +99,13 @@ def train(
     classifier = intent_classifier(project.config.classifier)
     settings = project.config.policy
     out_of_fold = classifier.fit(
-        texts, vectors, labels, progress=progress, unseen_topic_share=settings.unseen_topic_share,
-        target_precision=settings.target_precision, always_trained=never_answered_intents(settings),
+        texts,
+        vectors,
+        labels,
+        progress=progress,
+        unseen_topic_share=settings.unseen_topic_share,
+        target_precision=settings.target_precision,
+        always_trained=never_answered_intents(settings),
     )
     label_index = {name: i for i, name in enumerate(classifier.classes)}
     calibration_error = expected_calibration_error(
@@ -111,21 +116,23 @@ def train(
     entries = faq_entries(project)
     kb_vectors = _question_vectors(encoder, entries, dict(zip(texts, vectors)))
     retriever = FaissRetriever(
-        entries, _stacked(entries, kb_vectors, encoder.dimension),
+        entries,
+        _stacked(entries, kb_vectors, encoder.dimension),
         lexical_weight=project.config.retriever.lexical_weight,
         context_weight=project.config.retriever.context_weight,
         index=project.config.retriever.index_settings(),
     )
-    candidates = retriever.search_many(
-        texts, vectors, top_k=project.config.retriever.top_k, exclude_questions=texts
-    )
+    candidates = retriever.search_many(texts, vectors, top_k=project.config.retriever.top_k, exclude_questions=texts)
     entry_intents = {e.id: e.intent for e in entries if e.intent}
     # A message of an intent held out of the classifier also finds no entry of its own.
     entry_of_intent = {intent: entry for entry, intent in entry_intents.items()}
     unseen = out_of_fold.unseen_rows.tolist()
     unseen_candidates = retriever.search_many(
-        [texts[i] for i in unseen], vectors[unseen], top_k=project.config.retriever.top_k,
-        exclude_questions=[texts[i] for i in unseen], exclude_entries=[entry_of_intent.get(labels[i]) for i in unseen],
+        [texts[i] for i in unseen],
+        vectors[unseen],
+        top_k=project.config.retriever.top_k,
+        exclude_questions=[texts[i] for i in unseen],
+        exclude_entries=[entry_of_intent.get(labels[i]) for i in unseen],
     )
     held_out = HeldOutTraffic.of(out_of_fold, candidates, unseen_candidates, labels)
     retriever_calibration = _fit_retriever_calibration(held_out, entry_intents)
@@ -160,8 +167,7 @@ def train(
         classifier,
         RuleEntityExtractor(
             language=project.config.language,
-            regexes=[(r.name, r.pattern) for r in project.data.regexes
-                     if r.name in project.domain.entities],
+            regexes=[(r.name, r.pattern) for r in project.data.regexes if r.name in project.domain.entities],
             lookups=project.data.lookups,
             examples=examples,
             synonyms=project.data.synonyms,
@@ -211,8 +217,13 @@ class HeldOutTraffic:
     unseen_weight: float
 
     @classmethod
-    def of(cls, out_of_fold: OutOfFold, candidates: Sequence[Sequence[Candidate]],
-           unseen_candidates: Sequence[Sequence[Candidate]], labels: Sequence[str]) -> HeldOutTraffic:
+    def of(
+        cls,
+        out_of_fold: OutOfFold,
+        candidates: Sequence[Sequence[Candidate]],
+        unseen_candidates: Sequence[Sequence[Candidate]],
+        labels: Sequence[str],
+    ) -> HeldOutTraffic:
         """`candidates` per training message, `unseen_candidates` per row of `out_of_fold.unseen_rows`."""
         _, confidences, all_labels, _ = out_of_fold.with_unseen(labels)
         return cls(
@@ -241,12 +252,8 @@ def _fit_retriever_calibration(held_out: HeldOutTraffic, entry_intents: dict[str
             weights.append(weight)
     if len(set(correct)) < 2:
         return RetrieverCalibration((), ())
-    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
-        scores, correct, sample_weight=weights
-    )
-    return RetrieverCalibration(
-        tuple(float(x) for x in iso.X_thresholds_), tuple(float(y) for y in iso.y_thresholds_)
-    )
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(scores, correct, sample_weight=weights)
+    return RetrieverCalibration(tuple(float(x) for x in iso.X_thresholds_), tuple(float(y) for y in iso.y_thresholds_))
 
 
 @dataclass(frozen=True)
@@ -260,8 +267,9 @@ class _TopOptions:
     rows: np.ndarray  # index into the held-out rows
 
 
-def _top_options(policy: SupportPolicy, classes: Sequence[str], held_out: HeldOutTraffic,
-                 entry_intents: dict[str, str]) -> _TopOptions:
+def _top_options(
+    policy: SupportPolicy, classes: Sequence[str], held_out: HeldOutTraffic, entry_intents: dict[str, str]
+) -> _TopOptions:
     settings = policy.settings
     never_answered = never_answered_intents(settings)
     confidence, correct, in_top_k, rows = [], [], [], []
@@ -274,11 +282,14 @@ def _top_options(policy: SupportPolicy, classes: Sequence[str], held_out: HeldOu
             continue  # the policy hands these off at any threshold
         confidence.append(options[0].confidence)
         correct.append(_is_right(options[0], label, entry_intents))
-        in_top_k.append(any(_is_right(o, label, entry_intents)
-                            for o in answerable[: settings.max_clarify_options]))
+        in_top_k.append(any(_is_right(o, label, entry_intents) for o in answerable[: settings.max_clarify_options]))
         rows.append(row)
-    return _TopOptions(np.array(confidence), np.array(correct, dtype=bool), np.array(in_top_k, dtype=bool),
-                       np.array(rows, dtype=np.int64))
+    return _TopOptions(
+        np.array(confidence),
+        np.array(correct, dtype=bool),
+        np.array(in_top_k, dtype=bool),
+        np.array(rows, dtype=np.int64),
+    )
 
 
 def _choose_thresholds(
@@ -294,8 +305,9 @@ def _choose_thresholds(
     weights = all_weights[top.rows]
     point = choose_threshold(top.confidence, top.correct, settings.target_precision, weights=weights)
     below = top.confidence < point.threshold
-    clarify = choose_threshold(top.confidence[below], top.right_in_top_k[below], settings.clarify_precision,
-                               weights=weights[below])
+    clarify = choose_threshold(
+        top.confidence[below], top.right_in_top_k[below], settings.clarify_precision, weights=weights[below]
+    )
     clarify_floor = min(clarify.threshold, point.threshold)
     total_weight = float(all_weights.sum())
     curve = precision_curve(top.confidence, top.correct, weights)
@@ -308,21 +320,25 @@ def _choose_thresholds(
         target_precision=settings.target_precision,
         answer_threshold=round(point.threshold, 4),
         expected_automation_rate=round(_answered_weight(top, weights, point.threshold) / total_weight, 4)
-        if total_weight else 0.0,
+        if total_weight
+        else 0.0,
         expected_precision=round(point.precision, 4),
         clarify_floor=round(clarify_floor, 4),
         calibration_error=0.0,
         train_seconds=0.0,
         curve=[
-            {"threshold": round(p.threshold, 4),
-             "answered_share": round(_answered_weight(top, weights, p.threshold) / total_weight, 4),
-             "precision": round(p.precision, 4)}
+            {
+                "threshold": round(p.threshold, 4),
+                "answered_share": round(_answered_weight(top, weights, p.threshold) / total_weight, 4),
+                "precision": round(p.precision, 4),
+            }
             for p in curve[::step]
         ],
         unseen_topic_share=settings.unseen_topic_share if held_out.unseen.any() else 0.0,
         unseen_topic_examples=int(held_out.unseen.sum()),
         tradeoff=[_at_share(top, held_out, share, settings.target_precision) for share in TRADEOFF_SHARES]
-        if held_out.unseen.any() else [],
+        if held_out.unseen.any()
+        else [],
     )
     return Thresholds(answer=point.threshold, clarify_floor=clarify_floor), report
 
@@ -345,10 +361,12 @@ def _at_share(top: _TopOptions, held_out: HeldOutTraffic, share: float, target_p
             _answered_weight(top, weights, point.threshold) / float(all_weights.sum()), 4
         ),
         "expected_precision": round(point.precision, 4),
-        "known_topics_answered_right": round(float((answered & top.correct & known).sum())
-                                             / max(1, int((~held_out.unseen).sum())), 4),
-        "unseen_topics_handed_off": round(1.0 - float((answered & ~known).sum())
-                                          / max(1, int(held_out.unseen.sum())), 4),
+        "known_topics_answered_right": round(
+            float((answered & top.correct & known).sum()) / max(1, int((~held_out.unseen).sum())), 4
+        ),
+        "unseen_topics_handed_off": round(
+            1.0 - float((answered & ~known).sum()) / max(1, int(held_out.unseen.sum())), 4
+        ),
     }
 
 
@@ -356,4 +374,3 @@ def _is_right(option: Option, label: str, entry_intents: dict[str, str]) -> bool
     if option.kind == "kb":
         return entry_intents.get(option.key) == label
     return option.key == label
-

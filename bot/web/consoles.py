@@ -23,6 +23,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-cache",
 }
 
+
 def _static(name: str, media_type: str) -> FileResponse:
     return FileResponse(STATIC_DIR / name, media_type=media_type, headers=SECURITY_HEADERS)
 

@@ -51,8 +51,7 @@ async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
     if any(e.get("type") == "json_invalid" for e in errors):
         return JSONResponse({"error": "request body is not valid JSON"}, status_code=400)
     details = [
-        {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "reason": e.get("msg")}
-        for e in errors
+        {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "reason": e.get("msg")} for e in errors
     ]
     summary = "; ".join(f"{d['field'] or 'body'}: {d['reason']}" for d in details)
     return JSONResponse({"error": f"invalid request: {summary}", "details": details}, status_code=422)

@@ -54,8 +54,7 @@ class BodyLimits:
     in memory costs no more than the route's own `await request.body()`.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int = MAX_BODY_BYTES,
-                 max_json_depth: int = MAX_JSON_DEPTH) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int = MAX_BODY_BYTES, max_json_depth: int = MAX_JSON_DEPTH) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_json_depth = max_json_depth
@@ -69,8 +68,9 @@ class BodyLimits:
         except RequestTooLarge as too_large:
             # Connection: close, or the server would read (and discard) the rest to keep the
             # connection for another request.
-            await JSONResponse({"error": str(too_large)}, status_code=413,
-                               headers={"Connection": "close"})(scope, receive, send)
+            await JSONResponse({"error": str(too_large)}, status_code=413, headers={"Connection": "close"})(
+                scope, receive, send
+            )
             return
         if body is None:  # the client went away mid-body: there is no one to answer
             return

@@ -26,7 +26,8 @@ depends_on = None
 _tables = sa.MetaData()
 
 sa.Table(
-    "embedding_cache", _tables,
+    "embedding_cache",
+    _tables,
     sa.Column("encoder", sa.String(length=255), nullable=False),
     sa.Column("text_hash", sa.String(length=64), nullable=False),
     sa.Column("vector", sa.LargeBinary(), nullable=False),
@@ -35,7 +36,8 @@ sa.Table(
 )
 
 sa.Table(
-    "kb_entries", _tables,
+    "kb_entries",
+    _tables,
     sa.Column("id", sa.String(length=255), nullable=False),
     sa.Column("answer", sa.Text(), nullable=False),
     sa.Column("source_url", sa.String(length=2048), nullable=False),
@@ -57,7 +59,8 @@ sa.Table(
 )
 
 sa.Table(
-    "kb_entry_versions", _tables,
+    "kb_entry_versions",
+    _tables,
     sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
     sa.Column("entry_id", sa.String(length=255), nullable=False),
     sa.Column("version", sa.Integer(), nullable=False),
@@ -73,7 +76,8 @@ sa.Table(
 )
 
 sa.Table(
-    "kb_feedback", _tables,
+    "kb_feedback",
+    _tables,
     sa.Column("answer_id", sa.String(length=32), nullable=False),
     sa.Column("entry_id", sa.String(length=255), nullable=False),
     sa.Column("sender_id", sa.String(length=128), nullable=False),
@@ -84,7 +88,8 @@ sa.Table(
 )
 
 sa.Table(
-    "kb_suggestions", _tables,
+    "kb_suggestions",
+    _tables,
     sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
     sa.Column("ticket_id", sa.String(length=32), nullable=False),
     sa.Column("questions", sa.JSON(), nullable=False),
@@ -104,7 +109,8 @@ sa.Table(
 )
 
 sa.Table(
-    "kb_usage", _tables,
+    "kb_usage",
+    _tables,
     sa.Column("entry_id", sa.String(length=255), nullable=False),
     sa.Column("served", sa.Integer(), nullable=False),
     sa.Column("helpful", sa.Integer(), nullable=False),
@@ -114,7 +120,8 @@ sa.Table(
 )
 
 sa.Table(
-    "kb_questions", _tables,
+    "kb_questions",
+    _tables,
     sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
     sa.Column("entry_id", sa.String(length=255), nullable=False),
     sa.Column("position", sa.Integer(), nullable=False),

@@ -122,4 +122,3 @@ def parse_time(text: str) -> datetime:
     """An ISO 8601 time from a dump or API; times without a zone are UTC (as in Stack Exchange dumps)."""
     moment = datetime.fromisoformat(text)
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-

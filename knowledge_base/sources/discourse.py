@@ -50,8 +50,7 @@ class DiscourseImporter(CommunitySource):
                 html=post.field("cooked", str),
                 score=_likes(post.data),
                 author=str(post.data.get("username", "")),
-                accepted=bool(post.data.get("accepted_answer"))
-                or post.data.get("post_number") == accepted_number,
+                accepted=bool(post.data.get("accepted_answer")) or post.data.get("post_number") == accepted_number,
                 activity_at=post.time("updated_at"),
             )
             for post in posts

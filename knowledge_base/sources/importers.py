@@ -141,9 +141,7 @@ def _build_entry(path: Path, draft: _Draft) -> KBEntry:
         status = EntryStatus(status_text)
     except ValueError:
         allowed = ", ".join(s.value for s in EntryStatus)
-        raise KBImportError(
-            path, draft.line, f"unknown status {draft.status!r} (expected one of: {allowed})"
-        ) from None
+        raise KBImportError(path, draft.line, f"unknown status {draft.status!r} (expected one of: {allowed})") from None
     entry_id = draft.id.strip() or _default_id(path, questions[0])
     source_url = draft.source_url.strip()
     problem = entry_id_problem(entry_id) or source_url_problem(source_url)
@@ -243,9 +241,7 @@ class YamlImporter:
     """`entries:` list of mappings; see the module docstring."""
 
     format = "yaml"
-    _KEYS = frozenset(
-        {"id", "question", "questions", "answer", "source_url", "tags", "language", "status"}
-    )
+    _KEYS = frozenset({"id", "question", "questions", "answer", "source_url", "tags", "language", "status"})
 
     def load(self, path: Path) -> list[KBEntry]:
         document = _load_yaml(path)
@@ -316,9 +312,7 @@ class CsvImporter:
             raise KBImportError(path, 1, f"header is missing column(s): {', '.join(missing)}")
         for name in columns:
             if name not in self._COLUMNS:
-                raise KBImportError(
-                    path, 1, f"unknown column {name!r} (allowed: {', '.join(sorted(self._COLUMNS))})"
-                )
+                raise KBImportError(path, 1, f"unknown column {name!r} (allowed: {', '.join(sorted(self._COLUMNS))})")
             if columns.count(name) > 1:
                 raise KBImportError(path, 1, f"column {name!r} appears twice")
         return columns
@@ -326,9 +320,7 @@ class CsvImporter:
     @staticmethod
     def _as_record(path: Path, line: int, columns: list[str], row: list[str]) -> dict[str, str]:
         if len(row) > len(columns):
-            raise KBImportError(
-                path, line, f"row has {len(row)} fields but the header has {len(columns)} columns"
-            )
+            raise KBImportError(path, line, f"row has {len(row)} fields but the header has {len(columns)} columns")
         # Missing trailing fields are empty optional values (spreadsheets drop them).
         return {name: value.strip() for name, value in zip(columns, [*row, *[""] * len(columns)])}
 
@@ -354,9 +346,7 @@ class CsvImporter:
             )
             return
         if record["answer"] != draft.answer:
-            raise KBImportError(
-                path, line, f"id {entry_id!r} has a different answer than on line {draft.line}"
-            )
+            raise KBImportError(path, line, f"id {entry_id!r} has a different answer than on line {draft.line}")
         for name in self._SINGLE_VALUED:
             value, earlier = record.get(name, ""), getattr(draft, name)
             if value and earlier and value != earlier:
@@ -473,22 +463,16 @@ class RasaRetrievalImporter:
     def load(self, path: Path) -> list[KBEntry]:
         """A project directory (data/**/*.yml + domain), or one file holding both NLU and responses."""
         if path.is_dir():
-            data_files = sorted(
-                p for pattern in ("*.yml", "*.yaml") for p in (path / "data").rglob(pattern)
-            )
+            data_files = sorted(p for pattern in ("*.yml", "*.yaml") for p in (path / "data").rglob(pattern))
             domain_files = [p for p in (path / "domain.yml", path / "domain.yaml") if p.is_file()]
             if (path / "domain").is_dir():
-                domain_files += sorted(
-                    p for pattern in ("*.yml", "*.yaml") for p in (path / "domain").rglob(pattern)
-                )
+                domain_files += sorted(p for pattern in ("*.yml", "*.yaml") for p in (path / "domain").rglob(pattern))
             if not data_files:
                 raise KBImportError(path, None, "not a Rasa project: no data/**/*.yml files")
             return self.load_project(data_files, [*domain_files, *data_files])
         return self.load_project([path], [path])
 
-    def load_project(
-        self, nlu_paths: Sequence[Path], response_paths: Sequence[Path]
-    ) -> list[KBEntry]:
+    def load_project(self, nlu_paths: Sequence[Path], response_paths: Sequence[Path]) -> list[KBEntry]:
         documents: dict[Path, Any] = {}
 
         def document(path: Path) -> Any:
@@ -558,9 +542,7 @@ class RasaRetrievalImporter:
                 if not text:
                     continue
                 if not text.startswith("-"):
-                    raise KBImportError(
-                        path, first_line + offset, f"example {text!r} must start with '- '"
-                    )
+                    raise KBImportError(path, first_line + offset, f"example {text!r} must start with '- '")
                 examples.append(text[1:])
         elif isinstance(value, CommentedSeq) and all(
             isinstance(v, CommentedMap) and isinstance(v.get("text"), str) for v in value
@@ -589,9 +571,7 @@ class RasaRetrievalImporter:
             key = name.removeprefix(FAQ_RESPONSE_PREFIX)
             if key in responses:
                 earlier = responses[key]
-                raise KBImportError(
-                    path, line, f"response {name!r} is also defined at {earlier.path}:{earlier.line}"
-                )
+                raise KBImportError(path, line, f"response {name!r} is also defined at {earlier.path}:{earlier.line}")
             variant = next(
                 (
                     v
@@ -628,8 +608,13 @@ COMMUNITY_FORMATS: dict[str, type[CommunitySource]] = {
 }
 
 _FORMAT_BY_SUFFIX = {
-    ".yml": "yaml", ".yaml": "yaml", ".csv": "csv", ".md": "markdown", ".markdown": "markdown",
-    ".xml": "stackexchange", ".json": "discourse",
+    ".yml": "yaml",
+    ".yaml": "yaml",
+    ".csv": "csv",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".xml": "stackexchange",
+    ".json": "discourse",
 }
 _FAQ_INTENT_LINE = re.compile(r"^\s*-\s*intent:\s*[\"']?faq/", re.MULTILINE)
 

@@ -49,8 +49,13 @@ class FakeSlackAPI(FakeAPIServer):
         app.router.add_post("/api/{method}", self._handle)
 
     def rate_limit_next(self, method: str, retry_after: int = 1, where: Where | None = None) -> None:
-        self.fail_next(method, web.json_response(
-            {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": str(retry_after)}), where)
+        self.fail_next(
+            method,
+            web.json_response(
+                {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": str(retry_after)}
+            ),
+            where,
+        )
 
     def server_error_next(self, method: str, where: Where | None = None) -> None:
         self.fail_next(method, web.Response(status=500, text="Internal Server Error"), where)
@@ -84,8 +89,15 @@ class FakeSlackAPI(FakeAPIServer):
         return web.json_response({"ok": True, **result})
 
     def _auth_test(self, _: Params) -> Params:
-        return {"url": "https://crowddesk-test.slack.com/", "team": "CrowdDesk Test", "user": "crowddesk",
-                "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID, "is_enterprise_install": False}
+        return {
+            "url": "https://crowddesk-test.slack.com/",
+            "team": "CrowdDesk Test",
+            "user": "crowddesk",
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
 
     def _post_message(self, params: Params) -> Params:
         if not params.get("channel"):
@@ -93,8 +105,14 @@ class FakeSlackAPI(FakeAPIServer):
         if not params.get("text") and not params.get("blocks"):
             return {"error": "no_text"}
         ts = f"{1_700_000_000 + next(self._timestamps)}.000100"
-        message = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "ts": ts,
-                   "text": params.get("text", ""), "blocks": params.get("blocks", [])}
+        message = {
+            "type": "message",
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "ts": ts,
+            "text": params.get("text", ""),
+            "blocks": params.get("blocks", []),
+        }
         if params.get("thread_ts"):
             message["thread_ts"] = params["thread_ts"]
         self.messages[(params["channel"], ts)] = message
@@ -127,8 +145,9 @@ async def _parameters(request: web.Request) -> Params:
 # -- requests as Slack sends them ---------------------------------------------------------
 
 
-def signed_headers(body: str, *, secret: str = SIGNING_SECRET, content_type: str = "application/json",
-                   timestamp: int | None = None) -> dict[str, str]:
+def signed_headers(
+    body: str, *, secret: str = SIGNING_SECRET, content_type: str = "application/json", timestamp: int | None = None
+) -> dict[str, str]:
     """The headers Slack sends with `body`, signed with `secret`."""
     stamp = str(timestamp if timestamp is not None else int(time.time()))
     signature = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
@@ -137,18 +156,32 @@ def signed_headers(body: str, *, secret: str = SIGNING_SECRET, content_type: str
 
 def event_callback(event: Params, event_id: str | None = None) -> str:
     """An Events API `event_callback` envelope around `event`, as JSON."""
-    return json.dumps({
-        "token": "unused-verification-token", "team_id": TEAM_ID, "api_app_id": APP_ID, "event": event,
-        "type": "event_callback", "event_id": event_id or f"Ev{uuid.uuid4().hex[:10].upper()}",
-        "event_time": int(time.time()),
-        "authorizations": [{"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True}],
-    })
+    return json.dumps(
+        {
+            "token": "unused-verification-token",
+            "team_id": TEAM_ID,
+            "api_app_id": APP_ID,
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{uuid.uuid4().hex[:10].upper()}",
+            "event_time": int(time.time()),
+            "authorizations": [{"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True}],
+        }
+    )
 
 
 def direct_message(channel: str, user: str, text: str, **extra: Any) -> Params:
     """A `message` event in a direct message with the app (message.im)."""
-    return {"type": "message", "channel": channel, "user": user, "text": text, "channel_type": "im",
-            "ts": f"{time.time():.6f}", "event_ts": f"{time.time():.6f}", **extra}
+    return {
+        "type": "message",
+        "channel": channel,
+        "user": user,
+        "text": text,
+        "channel_type": "im",
+        "ts": f"{time.time():.6f}",
+        "event_ts": f"{time.time():.6f}",
+        **extra,
+    }
 
 
 def channel_message(channel: str, user: str, text: str, **extra: Any) -> Params:
@@ -158,15 +191,24 @@ def channel_message(channel: str, user: str, text: str, **extra: Any) -> Params:
 
 def mention(channel: str, user: str, text: str) -> Params:
     """An `app_mention` event: someone wrote @crowddesk in a channel."""
-    return {"type": "app_mention", "channel": channel, "user": user, "text": f"<@{BOT_USER_ID}> {text}",
-            "ts": f"{time.time():.6f}", "event_ts": f"{time.time():.6f}"}
+    return {
+        "type": "app_mention",
+        "channel": channel,
+        "user": user,
+        "text": f"<@{BOT_USER_ID}> {text}",
+        "ts": f"{time.time():.6f}",
+        "event_ts": f"{time.time():.6f}",
+    }
 
 
-def block_actions(channel: str, user: str, action_id: str, value: str, *, message_ts: str = "1.0",
-                  user_name: str = "ada") -> str:
+def block_actions(
+    channel: str, user: str, action_id: str, value: str, *, message_ts: str = "1.0", user_name: str = "ada"
+) -> str:
     """A button press on a message (interactivity), form-encoded as Slack posts it."""
     payload = {
-        "type": "block_actions", "api_app_id": APP_ID, "token": "unused-verification-token",
+        "type": "block_actions",
+        "api_app_id": APP_ID,
+        "token": "unused-verification-token",
         "team": {"id": TEAM_ID, "domain": "crowddesk-test"},
         "user": {"id": user, "username": user_name, "name": user_name, "team_id": TEAM_ID},
         "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": False},
@@ -174,7 +216,15 @@ def block_actions(channel: str, user: str, action_id: str, value: str, *, messag
         "channel": {"id": channel, "name": "directmessage"},
         "message": {"type": "message", "ts": message_ts, "user": BOT_USER_ID, "bot_id": BOT_ID, "text": ""},
         "response_url": "http://127.0.0.1:9/unused-response-url",
-        "actions": [{"type": "button", "action_id": action_id, "block_id": "b1", "value": value,
-                     "text": {"type": "plain_text", "text": value}, "action_ts": f"{time.time():.6f}"}],
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": "b1",
+                "value": value,
+                "text": {"type": "plain_text", "text": value},
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
     }
     return urlencode({"payload": json.dumps(payload)})

@@ -97,7 +97,9 @@ class FakeTelegramAPI(FakeAPIServer):
     def _send_message(self, params: Params) -> Params:
         chat_id = str(params["chat_id"])
         return {
-            "message_id": next(self._message_ids), "date": int(time.time()), "from": BOT_USER,
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "from": BOT_USER,
             "chat": {"id": int(chat_id) if chat_id.lstrip("-").isdigit() else 0, "type": "private"},
             "text": params["text"],
         }
@@ -127,20 +129,33 @@ async def _parameters(request: web.Request) -> Params:
 
 def text_update(update_id: int, chat_id: int, text: str) -> Params:
     """A private-chat text message as Telegram delivers it."""
-    return {"update_id": update_id, "message": {
-        "message_id": update_id, "date": int(time.time()), "text": text,
-        "chat": {"id": chat_id, "type": "private", "first_name": "Ada"},
-        "from": {"id": chat_id, "is_bot": False, "first_name": "Ada", "username": "ada"},
-    }}
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": int(time.time()),
+            "text": text,
+            "chat": {"id": chat_id, "type": "private", "first_name": "Ada"},
+            "from": {"id": chat_id, "is_bot": False, "first_name": "Ada", "username": "ada"},
+        },
+    }
 
 
 def callback_update(update_id: int, chat_id: int, data: str) -> Params:
     """An inline-keyboard button press on one of the bot's messages in a private chat."""
-    return {"update_id": update_id, "callback_query": {
-        "id": f"cq-{update_id}", "chat_instance": "42", "data": data,
-        "from": {"id": chat_id, "is_bot": False, "first_name": "Ada", "username": "ada"},
-        "message": {
-            "message_id": 1, "date": int(time.time()), "text": "Did you mean one of these?", "from": BOT_USER,
-            "chat": {"id": chat_id, "type": "private", "first_name": "Ada"},
+    return {
+        "update_id": update_id,
+        "callback_query": {
+            "id": f"cq-{update_id}",
+            "chat_instance": "42",
+            "data": data,
+            "from": {"id": chat_id, "is_bot": False, "first_name": "Ada", "username": "ada"},
+            "message": {
+                "message_id": 1,
+                "date": int(time.time()),
+                "text": "Did you mean one of these?",
+                "from": BOT_USER,
+                "chat": {"id": chat_id, "type": "private", "first_name": "Ada"},
+            },
         },
-    }}
+    }

@@ -26,7 +26,8 @@ depends_on = None
 _tables = sa.MetaData()
 
 sa.Table(
-    "conversations", _tables,
+    "conversations",
+    _tables,
     sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
     sa.Column("sender_id", sa.String(length=128), nullable=False),
     sa.Column("channel", sa.String(length=64), nullable=False),
@@ -41,7 +42,8 @@ sa.Table(
 )
 
 sa.Table(
-    "inbound_messages", _tables,
+    "inbound_messages",
+    _tables,
     sa.Column("channel", sa.String(length=64), nullable=False),
     sa.Column("message_id", sa.String(length=256), nullable=False),
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
@@ -49,7 +51,8 @@ sa.Table(
 )
 
 sa.Table(
-    "outbox", _tables,
+    "outbox",
+    _tables,
     sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
     sa.Column("channel", sa.String(length=64), nullable=False),
     sa.Column("recipient_id", sa.String(length=128), nullable=False),
@@ -66,7 +69,8 @@ sa.Table(
 )
 
 sa.Table(
-    "events", _tables,
+    "events",
+    _tables,
     sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
     sa.Column("conversation_id", sa.Integer(), nullable=False),
     sa.Column("seq", sa.Integer(), nullable=False),
@@ -79,7 +83,8 @@ sa.Table(
 )
 
 sa.Table(
-    "handoffs", _tables,
+    "handoffs",
+    _tables,
     sa.Column("id", sa.String(length=32), nullable=False),
     sa.Column("conversation_id", sa.Integer(), nullable=False),
     sa.Column("status", sa.String(length=32), nullable=False),
@@ -102,7 +107,8 @@ sa.Table(
 )
 
 sa.Table(
-    "ticket_notes", _tables,
+    "ticket_notes",
+    _tables,
     sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
     sa.Column("handoff_id", sa.String(length=32), nullable=False),
     sa.Column("author", sa.String(length=128), nullable=False),
@@ -114,7 +120,8 @@ sa.Table(
 )
 
 sa.Table(
-    "privacy_audit", _tables,
+    "privacy_audit",
+    _tables,
     sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("actor", sa.String(length=128), nullable=False),

@@ -26,7 +26,8 @@ depends_on = None
 _tables = sa.MetaData()
 
 sa.Table(
-    "agents", _tables,
+    "agents",
+    _tables,
     sa.Column("id", sa.String(length=64), nullable=False),
     sa.Column("name", sa.String(length=128), nullable=False),
     sa.Column("role", sa.String(length=16), nullable=False),
@@ -37,7 +38,8 @@ sa.Table(
 )
 
 sa.Table(
-    "agent_tokens", _tables,
+    "agent_tokens",
+    _tables,
     sa.Column("token_hash", sa.String(length=64), nullable=False),
     sa.Column("agent_id", sa.String(length=64), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -48,7 +50,8 @@ sa.Table(
 )
 
 sa.Table(
-    "login_failures", _tables,
+    "login_failures",
+    _tables,
     sa.Column("key", sa.String(length=200), nullable=False),
     sa.Column("failures", sa.Integer(), nullable=False),
     sa.Column("last_failure_at", sa.DateTime(timezone=True), nullable=False),
@@ -57,7 +60,8 @@ sa.Table(
 )
 
 sa.Table(
-    "stream_tickets", _tables,
+    "stream_tickets",
+    _tables,
     sa.Column("ticket_hash", sa.String(length=64), nullable=False),
     sa.Column("token_hash", sa.String(length=64), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),

@@ -15,8 +15,6 @@ class ActionHelloWorld(Action):
     def name(self) -> str:
         return "action_hello_world"
 
-    def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[dict[str, Any]]:
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict[str, Any]]:
         dispatcher.utter_message(text="Hello World!")
         return []
