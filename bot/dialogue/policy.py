@@ -147,9 +147,9 @@ class SupportPolicy:
         # approved from hand-offs after training, or imported from a community) is outside its
         # answer set. Its probabilities hold given that the answer is among its intents, so each
         # is discounted by the chance that the best such entry is the answer instead.
+        calibrated = [(candidate, self.retriever_calibration(candidate.score)) for candidate in candidates]
         outside = max(
-            (self.retriever_calibration(c.score) for c in candidates if c.entry_id not in self._entry_intents),
-            default=0.0,
+            (probability for c, probability in calibrated if c.entry_id not in self._entry_intents), default=0.0
         )
         for score in parse.intent_ranking:
             confidence = score.confidence * (1.0 - outside)
@@ -162,12 +162,12 @@ class SupportPolicy:
                 offer(Option("intent", score.name, title, confidence))
         classifier_votes = {key: o.confidence for key, o in best.items()}
         retriever_votes: dict[tuple[str, str], float] = {}
-        for candidate in candidates:
+        for candidate, probability in calibrated:
             option = Option(
                 "kb",
                 candidate.entry_id,
                 candidate.title,
-                self.retriever_calibration(candidate.score),
+                probability,
                 self._entry_intents.get(candidate.entry_id),
             )
             retriever_votes[("kb", option.key)] = option.confidence
