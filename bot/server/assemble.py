@@ -25,7 +25,7 @@ from crowddesk.connectors.base import ChannelConnector
 from crowddesk.knowledge_base.index import KnowledgeBase
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.types import EntryStatus
-from crowddesk.nlu.encoders import load_encoder
+from crowddesk.nlu.encoders import Encoder, load_encoder
 from crowddesk.nlu.pipeline import NLUPipeline
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,20 @@ class Bot:
 
 
 PROJECT_SYNC_ACTOR = "project-sync"  # the audit log's name for data/nlu.yml changes
+
+
+def knowledge_base_for(project: Project, store: KnowledgeBaseStore, encoder: Encoder) -> KnowledgeBase:
+    """The knowledge base over `store` with the project's retriever settings and index folder."""
+    settings = project.config.retriever
+    return KnowledgeBase(
+        store,
+        encoder,
+        lexical_weight=settings.lexical_weight,
+        top_k=settings.top_k,
+        context_weight=settings.context_weight,
+        index=settings.index_settings(),
+        index_dir=project.root / ".crowddesk" / "index",
+    )
 
 
 def sync_project_faq(project: Project, store: KnowledgeBaseStore) -> tuple[int, int]:
@@ -114,16 +128,7 @@ def assemble(
     encoder = load_encoder(model.metadata.encoder)
     # Training already encoded the project's questions: a new database need not do it again.
     kb_store.store_vectors(encoder.name, model.kb_vectors)
-    settings = project.config.retriever
-    knowledge_base = KnowledgeBase(
-        kb_store,
-        encoder,
-        lexical_weight=settings.lexical_weight,
-        top_k=settings.top_k,
-        context_weight=settings.context_weight,
-        index=settings.index_settings(),
-        index_dir=project.root / ".crowddesk" / "index",
-    )
+    knowledge_base = knowledge_base_for(project, kb_store, encoder)
     published = kb_store.published()
     rules = rules_by_intent(project)
     policy = SupportPolicy(
@@ -139,7 +144,7 @@ def assemble(
     nlu = NLUPipeline(encoder, model.classifier, model.entities)
     conversations = ConversationStore(database)
     outbox = Outbox(database)
-    redactor = settings.ingestion.redactor()  # the project's redact_patterns, wherever PII is kept
+    redactor = project.config.retriever.ingestion.redactor()  # the project's redact_patterns, wherever PII is kept
     tickets = TicketDesk(database, outbox, redactor)
     engine = Engine(
         domain=project.domain,
