@@ -219,7 +219,7 @@ def test_a_message_the_models_fail_on_goes_to_a_person_and_no_one_else_notices(b
         store=real.store,
         rules=real.rules,
         actions=None,
-        tickets=real.tickets,
+        tickets=bot.tickets,
         wait_estimator=real.wait_estimator,
     )
     gateway = Gateway(engine, SeenMessages(bot.database), bot.outbox, {"rest": RestChannel()})

@@ -1,0 +1,88 @@
+"""One turn in the making: the events, replies and writes a message produces, gathered before
+they are stored together in one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from crowddesk.bot.conversations.outbox import Outbox
+from crowddesk.bot.conversations.store import ConversationRecord, NewHandoff
+from crowddesk.bot.dialogue.policy import Decision
+from crowddesk.bot.project.responses import bot_event_data
+from crowddesk.connectors.types import InboundMessage, OutboundMessage
+
+History = list[dict[str, Any]]
+
+
+@dataclass
+class Turn:
+    """What one message produced so far, and what the conversation was before it."""
+
+    message: InboundMessage
+    record: ConversationRecord | None
+    slots: dict[str, Any]
+    failed_turns: int
+    read_history: Callable[[], History]
+    """Reads the stored events before this turn (blocking; `history()` calls it at most once)."""
+    events: list[dict[str, Any]] = field(default_factory=list)
+    replies: list[OutboundMessage] = field(default_factory=list)
+    handoff: NewHandoff | None = None
+    outbox: Outbox | None = None
+    """Where the replies are queued for delivery, in the turn's transaction (None: returned only)."""
+    writes: list[Callable[[Session], Any]] = field(default_factory=list)
+    """Other writes that commit with the turn or not at all (KB usage counts, answer feedback)."""
+    _history: History | None = None
+
+    @property
+    def sender_id(self) -> str:
+        return self.message.sender_id
+
+    @property
+    def channel(self) -> str:
+        return self.message.channel
+
+    async def history(self) -> History:
+        """The conversation's stored events, oldest first, read once per turn whoever asks."""
+        if self._history is None:
+            self._history = [] if self.record is None else await asyncio.to_thread(self.read_history)
+        return self._history
+
+    async def transcript(self) -> History:
+        """Stored events followed by this turn's: what an action server or an agent reads."""
+        return [*await self.history(), *self.events]
+
+    def add(self, event: str, **data: Any) -> None:
+        self.events.append({"event": event, "timestamp": time.time(), **data})
+
+    def add_user(self, parse_data: dict[str, Any] | None) -> None:
+        """The customer's message as understood (`parse_data`; None when no one parsed it)."""
+        message = self.message
+        original = {"original_text": message.original_text} if message.original_text is not None else {}
+        self.add(
+            "user",
+            text=message.text,
+            input_channel=message.channel,
+            message_id=message.message_id,
+            parse_data=parse_data,
+            **original,  # the text as sent, escaped, when the gateway had to repair it (for agents)
+        )
+
+    def utter(self, action: str, decision: Decision, reply: OutboundMessage) -> None:
+        """Send `reply` as the bot action `action`, chosen with `decision`'s confidence."""
+        self.add("action", name=action, policy="SupportPolicy", confidence=round(decision.confidence, 4))
+        self.add("bot", text=reply.text, data=bot_event_data(reply), metadata={"utter_action": action})
+        self.replies.append(reply)
+
+
+def last_bot_action(events: History) -> str | None:
+    """The name of the last action other than listening, if any."""
+    for event in reversed(events):
+        if event["event"] == "action" and event.get("name") != "action_listen":
+            return str(event.get("name"))
+    return None
