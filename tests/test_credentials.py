@@ -53,12 +53,14 @@ def test_missing_environment_variable_names_file_line_key_and_variable(tmp_path:
     assert str(caught.value) == ("credentials.yml:3: callback.url: environment variable 'HOOK_HOST' is not set")
 
 
-def test_unknown_channel_lists_the_known_ones(tmp_path: Path) -> None:
+def test_unknown_channel_is_ignored_with_a_warning_listing_the_known_ones(tmp_path: Path) -> None:
     path = write(tmp_path, "rest:\nsocketio:\n  user_message_evt: user_uttered\n")
-    with pytest.raises(ProjectFileError) as caught:
-        load_credentials(path, root=tmp_path)
-    message = str(caught.value)
+    credentials = load_credentials(path, root=tmp_path)
+    assert list(credentials.blocks) == ["rest"]
+    [warning] = credentials.warnings
+    message = str(warning)
     assert message.startswith("credentials.yml:2: socketio: unknown channel 'socketio'; known channels: ")
+    assert message.endswith("; this channel is ignored")
     assert all(name in message for name in CHANNELS)
 
 
@@ -88,8 +90,9 @@ def test_project_loading_checks_channel_names_but_needs_no_secrets(tmp_path: Pat
     (project_dir / "credentials.yml").write_text('rest:\ncallback:\n  url: "${UNSET_CALLBACK_URL}"\n', encoding="utf-8")
     assert list(load_project(project_dir, environ={}).credentials.blocks) == ["rest", "callback"]
     (project_dir / "credentials.yml").write_text("rest:\nfacebook:\n  verify: x\n", encoding="utf-8")
-    with pytest.raises(ProjectFileError, match=r"credentials\.yml:2: facebook: unknown channel"):
-        load_project(project_dir, environ={})
+    project = load_project(project_dir, environ={})
+    assert list(project.credentials.blocks) == ["rest"]
+    assert [warning.key for warning in project.warnings()] == ["facebook"]
 
 
 def test_run_with_a_credentials_file_reports_its_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

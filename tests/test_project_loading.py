@@ -25,7 +25,8 @@ from crowddesk.bot.project.endpoints import (
     load_endpoints,
 )
 from crowddesk.bot.project.loading import load_project
-from crowddesk.bot.project.training_data import RegexPattern, RuleStep, load_training_data
+from crowddesk.bot.project.story_steps import ActionStep, ActiveLoopStep, SlotStep, StepEntity, UserStep
+from crowddesk.bot.project.training_data import RegexPattern, load_training_data
 from crowddesk.bot.project.yaml_files import ProjectFileError, read_yaml
 from crowddesk.nlu.types import EntitySpan
 
@@ -436,33 +437,29 @@ def test_rules_and_stories_keep_every_step(tmp_path: Path) -> None:
     def at(needle: str) -> str:
         return f"data/rules.yml:{line_of(path, needle)}"
 
-    assert (greet.name, greet.conversation_start, greet.condition) == ("Greet at the start", True, [])
-    assert greet.steps == [
-        RuleStep("intent", "greet", None, at("intent: greet")),
-        RuleStep("action", "utter_greet", None, at("action: utter_greet")),
-    ]
+    assert (greet.name, greet.conversation_start, greet.condition) == ("Greet at the start", True, ())
+    assert greet.steps == (UserStep("greet"), ActionStep("utter_greet"))
+    assert [step.source for step in greet.steps] == [at("intent: greet"), at("action: utter_greet")]
+    # A bare slot name means "set to any value".
+    assert check.condition == (ActiveLoopStep("order_form"), SlotStep("order_id", None, any_value=True))
+    assert check.steps == (
+        UserStep("order_status", entities=(StepEntity("order_id", "A-123"),)),
+        ActionStep("action_check_order"),
+        SlotStep("wants_agent", True),
+        ActiveLoopStep(None),
+    )
     # A slot_was_set step is located at its `- slot_was_set:` line, which occurs twice here.
-    assert check.condition == [
-        RuleStep("active_loop", "order_form", None, at("active_loop: order_form")),
-        RuleStep(
-            "slot_was_set",
-            "order_id",
-            None,
-            f"data/rules.yml:{line_of(path, 'active_loop: order_form') + 1}",
-        ),
-    ]
-    assert check.steps == [
-        RuleStep("intent", "order_status", [{"order_id": "A-123"}], at("intent: order_status")),
-        RuleStep("action", "action_check_order", None, at("action: action_check_order")),
-        RuleStep("slot_was_set", "wants_agent", True, f"data/rules.yml:{line_of(path, 'wants_agent') - 1}"),
-        RuleStep("active_loop", "", None, at("active_loop: null")),
+    assert [step.source for step in (*check.condition, *check.steps)] == [
+        at("active_loop: order_form"),
+        f"data/rules.yml:{line_of(path, 'active_loop: order_form') + 1}",
+        at("intent: order_status"),
+        at("action: action_check_order"),
+        f"data/rules.yml:{line_of(path, 'wants_agent') - 1}",
+        at("active_loop: null"),
     ]
     assert check.wait_for_user_input is False
     assert check.source == at("rule: Check the order")
-    assert [(s.kind, s.name) for s in data.stories[0].steps] == [
-        ("intent", "faq"),
-        ("action", "utter_faq"),
-    ]
+    assert data.stories[0].steps == (UserStep("faq"), ActionStep("utter_faq"))
     assert data.stories[0].name == "faq then thanks"
 
 
@@ -490,10 +487,16 @@ def test_rules_and_stories_keep_every_step(tmp_path: Path) -> None:
             "expected exactly one of",
         ),
         (
-            "rules:\n  - rule: r\n    steps:\n      - intent: greet\n      - or:\n        - intent: bye\n",
-            "- or:",
+            "rules:\n  - rule: r\n    steps:\n      - intent: greet\n      - checkpoint: later\n",
+            "- checkpoint:",
             "rules[0].steps[1]",
-            "unsupported step",
+            "a `checkpoint` step is not allowed in a rule",
+        ),
+        (
+            "stories:\n  - story: s\n    steps:\n      - intent: greet\n        action: utter_greet\n",
+            "intent: greet",
+            "stories[0].steps[0]",
+            "unsupported step with keys intent, action",
         ),
         (
             (
@@ -594,21 +597,6 @@ def test_entity_extraction_is_off_when_not_in_the_pipeline(tmp_path: Path) -> No
         ),
         (
             "name: RuleEntityExtractor",
-            "name: DIETClassifier",
-            "DIETClassifier",
-            (
-                "pipeline[1].name: 'DIETClassifier' is a Rasa component; CrowdDesk's pipeline is SentenceEncoder, "
-                "RuleEntityExtractor, CalibratedIntentClassifier, KnowledgeBaseRetriever (see docs)"
-            ),
-        ),
-        (
-            "name: SupportPolicy",
-            "name: TEDPolicy",
-            "TEDPolicy",
-            "policies[0].name: 'TEDPolicy' is a Rasa policy; CrowdDesk's policies are SupportPolicy (see docs)",
-        ),
-        (
-            "name: RuleEntityExtractor",
             "name: FancyExtractor",
             "FancyExtractor",
             (
@@ -659,6 +647,28 @@ def test_config_errors_name_file_line_and_key_path(
         load_config(path, root=tmp_path)
     assert str(raised.value).startswith(f"config.yml:{line_of(path, needle)}: ")
     assert expected in str(raised.value)
+
+
+def test_rasa_components_and_policies_are_ignored_with_a_warning(tmp_path: Path) -> None:
+    text = CONFIG.replace("      - name: RuleEntityExtractor\n", "      - name: DIETClassifier\n        epochs: 100\n")
+    path = write(
+        tmp_path, "config.yml", text.rstrip(" ") + "      - name: RulePolicy\n      - name: my_addons.Policy\n"
+    )
+    config = load_config(path, root=tmp_path)
+    assert config.entities.enabled is False
+    assert config.policy.target_precision == 0.9
+    assert [(w.line, w.key, w.message.split(";")[0]) for w in config.warnings] == [
+        (line_of(path, "DIETClassifier"), "pipeline[1].name", "'DIETClassifier' is a Rasa NLU component"),
+        (line_of(path, "RulePolicy"), "policies[1].name", "'RulePolicy' is a Rasa policy"),
+        (line_of(path, "my_addons"), "policies[2].name", "'my_addons.Policy' is a custom Rasa policy"),
+    ]
+
+
+def test_a_rasa_only_pipeline_means_crowddesk_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, "config.yml", "pipeline:\n  - name: WhitespaceTokenizer\npolicies:\n  - name: TEDPolicy\n")
+    config = load_config(path, root=tmp_path)
+    assert config == ProjectConfig(path=path)
+    assert [w.key for w in config.warnings] == ["pipeline[0].name", "policies[0].name"]
 
 
 def test_pipeline_must_name_the_required_components(tmp_path: Path) -> None:

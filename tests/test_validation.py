@@ -105,13 +105,13 @@ def test_valid_project_has_no_problems(project: Path) -> None:
 
 def test_every_broken_file_is_reported_not_just_the_first(project: Path) -> None:
     nlu = write(project, "data/nlu.yml", NLU + "  - intent: [oops\n")
-    config = write(project, "config.yml", "pipeline:\n  - name: DIETClassifier\n")
+    config = write(project, "config.yml", "pipeline:\n  - name: FancyClassifier\n")
     endpoints = write(project, "endpoints.yml", "action_endpoint:\n  url: ftp://actions\n")
 
     problems = validate_project(project)
 
     assert [(p.path, p.line, p.key) for p in problems] == [
-        ("config.yml", line_of(config, "DIETClassifier"), "pipeline[0].name"),
+        ("config.yml", line_of(config, "FancyClassifier"), "pipeline[0].name"),
         ("data/nlu.yml", line_of(nlu, "oops") + 1, ""),  # the parser notices at end of input
         ("endpoints.yml", line_of(endpoints, "ftp"), "action_endpoint.url"),
     ]
@@ -252,13 +252,17 @@ def test_duplicate_example_under_two_intents_reports_both_lines(project: Path) -
             "data/nlu.yml",
             greet_line,
             "nlu.greet",
-            f"example 'Opening   Hours' is also an example of intent 'faq/opening_hours' (data/nlu.yml:{faq_line})",
+            f"example 'Opening   Hours' is also an example of intent 'faq/opening_hours' (data/nlu.yml:{faq_line}); "
+            "it is trained as an example of both, so such a message counts as ambiguous",
+            "warning",
         ),
         Problem(
             "data/nlu.yml",
             faq_line,
             "nlu.faq/opening_hours",
-            f"example 'opening hours' is also an example of intent 'greet' (data/nlu.yml:{greet_line})",
+            f"example 'opening hours' is also an example of intent 'greet' (data/nlu.yml:{greet_line}); "
+            "it is trained as an example of both, so such a message counts as ambiguous",
+            "warning",
         ),
     ]
 
@@ -325,7 +329,7 @@ def test_retrieval_intent_without_its_response(project: Path) -> None:
     ]
 
 
-def test_annotated_entity_must_be_declared(project: Path) -> None:
+def test_annotated_entity_not_in_the_domain_is_a_warning(project: Path) -> None:
     nlu = write(project, "data/nlu.yml", NLU.replace("- hello", "- hello from [Berlin](city)"))
     assert validate_project(project) == [
         problem(
@@ -333,7 +337,9 @@ def test_annotated_entity_must_be_declared(project: Path) -> None:
             project,
             "Berlin",
             "nlu.greet",
-            "entity 'city' is annotated but not declared under `entities:` in the domain",
+            "entity 'city' is annotated but not declared under `entities:` in the domain; "
+            "it is still learnt from the examples, but no slot, rule or story can use it",
+            "warning",
         )
     ]
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from crowddesk.bot.project.yaml_files import (
+    FileWarning,
     YamlFile,
     item_line,
     key_line,
@@ -322,6 +323,8 @@ class ProjectConfig:
     retriever: RetrieverSettings = field(default_factory=RetrieverSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
     path: Path | None = None
+    # Entries read but ignored (Rasa's components and policies), for `data validate` to show.
+    warnings: list[FileWarning] = field(default_factory=list, compare=False)
 
     def fingerprint_dict(self) -> dict[str, Any]:
         """Everything that changes what training produces (not the assistant id or file path)."""
@@ -360,8 +363,10 @@ def load_config(path: Path, *, root: Path | None = None) -> ProjectConfig:
                 "language",
                 f"{config.language!r} is not a language code like 'en'",
             )
-    if top.get("pipeline"):
-        components = _parse_components(file, top, "pipeline", PIPELINE_COMPONENTS, RASA_COMPONENTS)
+    components = (
+        _parse_components(file, top, "pipeline", PIPELINE_COMPONENTS, config.warnings) if top.get("pipeline") else {}
+    )
+    if components:
         config.encoder = components["SentenceEncoder"]
         config.entities = replace(
             components.get("RuleEntityExtractor", EntitySettings()),
@@ -369,8 +374,9 @@ def load_config(path: Path, *, root: Path | None = None) -> ProjectConfig:
         )
         config.classifier = components["CalibratedIntentClassifier"]
         config.retriever = components["KnowledgeBaseRetriever"]
-    if top.get("policies"):
-        config.policy = _parse_components(file, top, "policies", POLICIES, RASA_POLICIES)["SupportPolicy"]
+    policies = _parse_components(file, top, "policies", POLICIES, config.warnings) if top.get("policies") else {}
+    if policies:
+        config.policy = policies["SupportPolicy"]
     return config
 
 
@@ -386,9 +392,11 @@ def _choice(file: YamlFile, parent: Any, key: str, choices: tuple[str, ...]) -> 
 
 
 def _parse_components(
-    file: YamlFile, top: Any, section: str, registry: dict[str, type], rasa_names: frozenset[str]
+    file: YamlFile, top: Any, section: str, registry: dict[str, type], warnings: list[FileWarning]
 ) -> dict[str, Any]:
-    """Build the settings object of every component listed under `section`."""
+    """Build the settings object of every CrowdDesk component listed under `section`; Rasa's
+    components and policies (built-in or custom) are skipped with a warning. A section listing
+    only Rasa entries gives an empty result, so CrowdDesk's defaults apply."""
     items = require_sequence(file, top[section], section, key_line(top, section))
     available = ", ".join(registry)
     built: dict[str, Any] = {}
@@ -397,22 +405,39 @@ def _parse_components(
         item = require_mapping(file, node, key, item_line(items, index))
         line = key_line(item, "name")
         name = require_str(file, item.get("name"), f"{key}.name", line)
-        if name in rasa_names:
-            kind, verb = ("component", "is") if section == "pipeline" else ("policy", "are")
-            raise file.error(
-                line,
-                f"{key}.name",
-                f"{name!r} is a Rasa {kind}; CrowdDesk's {section} {verb} {available} (see docs)",
-            )
+        ignored = _ignored_rasa_entry(name, section, available)
+        if ignored is not None:
+            warnings.append(file.warning(line, f"{key}.name", ignored))
+            continue
         if name not in registry:
             raise file.error(line, f"{key}.name", f"unknown {section} entry {name!r}; available: {available}")
         if name in built:
             raise file.error(line, f"{key}.name", f"{name!r} is listed twice")
         built[name] = _build_settings(file, registry[name], item, key)
     required = [name for name in registry if name not in OPTIONAL_COMPONENTS and name not in built]
-    if required:
+    if built and required:
         raise file.error(key_line(top, section), section, f"missing required entries: {', '.join(required)}")
     return built
+
+
+def _ignored_rasa_entry(name: str, section: str, available: str) -> str | None:
+    """Why a Rasa pipeline component or policy is ignored, or None when `name` is not Rasa's.
+    A dotted name is a Python path, i.e. a custom Rasa component or policy."""
+    custom = "." in name
+    if section == "pipeline" and (custom or name in RASA_COMPONENTS):
+        kind = "custom Rasa component" if custom else "Rasa NLU component"
+        return (
+            f"{name!r} is a {kind}; ignored with its options: CrowdDesk understands messages with its "
+            f"own NLU pipeline ({available}), with default settings unless that pipeline is listed here"
+        )
+    if section == "policies" and (custom or name in RASA_POLICIES):
+        kind = "custom Rasa policy" if custom else "Rasa policy"
+        return (
+            f"{name!r} is a {kind}; its options are ignored: CrowdDesk runs the project's rules and "
+            "stories with its own dialogue policies (today only rules with a single intent run; stories "
+            f"are checked but not yet followed), alongside {available}"
+        )
+    return None
 
 
 def _build_settings(

@@ -1,7 +1,8 @@
 """credentials.yml (Rasa 3.x format): the channels the bot listens on and their settings.
 
 Top-level keys are channel names from `crowddesk.connectors.registry` (`version` is ignored);
-each block goes, with `${VAR}`s replaced from the environment, to that connector's
+Rasa's other channels (`rasa`, `socketio`, `facebook`, custom ones) are skipped with a warning.
+Each block goes, with `${VAR}`s replaced from the environment, to that connector's
 `from_credentials`. Loading a project only checks the names: the variables are read when the
 server builds the connectors, so training or validating needs no platform secrets.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 from crowddesk.bot.project.endpoints import expand_env
 from crowddesk.bot.project.yaml_files import (
+    FileWarning,
     ProjectFileError,
     YamlFile,
     key_line,
@@ -38,10 +40,13 @@ class ChannelCredentials:
 
     file: YamlFile | None = None
     blocks: dict[str, Any] = field(default_factory=lambda: {DEFAULT_CHANNEL: None})
+    # Channels the file lists that CrowdDesk doesn't have.
+    warnings: tuple[FileWarning, ...] = field(default=(), compare=False)
 
 
 def load_credentials(path: Path, *, root: Path | None = None, required: bool = False) -> ChannelCredentials:
-    """Parse `path`, rejecting unknown channels; a missing file means REST only unless `required`."""
+    """Parse `path`, skipping channels CrowdDesk doesn't have with a warning; a missing file
+    means REST only unless `required`."""
     if not path.exists() and not required:
         return ChannelCredentials()
     file = read_yaml(path, root)
@@ -49,17 +54,21 @@ def load_credentials(path: Path, *, root: Path | None = None, required: bool = F
         return ChannelCredentials(file)
     top = require_mapping(file, file.content, "credentials", 1)
     blocks: dict[str, Any] = {}
+    warnings: list[FileWarning] = []
     for name, block in top.items():
         if name in IGNORED_KEYS:
             continue
         try:
             check_known(str(name))
         except CredentialsError as error:
-            raise file.error(key_line(top, name), str(name), str(error)) from None
+            warnings.append(file.warning(key_line(top, name), str(name), f"{error}; this channel is ignored"))
+            continue
         if block is not None:
             require_mapping(file, block, str(name), key_line(top, name))
         blocks[str(name)] = block
-    return ChannelCredentials(file, blocks) if blocks else ChannelCredentials(file)
+    if not blocks:
+        return ChannelCredentials(file, warnings=tuple(warnings))
+    return ChannelCredentials(file, blocks, tuple(warnings))
 
 
 def build_channels(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from crowddesk.bot.project.yaml_files import (
+    FileWarning,
     ProjectFileError,
     YamlFile,
     item_line,
@@ -34,21 +35,33 @@ DOMAIN_KEYS = (
     "actions",
     "forms",
     "session_config",
+    "config",
+    "recipe",
+    "language",
+    "assistant_id",
 )
+# Keys a Rasa domain may carry that belong to config.yml; a domain's copy of them is ignored.
+CONFIG_ONLY_KEYS = ("recipe", "language", "assistant_id")
+DOMAIN_CONFIG_KEYS = ("store_entities_as_slots",)
+# The slot a form keeps the name of the slot it is asking for in; Rasa adds it to every domain with forms.
+REQUESTED_SLOT = "requested_slot"
 RESPONSE_KEYS = ("text", "buttons", "image", "custom", "condition", "channel", "metadata")
 RETRIEVAL_SEPARATOR = "/"
 # The intent of the Helpful / Not helpful buttons on KB answers (bot/dialogue/kb_feedback.py):
 # reserved, read from the button payload without NLU, so a project never trains it.
 FEEDBACK_INTENT = "kb_feedback"
 
-# Keys a slot mapping may carry besides `type` and `conditions`, per mapping type (as in Rasa 3).
-_MAPPING_KEYS: dict[str, tuple[str, ...]] = {
+# Every key a Rasa 3 slot mapping may carry, and the ones each mapping type uses: Rasa accepts
+# the others on any type and ignores them, so CrowdDesk loads them with a warning.
+MAPPING_KEYS = ("type", "entity", "role", "group", "value", "intent", "not_intent", "action", "conditions")
+_MAPPING_TYPE_KEYS: dict[str, tuple[str, ...]] = {
     "from_entity": ("entity", "role", "group", "intent", "not_intent"),
     "from_text": ("intent", "not_intent"),
     "from_intent": ("value", "intent", "not_intent"),
     "from_trigger_intent": ("value", "intent", "not_intent"),
     "custom": ("action",),
 }
+CONDITION_KEYS = ("active_loop", "requested_slot")
 
 
 @dataclass
@@ -166,6 +179,8 @@ class Domain:
     sources: dict[str, str] = field(default_factory=dict)
     # What a button offering an intent says (`- bot_challenge: {metadata: {title: ...}}`).
     intent_titles: dict[str, str] = field(default_factory=dict)
+    # Settings read but ignored, for `data validate` to show.
+    warnings: list[FileWarning] = field(default_factory=list, compare=False)
 
     def intent_title(self, intent: str) -> str | None:
         """A customer-facing title for `intent`: its `metadata.title`, else the `metadata.title`
@@ -216,7 +231,15 @@ def domain_files(path: Path) -> list[Path]:
 def load_domain(path: Path, *, root: Path | None = None) -> Domain:
     """Load a domain file, or a directory of domain files merged as Rasa does."""
     parts = [load_domain_file(file_path, root=root) for file_path in domain_files(path)]
-    return merge_domains(parts, path)
+    return with_implicit_slots(merge_domains(parts, path))
+
+
+def with_implicit_slots(domain: Domain) -> Domain:
+    """`domain` plus the slots Rasa adds by itself: `requested_slot` when there are forms."""
+    if not domain.forms or REQUESTED_SLOT in domain.slots:
+        return domain
+    requested = Slot(REQUESTED_SLOT, "text", None, influence_conversation=False, mappings=[], values=None)
+    return replace(domain, slots={**domain.slots, REQUESTED_SLOT: requested})
 
 
 def load_domain_file(path: Path, *, root: Path | None = None) -> Domain:
@@ -226,11 +249,12 @@ def load_domain_file(path: Path, *, root: Path | None = None) -> Domain:
         return merge_domains([], path)
     top = require_mapping(file, content, "domain", 1)
     reject_unknown_keys(file, top, DOMAIN_KEYS, "")
+    warnings = _ignored_settings(file, top)
     sources: dict[str, str] = {}
     intents = _parse_names(file, top, "intents", sources)
     entities = _parse_names(file, top, "entities", sources)
     actions = _parse_names(file, top, "actions", sources)
-    slots = _parse_slots(file, top.get("slots"), key_line(top, "slots"), sources)
+    slots = _parse_slots(file, top.get("slots"), key_line(top, "slots"), sources, warnings)
     responses = parse_responses(file, top.get("responses"), key_line(top, "responses"), "responses")
     sources.update(response_sources(file, top.get("responses")))
     forms = _parse_forms(file, top.get("forms"), key_line(top, "forms"), sources)
@@ -249,7 +273,30 @@ def load_domain_file(path: Path, *, root: Path | None = None) -> Domain:
         path=path,
         sources=sources,
         intent_titles=_intent_titles(file, top),
+        warnings=warnings,
     )
+
+
+def _ignored_settings(file: YamlFile, top: Any) -> list[FileWarning]:
+    """Warnings for the domain's copies of config.yml keys and its `config:` block."""
+    warnings = [
+        file.warning(key_line(top, key), key, "belongs in config.yml; ignored in the domain")
+        for key in CONFIG_ONLY_KEYS
+        if key in top
+    ]
+    if top.get("config") is not None:
+        settings = require_mapping(file, top["config"], "config", key_line(top, "config"))
+        reject_unknown_keys(file, settings, DOMAIN_CONFIG_KEYS, "config")
+        for name in settings:
+            require_bool(file, settings[name], f"config.{name}", value_line(settings, name))
+            warnings.append(
+                file.warning(
+                    key_line(settings, name),
+                    f"config.{name}",
+                    "ignored: slots are filled only through their `mappings`, as in Rasa 3",
+                )
+            )
+    return warnings
 
 
 def merge_domains(parts: list[Domain], path: Path | None) -> Domain:
@@ -278,6 +325,7 @@ def _merge_into(merged: Domain, part: Domain) -> None:
         merged.sources.setdefault(key, source)
     for intent, title in part.intent_titles.items():
         merged.intent_titles.setdefault(intent, title)
+    merged.warnings.extend(part.warnings)
 
 
 def _duplicate_error(merged: Domain, part: Domain, key: str) -> ProjectFileError:
@@ -415,19 +463,21 @@ def _optional_mapping(file: YamlFile, parent: Any, name: str, key: str) -> dict[
     return plain(require_mapping(file, parent[name], f"{key}.{name}", key_line(parent, name)))
 
 
-def _parse_slots(file: YamlFile, node: Any, line: int | None, sources: dict[str, str]) -> dict[str, Slot]:
+def _parse_slots(
+    file: YamlFile, node: Any, line: int | None, sources: dict[str, str], warnings: list[FileWarning]
+) -> dict[str, Slot]:
     if node is None:
         return {}
     mapping = require_mapping(file, node, "slots", line)
     slots: dict[str, Slot] = {}
     for name, definition in mapping.items():
         slot_line = key_line(mapping, name)
-        slots[str(name)] = _parse_slot(file, str(name), definition, slot_line)
+        slots[str(name)] = _parse_slot(file, str(name), definition, slot_line, warnings)
         sources[f"slots.{name}"] = file.source(slot_line)
     return slots
 
 
-def _parse_slot(file: YamlFile, name: str, node: Any, line: int | None) -> Slot:
+def _parse_slot(file: YamlFile, name: str, node: Any, line: int | None, warnings: list[FileWarning]) -> Slot:
     key = f"slots.{name}"
     definition = require_mapping(file, node, key, line)
     reject_unknown_keys(
@@ -475,7 +525,7 @@ def _parse_slot(file: YamlFile, name: str, node: Any, line: int | None) -> Slot:
         )
     mappings_node = require_sequence(file, definition["mappings"], f"{key}.mappings", key_line(definition, "mappings"))
     mappings = [
-        _parse_slot_mapping(file, item, item_line(mappings_node, index), f"{key}.mappings[{index}]")
+        _parse_slot_mapping(file, item, item_line(mappings_node, index), f"{key}.mappings[{index}]", warnings)
         for index, item in enumerate(mappings_node)
     ]
     initial_value = plain(definition.get("initial_value"))
@@ -543,7 +593,9 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _parse_slot_mapping(file: YamlFile, node: Any, line: int | None, key: str) -> SlotMapping:
+def _parse_slot_mapping(
+    file: YamlFile, node: Any, line: int | None, key: str, warnings: list[FileWarning]
+) -> SlotMapping:
     mapping = require_mapping(file, node, key, line)
     mapping_type = mapping.get("type")
     if mapping_type not in SLOT_MAPPING_TYPES:
@@ -552,7 +604,13 @@ def _parse_slot_mapping(file: YamlFile, node: Any, line: int | None, key: str) -
             f"{key}.type",
             f"unknown slot mapping type {mapping_type!r}; expected one of: {', '.join(SLOT_MAPPING_TYPES)}",
         )
-    reject_unknown_keys(file, mapping, ("type", "conditions", *_MAPPING_KEYS[mapping_type]), key)
+    reject_unknown_keys(file, mapping, MAPPING_KEYS, key)
+    used = ("type", "conditions", *_MAPPING_TYPE_KEYS[mapping_type])
+    warnings.extend(
+        file.warning(key_line(mapping, name), f"{key}.{name}", f"ignored: a {mapping_type} mapping does not use it")
+        for name in mapping
+        if name not in used
+    )
     if mapping_type == "from_entity" and "entity" not in mapping:
         raise file.error(line, f"{key}.entity", "a from_entity mapping needs an entity")
     if mapping_type in ("from_intent", "from_trigger_intent") and "value" not in mapping:
@@ -564,9 +622,7 @@ def _parse_slot_mapping(file: YamlFile, node: Any, line: int | None, key: str) -
     }
     conditions = None
     if mapping.get("conditions") is not None:
-        conditions = plain(
-            require_sequence(file, mapping["conditions"], f"{key}.conditions", key_line(mapping, "conditions"))
-        )
+        conditions = _mapping_conditions(file, mapping, f"{key}.conditions")
     return SlotMapping(
         type=mapping_type,
         entity=texts.get("entity"),
@@ -579,6 +635,22 @@ def _parse_slot_mapping(file: YamlFile, node: Any, line: int | None, key: str) -
         action=texts.get("action"),
         source=file.source(line),
     )
+
+
+def _mapping_conditions(file: YamlFile, mapping: Any, key: str) -> list[dict[str, Any]]:
+    """`conditions:` of a slot mapping: each a form that must be active (`active_loop`, null for
+    none) and optionally the slot it must be asking for (`requested_slot`)."""
+    items = require_sequence(file, mapping["conditions"], key, key_line(mapping, "conditions"))
+    conditions: list[dict[str, Any]] = []
+    for index, node in enumerate(items):
+        item_key = f"{key}[{index}]"
+        condition = require_mapping(file, node, item_key, item_line(items, index))
+        reject_unknown_keys(file, condition, CONDITION_KEYS, item_key)
+        for name in CONDITION_KEYS:
+            if condition.get(name) is not None:
+                require_str(file, condition[name], f"{item_key}.{name}", value_line(condition, name))
+        conditions.append(plain(condition))
+    return conditions
 
 
 def _intent_filter(file: YamlFile, mapping: Any, name: str, key: str) -> str | list[str] | None:

@@ -11,7 +11,7 @@ from crowddesk.bot.project.credentials import CREDENTIALS_FILE, ChannelCredentia
 from crowddesk.bot.project.domain import Domain, domain_files, load_domain, with_responses
 from crowddesk.bot.project.endpoints import Endpoints, load_endpoints
 from crowddesk.bot.project.training_data import TrainingData, find_training_files, load_training_data
-from crowddesk.bot.project.yaml_files import ProjectFileError
+from crowddesk.bot.project.yaml_files import FileWarning, ProjectFileError
 
 DOMAIN_FILE_NAMES = ("domain.yml", "domain.yaml")
 DOMAIN_DIRECTORY = "domain"
@@ -28,6 +28,10 @@ class Project:
     data: TrainingData
     endpoints: Endpoints
     credentials: ChannelCredentials = field(default_factory=ChannelCredentials)
+
+    def warnings(self) -> list[FileWarning]:
+        """What the project's files contain that CrowdDesk reads but ignores (Rasa's pipeline, ...)."""
+        return [*self.config.warnings, *self.domain.warnings, *self.data.warnings, *self.credentials.warnings]
 
     def training_files(self) -> list[Path]:
         """Domain and data files, whose content decides the trained model.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,13 +9,21 @@ from typing import Any
 
 from ruamel.yaml.scalarstring import LiteralScalarString
 
+from crowddesk.bot.project.annotations import strip_annotations
 from crowddesk.bot.project.domain import Response, parse_responses, response_sources
+from crowddesk.bot.project.story_steps import (
+    CONDITION_STEP_KINDS,
+    RULE_STEP_KINDS,
+    STORY_STEP_KINDS,
+    Step,
+    StepParser,
+)
 from crowddesk.bot.project.yaml_files import (
+    FileWarning,
     ProjectFileError,
     YamlFile,
     item_line,
     key_line,
-    plain,
     read_yaml,
     reject_unknown_keys,
     require_bool,
@@ -31,15 +37,7 @@ from crowddesk.nlu.types import EntitySpan, TrainingExample
 
 DATA_KEYS = ("version", "nlu", "rules", "stories", "responses")
 NLU_KINDS = ("intent", "synonym", "regex", "lookup")
-STEP_KINDS = ("intent", "action", "slot_was_set", "active_loop")
-CONDITION_KINDS = ("slot_was_set", "active_loop")
-
-# `[text](entity)`, `[text](entity:value)`, `[text]{"entity": ...}` and `[text][{...}, {...}]`.
-_ANNOTATION = re.compile(
-    r"\[(?P<text>[^\]]+)\]"
-    r"(?:\((?P<short>[^)]+)\)|(?P<json>\{[^}]*\})|(?P<json_list>\[\s*\{.*?\}\s*\]))"
-)
-_ANNOTATION_JSON_KEYS = ("entity", "value", "role", "group")
+TEST_STORY_KEYS = ("version", "stories")
 
 
 @dataclass(frozen=True)
@@ -50,31 +48,21 @@ class RegexPattern:
 
 
 @dataclass(frozen=True)
-class RuleStep:
-    """One rule/story step. `value`: entities of an intent step, the value of a slot_was_set step
-    (None also for a bare slot name, meaning "any value"); an active_loop step's `name` is ""
-    for `active_loop: null` (the loop was deactivated)."""
-
-    kind: str
-    name: str
-    value: Any
-    source: str
-
-
-@dataclass
 class Rule:
+    """A rule: `condition` (slot_was_set and active_loop steps) must hold before `steps` apply."""
+
     name: str
-    steps: list[RuleStep]
+    steps: tuple[Step, ...]
     conversation_start: bool
-    condition: list[RuleStep]
+    condition: tuple[Step, ...]
     source: str
     wait_for_user_input: bool = True
 
 
-@dataclass
+@dataclass(frozen=True)
 class Story:
     name: str
-    steps: list[RuleStep]
+    steps: tuple[Step, ...]
     source: str
 
 
@@ -92,6 +80,7 @@ class TrainingData:
     responses: dict[str, list[Response]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
+    warnings: list[FileWarning] = field(default_factory=list, compare=False)
 
     def intents(self) -> list[str]:
         """Intents that have examples, in first-seen order (retrieval intents as `faq/<key>`)."""
@@ -116,6 +105,7 @@ def merge_training_data(parts: Iterable[TrainingData]) -> TrainingData:
         merged.rules.extend(part.rules)
         merged.stories.extend(part.stories)
         merged.files.extend(part.files)
+        merged.warnings.extend(part.warnings)
         for name, items in part.lookups.items():
             merged.lookups.setdefault(name, []).extend(items)
         for variant, canonical in part.synonyms.items():
@@ -137,14 +127,13 @@ def load_training_file(path: Path, *, root: Path | None = None) -> TrainingData:
         raise file.error(1, None, "not a training data file: expected nlu, rules, stories or responses")
     reject_unknown_keys(file, top, DATA_KEYS, "")
     data = TrainingData(files=[path])
+    parser = StepParser(file, data.warnings)
     if top.get("nlu") is not None:
         _parse_nlu(file, require_sequence(file, top["nlu"], "nlu", key_line(top, "nlu")), data)
     if top.get("rules") is not None:
         rules = require_sequence(file, top["rules"], "rules", key_line(top, "rules"))
-        data.rules = [_parse_rule(file, rules, index) for index in range(len(rules))]
-    if top.get("stories") is not None:
-        stories = require_sequence(file, top["stories"], "stories", key_line(top, "stories"))
-        data.stories = [_parse_story(file, stories, index) for index in range(len(stories))]
+        data.rules = [_parse_rule(parser, rules, index) for index in range(len(rules))]
+    data.stories = _parse_stories(parser, top)
     data.responses = parse_responses(file, top.get("responses"), key_line(top, "responses"), "responses")
     data.sources.update(response_sources(file, top.get("responses")))
     return data
@@ -212,52 +201,16 @@ def _parse_example(
     file: YamlFile, raw: str, intent: str, line: int | None, key: str, data: TrainingData
 ) -> TrainingExample:
     """Strip entity annotations from `raw`, keeping their offsets in the cleaned text."""
-    text = ""
-    spans: list[EntitySpan] = []
-    position = 0
-    for match in _ANNOTATION.finditer(raw):
-        text += raw[position : match.start()]
-        start, surface = len(text), match["text"]
-        text += surface
-        for entity, value in _annotation_entities(file, match, line, key):
-            spans.append(EntitySpan(entity=entity, start=start, end=len(text), value=value or surface))
-            if value is not None and value != surface:
-                _add_synonym(data, surface, value, file.source(line))
-        position = match.end()
-    text += raw[position:]
+    text, annotations = strip_annotations(file, raw, line, key)
     if not text.strip():
         raise file.error(line, key, f"example {raw!r} has no text")
-    return TrainingExample(text=text, intent=intent, entities=tuple(spans), source=file.source(line))
-
-
-def _annotation_entities(
-    file: YamlFile, match: re.Match[str], line: int | None, key: str
-) -> list[tuple[str, str | None]]:
-    if match["short"] is not None:
-        entity, _, value = match["short"].partition(":")
-        if not entity.strip():
-            raise file.error(line, key, f"annotation {match[0]!r} has no entity name")
-        return [(entity.strip(), value.strip() or None)]
-    raw_json = match["json"] or match["json_list"]
-    try:
-        parsed = json.loads(raw_json)
-    except json.JSONDecodeError as error:
-        raise file.error(line, key, f"annotation {match[0]!r} is not valid JSON: {error.msg}") from error
-    return [
-        _json_entity(file, entry, match[0], line, key) for entry in (parsed if isinstance(parsed, list) else [parsed])
-    ]
-
-
-def _json_entity(file: YamlFile, entry: Any, annotation: str, line: int | None, key: str) -> tuple[str, str | None]:
-    if not isinstance(entry, dict) or not isinstance(entry.get("entity"), str) or not entry["entity"]:
-        raise file.error(line, key, f'annotation {annotation!r} needs an "entity" name')
-    unknown = sorted(set(entry) - set(_ANNOTATION_JSON_KEYS))
-    if unknown:
-        raise file.error(line, key, f"annotation {annotation!r} has unknown keys: {', '.join(unknown)}")
-    value = entry.get("value")
-    if value is not None and not isinstance(value, str):
-        raise file.error(line, key, f'annotation {annotation!r}: "value" must be a string')
-    return entry["entity"], value
+    for annotation in annotations:
+        if annotation.value is not None and annotation.value != annotation.surface:
+            _add_synonym(data, annotation.surface, annotation.value, file.source(line))
+    spans = tuple(
+        EntitySpan(entity=a.entity, start=a.start, end=a.end, value=a.value or a.surface) for a in annotations
+    )
+    return TrainingExample(text=text, intent=intent, entities=spans, source=file.source(line))
 
 
 def _add_synonym(data: TrainingData, variant: str, canonical: str, source: str) -> None:
@@ -277,7 +230,24 @@ def _add_synonym(data: TrainingData, variant: str, canonical: str, source: str) 
     data.sources.setdefault(f"synonyms.{normalised}", source)
 
 
-def _parse_rule(file: YamlFile, rules: Any, index: int) -> Rule:
+def load_test_stories(path: Path, *, root: Path | None = None) -> tuple[list[Story], list[FileWarning]]:
+    """The stories of a test file (`tests/test_stories.yml`), parsed like training stories."""
+    file = read_yaml(path, root)
+    top = require_mapping(file, file.content, "test stories", 1)
+    reject_unknown_keys(file, top, TEST_STORY_KEYS, "")
+    parser = StepParser(file)
+    return _parse_stories(parser, top), parser.warnings
+
+
+def _parse_stories(parser: StepParser, top: Any) -> list[Story]:
+    if top.get("stories") is None:
+        return []
+    stories = require_sequence(parser.file, top["stories"], "stories", key_line(top, "stories"))
+    return [_parse_story(parser, stories, index) for index in range(len(stories))]
+
+
+def _parse_rule(parser: StepParser, rules: Any, index: int) -> Rule:
+    file = parser.file
     line = item_line(rules, index)
     key = f"rules[{index}]"
     node = require_mapping(file, rules[index], key, line)
@@ -288,9 +258,9 @@ def _parse_rule(file: YamlFile, rules: Any, index: int) -> Rule:
         key,
     )
     name = require_str(file, node.get("rule"), f"{key}.rule", line)
-    condition: list[RuleStep] = []
+    condition: tuple[Step, ...] = ()
     if node.get("condition") is not None:
-        condition = _parse_steps(file, node, "condition", f"{key}.condition", CONDITION_KINDS)
+        condition = parser.steps(node, "condition", f"{key}.condition", CONDITION_STEP_KINDS, "a rule's condition")
     flags = {
         flag: require_bool(file, node[flag], f"{key}.{flag}", value_line(node, flag))
         for flag in ("conversation_start", "wait_for_user_input")
@@ -298,7 +268,7 @@ def _parse_rule(file: YamlFile, rules: Any, index: int) -> Rule:
     }
     return Rule(
         name=name,
-        steps=_parse_steps(file, node, "steps", f"{key}.steps", STEP_KINDS),
+        steps=parser.steps(node, "steps", f"{key}.steps", RULE_STEP_KINDS, "a rule"),
         conversation_start=flags.get("conversation_start", False),
         condition=condition,
         source=file.source(line),
@@ -306,58 +276,14 @@ def _parse_rule(file: YamlFile, rules: Any, index: int) -> Rule:
     )
 
 
-def _parse_story(file: YamlFile, stories: Any, index: int) -> Story:
+def _parse_story(parser: StepParser, stories: Any, index: int) -> Story:
+    file = parser.file
     line = item_line(stories, index)
     key = f"stories[{index}]"
     node = require_mapping(file, stories[index], key, line)
     reject_unknown_keys(file, node, ("story", "steps", "metadata"), key)
     return Story(
         name=require_str(file, node.get("story"), f"{key}.story", line),
-        steps=_parse_steps(file, node, "steps", f"{key}.steps", STEP_KINDS),
+        steps=parser.steps(node, "steps", f"{key}.steps", STORY_STEP_KINDS, "a story"),
         source=file.source(line),
     )
-
-
-def _parse_steps(file: YamlFile, parent: Any, field_name: str, key: str, kinds: tuple[str, ...]) -> list[RuleStep]:
-    items = require_sequence(file, parent.get(field_name), key, key_line(parent, field_name))
-    if not items:
-        raise file.error(key_line(parent, field_name), key, "expected at least one step")
-    steps: list[RuleStep] = []
-    for index, node in enumerate(items):
-        steps.extend(_parse_step(file, node, item_line(items, index), f"{key}[{index}]", kinds))
-    return steps
-
-
-def _parse_step(file: YamlFile, node: Any, line: int | None, key: str, kinds: tuple[str, ...]) -> list[RuleStep]:
-    step = require_mapping(file, node, key, line)
-    present = [kind for kind in kinds if kind in step]
-    extra = [str(name) for name in step if name not in kinds and not (name == "entities" and "intent" in step)]
-    if len(present) != 1 or extra:
-        raise file.error(
-            line,
-            key,
-            f"unsupported step with keys {', '.join(map(str, step))}; a step has exactly one of: {', '.join(kinds)}",
-        )
-    kind = present[0]
-    source = file.source(line)
-    if kind == "slot_was_set":
-        return _slot_steps(file, step["slot_was_set"], line, f"{key}.slot_was_set", source)
-    if kind == "active_loop":
-        loop = step["active_loop"]
-        name = "" if loop is None else require_str(file, loop, f"{key}.active_loop", line)
-        return [RuleStep("active_loop", name, None, source)]
-    name = require_str(file, step[kind], f"{key}.{kind}", line)
-    entities = plain(step.get("entities")) if kind == "intent" else None
-    return [RuleStep(kind, name, entities, source)]
-
-
-def _slot_steps(file: YamlFile, node: Any, line: int | None, key: str, source: str) -> list[RuleStep]:
-    items = require_sequence(file, node, key, line)
-    steps: list[RuleStep] = []
-    for index, item in enumerate(items):
-        if isinstance(item, dict):
-            steps.extend(RuleStep("slot_was_set", str(slot), plain(value), source) for slot, value in item.items())
-        else:
-            slot = require_str(file, item, f"{key}[{index}]", item_line(items, index))
-            steps.append(RuleStep("slot_was_set", slot, None, source))
-    return steps

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from crowddesk.bot.project.config import PolicySettings, load_config, never_answered_intents
+from crowddesk.bot.project.credentials import CREDENTIALS_FILE, load_credentials
 from crowddesk.bot.project.domain import (
     FEEDBACK_INTENT,
     RETRIEVAL_SEPARATOR,
@@ -19,13 +20,23 @@ from crowddesk.bot.project.domain import (
     domain_files,
     load_domain_file,
     merge_domains,
+    with_implicit_slots,
     with_responses,
 )
 from crowddesk.bot.project.endpoints import MissingEnvironmentVariable, load_endpoints
 from crowddesk.bot.project.loading import CONFIG_FILE, DATA_DIRECTORY, ENDPOINTS_FILE, locate_domain
+from crowddesk.bot.project.story_graph import linear_stories
+from crowddesk.bot.project.story_steps import (
+    ActionStep,
+    ActiveLoopStep,
+    CheckpointStep,
+    OrStep,
+    SlotStep,
+    Step,
+    UserStep,
+)
 from crowddesk.bot.project.training_data import (
     Rule,
-    RuleStep,
     Story,
     TrainingData,
     find_training_files,
@@ -33,7 +44,7 @@ from crowddesk.bot.project.training_data import (
     merge_training_data,
 )
 from crowddesk.bot.project.wiring import single_turn_rules
-from crowddesk.bot.project.yaml_files import ProjectFileError, split_source
+from crowddesk.bot.project.yaml_files import FileWarning, ProjectFileError, split_source
 
 Severity = Literal["error", "warning"]
 T = TypeVar("T")
@@ -59,6 +70,10 @@ BUILTIN_ACTIONS = frozenset(
 # kb_feedback comes only from the buttons on knowledge-base answers and is read without NLU.
 INTENTS_WITHOUT_EXAMPLES = frozenset({"restart", "back", "session_start", "nlu_fallback", FEEDBACK_INTENT})
 DEFAULT_INTENTS = INTENTS_WITHOUT_EXAMPLES | {"out_of_scope"}
+# Loops Rasa runs without a form in the domain (`active_loop: action_two_stage_fallback`).
+BUILTIN_LOOPS = frozenset({"action_two_stage_fallback"})
+# `crowddesk train` refuses data with fewer intents than this (the classifier needs two classes).
+MIN_TRAINED_INTENTS = 2
 
 
 @dataclass(frozen=True)
@@ -87,12 +102,24 @@ def validate_project(root: Path) -> list[Problem]:
     data_complete, data = _load_data(root, problems)
     config = _attempt(problems, lambda: load_config(root / CONFIG_FILE, root=root))
     _attempt(problems, lambda: load_endpoints(root / ENDPOINTS_FILE, root=root))
+    credentials = _attempt(problems, lambda: load_credentials(root / CREDENTIALS_FILE, root=root))
+    warnings = [
+        *(config.warnings if config is not None else []),
+        *(domain.warnings if domain is not None else []),
+        *data.warnings,
+        *(credentials.warnings if credentials is not None else ()),
+        *linear_stories(data.stories).warnings,
+    ]
+    problems.extend(map(_from_warning, dict.fromkeys(warnings)))
     problems.extend(_invalid_regexes(data))
     problems.extend(_duplicate_examples(data))
     problems.extend(_responses_without_content(data.responses))
+    if data_complete:
+        problems.extend(_too_few_intents(data))
     if domain is not None:
         problems.extend(_responses_without_content(domain.responses))
         problems.extend(_slot_mappings_to_unknown_entities(domain))
+        problems.extend(_slot_mapping_conditions(domain))
         if data_complete:
             merged = _attempt(problems, lambda: with_responses(domain, data.responses, data.sources))
             problems.extend(_cross_checks(merged or domain, data))
@@ -116,6 +143,10 @@ def _from_error(error: ProjectFileError, severity: Severity) -> Problem:
     return Problem(str(error.path), error.line, error.key or "", error.message, severity)
 
 
+def _from_warning(warning: FileWarning) -> Problem:
+    return Problem(str(warning.path), warning.line, warning.key or "", warning.message, "warning")
+
+
 def _load_domain(root: Path, problems: list[Problem]) -> Domain | None:
     """The merged domain, or None when any domain file is broken (checks against it would be noise)."""
     location = _attempt(problems, lambda: locate_domain(root))
@@ -130,7 +161,7 @@ def _load_domain(root: Path, problems: list[Problem]) -> Domain | None:
             complete = False
         else:
             merged = combined
-    return merged if complete else None
+    return with_implicit_slots(merged) if complete else None
 
 
 def _load_data(root: Path, problems: list[Problem]) -> tuple[bool, TrainingData]:
@@ -167,11 +198,28 @@ def _duplicate_examples(data: TrainingData) -> Iterable[Problem]:
         for example in examples:
             other = next((o for o in examples if o.intent != example.intent), None)
             if other is not None:
+                # Kept under both intents: the classifier then learns the text is ambiguous and
+                # answers it with low confidence (clarify or hand off) instead of guessing one.
                 yield problem_at(
                     example.source,
                     f"nlu.{example.intent}",
-                    f"example {example.text!r} is also an example of intent {other.intent!r} ({other.source})",
+                    f"example {example.text!r} is also an example of intent {other.intent!r} ({other.source}); "
+                    "it is trained as an example of both, so such a message counts as ambiguous",
+                    "warning",
                 )
+
+
+def _too_few_intents(data: TrainingData) -> Iterable[Problem]:
+    intents = data.intents()
+    if len(intents) < MIN_TRAINED_INTENTS:
+        yield Problem(
+            DATA_DIRECTORY,
+            None,
+            "nlu",
+            f"examples for {len(intents)} intent(s): `crowddesk train` needs examples for at least "
+            f"{MIN_TRAINED_INTENTS} intents and refuses until there are",
+            "warning",
+        )
 
 
 def _responses_without_content(responses: dict[str, list[Response]]) -> Iterable[Problem]:
@@ -196,6 +244,20 @@ def _slot_mappings_to_unknown_entities(domain: Domain) -> Iterable[Problem]:
                 )
 
 
+def _slot_mapping_conditions(domain: Domain) -> Iterable[Problem]:
+    for slot in domain.slots.values():
+        for index, mapping in enumerate(slot.mappings):
+            for condition in mapping.conditions or []:
+                loop, requested = condition.get("active_loop"), condition.get("requested_slot")
+                message = None
+                if loop is not None and loop not in domain.forms:
+                    message = f"condition active_loop {loop!r} is not a form in the domain"
+                elif requested is not None and requested not in domain.slots:
+                    message = f"condition requested_slot {requested!r} is not a slot in the domain"
+                if message:
+                    yield problem_at(mapping.source, f"slots.{slot.name}.mappings[{index}]", message)
+
+
 def _cross_checks(domain: Domain, data: TrainingData) -> Iterable[Problem]:
     """Checks between the domain and the training data (both complete)."""
     first_example: dict[str, str] = {}
@@ -207,7 +269,9 @@ def _cross_checks(domain: Domain, data: TrainingData) -> Iterable[Problem]:
                 yield problem_at(
                     example.source,
                     f"nlu.{example.intent}",
-                    f"entity {span.entity!r} is annotated but not declared under `entities:` in the domain",
+                    f"entity {span.entity!r} is annotated but not declared under `entities:` in the domain; "
+                    "it is still learnt from the examples, but no slot, rule or story can use it",
+                    "warning",
                 )
     for intent in data.intents():
         if RETRIEVAL_SEPARATOR in intent and f"utter_{intent}" not in domain.responses:
@@ -258,24 +322,38 @@ def _untitled_clarify_options(domain: Domain, data: TrainingData, policy: Policy
 def _dialogue_steps(domain: Domain, data: TrainingData, dialogue: Rule | Story) -> Iterable[Problem]:
     kind = "rules" if isinstance(dialogue, Rule) else "stories"
     key = f"{kind}.{dialogue.name}"
-    steps: list[RuleStep] = [*dialogue.condition, *dialogue.steps] if isinstance(dialogue, Rule) else dialogue.steps
+    steps = [*dialogue.condition, *dialogue.steps] if isinstance(dialogue, Rule) else list(dialogue.steps)
     intents = {*domain.intents, *DEFAULT_INTENTS, *data.intents(), *map(_base, data.intents())}
     retrieval_bases = {
         *domain.retrieval_intents(),
         *(_base(i) for i in data.intents() if RETRIEVAL_SEPARATOR in i),
     }
-    for step in steps:
-        message = None
-        if step.kind == "intent" and step.name not in intents:
-            message = f"unknown intent {step.name!r} (not in the domain nor in the NLU data)"
-        elif step.kind == "action":
-            message = _unknown_action(domain, retrieval_bases, step.name)
-        elif step.kind == "slot_was_set" and step.name not in domain.slots:
-            message = f"unknown slot {step.name!r}"
-        elif step.kind == "active_loop" and step.name and step.name not in domain.forms:
-            message = f"unknown form {step.name!r}"
+    for step in _with_nested(steps):
+        message = _unknown_in_step(domain, intents, retrieval_bases, step)
         if message:
             yield problem_at(step.source, key, message)
+
+
+def _with_nested(steps: Iterable[Step]) -> Iterable[Step]:
+    """Every step, with the alternatives of `or:` and the slot conditions of checkpoints."""
+    for step in steps:
+        yield step
+        if isinstance(step, OrStep):
+            yield from step.alternatives
+        elif isinstance(step, CheckpointStep):
+            yield from step.slots
+
+
+def _unknown_in_step(domain: Domain, intents: set[str], retrieval_bases: set[str], step: Step) -> str | None:
+    if isinstance(step, UserStep) and step.intent is not None and step.intent not in intents:
+        return f"unknown intent {step.intent!r} (not in the domain nor in the NLU data)"
+    if isinstance(step, ActionStep):
+        return _unknown_action(domain, retrieval_bases, step.name)
+    if isinstance(step, SlotStep) and step.name not in domain.slots:
+        return f"unknown slot {step.name!r}"
+    if isinstance(step, ActiveLoopStep) and step.name not in (None, *domain.forms, *BUILTIN_LOOPS):
+        return f"unknown form {step.name!r}"
+    return None
 
 
 def _unknown_action(domain: Domain, retrieval_bases: set[str], action: str) -> str | None:

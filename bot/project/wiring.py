@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from crowddesk.bot.project.loading import Project
+from crowddesk.bot.project.story_steps import ActionStep, UserStep
 from crowddesk.bot.project.training_data import Rule
 from crowddesk.knowledge_base.sources.importers import RasaRetrievalImporter
 from crowddesk.knowledge_base.types import KBEntry
@@ -30,8 +31,8 @@ def single_turn_rules(rule_list: Sequence[Rule]) -> dict[str, list[str]]:
     """The intent that opens each single-turn rule and the actions that follow it."""
     rules: dict[str, list[str]] = {}
     for rule in rule_list:
-        intents = [step.name for step in rule.steps if step.kind == "intent"]
-        actions = [step.name for step in rule.steps if step.kind == "action"]
-        if len(intents) == 1 and actions:
-            rules[intents[0]] = actions
+        users = [step for step in rule.steps if isinstance(step, UserStep)]
+        actions = [step.name for step in rule.steps if isinstance(step, ActionStep)]
+        if len(users) == 1 and users[0].intent is not None and actions:
+            rules[users[0].intent] = actions
     return rules

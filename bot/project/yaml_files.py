@@ -30,6 +30,20 @@ class ProjectFileError(Rejected):
 
 
 @dataclass(frozen=True)
+class FileWarning:
+    """Something in a project file that loads but is ignored or read differently than in Rasa,
+    located like ProjectFileError; `crowddesk data validate` reports it as a warning."""
+
+    path: Path
+    line: int | None
+    key: str | None
+    message: str
+
+    def __str__(self) -> str:
+        return str(ProjectFileError(self.path, self.line, self.key, self.message))
+
+
+@dataclass(frozen=True)
 class YamlFile:
     """One parsed YAML file; `display_path` is how messages name it (relative to the project)."""
 
@@ -43,6 +57,9 @@ class YamlFile:
 
     def error(self, line: int | None, key: str | None, message: str) -> ProjectFileError:
         return ProjectFileError(self.display_path, line, key, message)
+
+    def warning(self, line: int | None, key: str | None, message: str) -> FileWarning:
+        return FileWarning(self.display_path, line, key, message)
 
 
 def display_path(path: Path, root: Path | None) -> Path:
