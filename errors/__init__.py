@@ -1,10 +1,11 @@
 """The errors CrowdDesk refuses a request with, by what went wrong rather than where: an unknown
 id (`NotFound`), a state that does not allow the change (`Conflict`), input that is refused as
-sent (`Rejected`, and `TooLarge` when it is over a size limit), a caller who may not do it
-(`Forbidden`). Every exception class of CrowdDesk derives from `CrowdDeskError`; the HTTP API
-(bot/web/errors.py) and the command line (bot/cli/output.py) each turn these families into
-status codes and exit codes in one place, so domain code only says what happened. This package
-is the lowest layer and imports nothing of CrowdDesk."""
+sent (`Rejected`; `Invalid` when a value breaks the rules of its field, `TooLarge` when it is over
+a size limit), a caller who may not do it (`Forbidden`). Every exception class of CrowdDesk
+derives from `CrowdDeskError`; the HTTP API (bot/web/errors.py) and the command line
+(bot/cli/output.py) each turn these families into status codes and exit codes in one place, so
+domain code only says what happened. This package is the lowest layer and imports nothing of
+CrowdDesk."""
 
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ class Conflict(CrowdDeskError):
 
 class Rejected(CrowdDeskError):
     """The input is refused as sent: an empty reason, a value out of bounds."""
+
+
+class Invalid(Rejected):
+    """A value breaks the rules of its field: an unsafe entry id or link, an unknown role."""
 
 
 class TooLarge(Rejected):

@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
-from crowddesk.errors import Conflict
+from crowddesk.errors import Conflict, Invalid, NotFound
 from crowddesk.knowledge_base.entry_fields import entry_id_problem, source_url_problem
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
 from crowddesk.storage.columns import UtcDateTime
@@ -58,7 +58,15 @@ SYSTEM_ACTOR = "system"
 _NOT_VERSIONED = frozenset({"id", "status", "created_at", "updated_at"})
 
 
-class InvalidTransition(Conflict, ValueError):
+class UnknownEntry(NotFound):
+    """No knowledge-base entry with that id, or no such version of it."""
+
+
+class InvalidEntry(Invalid):
+    """An entry (or a listing's bounds) the store's rules refuse: no question, an unsafe id or link."""
+
+
+class InvalidTransition(Conflict):
     """A status change the lifecycle does not allow (see ALLOWED_TRANSITIONS)."""
 
 
@@ -214,8 +222,9 @@ class KnowledgeBaseStore:
     def upsert(self, entry: KBEntry, *, actor: str = SYSTEM_ACTOR, comment: str = "") -> bool:
         """Create or replace an entry (questions included); True if it was created.
 
-        A creation or a change is versioned as done by `actor`; a status change must be one
-        ALLOWED_TRANSITIONS lists (InvalidTransition otherwise).
+        A creation or a change is versioned as done by `actor`; the entry must pass the store's
+        rules (InvalidEntry otherwise) and a status change must be one ALLOWED_TRANSITIONS lists
+        (InvalidTransition otherwise).
         """
         return self._write(entry, actor=actor, comment=comment)
 
@@ -265,13 +274,13 @@ class KnowledgeBaseStore:
     def set_status(
         self, entry_id: str, status: EntryStatus, *, actor: str = SYSTEM_ACTOR, comment: str = ""
     ) -> KBEntry:
-        """Move an entry to `status`, versioned as done by `actor`; KeyError if there is no
+        """Move an entry to `status`, versioned as done by `actor`; UnknownEntry if there is no
         such entry, InvalidTransition if the lifecycle does not allow the move."""
         new_status = EntryStatus(status)
         with self._sessions.begin() as session:
             row = session.scalars(select(KBEntryRow).where(KBEntryRow.id == entry_id).with_for_update()).one_or_none()
             if row is None:
-                raise KeyError(f"no knowledge-base entry with id {entry_id!r}")
+                raise UnknownEntry(f"no knowledge-base entry with id {entry_id!r}")
             changed = row.status != new_status.value
             if changed:
                 _check_transition(entry_id, EntryStatus(row.status), new_status)
@@ -305,13 +314,14 @@ class KnowledgeBaseStore:
 
     def restore(self, entry_id: str, version: int, *, actor: str, comment: str = "") -> KBEntry:
         """Bring back the content of `version` as a new version; the current status is kept,
-        so restoring never publishes or withdraws an entry by itself."""
+        so restoring never publishes or withdraws an entry by itself. UnknownEntry for an unknown
+        id or version."""
         current = self.get(entry_id)
         if current is None:
-            raise KeyError(f"no knowledge-base entry with id {entry_id!r}")
+            raise UnknownEntry(f"no knowledge-base entry with id {entry_id!r}")
         chosen = next((v for v in self.history(entry_id) if v.version == version), None)
         if chosen is None:
-            raise KeyError(f"knowledge-base entry {entry_id!r} has no version {version}")
+            raise UnknownEntry(f"knowledge-base entry {entry_id!r} has no version {version}")
         restored = entry_from_content(entry_id, current.status, chosen.content)
         self._write(restored, actor=actor, comment=comment or f"restored version {version}", action="restore")
         return self.get(entry_id) or restored
@@ -409,7 +419,7 @@ class KnowledgeBaseStore:
         substring of the id, any question or the answer (non-ASCII letters match case-
         insensitively on PostgreSQL only: SQLite's LIKE folds ASCII alone)."""
         if limit < 0 or offset < 0:
-            raise ValueError(f"limit and offset must be >= 0, got limit={limit}, offset={offset}")
+            raise InvalidEntry(f"limit and offset must be >= 0, got limit={limit}, offset={offset}")
         query = select(KBEntryRow)
         if status is not None:
             query = query.where(KBEntryRow.status == EntryStatus(status).value)
@@ -423,16 +433,16 @@ class KnowledgeBaseStore:
 
 def _check_entry(entry: KBEntry) -> None:
     if not entry.id or len(entry.id) > MAX_ID_LENGTH:
-        raise ValueError(f"KB entry id must be 1 to {MAX_ID_LENGTH} characters, got {entry.id!r}")
+        raise InvalidEntry(f"KB entry id must be 1 to {MAX_ID_LENGTH} characters, got {entry.id!r}")
     problem = entry_id_problem(entry.id) or source_url_problem(entry.source_url)
     if problem is not None:
-        raise ValueError(problem)
+        raise InvalidEntry(problem)
     if not any(question.strip() for question in entry.questions):
-        raise ValueError(f"KB entry {entry.id!r} has no question")
+        raise InvalidEntry(f"KB entry {entry.id!r} has no question")
     if len(entry.language) > MAX_LANGUAGE_LENGTH:
-        raise ValueError(f"KB entry {entry.id!r} has language code {entry.language!r}, too long")
+        raise InvalidEntry(f"KB entry {entry.id!r} has language code {entry.language!r}, too long")
     if entry.status not in {status.value for status in EntryStatus}:
-        raise ValueError(f"KB entry {entry.id!r} has unknown status {entry.status!r}")
+        raise InvalidEntry(f"KB entry {entry.id!r} has unknown status {entry.status!r}")
 
 
 _STATUS_ACTIONS = {

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crowddesk.errors import Conflict, NotFound, Rejected
 from crowddesk.knowledge_base.redaction import Redactor
-from crowddesk.knowledge_base.store import KBSuggestionRow, KnowledgeBaseStore
+from crowddesk.knowledge_base.store import InvalidEntry, InvalidTransition, KBSuggestionRow, KnowledgeBaseStore
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
 
 FROM_HANDOFF_TAG = "from-handoff"
@@ -148,7 +148,7 @@ class Suggestions:
         self._review(suggestion_id, SuggestionStatus.APPROVED, editor, entry_id=entry.id)
         try:
             self._entries.upsert(entry, actor=editor, comment=f"approved suggestion {suggestion_id}")
-        except ValueError as exc:
+        except (InvalidEntry, InvalidTransition) as exc:
             self._reopen(suggestion_id)
             raise Rejected(str(exc)) from exc
         return self._entries.get(entry.id) or entry

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import Engine
 
 from crowddesk.bot.conversations.store import ConversationStore
-from crowddesk.bot.desk.agents import AgentDirectory, AgentExists, AuthError, UnknownAgent
+from crowddesk.bot.desk.agents import AgentDirectory, AgentExists, AuthError, InvalidAgent, UnknownAgent
 from crowddesk.bot.desk.tickets import TicketDesk
 from tests.test_tickets import open_ticket
 
@@ -93,7 +93,7 @@ def test_disabling_puts_their_tickets_back_in_the_queue(db_engine: Engine, agent
 def test_accounts_are_checked_before_they_are_stored(
     agents: AgentDirectory, agent_id: str, name: str, password: str | None, error: str
 ) -> None:
-    with pytest.raises(ValueError, match=error):
+    with pytest.raises(InvalidAgent, match=error):
         agents.add(agent_id, name, password=password)
     assert agents.list(include_disabled=True) == []
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from crowddesk.bot.cli.main import main
+from crowddesk.bot.cli.output import EXIT_NOT_FOUND
 from crowddesk.bot.training.model import model_dirs
 
 
@@ -102,7 +103,7 @@ def test_kb_commands_manage_entries(trained_project: Path, capsys: pytest.Captur
     assert main(["kb", "list", "--status", "published", "--json", *common]) == 0
     published = {e["id"] for e in json.loads(capsys.readouterr().out)}
     assert "addr" not in published and "pin-reset" in published
-    assert main(["kb", "show", "nope", *common]) == 1
+    assert main(["kb", "show", "nope", *common]) == EXIT_NOT_FOUND
     assert main(["kb", "import", str(tmp_path / "missing.csv"), *common]) == 1
 
 

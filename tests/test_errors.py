@@ -17,16 +17,13 @@ from sqlalchemy import Engine
 
 from crowddesk.bot.cli.main import main
 from crowddesk.bot.cli.output import EXIT_NOT_FOUND, EXIT_REFUSED, exit_code_for
-from crowddesk.bot.conversations.audit import AuditLog
 from crowddesk.bot.conversations.store import ConversationStore
 from crowddesk.bot.desk.agents import AgentDirectory
-from crowddesk.bot.desk.api import desk_router
-from crowddesk.bot.desk.login_limits import LoginLimiter
-from crowddesk.bot.desk.stream_tickets import StreamTickets
-from crowddesk.bot.desk.suggestions import TicketSuggestions
+from crowddesk.bot.desk.api import router as desk_router
 from crowddesk.bot.desk.tickets import TicketDesk
 from crowddesk.bot.web.errors import install_error_handlers
-from crowddesk.errors import Conflict, CrowdDeskError, Forbidden, NotFound, Rejected, TooLarge
+from crowddesk.bot.web.services import provide
+from crowddesk.errors import Conflict, CrowdDeskError, Forbidden, Invalid, NotFound, Rejected, TooLarge
 from tests.test_tickets import open_ticket
 
 PACKAGES = ("errors", "storage", "connectors", "nlu", "knowledge_base", "bot")
@@ -38,18 +35,8 @@ def desk_api(db_engine: Engine) -> tuple[TestClient, str, dict[str, str]]:
     agents = AgentDirectory(db_engine)
     app = FastAPI()
     install_error_handlers(app)
-    app.include_router(
-        desk_router(
-            agents,
-            TicketDesk(db_engine),
-            ConversationStore(db_engine),
-            lambda _: [],
-            TicketSuggestions(db_engine),
-            AuditLog(db_engine),
-            LoginLimiter(db_engine),
-            StreamTickets(db_engine),
-        )
-    )
+    provide(app, agents, TicketDesk(db_engine), ConversationStore(db_engine))
+    app.include_router(desk_router)
     agents.add("ana", "Ana")
     ticket_id = open_ticket(ConversationStore(db_engine))
     return TestClient(app), ticket_id, {"Authorization": f"Bearer {agents.issue_token('ana')}"}
@@ -73,6 +60,7 @@ def test_the_desk_api_answers_each_family_with_its_status_and_message(desk_api) 
         (Conflict("already done"), 409),
         (Forbidden("not yours"), 403),
         (Rejected("empty"), 400),
+        (Invalid("not a role"), 422),
         (TooLarge("too long"), 413),
     ],
 )

@@ -13,14 +13,18 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from crowddesk.bot.conversations.store import ConversationStore, NewHandoff
-from crowddesk.bot.curation.api import kb_router
+from crowddesk.bot.curation import api as kb_api
 from crowddesk.bot.desk.agents import AgentDirectory
 from crowddesk.bot.desk.suggestions import TicketSuggestions
 from crowddesk.bot.web.errors import install_error_handlers
+from crowddesk.bot.web.services import provide
 from crowddesk.knowledge_base.curation import LiveIndex
 from crowddesk.knowledge_base.index import KnowledgeBase
+from crowddesk.knowledge_base.redaction import Redactor
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
+from crowddesk.knowledge_base.suggestions import Suggestions
 from crowddesk.knowledge_base.types import KBEntry
+from crowddesk.knowledge_base.usage import UsageReport
 from crowddesk.nlu.encoders import Encoder
 
 
@@ -43,7 +47,16 @@ def app(db_engine: Engine, minilm_encoder: Encoder) -> Iterator[tuple[TestClient
     knowledge_base = KnowledgeBase(store, minilm_encoder, lexical_weight=0.3, top_k=3)
     server = FastAPI()
     install_error_handlers(server)
-    server.include_router(kb_router(AgentDirectory(db_engine), db_engine, LiveIndex(knowledge_base)))
+    provide(
+        server,
+        AgentDirectory(db_engine),
+        LiveIndex(knowledge_base),
+        Redactor(),
+        Suggestions(db_engine),
+        UsageReport(db_engine),
+        db_engine,
+    )
+    server.include_router(kb_api.router)
     with TestClient(server) as client:
         yield client, knowledge_base
 

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Engine
 
 from crowddesk.bot.cli.main import main
+from crowddesk.bot.cli.output import EXIT_NOT_FOUND
 from crowddesk.bot.conversations.store import ConversationStore, NewHandoff
 from crowddesk.bot.desk.agents import AgentDirectory
 from crowddesk.bot.desk.suggestions import TicketSuggestions
@@ -24,7 +25,7 @@ from crowddesk.bot.server.database import init_schema
 from crowddesk.errors import NotFound, Rejected
 from crowddesk.knowledge_base.curation import LiveIndex
 from crowddesk.knowledge_base.index import KnowledgeBase
-from crowddesk.knowledge_base.store import InvalidTransition, KnowledgeBaseStore
+from crowddesk.knowledge_base.store import InvalidTransition, KnowledgeBaseStore, UnknownEntry
 from crowddesk.knowledge_base.suggestions import SuggestionConflict, SuggestionNotFound, Suggestions
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
 from crowddesk.nlu.encoders import Encoder
@@ -72,9 +73,9 @@ def test_restore_brings_back_old_content_as_a_new_version_keeping_the_status(kb:
     assert restored.answer == "Change it in the app." and restored.status is EntryStatus.PUBLISHED
     last = kb.history("manual:pin")[-1]
     assert (last.version, last.action, last.actor, last.comment) == (3, "restore", "lead", "restored version 1")
-    with pytest.raises(KeyError, match="no version 9"):
+    with pytest.raises(UnknownEntry, match="no version 9"):
         kb.restore("manual:pin", 9, actor="lead")
-    with pytest.raises(KeyError, match="manual:nope"):
+    with pytest.raises(UnknownEntry, match="manual:nope"):
         kb.restore("manual:nope", 1, actor="lead")
 
 
@@ -280,7 +281,7 @@ def test_the_cli_curates_and_the_server_notices_from_another_process(
     assert "publish  published by lead  — reviewed" in history.stdout
     assert "create   draft     by ed" in history.stdout
     refused = crowddesk("restore", "manual:pin", "--version", "7")
-    assert refused.returncode == 1 and "has no version 7" in refused.stderr
+    assert refused.returncode == EXIT_NOT_FOUND and "has no version 7" in refused.stderr
 
 
 def test_suggestions_are_reviewed_from_the_command_line(

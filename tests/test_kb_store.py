@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine
 
-from crowddesk.knowledge_base.store import KnowledgeBaseStore
+from crowddesk.knowledge_base.store import InvalidEntry, KnowledgeBaseStore, UnknownEntry
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
 
 ENCODER = "all-MiniLM-L6-v2"
@@ -118,7 +118,7 @@ def test_setting_the_same_status_keeps_updated_at(kb: KnowledgeBaseStore) -> Non
 
 
 def test_setting_status_of_an_unknown_entry_names_it(kb: KnowledgeBaseStore) -> None:
-    with pytest.raises(KeyError, match="faq/missing"):
+    with pytest.raises(UnknownEntry, match="faq/missing"):
         kb.set_status("faq/missing", EntryStatus.RETIRED)
 
 
@@ -153,13 +153,13 @@ def test_list_pages_in_id_order(kb: KnowledgeBaseStore) -> None:
 
 
 def test_invalid_entries_are_rejected_with_their_id(kb: KnowledgeBaseStore) -> None:
-    with pytest.raises(ValueError, match="'faq/empty' has no question"):
+    with pytest.raises(InvalidEntry, match="'faq/empty' has no question"):
         kb.upsert(entry("faq/empty", questions=["  "]))
-    with pytest.raises(ValueError, match="'faq/lang'"):
+    with pytest.raises(InvalidEntry, match="'faq/lang'"):
         kb.upsert(entry("faq/lang", language="english-as-spoken-in-scotland"))
-    with pytest.raises(ValueError, match="'faq/old' has unknown status 'archived'"):
+    with pytest.raises(InvalidEntry, match="'faq/old' has unknown status 'archived'"):
         kb.upsert(entry("faq/old", status="archived"))
-    with pytest.raises(ValueError, match="1 to 255 characters"):
+    with pytest.raises(InvalidEntry, match="1 to 255 characters"):
         kb.upsert(entry("x" * 256))
     assert kb.count() == 0
 

@@ -25,11 +25,14 @@ from crowddesk.bot.conversations.store import ConversationRow, ConversationStore
 from crowddesk.bot.desk.agents import Agent, AgentDirectory
 from crowddesk.bot.desk.slack_posts import DeskPosts
 from crowddesk.bot.desk.tickets import TicketDesk
-from crowddesk.bot.privacy.api import privacy_router
+from crowddesk.bot.privacy import api as privacy_api
+from crowddesk.bot.privacy.customer_data import Privacy
 from crowddesk.bot.privacy.retention import Retention
 from crowddesk.bot.project.endpoints import load_endpoints
 from crowddesk.bot.project.yaml_files import ProjectFileError
 from crowddesk.bot.server.gateway import SeenMessages
+from crowddesk.bot.web.errors import install_error_handlers
+from crowddesk.bot.web.services import provide
 from crowddesk.knowledge_base.curation import LiveIndex
 from crowddesk.knowledge_base.index import KnowledgeBase
 from crowddesk.knowledge_base.store import KnowledgeBaseStore, KnowledgeBaseTables
@@ -150,7 +153,16 @@ def server(db_engine: Engine, minilm_encoder: Encoder) -> Iterator[tuple[TestCli
     knowledge_base = KnowledgeBase(store, minilm_encoder, lexical_weight=0.3, top_k=3)
     encoder_cache = CachedEncoder(minilm_encoder)
     app = FastAPI()
-    app.include_router(privacy_router(AgentDirectory(db_engine), db_engine, LiveIndex(knowledge_base), encoder_cache))
+    install_error_handlers(app)
+    provide(
+        app,
+        AgentDirectory(db_engine),
+        Privacy(db_engine),
+        AuditLog(db_engine),
+        LiveIndex(knowledge_base),
+        encoder_cache,
+    )
+    app.include_router(privacy_api.router)
     with TestClient(app) as client:
         yield client, knowledge_base, encoder_cache
 
@@ -217,7 +229,7 @@ def test_an_admin_exports_then_erases_a_person_and_nothing_of_them_remains(
     assert [(a["actor"], a["action"]) for a in audit] == [("root", "erase"), ("root", "export")]
     assert {a["sender"] for a in audit} == {hashed_sender(person.sender)}
     again = client.delete(f"/privacy/api/people/{person.sender}", headers=admin)
-    assert again.status_code == 404 and again.json()["detail"] == f"nothing is held about {person.sender!r}"
+    assert again.status_code == 404 and again.json()["error"] == f"nothing is held about {person.sender!r}"
 
 
 def test_only_admins_reach_personal_data(server, db_engine: Engine) -> None:
@@ -226,7 +238,7 @@ def test_only_admins_reach_personal_data(server, db_engine: Engine) -> None:
     assert client.get(path).status_code == 401
     response = client.get(path, headers=bearer(db_engine, "ana", "agent"))
     assert response.status_code == 403
-    assert response.json()["detail"] == "only admins export, erase or audit personal data"
+    assert response.json()["error"] == "only admins export, erase or audit personal data"
     assert client.delete("/privacy/api/people/telegram:1", headers=bearer(db_engine, "ed", "editor")).status_code == 403
 
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from crowddesk.bot.conversations.store import ConversationStore, NewHandoff
-from crowddesk.bot.desk.agents import AgentDirectory, AuthError
+from crowddesk.bot.desk.agents import AgentDirectory, AuthError, InvalidAgent
 from crowddesk.bot.desk.tickets import TicketConflict, TicketDesk, TicketNotFound
 from crowddesk.errors import Rejected
 
@@ -123,7 +123,7 @@ def test_tokens_and_passwords_authenticate_and_expire(desk) -> None:
     expired = agents.issue_token("ana", days=0)
     with pytest.raises(AuthError, match="expired"):
         agents.authenticate_token(expired)
-    with pytest.raises(ValueError, match="role"):
+    with pytest.raises(InvalidAgent, match="role"):
         agents.add("bo", "Bo", role="boss")
 
 

@@ -10,11 +10,9 @@ that its newest revision lacks: a draft to read and complete before it ships.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
+from crowddesk.bot.cli.arguments import ProjectArg
 from crowddesk.bot.cli.output import EXIT_REFUSED, fail
-
-ProjectArg = Callable[[argparse.ArgumentParser], None]
 
 
 def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser], project_arg: ProjectArg) -> None:

@@ -9,17 +9,15 @@ the customer's channel.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from functools import partial
 
+from crowddesk.bot.cli.arguments import ProjectArg
 from crowddesk.bot.cli.output import EXIT_CODES
 
 # agents.ROLES and agents.DEFAULT_TOKEN_DAYS, spelled out so that building the parser imports
 # nothing heavy (tests/test_desk_cli.py checks they agree).
 ROLES = ("agent", "editor", "admin")
 DEFAULT_TOKEN_DAYS = 90
-
-ProjectArg = Callable[[argparse.ArgumentParser], None]
 
 
 def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser], project_arg: ProjectArg) -> None:

@@ -64,10 +64,7 @@ Verb = Callable[[Desk, argparse.Namespace], int]
 def agent_add(desk: Desk, args: argparse.Namespace) -> int:
     """`desk agent add`: a new account, with a password from stdin if asked."""
     password = _read_password() if args.password_stdin else None
-    try:
-        agent = desk.agents.add(args.agent, args.name or args.agent, args.role, password)
-    except ValueError as exc:  # an id, name, role or password the directory's rules refuse
-        raise Rejected(str(exc)) from exc
+    agent = desk.agents.add(args.agent, args.name or args.agent, args.role, password)
     say(f"Added {agent.role} {agent.id} ({agent.name}).")
     if password is None:
         say(f"No password, so no console sign-in; for the API: crowddesk desk agent token {agent.id}")

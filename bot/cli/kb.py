@@ -8,9 +8,9 @@ Like the other `kb` verbs they work on the project's database directly; a server
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
-ProjectArg = Callable[[argparse.ArgumentParser], None]
+from crowddesk.bot.cli.arguments import ProjectArg
+
 DEFAULT_ACTOR = "cli"
 VERBS = ("history", "restore", "publish", "suggestions", "approve", "reject", "gaps", "usage")
 # Kept in step with knowledge_base.usage.USAGE_ORDERS, which this light module does not import.

@@ -18,8 +18,7 @@ from crowddesk.bot.cli.verbs import CommandError
 from crowddesk.bot.curation.gaps import gap_report
 from crowddesk.bot.project.loading import load_project
 from crowddesk.bot.server.database import open_database
-from crowddesk.errors import NotFound
-from crowddesk.knowledge_base.store import KnowledgeBaseStore
+from crowddesk.knowledge_base.store import KnowledgeBaseStore, UnknownEntry
 from crowddesk.knowledge_base.suggestions import Suggestion, Suggestions
 from crowddesk.knowledge_base.types import EntryStatus
 from crowddesk.knowledge_base.usage import UsageReport
@@ -27,13 +26,9 @@ from crowddesk.nlu.encoders import load_encoder
 
 
 def run_verb(args: argparse.Namespace) -> int:
-    """Run `crowddesk kb <verb>`; the store's KeyError and ValueError become one-line CommandErrors.
-
-    An unknown entry or suggestion exits 1 here (as `kb show` always has), not EXIT_NOT_FOUND."""
-    try:
-        return _VERBS[args.kb_command](args)
-    except (KeyError, ValueError, NotFound) as exc:
-        raise CommandError(str(exc.args[0]) if exc.args else str(exc)) from exc
+    """Run `crowddesk kb <verb>`; its refusals reach main's one error path (an unknown entry,
+    version or suggestion exits EXIT_NOT_FOUND)."""
+    return _VERBS[args.kb_command](args)
 
 
 def _store(args: argparse.Namespace) -> KnowledgeBaseStore:
@@ -49,7 +44,7 @@ def _suggestions(args: argparse.Namespace) -> Suggestions:
 def history(args: argparse.Namespace) -> int:
     versions = _store(args).history(args.entry_id)
     if not versions:
-        raise CommandError(f"no KB entry {args.entry_id!r} (see `crowddesk kb list`)")
+        raise UnknownEntry(f"no KB entry {args.entry_id!r} (see `crowddesk kb list`)")
     if args.json:
         say(json.dumps([v.as_dict() for v in versions], indent=2, ensure_ascii=False))
         return 0

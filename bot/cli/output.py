@@ -11,7 +11,8 @@ EXIT_REFUSED = 1
 EXIT_NOT_FOUND = 2
 EXIT_CODES = (
     "Exit codes: 0 done; 1 refused or failed, with the reason on stderr; 2 for `desk` an unknown "
-    "ticket or agent, for `privacy` nothing held about the customer."
+    "ticket or agent, for `kb` an unknown entry, version or suggestion, for `privacy` nothing held "
+    "about the customer."
 )
 
 

@@ -11,16 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crowddesk.bot.cli.arguments import ProjectArg
 from crowddesk.bot.cli.output import EXIT_CODES, EXIT_NOT_FOUND, EXIT_REFUSED, fail
 
 if TYPE_CHECKING:
     from crowddesk.bot.privacy.customer_data import Privacy
-
-ProjectArg = Callable[[argparse.ArgumentParser], None]
 
 
 def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser], project_arg: ProjectArg) -> None:

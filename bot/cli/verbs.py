@@ -49,7 +49,7 @@ from crowddesk.errors import Rejected
 from crowddesk.knowledge_base.ingest import IngestOptions, ingest
 from crowddesk.knowledge_base.sources.community import AnswerRules, CommunitySource, ImportBatch
 from crowddesk.knowledge_base.sources.importers import importer_for
-from crowddesk.knowledge_base.store import KnowledgeBaseStore
+from crowddesk.knowledge_base.store import KnowledgeBaseStore, UnknownEntry
 from crowddesk.knowledge_base.types import EntryStatus, KBEntry
 from crowddesk.nlu.encoders import load_encoder, use_serving_threads
 
@@ -353,7 +353,7 @@ def kb(args: argparse.Namespace) -> int:
     if args.kb_command == "show":
         found = store.get(args.entry_id)
         if found is None:
-            raise CommandError(f"no KB entry {args.entry_id!r} (see `crowddesk kb list`)")
+            raise UnknownEntry(f"no KB entry {args.entry_id!r} (see `crowddesk kb list`)")
         say(json.dumps({**found.as_dict(), "stale": stale(found)}, indent=2, ensure_ascii=False))
         return 0
     if args.kb_command == "add":
@@ -365,16 +365,10 @@ def kb(args: argparse.Namespace) -> int:
             tags=args.tag,
             language=args.language,
         )
-        try:
-            created = store.upsert(project.config.retriever.ingestion.redactor().redact_entry(entry), actor=cli_actor())
-        except ValueError as exc:  # a bad id or source URL, said as such
-            raise CommandError(str(exc)) from exc
+        created = store.upsert(project.config.retriever.ingestion.redactor().redact_entry(entry), actor=cli_actor())
         say(f"{'Added' if created else 'Updated'} {entry.id}")
         return 0
-    try:
-        store.set_status(args.entry_id, EntryStatus.RETIRED, actor=cli_actor())
-    except KeyError as exc:
-        raise CommandError(str(exc.args[0]) if exc.args else str(exc)) from exc
+    store.set_status(args.entry_id, EntryStatus.RETIRED, actor=cli_actor())
     say(f"Retired {args.entry_id}")
     return 0
 

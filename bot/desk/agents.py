@@ -21,7 +21,7 @@ from sqlalchemy import Boolean, CursorResult, Engine, ForeignKey, String, delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-from crowddesk.errors import Conflict, CrowdDeskError, NotFound
+from crowddesk.errors import Conflict, CrowdDeskError, Invalid, NotFound
 from crowddesk.storage.columns import UtcDateTime
 from crowddesk.storage.engines import reader
 
@@ -84,6 +84,12 @@ class UnknownAgent(NotFound):
     """No (active) agent with the given id."""
 
 
+class InvalidAgent(Invalid, ValueError):
+    """An account id, name, role or password the directory's rules refuse.
+
+    Also a ValueError: the Slack desk (slack.py) still catches it as one."""
+
+
 class AgentExists(Conflict):
     """An account with the id already exists (disabled ones too: ids are never reused)."""
 
@@ -131,15 +137,16 @@ class AgentDirectory:
         self._reads = sessionmaker(reader(engine), expire_on_commit=False)
 
     def add(self, agent_id: str, name: str, role: str = "agent", password: str | None = None) -> Agent:
-        """A new active account; ValueError for a bad role, id or password, or a taken id."""
+        """A new active account; InvalidAgent for a bad role, id, name or password, AgentExists
+        for a taken id."""
         if role not in ROLES:
-            raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
+            raise InvalidAgent(f"role {role!r} is not one of {', '.join(ROLES)}")
         if not AGENT_ID.fullmatch(agent_id):
-            raise ValueError(f"agent id {agent_id!r} must be 1 to 64 letters, digits, '.', '_', '-' or '@'")
+            raise InvalidAgent(f"agent id {agent_id!r} must be 1 to 64 letters, digits, '.', '_', '-' or '@'")
         if not name.strip() or len(name) > 128:
-            raise ValueError("agent name must be 1 to 128 characters")
+            raise InvalidAgent("agent name must be 1 to 128 characters")
         if password is not None and len(password) < MIN_PASSWORD_CHARS:
-            raise ValueError(f"password must be at least {MIN_PASSWORD_CHARS} characters")
+            raise InvalidAgent(f"password must be at least {MIN_PASSWORD_CHARS} characters")
         row = AgentRow(
             id=agent_id,
             name=name,

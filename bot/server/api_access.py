@@ -17,12 +17,13 @@ import hmac
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, HTTPException, Security
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
+from crowddesk.bot.web.services import provided
 from crowddesk.errors import Rejected
 
 TOKEN_ENV = "CROWDDESK_API_TOKEN"
@@ -61,7 +62,8 @@ class Caller:
 
 @dataclass(frozen=True)
 class ApiAccess:
-    """The configured credentials, and the FastAPI dependencies that check them."""
+    """The configured credentials, which the FastAPI dependencies `api_admin` and
+    `conversation_reader` check each request's credential against."""
 
     token: str | None = None
     jwt_secret: str | None = None
@@ -115,22 +117,28 @@ class ApiAccess:
             raise _unauthorized(f"invalid API token or JWT ({exc})") from None
         return _jwt_caller(payload)
 
-    def admin(self, credential: str | None = Depends(presented_credential)) -> Caller:
-        """Dependency: the static token or an admin JWT (Rasa's `/model/parse` needs admin too)."""
-        caller = self.caller(credential)
-        if not caller.is_admin:
-            raise HTTPException(403, detail=f"this route needs role {ADMIN_ROLE!r}; the JWT's role is {caller.role!r}")
-        return caller
 
-    def reader_of(self, sender_id: str, credential: str | None = Depends(presented_credential)) -> Caller:
-        """Dependency: a caller who may read conversation `sender_id` (the route's path parameter)."""
-        caller = self.caller(credential)
-        if not caller.is_admin and caller.username != sender_id:
-            raise HTTPException(
-                403,
-                detail=f"this JWT (user {caller.username!r}, role {caller.role!r}) may read only its own conversation",
-            )
-        return caller
+Access = Annotated[ApiAccess, Depends(provided(ApiAccess))]
+Credential = Annotated[str | None, Depends(presented_credential)]
+
+
+def api_admin(access: Access, credential: Credential) -> Caller:
+    """Dependency: the static token or an admin JWT (Rasa's `/model/parse` needs admin too)."""
+    caller = access.caller(credential)
+    if not caller.is_admin:
+        raise HTTPException(403, detail=f"this route needs role {ADMIN_ROLE!r}; the JWT's role is {caller.role!r}")
+    return caller
+
+
+def conversation_reader(sender_id: str, access: Access, credential: Credential) -> Caller:
+    """Dependency: a caller who may read conversation `sender_id` (the route's path parameter)."""
+    caller = access.caller(credential)
+    if not caller.is_admin and caller.username != sender_id:
+        raise HTTPException(
+            403,
+            detail=f"this JWT (user {caller.username!r}, role {caller.role!r}) may read only its own conversation",
+        )
+    return caller
 
 
 def _jwt_caller(payload: Mapping[str, Any]) -> Caller:

@@ -1,60 +1,44 @@
-"""The HTTP server: channels, Rasa-compatible model and tracker endpoints, health."""
+"""The HTTP server: channels, the agent, editor and privacy APIs and consoles, Rasa-compatible
+model and tracker endpoints, health.
+
+`create_app` is the composition root: it builds every service the routes work with once and
+provides it on the app (bot/web/services.py); the routers themselves are module-level.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from functools import partial
-from typing import Any
 
-from fastapi import Depends, FastAPI
-from pydantic import BaseModel, Field
+from fastapi import FastAPI
 
-from crowddesk.bot.conversations.audit import READ_TRACKER, AuditLog
+from crowddesk.bot.conversations.audit import AuditLog
 from crowddesk.bot.conversations.outbox import OutboxWorker
-from crowddesk.bot.conversations.states import ConversationOwner
-from crowddesk.bot.conversations.store import HandoffRecord
-from crowddesk.bot.curation.api import kb_router
+from crowddesk.bot.curation import api as kb_api
 from crowddesk.bot.curation.console import kb_console_router
-from crowddesk.bot.desk.api import desk_router
+from crowddesk.bot.desk import api as desk_api
 from crowddesk.bot.desk.console import desk_console_router
 from crowddesk.bot.desk.login_limits import LoginLimiter
-from crowddesk.bot.desk.rating import rating_request
 from crowddesk.bot.desk.sla_monitor import SlaMonitor
 from crowddesk.bot.desk.stream_tickets import StreamTickets
 from crowddesk.bot.desk.suggestions import TicketSuggestions
-from crowddesk.bot.privacy.api import privacy_router
+from crowddesk.bot.privacy import api as privacy_api
+from crowddesk.bot.privacy.customer_data import Privacy
 from crowddesk.bot.privacy.retention import Retention
-from crowddesk.bot.server.api_access import ApiAccess, Caller
+from crowddesk.bot.server import routes
+from crowddesk.bot.server.api_access import ApiAccess
 from crowddesk.bot.server.assemble import Bot
 from crowddesk.bot.server.channels import running_channels, running_slack_desk
 from crowddesk.bot.server.gateway import Gateway, SeenMessages
 from crowddesk.bot.server.log_redaction import redacted_logs
 from crowddesk.bot.web.errors import install_error_handlers
 from crowddesk.bot.web.limits import BodyLimits
-from crowddesk.connectors.text import normalise_text
+from crowddesk.bot.web.services import provide
 from crowddesk.knowledge_base.curation import LiveIndex
-
-
-class ParseRequest(BaseModel):
-    text: str = Field(min_length=1, max_length=4000)
-
-
-def handoff_view(record: HandoffRecord | None) -> dict[str, Any] | None:
-    if record is None:
-        return None
-    return {
-        "id": record.id,
-        "status": record.status,
-        "reason": record.reason,
-        "priority": record.priority,
-        "created_at": record.created_at.isoformat(),
-        "due_at": record.due_at.isoformat(),
-        "assigned_to": record.assigned_to,
-        "packet": record.packet,
-    }
+from crowddesk.knowledge_base.redaction import Redactor
+from crowddesk.knowledge_base.suggestions import Suggestions
+from crowddesk.knowledge_base.usage import UsageReport
 
 
 def create_app(bot: Bot, access: ApiAccess = ApiAccess()) -> FastAPI:
@@ -68,7 +52,6 @@ def create_app(bot: Bot, access: ApiAccess = ApiAccess()) -> FastAPI:
     )
     outbox_worker = OutboxWorker(bot.outbox, bot.channels, retention=retention)
     live_index = LiveIndex(bot.knowledge_base)  # picks up KB changes made by any process
-    audit = AuditLog(bot.database)  # who read whose conversation (privacy.py)
     redactor = bot.project.config.retriever.ingestion.redactor()  # PII in text the desk writes
 
     @asynccontextmanager
@@ -94,6 +77,7 @@ def create_app(bot: Bot, access: ApiAccess = ApiAccess()) -> FastAPI:
     app.state.bot = bot
     app.state.conversations = bot.conversations  # the web chat widget's history
     app.state.outbox_worker = outbox_worker
+    provide(app, *_services(bot, access, live_index, redactor))
 
     app.add_middleware(BodyLimits)  # body size while streaming, JSON nesting depth
 
@@ -103,72 +87,34 @@ def create_app(bot: Bot, access: ApiAccess = ApiAccess()) -> FastAPI:
         router = connector.router(gateway)
         if router is not None:
             app.include_router(router)
-    app.include_router(
-        desk_router(
-            bot.agents,
-            bot.tickets,
-            bot.conversations,
-            partial(rating_request, bot.engine.renderer),
-            TicketSuggestions(bot.database, redactor),
-            audit,
-            LoginLimiter(bot.database),
-            StreamTickets(bot.database),
-        )
-    )
+    app.include_router(desk_api.router)
     app.include_router(desk_console_router())
-    app.include_router(kb_router(bot.agents, bot.database, live_index, redactor))
+    app.include_router(kb_api.router)
     app.include_router(kb_console_router())
-    app.include_router(privacy_router(bot.agents, bot.database, live_index, bot.engine.encoder_cache))
-
-    @app.get("/health", tags=["operations"])
-    async def health() -> dict[str, Any]:
-        cache = bot.engine.encoder_cache
-        return {
-            "status": "ok",
-            "model": bot.model.path.name if bot.model.path else None,
-            "kb_entries": len(bot.knowledge_base.retriever),
-            "encoder_cache": {
-                "texts": len(cache),
-                "hits": cache.hits,
-                "misses": cache.misses,
-            },
-        }
-
-    @app.post(
-        "/model/parse",
-        tags=["nlu"],
-        summary="Understand a text (Rasa shape + KB candidates)",
-        dependencies=[Depends(access.admin)],
-    )
-    async def parse(body: ParseRequest) -> dict[str, Any]:
-        understanding, candidates = await bot.engine.understand(normalise_text(body.text))
-        calibrate = bot.engine.policy.retriever_calibration
-        return {
-            **understanding.parse.as_rasa(),
-            "kb_candidates": [{**c.as_dict(), "confidence": round(calibrate(c.score), 4)} for c in candidates],
-        }
-
-    @app.get("/conversations/{sender_id}/tracker", tags=["conversations"])
-    async def tracker(sender_id: str, caller: Caller = Depends(access.reader_of)) -> dict[str, Any]:
-        if caller.is_admin:  # staff reading someone's conversation; a customer's own reads are not
-            actor = "api-token" if caller.username is None else f"jwt:{caller.username}"
-            await asyncio.to_thread(audit.record, actor, READ_TRACKER, sender_id)
-        record = await asyncio.to_thread(bot.conversations.get, sender_id)
-        events = await asyncio.to_thread(bot.conversations.events, sender_id)
-        active = await asyncio.to_thread(bot.conversations.active_handoff, sender_id)
-        latest_action = next((e.get("name") for e in reversed(events) if e["event"] == "action"), None)
-        return {
-            "sender_id": sender_id,
-            "slots": record.slots if record else {},
-            "latest_message": (record.latest_message if record else None) or {},
-            "latest_event_time": events[-1]["timestamp"] if events else None,
-            "latest_action_name": latest_action,
-            "latest_input_channel": record.channel if record else None,
-            "paused": bool(record and record.owner != ConversationOwner.BOT),
-            "owner": record.owner if record else ConversationOwner.BOT,
-            "active_loop": {},
-            "events": events,
-            "handoff": handoff_view(active),
-        }
-
+    app.include_router(privacy_api.router)
+    app.include_router(routes.router)
     return app
+
+
+def _services(bot: Bot, access: ApiAccess, live_index: LiveIndex, redactor: Redactor) -> list[object]:
+    """Every service a route asks for, each built once for the app."""
+    database = bot.database
+    return [
+        bot,
+        access,
+        database,
+        bot.agents,
+        bot.tickets,
+        bot.conversations,
+        bot.engine.renderer,  # the rating question asked when a ticket is resolved
+        bot.engine.encoder_cache,
+        live_index,
+        redactor,
+        AuditLog(database),  # who read whose conversation (privacy.py)
+        LoginLimiter(database),
+        StreamTickets(database),
+        TicketSuggestions(database, redactor),
+        Suggestions(database, redactor),
+        UsageReport(database),
+        Privacy(database),
+    ]

@@ -9,15 +9,17 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from crowddesk.errors import Conflict, CrowdDeskError, Forbidden, NotFound, Rejected, TooLarge
+from crowddesk.errors import Conflict, CrowdDeskError, Forbidden, Invalid, NotFound, Rejected, TooLarge
 
 # Most specific first: a message refused because its conversation belongs to another channel is
-# both a Rejected and a Conflict, and answers 409.
+# both a Rejected and a Conflict, and answers 409. An Invalid value answers 422, as a request
+# body that fails its schema does: the same kind of refusal, found one layer further in.
 STATUS_CODES: tuple[tuple[type[CrowdDeskError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
     (Forbidden, 403),
     (TooLarge, 413),
+    (Invalid, 422),
     (Rejected, 400),
 )
 

@@ -1,0 +1,100 @@
+"""The server's own routes: health, and the Rasa-compatible model parse and conversation tracker.
+
+No `from __future__ import annotations`: FastAPI reads the route annotations at run time.
+"""
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from crowddesk.bot.conversations.audit import READ_TRACKER, AuditLog
+from crowddesk.bot.conversations.states import ConversationOwner
+from crowddesk.bot.conversations.store import ConversationStore, HandoffRecord
+from crowddesk.bot.server.api_access import Caller, api_admin, conversation_reader
+from crowddesk.bot.server.assemble import Bot
+from crowddesk.bot.web.services import provided
+from crowddesk.connectors.text import normalise_text
+
+router = APIRouter()
+
+BotDep = Annotated[Bot, Depends(provided(Bot))]
+
+
+class ParseRequest(BaseModel):
+    text: str = Field(min_length=1, max_length=4000)
+
+
+def handoff_view(record: HandoffRecord | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    return {
+        "id": record.id,
+        "status": record.status,
+        "reason": record.reason,
+        "priority": record.priority,
+        "created_at": record.created_at.isoformat(),
+        "due_at": record.due_at.isoformat(),
+        "assigned_to": record.assigned_to,
+        "packet": record.packet,
+    }
+
+
+@router.get("/health", tags=["operations"])
+async def health(bot: BotDep) -> dict[str, Any]:
+    cache = bot.engine.encoder_cache
+    return {
+        "status": "ok",
+        "model": bot.model.path.name if bot.model.path else None,
+        "kb_entries": len(bot.knowledge_base.retriever),
+        "encoder_cache": {
+            "texts": len(cache),
+            "hits": cache.hits,
+            "misses": cache.misses,
+        },
+    }
+
+
+@router.post(
+    "/model/parse",
+    tags=["nlu"],
+    summary="Understand a text (Rasa shape + KB candidates)",
+    dependencies=[Depends(api_admin)],
+)
+async def parse(body: ParseRequest, bot: BotDep) -> dict[str, Any]:
+    understanding, candidates = await bot.engine.understand(normalise_text(body.text))
+    calibrate = bot.engine.policy.retriever_calibration
+    return {
+        **understanding.parse.as_rasa(),
+        "kb_candidates": [{**c.as_dict(), "confidence": round(calibrate(c.score), 4)} for c in candidates],
+    }
+
+
+@router.get("/conversations/{sender_id}/tracker", tags=["conversations"])
+async def tracker(
+    sender_id: str,
+    caller: Annotated[Caller, Depends(conversation_reader)],
+    conversations: Annotated[ConversationStore, Depends(provided(ConversationStore))],
+    audit: Annotated[AuditLog, Depends(provided(AuditLog))],
+) -> dict[str, Any]:
+    if caller.is_admin:  # staff reading someone's conversation; a customer's own reads are not
+        actor = "api-token" if caller.username is None else f"jwt:{caller.username}"
+        await asyncio.to_thread(audit.record, actor, READ_TRACKER, sender_id)
+    record = await asyncio.to_thread(conversations.get, sender_id)
+    events = await asyncio.to_thread(conversations.events, sender_id)
+    active = await asyncio.to_thread(conversations.active_handoff, sender_id)
+    latest_action = next((e.get("name") for e in reversed(events) if e["event"] == "action"), None)
+    return {
+        "sender_id": sender_id,
+        "slots": record.slots if record else {},
+        "latest_message": (record.latest_message if record else None) or {},
+        "latest_event_time": events[-1]["timestamp"] if events else None,
+        "latest_action_name": latest_action,
+        "latest_input_channel": record.channel if record else None,
+        "paused": bool(record and record.owner != ConversationOwner.BOT),
+        "owner": record.owner if record else ConversationOwner.BOT,
+        "active_loop": {},
+        "events": events,
+        "handoff": handoff_view(active),
+    }
