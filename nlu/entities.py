@@ -1,18 +1,23 @@
-"""Rule-based entity extraction: phrase lists (lookups, annotated values) via spaCy + regexes."""
+"""Rule-based entity extraction: phrase lists (lookups, annotated values) via spaCy, regexes,
+and lookup entries with a small typo."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import spacy
 from spacy.pipeline import EntityRuler
 
+from crowddesk.nlu.fuzzy_lookup import FuzzyLookup
 from crowddesk.nlu.types import Entity, TrainingExample
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Pattern ids of the entity ruler: where a phrase comes from.
+_LOOKUP = "lookup"
+_ANNOTATED = "annotated"
 
 
 class EntityExtractor(Protocol):
@@ -22,11 +27,22 @@ class EntityExtractor(Protocol):
 
 
 @dataclass(frozen=True)
+class RuleMatch:
+    """An extracted entity; `known` when it is a lookup-table entry or a regex match, not
+    merely a value annotated in training."""
+
+    entity: Entity
+    known: bool
+
+
+@dataclass(frozen=True)
 class _Match:
     entity: str
     start: int
     end: int
     rank: int  # tie-break between equally long matches: lower wins
+    known: bool
+    entry: str | None = None  # the lookup entry a typo stands for
 
 
 class RuleEntityExtractor:
@@ -34,9 +50,11 @@ class RuleEntityExtractor:
 
     Phrases come from lookup tables and from the values annotated in training examples; they
     match on whole tokens only. Regexes run on the raw text with re.IGNORECASE (as Rasa's
-    RegexEntityExtractor does by default) and may cross token boundaries. On equally long
-    overlapping matches, phrases win over regexes. The extracted value is the matched text,
-    mapped through the synonyms (case-insensitively) to its canonical value.
+    RegexEntityExtractor does by default) and may cross token boundaries. Lookup entries of 5
+    or more characters also match with a small typo (see fuzzy_lookup), their value then being
+    the entry. On equally long overlapping matches, phrases win over regexes, and both over
+    typos. The extracted value is the matched text (or entry), mapped through the synonyms
+    (case-insensitively) to its canonical value.
 
     Example annotations whose value differs from their text (`[Visa](card){"value": "visa"}`)
     add a synonym, as in Rasa; explicit `synonyms` take precedence over them.
@@ -52,33 +70,55 @@ class RuleEntityExtractor:
         lookups: Mapping[str, Sequence[str]],
         examples: Sequence[TrainingExample],
         synonyms: Mapping[str, str],
+        annotated: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
+        """`annotated` adds phrases already collected from examples (as `to_dict` saves them)."""
         self._language = language
         self._regexes = [(entity, pattern, _compile(entity, pattern)) for entity, pattern in regexes]
-        self._phrases = _collect_phrases(lookups, examples)
+        self._lookups = _collect_phrases(lookups, examples=())
+        self._annotated = _collect_phrases(annotated or {}, examples, known=self._lookups)
         self._synonyms = _collect_synonyms(synonyms, examples)
-        self._nlp = _phrase_pipeline(language, self._phrases)
+        self._nlp = _phrase_pipeline(language, self._lookups, self._annotated)
+        self._fuzzy = FuzzyLookup(self._lookups, lambda entry: [token.text for token in self._nlp.tokenizer(entry)])
 
     def extract(self, text: str) -> list[Entity]:
-        matches = [_Match(span.label_, span.start_char, span.end_char, rank=0) for span in self._nlp(text).ents]
+        return [match.entity for match in self.find(text)]
+
+    def find(self, text: str) -> list[RuleMatch]:
+        """The entities of `extract`, each marked whether it is a lookup entry or regex match."""
+        doc = self._nlp(text)
+        matches = [
+            _Match(span.label_, span.start_char, span.end_char, rank=0, known=span.ent_id_ == _LOOKUP)
+            for span in doc.ents
+        ]
         for rank, (entity, _pattern, compiled) in enumerate(self._regexes, start=1):
             matches.extend(
-                _Match(entity, m.start(), m.end(), rank) for m in compiled.finditer(text) if m.end() > m.start()
+                _Match(entity, m.start(), m.end(), rank, known=True)
+                for m in compiled.finditer(text)
+                if m.end() > m.start()
             )
-        entities = []
+        typo_rank = len(self._regexes) + 1
+        matches.extend(
+            _Match(m.entity, doc[m.start].idx, doc[m.end - 1].idx + len(doc[m.end - 1]), typo_rank, True, m.entry)
+            for m in self._fuzzy.find([token.text for token in doc])
+        )
+        found = []
         for match in _longest_without_overlaps(matches):
             surface = text[match.start : match.end]
-            entities.append(
-                Entity(
-                    entity=match.entity,
-                    value=self._synonyms.get(surface.lower(), surface),
-                    start=match.start,
-                    end=match.end,
-                    extractor=self.name,
-                    text=surface,
-                )
+            extracted = Entity(
+                entity=match.entity,
+                value=self.canonical(match.entry or surface),
+                start=match.start,
+                end=match.end,
+                extractor=self.name,
+                text=surface,
             )
-        return entities
+            found.append(RuleMatch(extracted, match.known))
+        return found
+
+    def canonical(self, value: str) -> str:
+        """`value` mapped through the synonyms, case-insensitively; itself when it has none."""
+        return self._synonyms.get(value.lower(), value)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable state for the model artifact (training examples are not kept)."""
@@ -86,7 +126,8 @@ class RuleEntityExtractor:
             "format_version": FORMAT_VERSION,
             "language": self._language,
             "regexes": [[entity, pattern] for entity, pattern, _compiled in self._regexes],
-            "phrases": {entity: list(phrases) for entity, phrases in self._phrases.items()},
+            "lookups": {entity: list(phrases) for entity, phrases in self._lookups.items()},
+            "phrases": {entity: list(phrases) for entity, phrases in self._annotated.items()},
             "synonyms": dict(self._synonyms),
         }
 
@@ -101,9 +142,10 @@ class RuleEntityExtractor:
             return cls(
                 language=data["language"],
                 regexes=[(entity, pattern) for entity, pattern in data["regexes"]],
-                lookups=data["phrases"],
+                lookups=data["lookups"],
                 examples=(),
                 synonyms=data["synonyms"],
+                annotated=data["phrases"],
             )
         except KeyError as err:
             raise ValueError(f"entity extractor state is missing the key {err}") from err
@@ -116,10 +158,15 @@ def _compile(entity: str, pattern: str) -> re.Pattern[str]:
         raise ValueError(f"invalid regex for entity {entity!r}: {pattern!r} ({err})") from err
 
 
-def _collect_phrases(lookups: Mapping[str, Sequence[str]], examples: Sequence[TrainingExample]) -> dict[str, list[str]]:
-    """Phrases per entity, first spelling kept when the same phrase recurs in another case."""
+def _collect_phrases(
+    listed: Mapping[str, Sequence[str]],
+    examples: Sequence[TrainingExample],
+    known: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, list[str]]:
+    """Phrases per entity, first spelling kept when the same phrase recurs in another case;
+    phrases already `known` are left out."""
     phrases: dict[str, list[str]] = {}
-    seen: set[tuple[str, str]] = set()
+    seen = {(entity, phrase.lower()) for entity, entity_phrases in (known or {}).items() for phrase in entity_phrases}
 
     def add(entity: str, phrase: str, where: str) -> None:
         if not phrase.strip():
@@ -129,7 +176,7 @@ def _collect_phrases(lookups: Mapping[str, Sequence[str]], examples: Sequence[Tr
             seen.add(key)
             phrases.setdefault(entity, []).append(phrase)
 
-    for entity, values in lookups.items():
+    for entity, values in listed.items():
         if isinstance(values, str):
             raise ValueError(f"lookup {entity!r}: expected a list of phrases, got a string")
         for value in values:
@@ -174,28 +221,52 @@ def _where(example: TrainingExample) -> str:
     return example.source or f"example {example.text!r}"
 
 
-def _phrase_pipeline(language: str, phrases: Mapping[str, Sequence[str]]) -> Any:
+def blank_pipeline(language: str) -> Any:
+    """spaCy's tokenizer for `language`, without trained components."""
     try:
-        nlp = spacy.blank(language)
+        return spacy.blank(language)
     except ImportError as err:
         raise ValueError(f"spaCy has no language {language!r} ({err})") from err
-    if not phrases:
+
+
+def _phrase_pipeline(
+    language: str, lookups: Mapping[str, Sequence[str]], annotated: Mapping[str, Sequence[str]]
+) -> Any:
+    nlp = blank_pipeline(language)
+    patterns: list[dict[str, Any]] = [
+        {"label": entity, "pattern": phrase, "id": source}
+        for source, phrases in ((_LOOKUP, lookups), (_ANNOTATED, annotated))
+        for entity, entity_phrases in phrases.items()
+        for phrase in entity_phrases
+    ]
+    if not patterns:
         return nlp  # an entity ruler without patterns warns on every call
     ruler = cast(EntityRuler, nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "LOWER"}))
-    ruler.add_patterns(
-        [
-            {"label": entity, "pattern": phrase}
-            for entity, entity_phrases in phrases.items()
-            for phrase in entity_phrases
-        ]
-    )
+    ruler.add_patterns(patterns)
     return nlp
 
 
 def _longest_without_overlaps(matches: list[_Match]) -> list[_Match]:
-    """Greedy: longest first (then leftmost, then rank); result in text order."""
-    kept: list[_Match] = []
-    for match in sorted(matches, key=lambda m: (m.start - m.end, m.start, m.rank)):
-        if all(match.end <= other.start or other.end <= match.start for other in kept):
-            kept.append(match)
-    return sorted(kept, key=lambda m: m.start)
+    """Longest first (then leftmost, then rank)."""
+    return without_overlaps(matches, lambda m: (m.start - m.end, m.start, m.rank))
+
+
+class Span(Protocol):
+    @property
+    def start(self) -> int: ...
+
+    @property
+    def end(self) -> int: ...
+
+
+SpanT = TypeVar("SpanT", bound=Span)
+
+
+def without_overlaps(spans: Iterable[SpanT], priority: Callable[[SpanT], Any]) -> list[SpanT]:
+    """Greedy: each span in `priority` order (lowest first) is kept unless it overlaps one kept
+    before it; the result is in text order."""
+    kept: list[SpanT] = []
+    for span in sorted(spans, key=priority):
+        if all(span.end <= other.start or other.end <= span.start for other in kept):
+            kept.append(span)
+    return sorted(kept, key=lambda span: span.start)

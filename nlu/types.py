@@ -16,25 +16,36 @@ class Entity:
     end: int
     extractor: str
     text: str = ""
+    role: str | None = None
+    group: str | None = None
+    # What a system entity's value was read from, as Rasa's Duckling extractor reports it
+    # (e.g. {"value": 20, "type": "value", "unit": "USD"} for an amount of money).
+    additional_info: dict[str, Any] | None = None
 
     def as_rasa(self) -> dict[str, Any]:
-        return {
+        """Rasa's parse data shape; `role`, `group` and `additional_info` only when set."""
+        data = {
             "entity": self.entity,
             "value": self.value,
             "start": self.start,
             "end": self.end,
             "extractor": self.extractor,
         }
+        optional = {"role": self.role, "group": self.group, "additional_info": self.additional_info}
+        return data | {key: value for key, value in optional.items() if value is not None}
 
 
 @dataclass(frozen=True)
 class EntitySpan:
-    """An annotated span in a training example (`[text](type)` in Rasa's nlu.yml)."""
+    """An annotated span in a training example (`[text](type)`, or with a role and group
+    `[text]{"entity": "city", "role": "from"}` in Rasa's nlu.yml)."""
 
     entity: str
     start: int
     end: int
     value: str
+    role: str | None = None
+    group: str | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.nlu_fixtures",
     "tests.browser",
     "tests.slack_bot",
+    "tests.rasa_corpus",
 ]
 
 _real_connect = socket.socket.connect

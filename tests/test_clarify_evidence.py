@@ -64,11 +64,11 @@ def test_no_option_the_demo_can_offer_shows_a_raw_intent_name(demo_client: TestC
     policy = policy_of(demo_client)
     bot = demo_client.app.state.bot
     never = never_answered_intents(policy.settings)
-    offerable = [i for i in bot.engine.rules if i not in never and not i.startswith("faq")]
+    offerable = [i for i in policy.dialogue_intents if i not in never and not i.startswith("faq")]
     offerable += bot.model.classifier.classes  # every class, FAQ entries included
     ranking = [IntentScore(name, 0.5) for name in dict.fromkeys(offerable)]
     options = policy.options(Parse("", ranking[0], ranking), [])
-    offered = [o for o in options if o.kind == "kb" or (o.key in bot.engine.rules and o.key not in never)]
+    offered = [o for o in options if o.kind == "kb" or (o.key in policy.dialogue_intents and o.key not in never)]
     raw = [o.title for o in offered if o.title in (o.key, o.intent)]
     assert raw == []
     assert any(o.key == "bot_challenge" and o.title == "Am I talking to a bot?" for o in options)

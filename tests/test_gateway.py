@@ -217,7 +217,7 @@ def test_a_message_the_models_fail_on_goes_to_a_person_and_no_one_else_notices(b
         knowledge_base=real.knowledge_base,
         policy=real.policy,
         store=real.store,
-        rules=real.rules,
+        dialogue=real.dialogue,
         actions=None,
         tickets=bot.tickets,
         wait_estimator=real.wait_estimator,

@@ -13,7 +13,7 @@ import pytest
 from crowddesk.bot.project.loading import load_project
 from crowddesk.bot.project.wiring import faq_entries
 from crowddesk.bot.server.assemble import assemble
-from crowddesk.bot.training.model import KB_VECTORS_FILE, ModelError, TrainedModel
+from crowddesk.bot.training.model import KB_VECTORS_FILE, LEARNED_ENTITIES_FILE, ModelError, TrainedModel
 from crowddesk.bot.training.trainer import TrainResult
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.nlu.encoders import load_encoder
@@ -57,4 +57,21 @@ def test_a_corrupt_kb_vectors_file_names_the_file(demo_training: TrainResult, tm
     damaged = shutil.copytree(demo_training.model_dir, tmp_path / "model")
     (damaged / KB_VECTORS_FILE).write_bytes(b"not a numpy archive")
     with pytest.raises(ModelError, match=f"{KB_VECTORS_FILE}: corrupt KB vectors"):
+        TrainedModel.load(damaged)
+
+
+def test_the_learned_entity_model_is_saved_and_loaded(demo_training: TrainResult) -> None:
+    assert (demo_training.model_dir / LEARNED_ENTITIES_FILE).is_file()
+    entities = TrainedModel.load(demo_training.model_dir).entities
+    assert entities.learned is not None
+    text = "is my card order CD-00777 on its way?"  # not the regex's six digits: only learned
+    (found,) = entities.extract(text)
+    assert (found.entity, found.value, found.extractor) == ("order_number", "CD-00777", "CRFEntityExtractor")
+    assert TrainedModel.load(demo_training.model_dir).entities.extract(text) == [found]
+
+
+def test_a_model_missing_its_learned_entity_model_names_the_problem(demo_training: TrainResult, tmp_path: Path) -> None:
+    damaged = shutil.copytree(demo_training.model_dir, tmp_path / "model")
+    (damaged / LEARNED_ENTITIES_FILE).unlink()
+    with pytest.raises(ModelError, match="learned entity model is missing"):
         TrainedModel.load(damaged)

@@ -28,7 +28,7 @@ def make_policy(**overrides: object) -> SupportPolicy:
         Thresholds(answer=0.6, clarify_floor=0.2),
         # Retriever score -> probability: 0.5 -> 0.1, 0.9 -> 0.95.
         RetrieverCalibration((0.5, 0.9), (0.1, 0.95)),
-        rule_intents=["greet", "track_card_delivery"],
+        dialogue_intents=["greet", "track_card_delivery"],
         entry_intents={"faq/card_arrival": "faq/card_arrival", "faq/lost_card": "faq/lost_card"},
         entry_titles={"faq/card_arrival": "Where is my card?", "faq/lost_card": "I lost my card"},
     )

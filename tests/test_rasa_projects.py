@@ -4,7 +4,6 @@ plus the story syntax the corpus lacks (`or:`, checkpoints), in small projects o
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,19 +25,8 @@ from crowddesk.bot.project.story_steps import (
 )
 from crowddesk.bot.project.training_data import load_test_stories, load_training_data
 from crowddesk.bot.project.validation import Problem, validate_project
+from tests.rasa_corpus import PROJECTS
 from tests.test_project_loading import line_of, write
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CORPUS_VARIABLE = "CROWDDESK_RASA_PROJECTS"
-PROJECTS = ("carbon-bot", "concertbot", "e2ebot", "envirocar", "pokedex", "reminderbot", "rules")
-
-
-@pytest.fixture(scope="module")
-def corpus() -> Path:
-    root = Path(os.environ.get(CORPUS_VARIABLE, REPO_ROOT.parent / "shared" / "rasa_projects"))
-    if not all((root / name / "domain.yml").is_file() for name in PROJECTS):
-        pytest.fail(f"the Rasa project corpus is not at {root}; set {CORPUS_VARIABLE} to its directory")
-    return root
 
 
 def errors(problems: list[Problem]) -> list[str]:
@@ -86,8 +74,8 @@ def test_data_validate_exits_zero(corpus: Path) -> None:
             "config.yml",
             "policies[2].name",
             (
-                "'RulePolicy' is a Rasa policy; its options are ignored: CrowdDesk runs the project's rules and "
-                "stories with its own dialogue policies (today only rules with a single intent run"
+                "'RulePolicy' is a Rasa policy; its options are ignored: CrowdDesk runs the project's rules, "
+                "stories and forms with its own dialogue policies (rules as RulePolicy"
             ),
         ),
         (

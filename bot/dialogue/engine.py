@@ -25,21 +25,24 @@ from crowddesk.bot.conversations.transcript_redaction import TranscriptRedactor
 from crowddesk.bot.desk.tickets import TicketDesk
 from crowddesk.bot.desk.wait_estimate import WaitEstimator
 from crowddesk.bot.dialogue.action_client import ActionClient
+from crowddesk.bot.dialogue.actions import DialogueActions
 from crowddesk.bot.dialogue.batching import BatchingEncoder
 from crowddesk.bot.dialogue.custom_actions import CustomActions
 from crowddesk.bot.dialogue.executors import (
     AnswerFromKB,
     Clarify,
     Executor,
-    FollowRule,
+    FollowDialogue,
     HandOff,
     Rephrase,
     Understood,
 )
+from crowddesk.bot.dialogue.forms import Forms, answers_form
 from crowddesk.bot.dialogue.handoff import SlaTargets
 from crowddesk.bot.dialogue.interceptors import AnswerFeedback, Intercepted, RatingAnswer, TurnInterceptor
 from crowddesk.bot.dialogue.kb_feedback import KBAnswers
 from crowddesk.bot.dialogue.last_action import LastActionMemory
+from crowddesk.bot.dialogue.policies.ensemble import DialoguePolicies
 from crowddesk.bot.dialogue.policy import (
     ConversationContext,
     Decision,
@@ -48,6 +51,7 @@ from crowddesk.bot.dialogue.policy import (
     SupportPolicy,
 )
 from crowddesk.bot.dialogue.slots import SlotFiller
+from crowddesk.bot.dialogue.tracker import ACTION_LISTEN, DialogueTracker
 from crowddesk.bot.dialogue.turn import Turn
 from crowddesk.bot.project.domain import Domain
 from crowddesk.bot.project.responses import ResponseRenderer
@@ -64,6 +68,8 @@ from crowddesk.nlu.types import IntentScore, Parse
 
 logger = logging.getLogger(__name__)
 
+# Intents of the ranking the dialogue is asked about: the rest are too unlikely to matter.
+MAX_RANKED_INTENTS = 10
 # The intent a message the models failed on is stored with (Rasa's name for "not understood").
 UNREADABLE_INTENT = "nlu_fallback"
 
@@ -110,7 +116,7 @@ class Engine:
         knowledge_base: KnowledgeBase,
         policy: SupportPolicy,
         store: ConversationStore,
-        rules: dict[str, list[str]],
+        dialogue: DialoguePolicies,
         actions: ActionClient | None,
         tickets: TicketDesk,
         wait_estimator: WaitEstimator,
@@ -123,7 +129,7 @@ class Engine:
         self.knowledge_base = knowledge_base
         self.policy = policy
         self.store = store
-        self.rules = rules
+        self.dialogue = dialogue
         self.actions = actions  # the action server's client, closed with the bot
         self.wait_estimator = wait_estimator
         settings = policy.settings
@@ -135,13 +141,17 @@ class Engine:
         self.max_message_chars = max_message_chars
         self.renderer = ResponseRenderer(domain)
         self.slots = SlotFiller(domain)
+        custom_actions = CustomActions(actions, domain, self.renderer)
+        forms = Forms(domain, self.renderer, self.slots, custom_actions)
         self.last_action = LastActionMemory()
         self.interceptors: tuple[TurnInterceptor, ...] = (RatingAnswer(tickets), AnswerFeedback(settings.feedback))
         self.executors: dict[DecisionKind, Executor] = {
             DecisionKind.ANSWER_FROM_KB: AnswerFromKB(
                 knowledge_base, KBAnswers(domain, self.renderer, settings.feedback)
             ),
-            DecisionKind.RESPOND: FollowRule(rules, self.renderer, CustomActions(actions, domain, self.renderer)),
+            DecisionKind.RESPOND: FollowDialogue(
+                dialogue, DialogueActions(domain, self.renderer, forms, custom_actions)
+            ),
             DecisionKind.CLARIFY: Clarify(self.renderer, settings.handoff_intents),
             DecisionKind.REPHRASE: Rephrase(self.renderer),
             DecisionKind.HAND_OFF: HandOff(
@@ -182,6 +192,7 @@ class Engine:
                 failed_turns=record.failed_turns if record else 0,
                 read_history=partial(self.store.events, message.sender_id),
                 outbox=outbox,
+                initial_slots=self.slots.initial(None),
             )
             self._maybe_start_session(turn)
             if record is not None and record.owner != ConversationOwner.BOT:
@@ -205,7 +216,7 @@ class Engine:
     async def _finish_intercepted(self, turn: Turn, intercepted: Intercepted) -> None:
         parse = intercepted.parse
         turn.add_user(parse.as_rasa())
-        self.slots.fill(turn, parse)
+        await self._extract_slots(turn)
         if intercepted.decision is not None:
             await self._execute(turn, Understood(parse, []), intercepted.decision)
         elif intercepted.reply is not None and self.renderer.has(intercepted.reply):
@@ -226,20 +237,33 @@ class Engine:
             understanding, candidates, unreadable = _unread(message.text), [], True
         parse = understanding.parse
         turn.add_user({**parse.as_rasa(), "kb_candidates": [c.as_dict() for c in candidates]})
-        self.slots.fill(turn, parse)
         answered_automatically = await self.last_action.answered_automatically(turn)
         if unreadable:
             decision = UNREADABLE_HANDOFF
         else:
+            answers_form = await self._extract_slots(turn)
             context = ConversationContext(
                 turn.failed_turns,
                 answered_automatically,
                 await self._frustration(turn, understanding.from_payload),
                 self._person_request(message.text, understanding.from_payload),
+                respondable=self.dialogue.respondable(
+                    await turn.transcript(), [score.name for score in parse.intent_ranking[:MAX_RANKED_INTENTS]]
+                ),
+                answers_form=answers_form,
             )
             decision = self.policy.decide(parse, candidates, context, from_button=understanding.from_payload)
         await self._execute(turn, Understood(parse, candidates), decision)
         await self._finish(turn, parse, answered_automatically=answered_automatically)
+
+    async def _extract_slots(self, turn: Turn) -> bool:
+        """Fill slots from the message by the domain's mappings (Rasa's `action_extract_slots`);
+        True when it answers what the active form asks."""
+        tracker = DialogueTracker.replay(self.domain, await turn.transcript())
+        extracted = self.slots.extract(tracker)
+        for event in extracted:
+            turn.apply(event)
+        return answers_form(self.domain, tracker, extracted)
 
     async def _execute(self, turn: Turn, understood: Understood, decision: Decision) -> None:
         """Run the decision's executor, then whatever it hands on to (at most a hand-off)."""
@@ -294,10 +318,16 @@ class Engine:
             and (time.time() - record.updated_at.timestamp()) > expiry_minutes * 60
         )
         if record is None or expired:
-            if expired and not self.domain.session_config.carry_over_slots_to_new_session:
+            carry_over = expired and self.domain.session_config.carry_over_slots_to_new_session
+            if not carry_over:
                 turn.slots = self.slots.initial(None)
+            # Rasa's action_session_start: a fresh session, the slots carried over, then listen.
             turn.add("action", name="action_session_start")
             turn.add("session_started")
+            for name, value in turn.slots.items() if carry_over else ():
+                if value is not None and value != turn.initial_slots.get(name):
+                    turn.add("slot", name=name, value=value)
+            turn.add("action", name=ACTION_LISTEN)
 
     async def _save(self, turn: Turn, *, owner: str, latest: dict[str, Any] | None) -> ConversationRecord:
         # Queued in the turn's transaction: a crash can't store the turn yet lose its replies.

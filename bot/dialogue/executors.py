@@ -1,6 +1,7 @@
 """Carrying out a decision, one executor per kind: answer from the knowledge base, follow the
-intent's rule, clarify, ask to rephrase, hand off. An executor that can't do its part returns the
-decision to carry out instead (a hand-off, with the reason); None when the turn is done."""
+project's dialogue (rules, stories, forms), clarify, ask to rephrase, hand off. An executor that
+can't do its part returns the decision to carry out instead (a hand-off, with the reason); None
+when the turn is done."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from typing import Protocol
 
 from crowddesk.bot.desk.wait_estimate import WaitEstimator
 from crowddesk.bot.dialogue.action_client import ActionServerError
-from crowddesk.bot.dialogue.custom_actions import CustomActions
+from crowddesk.bot.dialogue.actions import DialogueActions
 from crowddesk.bot.dialogue.handoff import SlaTargets, build_handoff
 from crowddesk.bot.dialogue.kb_feedback import KBAnswers
 from crowddesk.bot.dialogue.last_action import ANSWER_ACTION
+from crowddesk.bot.dialogue.policies.ensemble import DialoguePolicies
 from crowddesk.bot.dialogue.policy import Decision, DecisionKind, HandoffReason, SupportPolicy
+from crowddesk.bot.dialogue.tracker import ACTION_LISTEN
 from crowddesk.bot.dialogue.turn import Turn
 from crowddesk.bot.project.responses import ResponseRenderer
 from crowddesk.connectors.types import Button, OutboundMessage
@@ -30,6 +33,10 @@ logger = logging.getLogger(__name__)
 
 # The last button of every clarifying question: none of the guesses fits, get a person.
 SOMETHING_ELSE = "Something else: talk to a person"
+# What a hand-off says when the domain has no `utter_handoff`.
+DEFAULT_HANDOFF_TEXT = "I'm passing your message to a person on our team; they will answer you here."
+# Actions one message may lead to before the turn stops listening anyway (Rasa's default).
+MAX_ACTIONS_PER_TURN = 10
 
 
 @dataclass(frozen=True)
@@ -75,25 +82,28 @@ class AnswerFromKB:
 
 
 @dataclass
-class FollowRule:
-    """The intent's rule: domain responses and custom actions, in order."""
+class FollowDialogue:
+    """The project's rules, stories and forms: the next action, again and again, until the
+    dialogue listens. When they have nothing to say, a person answers instead."""
 
-    rules: dict[str, list[str]]
-    renderer: ResponseRenderer
-    custom_actions: CustomActions
+    policies: DialoguePolicies
+    actions: DialogueActions
 
     async def __call__(self, turn: Turn, understood: Understood, decision: Decision) -> Decision | None:
-        if decision.option is None:
-            return redirect(decision, HandoffReason.LOW_CONFIDENCE)
-        try:
-            for action in self.rules[decision.option.key]:
-                if action.startswith("utter_") and self.renderer.has(action):
-                    turn.utter(action, decision, self.renderer.render(action, turn.sender_id, turn.slots))
-                else:
-                    await self.custom_actions.run(turn, understood.parse, action, decision)
-        except ActionServerError as exc:
-            logger.error("custom action failed for %s: %s", turn.sender_id, exc)
-            return redirect(decision, HandoffReason.ACTION_FAILED)
+        ran = 0
+        for _ in range(MAX_ACTIONS_PER_TURN):
+            chosen = self.policies.predict(await turn.transcript())
+            if chosen is None or chosen.action == ACTION_LISTEN:
+                break
+            try:
+                ran += await self.actions.run(turn, chosen)
+            except ActionServerError as exc:
+                logger.error("custom action failed for %s: %s", turn.sender_id, exc)
+                return redirect(decision, HandoffReason.ACTION_FAILED)
+        else:
+            logger.warning("%s: stopped after %d actions in one turn", turn.sender_id, MAX_ACTIONS_PER_TURN)
+        if not ran:
+            return redirect(decision, HandoffReason.NOT_COVERED)
         turn.failed_turns = 0
         return None
 
@@ -156,6 +166,8 @@ class HandOff:
         )
         if self.renderer.has(reply_name):
             turn.utter(reply_name, decision, self.renderer.render(reply_name, sender, turn.slots))
+        else:  # never silence: the customer learns a person will answer
+            turn.utter(reply_name, decision, OutboundMessage(sender, DEFAULT_HANDOFF_TEXT))
         turn.handoff = build_handoff(
             sender_id=sender,
             channel=turn.channel,

@@ -39,6 +39,7 @@ class HandoffReason(str, Enum):
     CUSTOMER_REQUEST = "customer_request"
     FAILED_TURNS = "failed_turns"
     ACTION_FAILED = "action_failed"
+    NOT_COVERED = "not_covered"  # no rule, story or form of the project says what to do next
     UNREADABLE = "unreadable"  # the models failed on this message alone: a person reads it
     FRUSTRATION = "frustration"
     ALWAYS_HUMAN = "always_human"  # an intent configured in `always_human_intents`
@@ -102,6 +103,11 @@ class ConversationContext:
     last_answer_was_automated: bool
     frustration: FrustrationScore = FrustrationScore(())
     person_request: str = ""  # the customer's words asking for a person, if any
+    respondable: frozenset[str] | None = None
+    """Intents the project's dialogue has a next action for at this point of the conversation
+    (None: every intent some rule or story handles)."""
+    answers_form: bool = False
+    """The message filled a slot the active form asks for: the form goes on, whatever its intent."""
 
 
 class SupportPolicy:
@@ -113,7 +119,7 @@ class SupportPolicy:
         thresholds: Thresholds,
         retriever_calibration: RetrieverCalibration,
         *,
-        rule_intents: Sequence[str],
+        dialogue_intents: Sequence[str],
         entry_intents: Mapping[str, str],
         entry_titles: Mapping[str, str],
         intent_titles: Mapping[str, str] | None = None,
@@ -121,7 +127,8 @@ class SupportPolicy:
         self.settings = settings
         self.thresholds = thresholds
         self.retriever_calibration = retriever_calibration
-        self._rule_intents = frozenset(rule_intents)
+        # Intents some rule or story of the project responds to.
+        self.dialogue_intents = frozenset(dialogue_intents)
         # A retrieval intent (faq/x) and the KB entry imported from it are one answer.
         self._entry_for_intent = {intent: entry for entry, intent in entry_intents.items()}
         self._entry_intents = dict(entry_intents)
@@ -201,6 +208,8 @@ class SupportPolicy:
         forced = self._forced_handoff(top, confidence, context)
         if forced is not None:
             return forced
+        if context.answers_form:
+            return Decision(DecisionKind.RESPOND, 1.0, top)
 
         if top is not None and (from_button or confidence >= self.thresholds.answer):
             if top.kind == "kb":
@@ -209,13 +218,13 @@ class SupportPolicy:
                 return self._after_failure(
                     context, Decision(DecisionKind.REPHRASE, confidence, top, counts_as_failure=True)
                 )
-            if top.key in self._rule_intents:
+            if self.responds_to(top.key, context):
                 return Decision(DecisionKind.RESPOND, confidence, top)
 
         answerable = [
             o
             for o in ranked
-            if (o.kind == "kb" or o.key in self._rule_intents)
+            if (o.kind == "kb" or self.responds_to(o.key, context))
             and o.key not in s.handoff_intents
             and o.key not in s.always_human_intents
             and o.key != s.out_of_scope_intent
@@ -234,6 +243,11 @@ class SupportPolicy:
             )
         return Decision(DecisionKind.HAND_OFF, confidence, top, handoff_reason=HandoffReason.LOW_CONFIDENCE)
 
+    def responds_to(self, intent: str, context: ConversationContext) -> bool:
+        """Whether the project's dialogue has something to do for `intent` here."""
+        respondable = self.dialogue_intents if context.respondable is None else context.respondable
+        return intent in respondable
+
     def _forced_handoff(self, top: Option | None, confidence: float, context: ConversationContext) -> Decision | None:
         """Hand-offs that no confidence overrides, most specific reason first."""
         s = self.settings
@@ -247,7 +261,9 @@ class SupportPolicy:
                 handoff_reason=HandoffReason.CUSTOMER_REQUEST,
                 handoff_detail=f'asked: "{context.person_request}"',
             )
-        if intent in s.handoff_intents:
+        # The project's own rule or story for a hand-off or out-of-scope intent comes first.
+        own_rule = intent is not None and self.responds_to(intent, context)
+        if intent in s.handoff_intents and not own_rule:
             reason = HandoffReason.CUSTOMER_REQUEST
         elif intent in s.always_human_intents:
             reason = HandoffReason.ALWAYS_HUMAN
@@ -259,7 +275,7 @@ class SupportPolicy:
                 handoff_reason=HandoffReason.FRUSTRATION,
                 handoff_detail=context.frustration.explain(),
             )
-        elif intent == s.out_of_scope_intent:
+        elif intent == s.out_of_scope_intent and not own_rule:
             reason = HandoffReason.OUT_OF_SCOPE
         if reason is None:
             return None

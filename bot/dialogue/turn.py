@@ -37,6 +37,8 @@ class Turn:
     """Where the replies are queued for delivery, in the turn's transaction (None: returned only)."""
     writes: list[Callable[[Session], Any]] = field(default_factory=list)
     """Other writes that commit with the turn or not at all (KB usage counts, answer feedback)."""
+    initial_slots: dict[str, Any] = field(default_factory=dict)
+    """The domain's initial slot values: what a restart or `AllSlotsReset` goes back to."""
     _history: History | None = None
 
     @property
@@ -58,7 +60,16 @@ class Turn:
         return [*await self.history(), *self.events]
 
     def add(self, event: str, **data: Any) -> None:
-        self.events.append({"event": event, "timestamp": time.time(), **data})
+        self.apply({"event": event, **data})
+
+    def apply(self, event: dict[str, Any]) -> None:
+        """Record `event` (Rasa's JSON shape), keeping `slots` in step with the slot events."""
+        event = {**event, "timestamp": event.get("timestamp") or time.time()}
+        if event["event"] == "slot" and isinstance(event.get("name"), str):
+            self.slots[event["name"]] = event.get("value")
+        elif event["event"] in ("reset_slots", "restart"):
+            self.slots = dict.fromkeys(self.slots) | self.initial_slots
+        self.events.append(event)
 
     def add_user(self, parse_data: dict[str, Any] | None) -> None:
         """The customer's message as understood (`parse_data`; None when no one parsed it)."""
@@ -76,7 +87,12 @@ class Turn:
     def utter(self, action: str, decision: Decision, reply: OutboundMessage) -> None:
         """Send `reply` as the bot action `action`, chosen with `decision`'s confidence."""
         self.add("action", name=action, policy="SupportPolicy", confidence=round(decision.confidence, 4))
-        self.add("bot", text=reply.text, data=bot_event_data(reply), metadata={"utter_action": action})
+        self.say(reply, action)
+
+    def say(self, reply: OutboundMessage, utter_action: str | None = None) -> None:
+        """Send `reply` within the action that is running (a form's question, an action's message)."""
+        metadata = {"utter_action": utter_action} if utter_action else {}
+        self.add("bot", text=reply.text, data=bot_event_data(reply), metadata=metadata)
         self.replies.append(reply)
 
 

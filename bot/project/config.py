@@ -24,7 +24,8 @@ from crowddesk.knowledge_base.dense import INDEX_KINDS, IndexSettings
 from crowddesk.knowledge_base.lexical import CONTEXT_WEIGHT
 from crowddesk.knowledge_base.redaction import Redactor
 
-CONFIG_KEYS = ("recipe", "assistant_id", "language", "pipeline", "policies")
+# `version` is the Rasa format version, as in the other project files.
+CONFIG_KEYS = ("version", "recipe", "assistant_id", "language", "pipeline", "policies")
 RECIPES = ("default.v1",)
 DEFAULT_ASSISTANT_ID = "crowddesk-assistant"
 # Registry names the sentence encoder understands.
@@ -351,6 +352,8 @@ def load_config(path: Path, *, root: Path | None = None) -> ProjectConfig:
     top = require_mapping(file, file.content, "config", 1)
     reject_unknown_keys(file, top, CONFIG_KEYS, "")
     config = ProjectConfig(path=path)
+    if top.get("version") is not None:
+        require_str(file, top["version"], "version", value_line(top, "version"))
     if top.get("recipe") is not None:
         config.recipe = _choice(file, top, "recipe", RECIPES)
     if top.get("assistant_id") is not None:
@@ -433,9 +436,9 @@ def _ignored_rasa_entry(name: str, section: str, available: str) -> str | None:
     if section == "policies" and (custom or name in RASA_POLICIES):
         kind = "custom Rasa policy" if custom else "Rasa policy"
         return (
-            f"{name!r} is a {kind}; its options are ignored: CrowdDesk runs the project's rules and "
-            "stories with its own dialogue policies (today only rules with a single intent run; stories "
-            f"are checked but not yet followed), alongside {available}"
+            f"{name!r} is a {kind}; its options are ignored: CrowdDesk runs the project's rules, "
+            "stories and forms with its own dialogue policies (rules as RulePolicy, stories as "
+            f"MemoizationPolicy), alongside {available}"
         )
     return None
 

@@ -208,7 +208,8 @@ def _parse_example(
         if annotation.value is not None and annotation.value != annotation.surface:
             _add_synonym(data, annotation.surface, annotation.value, file.source(line))
     spans = tuple(
-        EntitySpan(entity=a.entity, start=a.start, end=a.end, value=a.value or a.surface) for a in annotations
+        EntitySpan(entity=a.entity, start=a.start, end=a.end, value=a.value or a.surface, role=a.role, group=a.group)
+        for a in annotations
     )
     return TrainingExample(text=text, intent=intent, entities=spans, source=file.source(line))
 

@@ -43,7 +43,7 @@ from crowddesk.bot.project.training_data import (
     load_training_file,
     merge_training_data,
 )
-from crowddesk.bot.project.wiring import single_turn_rules
+from crowddesk.bot.project.wiring import handled_intents
 from crowddesk.bot.project.yaml_files import FileWarning, ProjectFileError, split_source
 
 Severity = Literal["error", "warning"]
@@ -306,7 +306,7 @@ def _untitled_clarify_options(domain: Domain, data: TrainingData, policy: Policy
     never_offered = never_answered_intents(policy)
     # Retrieval intents are offered as their answers, titled by the responses' metadata.
     retrieval_bases = {*domain.retrieval_intents(), *(_base(i) for i in data.intents() if RETRIEVAL_SEPARATOR in i)}
-    for intent in single_turn_rules(data.rules):
+    for intent in handled_intents([*data.rules, *data.stories]):
         if intent in never_offered or intent in retrieval_bases or intent not in domain.intents:
             continue
         if domain.intent_title(intent) is None:

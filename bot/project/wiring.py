@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from crowddesk.bot.project.loading import Project
-from crowddesk.bot.project.story_steps import ActionStep, UserStep
-from crowddesk.bot.project.training_data import Rule
+from crowddesk.bot.project.story_steps import OrStep, UserStep
+from crowddesk.bot.project.training_data import Rule, Story
 from crowddesk.knowledge_base.sources.importers import RasaRetrievalImporter
 from crowddesk.knowledge_base.types import KBEntry
 
@@ -22,17 +22,18 @@ def intent_titles(project: Project) -> dict[str, str]:
     return {intent: title for intent in domain.intents if (title := domain.intent_title(intent)) is not None}
 
 
-def rules_by_intent(project: Project) -> dict[str, list[str]]:
-    """Single-turn rules: the intent that opens a rule and the actions that follow it."""
-    return single_turn_rules(project.data.rules)
+def dialogue_intents(project: Project) -> list[str]:
+    """Intents some rule or story of the project responds to, in first-seen order."""
+    return handled_intents([*project.data.rules, *project.data.stories])
 
 
-def single_turn_rules(rule_list: Sequence[Rule]) -> dict[str, list[str]]:
-    """The intent that opens each single-turn rule and the actions that follow it."""
-    rules: dict[str, list[str]] = {}
-    for rule in rule_list:
-        users = [step for step in rule.steps if isinstance(step, UserStep)]
-        actions = [step.name for step in rule.steps if isinstance(step, ActionStep)]
-        if len(users) == 1 and users[0].intent is not None and actions:
-            rules[users[0].intent] = actions
-    return rules
+def handled_intents(dialogues: Sequence[Rule | Story]) -> list[str]:
+    """Intents of the user steps (`or:` alternatives included) of rules and stories."""
+    intents: dict[str, None] = {}
+    for dialogue in dialogues:
+        for step in dialogue.steps:
+            options = step.alternatives if isinstance(step, OrStep) else (step,)
+            intents.update(
+                (option.intent, None) for option in options if isinstance(option, UserStep) and option.intent
+            )
+    return list(intents)

@@ -15,10 +15,11 @@ from crowddesk.bot.desk.tickets import TicketDesk
 from crowddesk.bot.desk.wait_estimate import WaitEstimator
 from crowddesk.bot.dialogue.action_client import ActionClient
 from crowddesk.bot.dialogue.engine import Engine
+from crowddesk.bot.dialogue.policies.ensemble import DialoguePolicies
 from crowddesk.bot.dialogue.policy import SupportPolicy
 from crowddesk.bot.project.credentials import build_channels, load_credentials
 from crowddesk.bot.project.loading import Project, load_project
-from crowddesk.bot.project.wiring import faq_entries, intent_titles, rules_by_intent
+from crowddesk.bot.project.wiring import dialogue_intents, faq_entries, intent_titles
 from crowddesk.bot.server.database import open_database
 from crowddesk.bot.training.model import ModelError, TrainedModel, latest_model_dir
 from crowddesk.connectors.base import ChannelConnector
@@ -130,12 +131,11 @@ def assemble(
     kb_store.store_vectors(encoder.name, model.kb_vectors)
     knowledge_base = knowledge_base_for(project, kb_store, encoder)
     published = kb_store.published()
-    rules = rules_by_intent(project)
     policy = SupportPolicy(
         project.config.policy,
         model.metadata.thresholds,
         model.metadata.retriever_calibration,
-        rule_intents=list(rules),
+        dialogue_intents=dialogue_intents(project),
         entry_intents={e.id: e.intent for e in published if e.intent},
         entry_titles={e.id: e.title for e in published},
         intent_titles=intent_titles(project),
@@ -152,7 +152,7 @@ def assemble(
         knowledge_base=knowledge_base,
         policy=policy,
         store=conversations,
-        rules=rules,
+        dialogue=DialoguePolicies.train(project.domain, project.data.stories, project.data.rules),
         actions=ActionClient(url) if url else None,
         tickets=tickets,
         wait_estimator=WaitEstimator(database, project.config.policy.handoff.expected_wait),

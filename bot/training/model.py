@@ -4,7 +4,8 @@ Layout (no pickles, so an artifact from elsewhere can't run code when loaded):
     models/<UTC timestamp>-<fingerprint[:12]>/
         metadata.json     format version, fingerprint, encoder, thresholds, calibration, report
         classifier/       CalibratedIntentClassifier.save()
-        entities.json     RuleEntityExtractor.to_dict()
+        entities.json     CombinedEntityExtractor.to_dict(): rules, lookups, synonyms, system entities
+        entities.crfsuite the learned entity model (CRFsuite's format), when the data annotates entities
         kb_vectors.npz    the KB question embeddings computed in training (texts, vectors), so
                           a new database's embedding cache starts full instead of re-encoding
 """
@@ -23,10 +24,12 @@ import numpy as np
 from crowddesk.bot.dialogue.policy import RetrieverCalibration, Thresholds
 from crowddesk.errors import CrowdDeskError
 from crowddesk.nlu.classifier import CalibratedIntentClassifier
-from crowddesk.nlu.entities import RuleEntityExtractor
+from crowddesk.nlu.combined_entities import CombinedEntityExtractor
 
-MODEL_FORMAT_VERSION = 2
+MODEL_FORMAT_VERSION = 3
 KB_VECTORS_FILE = "kb_vectors.npz"
+ENTITIES_FILE = "entities.json"
+LEARNED_ENTITIES_FILE = "entities.crfsuite"
 
 
 class ModelError(CrowdDeskError):
@@ -90,7 +93,7 @@ class TrainedModel:
     path: Path | None
     metadata: ModelMetadata
     classifier: CalibratedIntentClassifier
-    entities: RuleEntityExtractor
+    entities: CombinedEntityExtractor
     kb_vectors: dict[str, np.ndarray] = field(default_factory=dict)
     """Embeddings of the project's KB question variants by text, from the model's encoder."""
 
@@ -100,7 +103,9 @@ class TrainedModel:
         partial = target.with_name(target.name + ".partial")
         partial.mkdir(parents=True)
         self.classifier.save(partial / "classifier")
-        (partial / "entities.json").write_text(json.dumps(self.entities.to_dict()), encoding="utf-8")
+        (partial / ENTITIES_FILE).write_text(json.dumps(self.entities.to_dict()), encoding="utf-8")
+        if self.entities.learned is not None:
+            (partial / LEARNED_ENTITIES_FILE).write_bytes(self.entities.learned.model)
         _save_vectors(partial / KB_VECTORS_FILE, self.kb_vectors)
         # metadata.json is written last: its presence marks a complete artifact.
         (partial / "metadata.json").write_text(json.dumps(self.metadata.to_json(), indent=2), encoding="utf-8")
@@ -124,8 +129,16 @@ class TrainedModel:
             )
         metadata = ModelMetadata.from_json(raw)
         classifier = CalibratedIntentClassifier.load(path / "classifier")
-        entities = RuleEntityExtractor.from_dict(json.loads((path / "entities.json").read_text(encoding="utf-8")))
-        return cls(path, metadata, classifier, entities, _load_vectors(path / KB_VECTORS_FILE))
+        return cls(path, metadata, classifier, _load_entities(path), _load_vectors(path / KB_VECTORS_FILE))
+
+
+def _load_entities(path: Path) -> CombinedEntityExtractor:
+    learned = path / LEARNED_ENTITIES_FILE
+    try:
+        state = json.loads((path / ENTITIES_FILE).read_text(encoding="utf-8"))
+        return CombinedEntityExtractor.from_dict(state, learned.read_bytes() if learned.is_file() else None)
+    except (OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise ModelError(f"{path}: unreadable entity extractor ({exc}); run `crowddesk train --force`") from exc
 
 
 def _save_vectors(path: Path, vectors: dict[str, np.ndarray]) -> None:

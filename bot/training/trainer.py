@@ -27,7 +27,7 @@ from crowddesk.bot.dialogue.policy import (
 )
 from crowddesk.bot.project.config import ClassifierSettings, never_answered_intents
 from crowddesk.bot.project.loading import Project
-from crowddesk.bot.project.wiring import faq_entries, intent_titles, rules_by_intent
+from crowddesk.bot.project.wiring import dialogue_intents, faq_entries, intent_titles
 from crowddesk.bot.training.model import (
     MODEL_FORMAT_VERSION,
     ModelMetadata,
@@ -40,9 +40,12 @@ from crowddesk.knowledge_base.retriever import FaissRetriever
 from crowddesk.knowledge_base.types import Candidate, KBEntry
 from crowddesk.nlu.calibration import choose_threshold, expected_calibration_error, precision_curve
 from crowddesk.nlu.classifier import CalibratedIntentClassifier, OutOfFold
+from crowddesk.nlu.combined_entities import CombinedEntityExtractor
 from crowddesk.nlu.encoders import Encoder, load_encoder
 from crowddesk.nlu.entities import RuleEntityExtractor
+from crowddesk.nlu.learned_entities import CRFEntityExtractor
 from crowddesk.nlu.open_set import traffic_weights
+from crowddesk.nlu.system_entities import SystemEntityExtractor
 from crowddesk.nlu.types import IntentScore, Parse
 
 Progress = Callable[[str], None]
@@ -140,7 +143,7 @@ def train(
         project.config.policy,
         Thresholds(answer=0.0, clarify_floor=0.0),
         retriever_calibration,
-        rule_intents=list(rules_by_intent(project)),
+        dialogue_intents=dialogue_intents(project),
         entry_intents=entry_intents,
         entry_titles={e.id: e.title for e in entries},
         intent_titles=intent_titles(project),
@@ -150,7 +153,19 @@ def train(
     report.calibration_error = calibration_error
     report.kb_entries = len(entries)
 
-    progress("[5/5] Saving the model")
+    progress("[5/5] Training the entity extractor and saving the model")
+    language = project.config.language
+    entities = CombinedEntityExtractor(
+        RuleEntityExtractor(
+            language=language,
+            regexes=[(r.name, r.pattern) for r in project.data.regexes if r.name in project.domain.entities],
+            lookups=project.data.lookups,
+            examples=examples,
+            synonyms=project.data.synonyms,
+        ),
+        CRFEntityExtractor.train(examples, language),
+        SystemEntityExtractor.for_entities(project.domain.entities, language),
+    )
     report.train_seconds = round(time.perf_counter() - started, 2)
     model = TrainedModel(
         None,
@@ -165,13 +180,7 @@ def train(
             report=report,
         ),
         classifier,
-        RuleEntityExtractor(
-            language=project.config.language,
-            regexes=[(r.name, r.pattern) for r in project.data.regexes if r.name in project.domain.entities],
-            lookups=project.data.lookups,
-            examples=examples,
-            synonyms=project.data.synonyms,
-        ),
+        entities,
         kb_vectors,
     )
     return TrainResult(model.save(models_dir), False, report)
@@ -277,7 +286,11 @@ def _top_options(
         ranking = [IntentScore(c, float(p)) for c, p in zip(classes, scores)]
         ranking.sort(key=lambda s: s.confidence, reverse=True)
         options = policy.options(Parse("", ranking[0], ranking[:10]), found)
-        answerable = [o for o in options if not (o.kind == "intent" and o.key in never_answered)]
+        # Only what the dialogue can run counts as answered: an intent no rule or story handles
+        # is handed off whatever the classifier's confidence.
+        answerable = [
+            o for o in options if o.kind == "kb" or (o.key not in never_answered and o.key in policy.dialogue_intents)
+        ]
         if not options or options[0] is not (answerable[0] if answerable else None):
             continue  # the policy hands these off at any threshold
         confidence.append(options[0].confidence)

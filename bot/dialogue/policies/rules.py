@@ -1,0 +1,211 @@
+"""Rules as Rasa's RulePolicy runs them.
+
+A rule becomes one example per action it takes: the states since its "…" snippet (or since the
+conversation's start), holding only what the rule mentions. A conversation matches a rule when,
+going back from now, each of the rule's states is contained in the conversation's state at that
+turn; of several matching rules the most specific (longest) wins. Before rules come Rasa's default
+actions (`/restart`, `/back`, `/session_start`) and an active form's happy path (run the form
+until it is rejected); rules and stories written for a form's unhappy paths decide whether the
+form runs again after an interruption.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from crowddesk.bot.dialogue.policies.states import Example
+from crowddesk.bot.dialogue.tracker import (
+    ACTION_LISTEN,
+    RULE_SNIPPET_ACTION,
+    SHOULD_NOT_BE_SET,
+    DialogueTracker,
+    State,
+    state_key,
+)
+
+DEFAULT_ACTIONS = {"restart": "action_restart", "back": "action_back", "session_start": "action_session_start"}
+# Conditions on a form's unhappy path learned from rules and stories (Rasa's names).
+LOOP_WAS_INTERRUPTED = "loop_was_interrupted"
+DO_NOT_PREDICT_LOOP_ACTION = "do_not_predict_loop_action"
+
+
+@dataclass(frozen=True)
+class RulePrediction:
+    action: str
+    source: str
+    """What decided: the matching rule's key, `default:<intent>` or `loop:<form>`."""
+    loop_was_interrupted: bool = False
+    """The form runs again after an answer to a different question: it mustn't validate it."""
+
+
+@dataclass(frozen=True)
+class RuleConflict:
+    """Two rules (or a rule's alternatives) that, in the same situation, do different things."""
+
+    states: str
+    actions: tuple[str, ...]
+
+
+@dataclass
+class RulePolicy:
+    lookup: dict[str, str] = field(default_factory=dict)
+    loop_unhappy: dict[str, str] = field(default_factory=dict)
+    conflicts: list[RuleConflict] = field(default_factory=list)
+
+    @classmethod
+    def train(cls, rule_examples: Iterable[Example], story_examples: Iterable[Example]) -> RulePolicy:
+        """`rule_examples` built with unset slots omitted (a rule's state holds only what it says)."""
+        rule_examples, story_examples = list(rule_examples), list(story_examples)
+        lookup: dict[str, str] = {}
+        contradicting: dict[str, set[str]] = {}
+        for example in rule_examples:
+            key = _snippet_key(example.states)
+            if key is None or example.action == RULE_SNIPPET_ACTION:
+                continue
+            if key in lookup and lookup[key] != example.action:
+                contradicting.setdefault(key, {lookup[key]}).add(example.action)
+            lookup.setdefault(key, example.action)
+        return cls(
+            {key: action for key, action in lookup.items() if key not in contradicting},
+            _loop_unhappy_lookup([*rule_examples, *story_examples]),
+            [RuleConflict(key, tuple(sorted(actions))) for key, actions in contradicting.items()],
+        )
+
+    def predict(self, tracker: DialogueTracker, states: list[State]) -> RulePrediction | None:
+        """The next action by default actions, the active form's happy path, then the rules."""
+        default = self._default_action(tracker)
+        if default is not None:
+            return default
+        loop = self._loop_happy_path(tracker)
+        if loop is not None:
+            return loop
+        return self._from_rules(tracker, states)
+
+    @staticmethod
+    def _default_action(tracker: DialogueTracker) -> RulePrediction | None:
+        intent = tracker.latest_intent()
+        if tracker.latest_action_name != ACTION_LISTEN or intent not in DEFAULT_ACTIONS:
+            return None
+        return RulePrediction(DEFAULT_ACTIONS[intent], f"default:{intent}")
+
+    @staticmethod
+    def _loop_happy_path(tracker: DialogueTracker) -> RulePrediction | None:
+        loop = tracker.active_loop_name
+        if loop is None or tracker.loop_rejected:
+            return None
+        if tracker.latest_action_name != loop:
+            return RulePrediction(loop, f"loop:{loop}")
+        return RulePrediction(ACTION_LISTEN, f"loop:{loop}:listen")
+
+    def _from_rules(self, tracker: DialogueTracker, states: list[State]) -> RulePrediction | None:
+        keys = _applicable(self.lookup, states)
+        best = max(keys, key=len) if keys else ""
+        action = self.lookup.get(best) if best else None
+        loop = tracker.active_loop_name
+        interrupted = False
+        if loop is not None:
+            unhappy = {self.loop_unhappy[key] for key in _applicable(self.loop_unhappy, states)}
+            # A general rule (written without the form) that just listens: inside a form, go back
+            # to the form instead, unless a rule or story says not to.
+            if action == ACTION_LISTEN and not _loop_name(_states_of(best)[-1]):
+                if DO_NOT_PREDICT_LOOP_ACTION not in unhappy:
+                    return RulePrediction(loop, best)
+                action = None
+            interrupted = LOOP_WAS_INTERRUPTED in unhappy
+        return None if action is None else RulePrediction(action, best, interrupted)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lookup": self.lookup, "loop_unhappy": self.loop_unhappy}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RulePolicy:
+        return cls(dict(data["lookup"]), dict(data["loop_unhappy"]))
+
+
+def _snippet_key(states: tuple[State, ...] | list[State]) -> str | None:
+    """The states after the last "…" snippet state, as a key; None when there are none."""
+    kept: list[State] = []
+    for state in reversed(states):
+        if (state.get("prev_action") or {}).get("action_name") == RULE_SNIPPET_ACTION:
+            break
+        kept.insert(0, state)
+    return state_key(kept) if kept else None
+
+
+def _loop_unhappy_lookup(examples: list[Example]) -> dict[str, str]:
+    lookup: dict[str, str] = {}
+    for example in examples:
+        loop = _loop_name(example.states[-1])
+        if not loop:
+            continue
+        states = list(example.states)
+        if len(states) > 1 and states[-2].get("prev_action"):
+            states = [{"prev_action": states[-2]["prev_action"]}, states[-1]]
+        else:
+            states = [states[-1]]
+        key = _snippet_key(states)
+        if key is None:
+            continue
+        after_listen = _after_listen(states[-1])
+        if after_listen and example.action == loop:
+            lookup[key] = LOOP_WAS_INTERRUPTED
+        elif not after_listen and example.action != loop:
+            lookup[key] = DO_NOT_PREDICT_LOOP_ACTION
+    return lookup
+
+
+def _applicable(lookup: dict[str, str], states: list[State]) -> list[str]:
+    """The keys of `lookup` whose states all hold in the conversation, going back from now."""
+    conversation = list(reversed(states))
+    return [key for key in lookup if _matches(_states_of(key), conversation)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _states_of(key: str) -> list[State]:
+    return json.loads(key)
+
+
+def _matches(rule_states: list[State], reversed_conversation: list[State]) -> bool:
+    for index, rule_state in enumerate(reversed(rule_states)):
+        if index >= len(reversed_conversation):
+            return True  # the rule reaches further back than the conversation: nothing contradicts it
+        conversation_state = reversed_conversation[index]
+        rule_started = bool(rule_state.get("prev_action"))
+        conversation_started = bool(conversation_state.get("prev_action"))
+        if not rule_started and not conversation_started:
+            return True  # both at the conversation's start
+        if not rule_started or not conversation_started:
+            return False
+        if not _state_contains(rule_state, conversation_state):
+            return False
+    return True
+
+
+def _state_contains(rule_state: State, conversation_state: State) -> bool:
+    for kind, rule_sub_state in rule_state.items():
+        conversation_sub_state = conversation_state.get(kind, {})
+        for key, expected in rule_sub_state.items():
+            if isinstance(expected, list):
+                expected = tuple(expected)  # JSON gives tuples back as lists
+            actual = conversation_sub_state.get(key)
+            if isinstance(actual, list):
+                actual = tuple(actual)
+            if expected == SHOULD_NOT_BE_SET:
+                if actual and actual != SHOULD_NOT_BE_SET:
+                    return False
+            elif expected and actual != expected:
+                return False
+    return True
+
+
+def _loop_name(state: State) -> str | None:
+    name = (state.get("active_loop") or {}).get("name")
+    return None if name in (None, SHOULD_NOT_BE_SET) else name
+
+
+def _after_listen(state: State) -> bool:
+    return (state.get("prev_action") or {}).get("action_name") == ACTION_LISTEN

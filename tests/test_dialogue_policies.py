@@ -1,0 +1,310 @@
+"""The dialogue policies follow stories and rules as Rasa 3.6 does: on the corpus projects' own
+stories (`rasa test core`: the story's intents given, every action predicted) and on small rule
+sets that pin RulePolicy's semantics one at a time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crowddesk.bot.dialogue.policies.ensemble import DialoguePolicies
+from crowddesk.bot.dialogue.policies.training_events import story_events
+from crowddesk.bot.dialogue.tracker import DialogueTracker, Event, applied_events, slot_features
+from crowddesk.bot.project.domain import Domain, load_domain
+from crowddesk.bot.project.loading import load_project
+from crowddesk.bot.project.story_graph import linear_stories
+from crowddesk.bot.project.training_data import Story, load_test_stories, load_training_data
+from tests.rasa_corpus import RASA_STORIES_PASSED, RASA_TEST_STORIES_PASSED
+from tests.test_project_loading import write
+
+DOMAIN = """\
+version: "3.1"
+intents: [greet, goodbye, affirm, deny, ask_balance, inform, chitchat, restart]
+entities: [account]
+slots:
+  account:
+    type: text
+    mappings:
+    - type: from_entity
+      entity: account
+  verified:
+    type: bool
+    mappings:
+    - type: custom
+forms:
+  verify_form:
+    required_slots: [account]
+responses:
+  utter_greet: [{text: hi}]
+  utter_goodbye: [{text: bye}]
+  utter_welcome_back: [{text: welcome back}]
+  utter_balance: [{text: your balance}]
+  utter_verify_first: [{text: verify first}]
+  utter_chitchat: [{text: chitchat}]
+  utter_ask_account: [{text: which account?}]
+  utter_anything_else: [{text: anything else?}]
+actions: [action_check_balance]
+"""
+
+
+def project_policies(tmp_path: Path, rules: str, stories: str = "") -> tuple[Domain, DialoguePolicies]:
+    write(tmp_path, "domain.yml", DOMAIN)
+    write(tmp_path, "data/rules.yml", rules)
+    files = [tmp_path / "data/rules.yml"]
+    if stories:
+        write(tmp_path, "data/stories.yml", stories)
+        files.append(tmp_path / "data/stories.yml")
+    domain = load_domain(tmp_path / "domain.yml")
+    data = load_training_data(files, root=tmp_path)
+    return domain, DialoguePolicies.train(domain, data.stories, data.rules)
+
+
+def user(intent: str, **entities: str) -> list[Event]:
+    listed = [{"entity": name, "value": value} for name, value in entities.items()]
+    return [
+        {"event": "action", "name": "action_listen"},
+        {"event": "user", "text": f"/{intent}", "parse_data": {"intent": {"name": intent}, "entities": listed}},
+    ]
+
+
+def start() -> list[Event]:
+    return [{"event": "action", "name": "action_session_start"}, {"event": "session_started"}]
+
+
+def action(name: str) -> Event:
+    return {"event": "action", "name": name}
+
+
+def next_action(policies: DialoguePolicies, events: list[Event]) -> str | None:
+    chosen = policies.predict(events)
+    return None if chosen is None else chosen.action
+
+
+def passed_stories(policies: DialoguePolicies, domain: Domain, stories: list[Story]) -> tuple[int, int]:
+    """`rasa test core`: replay each story, predicting every action before it happens."""
+    passed = 0
+    for story in linear_stories(stories).stories:
+        events = story_events(domain, story.steps)
+        predictions = [
+            next_action(policies, events[:index]) == (event.get("name") or event.get("action_text"))
+            for index, event in enumerate(events)
+            if index and event["event"] == "action"
+        ]
+        passed += all(predictions)
+    return passed, len(linear_stories(stories).stories)
+
+
+@pytest.mark.parametrize("name", sorted(RASA_STORIES_PASSED))
+def test_corpus_stories_pass_as_often_as_with_rasa(corpus: Path, name: str) -> None:
+    project = load_project(corpus / name, environ={})
+    policies = DialoguePolicies.train(project.domain, project.data.stories, project.data.rules)
+    passed, total = passed_stories(policies, project.domain, project.data.stories)
+    rasa_passed, rasa_total = RASA_STORIES_PASSED[name]
+    assert total == rasa_total
+    assert passed >= rasa_passed
+
+
+@pytest.mark.parametrize("name", sorted(RASA_TEST_STORIES_PASSED))
+def test_corpus_test_stories_pass_as_often_as_with_rasa(corpus: Path, name: str) -> None:
+    project = load_project(corpus / name, environ={})
+    policies = DialoguePolicies.train(project.domain, project.data.stories, project.data.rules)
+    tests, _ = load_test_stories(next((corpus / name / "tests").glob("test_stories.*")), root=corpus / name)
+    passed, total = passed_stories(policies, project.domain, tests)
+    assert (total, passed >= RASA_TEST_STORIES_PASSED[name][0]) == (RASA_TEST_STORIES_PASSED[name][1], True)
+
+
+def test_a_rule_applies_anywhere_in_the_conversation(tmp_path: Path) -> None:
+    _, policies = project_policies(
+        tmp_path, "rules:\n- rule: greet\n  steps:\n  - intent: greet\n  - action: utter_greet\n"
+    )
+    later = [*start(), *user("goodbye"), action("utter_goodbye"), *user("greet")]
+    assert next_action(policies, later) == "utter_greet"
+    assert next_action(policies, [*later, action("utter_greet")]) == "action_listen"
+    assert next_action(policies, [*start(), *user("deny")]) is None
+
+
+def test_a_conversation_start_rule_applies_only_at_the_start(tmp_path: Path) -> None:
+    _, policies = project_policies(
+        tmp_path,
+        """\
+rules:
+- rule: greet first
+  conversation_start: true
+  steps:
+  - intent: greet
+  - action: utter_greet
+- rule: greet again
+  steps:
+  - intent: greet
+  - action: utter_welcome_back
+""",
+    )
+    assert next_action(policies, [*start(), *user("greet")]) == "utter_greet"
+    again = [*start(), *user("greet"), action("utter_greet"), *user("greet")]
+    assert next_action(policies, again) == "utter_welcome_back"
+
+
+def test_slot_conditions_choose_between_rules(tmp_path: Path) -> None:
+    _, policies = project_policies(
+        tmp_path,
+        """\
+rules:
+- rule: balance when verified
+  condition:
+  - slot_was_set:
+    - verified: true
+  steps:
+  - intent: ask_balance
+  - action: action_check_balance
+- rule: balance before verifying
+  condition:
+  - slot_was_set:
+    - verified: null
+  steps:
+  - intent: ask_balance
+  - action: utter_verify_first
+""",
+    )
+    assert next_action(policies, [*start(), *user("ask_balance")]) == "utter_verify_first"
+    verified = [*start(), {"event": "slot", "name": "verified", "value": True}, *user("ask_balance")]
+    assert next_action(policies, verified) == "action_check_balance"
+
+
+def test_without_waiting_for_the_user_another_rule_continues(tmp_path: Path) -> None:
+    _, policies = project_policies(
+        tmp_path,
+        """\
+rules:
+- rule: balance, then more
+  steps:
+  - intent: ask_balance
+  - action: utter_balance
+  wait_for_user_input: false
+- rule: offer more after the balance
+  steps:
+  - action: utter_balance
+  - action: utter_anything_else
+""",
+    )
+    events = [*start(), *user("ask_balance"), action("utter_balance")]
+    assert next_action(policies, events) == "utter_anything_else"
+
+
+def test_the_most_specific_rule_wins_and_contradictions_are_reported(tmp_path: Path) -> None:
+    _, policies = project_policies(
+        tmp_path,
+        """\
+rules:
+- rule: any balance
+  steps:
+  - intent: ask_balance
+  - action: utter_verify_first
+- rule: balance of a named account
+  steps:
+  - intent: ask_balance
+    entities:
+    - account
+  - action: action_check_balance
+- rule: bye
+  steps:
+  - intent: goodbye
+  - action: utter_goodbye
+- rule: bye, said differently
+  steps:
+  - intent: goodbye
+  - action: utter_greet
+""",
+    )
+    assert next_action(policies, [*start(), *user("ask_balance")]) == "utter_verify_first"
+    named = [
+        *start(),
+        *user("ask_balance", account="savings"),
+        {"event": "slot", "name": "account", "value": "savings"},
+    ]
+    assert next_action(policies, named) == "action_check_balance"
+    assert [conflict.actions for conflict in policies.rule_conflicts] == [("utter_goodbye", "utter_greet")]
+    assert next_action(policies, [*start(), *user("goodbye")]) is None
+
+
+def test_an_active_form_runs_until_rejected_and_an_interruption_returns_to_it(tmp_path: Path) -> None:
+    _, policies = project_policies(
+        tmp_path,
+        """\
+rules:
+- rule: activate
+  steps:
+  - intent: ask_balance
+  - action: verify_form
+  - active_loop: verify_form
+- rule: chitchat inside the form
+  condition:
+  - active_loop: verify_form
+  steps:
+  - intent: chitchat
+  - action: utter_chitchat
+  - action: verify_form
+  - active_loop: verify_form
+""",
+    )
+    opened = [*start(), *user("ask_balance")]
+    assert next_action(policies, opened) == "verify_form"
+    active = [*opened, action("verify_form"), {"event": "active_loop", "name": "verify_form"}]
+    assert next_action(policies, active) == "action_listen"
+    assert next_action(policies, [*active, *user("inform", account="savings")]) == "verify_form"
+    rejected = [*active, *user("chitchat"), {"event": "action_execution_rejected", "name": "verify_form"}]
+    assert next_action(policies, rejected) == "utter_chitchat"
+    assert next_action(policies, [*rejected, action("utter_chitchat")]) == "verify_form"
+
+
+def test_stories_are_remembered_within_max_history(tmp_path: Path) -> None:
+    stories = """\
+stories:
+- story: balance then bye
+  steps:
+  - intent: greet
+  - action: utter_greet
+  - intent: ask_balance
+  - action: action_check_balance
+  - intent: goodbye
+  - action: utter_goodbye
+"""
+    write(tmp_path, "domain.yml", DOMAIN)
+    write(tmp_path, "data/stories.yml", stories)
+    domain = load_domain(tmp_path / "domain.yml")
+    data = load_training_data([tmp_path / "data/stories.yml"], root=tmp_path)
+    unbounded = DialoguePolicies.train(domain, data.stories, [])
+    recent = DialoguePolicies.train(domain, data.stories, [], max_history=2)
+    # Straight into the middle of the story: only the last two turns are remembered.
+    events = [*start(), *user("ask_balance"), action("action_check_balance"), *user("goodbye")]
+    assert next_action(unbounded, events) is None
+    assert next_action(recent, events) == "utter_goodbye"
+
+
+def test_replay_applies_rewinds_undos_restarts_and_resets(tmp_path: Path) -> None:
+    write(tmp_path, "domain.yml", DOMAIN)
+    domain = load_domain(tmp_path / "domain.yml")
+    events = [
+        *start(),
+        *user("greet"),
+        action("utter_greet"),
+        *user("ask_balance", account="savings"),
+        {"event": "slot", "name": "account", "value": "savings"},
+        {"event": "rewind"},
+    ]
+    tracker = DialogueTracker.replay(domain, events)
+    assert tracker.latest_intent() == "greet"  # the rewound message is gone
+    assert [e["event"] for e in applied_events(events)][-1] == "action"
+    assert tracker.slots["account"] is None  # with everything that followed it
+    assert DialogueTracker.replay(domain, [*events, {"event": "undo"}]).latest_action_name == "action_listen"
+    assert DialogueTracker.replay(domain, [*events, {"event": "reset_slots"}]).slots["account"] is None
+    assert DialogueTracker.replay(domain, [*events, {"event": "restart"}]).latest_message is None
+
+
+def test_slots_are_featurized_as_rasa_types_do(tmp_path: Path) -> None:
+    write(tmp_path, "domain.yml", DOMAIN)
+    slots = load_domain(tmp_path / "domain.yml").slots
+    assert slot_features(slots["account"], None) == (0.0,)
+    assert slot_features(slots["account"], "savings") == (1.0,)
+    assert slot_features(slots["verified"], False) == (1.0, 0.0)
+    assert slot_features(slots["verified"], None) == (0.0, 0.0)
