@@ -98,7 +98,9 @@ def passed_stories(policies: DialoguePolicies, domain: Domain, stories: list[Sto
 @pytest.mark.parametrize("name", sorted(RASA_STORIES_PASSED))
 def test_corpus_stories_pass_as_often_as_with_rasa(corpus: Path, name: str) -> None:
     project = load_project(corpus / name, environ={})
-    policies = DialoguePolicies.train(project.domain, project.data.stories, project.data.rules)
+    policies = DialoguePolicies.train(
+        project.domain, project.data.stories, project.data.rules, max_history=project.config.story_max_history
+    )
     passed, total = passed_stories(policies, project.domain, project.data.stories)
     rasa_passed, rasa_total = RASA_STORIES_PASSED[name]
     assert total == rasa_total
@@ -108,7 +110,9 @@ def test_corpus_stories_pass_as_often_as_with_rasa(corpus: Path, name: str) -> N
 @pytest.mark.parametrize("name", sorted(RASA_TEST_STORIES_PASSED))
 def test_corpus_test_stories_pass_as_often_as_with_rasa(corpus: Path, name: str) -> None:
     project = load_project(corpus / name, environ={})
-    policies = DialoguePolicies.train(project.domain, project.data.stories, project.data.rules)
+    policies = DialoguePolicies.train(
+        project.domain, project.data.stories, project.data.rules, max_history=project.config.story_max_history
+    )
     tests, _ = load_test_stories(next((corpus / name / "tests").glob("test_stories.*")), root=corpus / name)
     passed, total = passed_stories(policies, project.domain, tests)
     assert (total, passed >= RASA_TEST_STORIES_PASSED[name][0]) == (RASA_TEST_STORIES_PASSED[name][1], True)
@@ -279,6 +283,41 @@ stories:
     events = [*start(), *user("ask_balance"), action("action_check_balance"), *user("goodbye")]
     assert next_action(unbounded, events) is None
     assert next_action(recent, events) == "utter_goodbye"
+
+
+def test_a_rule_no_story_shows_does_not_break_a_story(tmp_path: Path) -> None:
+    """Rasa hides such a rule's turns from the story-based policies: a greeting answered by a
+    rule, then a conversation a story knows, still follows the story."""
+    write(tmp_path, "domain.yml", DOMAIN)
+    write(tmp_path, "data/rules.yml", "rules:\n- rule: greet\n  steps:\n  - intent: greet\n  - action: utter_greet\n")
+    write(
+        tmp_path,
+        "data/stories.yml",
+        """\
+stories:
+- story: balance then bye
+  steps:
+  - intent: ask_balance
+  - action: action_check_balance
+  - intent: goodbye
+  - action: utter_goodbye
+""",
+    )
+    domain = load_domain(tmp_path / "domain.yml")
+    data = load_training_data([tmp_path / "data/rules.yml", tmp_path / "data/stories.yml"], root=tmp_path)
+    policies = DialoguePolicies.train(domain, data.stories, data.rules)
+    events = [*start(), *user("greet")]
+    for expected in ("utter_greet", "action_listen"):
+        chosen = policies.predict(events)
+        assert chosen is not None and (chosen.action, chosen.hide_rule_turn) == (expected, True)
+        events.append({"event": "action", "name": expected, "hide_rule_turn": True})
+    events += user("ask_balance")[1:]
+    assert next_action(policies, events) == "action_check_balance"
+    events += [action("action_check_balance"), *user("goodbye")]
+    assert next_action(policies, events) == "utter_goodbye"
+    # Without the hiding, the greeting's turns would not match the story's start.
+    shown = [{**event, "hide_rule_turn": False} for event in events]
+    assert next_action(policies, shown) is None
 
 
 def test_replay_applies_rewinds_undos_restarts_and_resets(tmp_path: Path) -> None:

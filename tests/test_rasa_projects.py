@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from crowddesk.bot.project.config import load_config
 from crowddesk.bot.project.credentials import load_credentials
 from crowddesk.bot.project.domain import load_domain
 from crowddesk.bot.project.loading import load_project
@@ -25,6 +26,7 @@ from crowddesk.bot.project.story_steps import (
 )
 from crowddesk.bot.project.training_data import load_test_stories, load_training_data
 from crowddesk.bot.project.validation import Problem, validate_project
+from crowddesk.bot.project.yaml_files import ProjectFileError
 from tests.rasa_corpus import PROJECTS
 from tests.test_project_loading import line_of, write
 
@@ -382,3 +384,11 @@ def test_rasa_settings_and_channels_crowddesk_lacks_are_warnings(tmp_path: Path)
         assert message.startswith(f"unknown channel {channel!r}; known channels: ")
         assert message.endswith("; this channel is ignored")
     assert list(load_credentials(credentials, root=tmp_path).blocks) == ["rest"]
+
+
+def test_memoization_max_history_is_read_and_checked(tmp_path: Path) -> None:
+    path = write(tmp_path, "config.yml", "policies:\n- name: RulePolicy\n- name: MemoizationPolicy\n  max_history: 3\n")
+    assert load_config(path).story_max_history == 3
+    write(tmp_path, "config.yml", "policies:\n- name: MemoizationPolicy\n  max_history: many\n")
+    with pytest.raises(ProjectFileError, match=r"config.yml:3: policies\[0\].max_history"):
+        load_config(path)

@@ -7,7 +7,7 @@ import logging
 
 from crowddesk.bot.dialogue.custom_actions import CustomActions
 from crowddesk.bot.dialogue.forms import Forms
-from crowddesk.bot.dialogue.policies.ensemble import NextAction
+from crowddesk.bot.dialogue.policies.ensemble import NextAction, record_action
 from crowddesk.bot.dialogue.tracker import RETRIEVAL_SEPARATOR, Event
 from crowddesk.bot.dialogue.turn import Turn
 from crowddesk.bot.project.domain import REQUESTED_SLOT, Domain
@@ -43,14 +43,12 @@ class DialogueActions:
     async def run(self, turn: Turn, chosen: NextAction) -> bool:
         """Run `chosen`; False when a form rejects the message (the dialogue decides again).
         ActionServerError when a custom action (or a form's validation) fails."""
-        name, policy, confidence = chosen.action, chosen.policy, chosen.confidence
+        name = chosen.action
         if self.forms.is_form(name):
-            return await self.forms.run(
-                turn, name, policy=policy, confidence=confidence, interrupted=chosen.loop_was_interrupted
-            )
+            return await self.forms.run(turn, chosen)
         if name in DEFAULT_ACTIONS:
             response, events = DEFAULT_ACTIONS[name]
-            turn.add("action", name=name, policy=policy, confidence=round(confidence, 4))
+            record_action(turn, chosen)
             if response is not None and self.renderer.has(response):
                 turn.say(self.renderer.render(response, turn.sender_id, turn.slots), response)
             for event in events:
@@ -58,10 +56,10 @@ class DialogueActions:
             return True
         response = await self._response_name(turn, name)
         if response is not None:
-            turn.add("action", name=name, policy=policy, confidence=round(confidence, 4))
+            record_action(turn, chosen)
             turn.say(self.renderer.render(response, turn.sender_id, turn.slots), name)
             return True
-        await self.custom_actions.run(turn, name, policy=policy, confidence=confidence)
+        await self.custom_actions.run(turn, chosen)
         return True
 
     async def _response_name(self, turn: Turn, action: str) -> str | None:

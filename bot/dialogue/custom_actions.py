@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from crowddesk.bot.dialogue.action_client import ActionClient, ActionResult, ActionServerError
+from crowddesk.bot.dialogue.policies.ensemble import NextAction, record_action
 from crowddesk.bot.dialogue.tracker import ACTION_LISTEN, DialogueTracker, Event, applied_events
 from crowddesk.bot.dialogue.turn import Turn
 from crowddesk.bot.project.domain import Domain
@@ -31,10 +32,11 @@ class CustomActions:
         self.domain = domain
         self.renderer = renderer
 
-    async def run(self, turn: Turn, action: str, *, policy: str, confidence: float) -> None:
-        """Run `action` and record it, its events and its messages; ActionServerError when it fails."""
-        result = await self.call(turn, action, await turn.transcript())
-        turn.add("action", name=action, policy=policy, confidence=round(confidence, 4))
+    async def run(self, turn: Turn, chosen: NextAction) -> None:
+        """Run the chosen action and record it, its events and its messages; ActionServerError
+        when it fails."""
+        result = await self.call(turn, chosen.action, await turn.transcript())
+        record_action(turn, chosen)
         self.apply(turn, result)
 
     async def call(self, turn: Turn, action: str, events: list[Event]) -> ActionResult:

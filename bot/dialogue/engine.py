@@ -272,8 +272,10 @@ class Engine:
             next_decision = await self.executors[next_decision.kind](turn, understood, next_decision)
 
     async def _finish(self, turn: Turn, parse: Parse, *, answered_automatically: bool) -> None:
-        """Listen, store the turn, and remember its last bot action."""
-        turn.add("action", name="action_listen")
+        """Listen (unless the dialogue chose to already), store the turn, remember its last bot action."""
+        last = turn.events[-1] if turn.events else {}
+        if (last.get("event"), last.get("name")) != ("action", ACTION_LISTEN):
+            turn.add_action(ACTION_LISTEN)
         owner = ConversationOwner.QUEUED if turn.handoff else ConversationOwner.BOT
         saved = await self._save(turn, owner=owner, latest=parse.as_rasa())
         self.last_action.remember(saved, turn.events, answered_automatically)

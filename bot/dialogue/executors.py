@@ -18,7 +18,7 @@ from crowddesk.bot.dialogue.actions import DialogueActions
 from crowddesk.bot.dialogue.handoff import SlaTargets, build_handoff
 from crowddesk.bot.dialogue.kb_feedback import KBAnswers
 from crowddesk.bot.dialogue.last_action import ANSWER_ACTION
-from crowddesk.bot.dialogue.policies.ensemble import DialoguePolicies
+from crowddesk.bot.dialogue.policies.ensemble import DialoguePolicies, record_action
 from crowddesk.bot.dialogue.policy import Decision, DecisionKind, HandoffReason, SupportPolicy
 from crowddesk.bot.dialogue.tracker import ACTION_LISTEN
 from crowddesk.bot.dialogue.turn import Turn
@@ -93,7 +93,11 @@ class FollowDialogue:
         ran = 0
         for _ in range(MAX_ACTIONS_PER_TURN):
             chosen = self.policies.predict(await turn.transcript())
-            if chosen is None or chosen.action == ACTION_LISTEN:
+            if chosen is None:
+                break
+            if chosen.action == ACTION_LISTEN:
+                if ran:  # recorded as chosen: a rule's listen may be hidden from the stories
+                    record_action(turn, chosen)
                 break
             try:
                 ran += await self.actions.run(turn, chosen)

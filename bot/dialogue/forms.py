@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from crowddesk.bot.dialogue.custom_actions import CustomActions
+from crowddesk.bot.dialogue.policies.ensemble import NextAction, record_action
 from crowddesk.bot.dialogue.slots import SlotFiller
 from crowddesk.bot.dialogue.tracker import ACTION_LISTEN, DialogueTracker, Event
 from crowddesk.bot.dialogue.turn import Turn
@@ -49,10 +50,11 @@ class Forms:
     def is_form(self, action: str) -> bool:
         return action in self.domain.forms
 
-    async def run(self, turn: Turn, form: str, *, policy: str, confidence: float, interrupted: bool = False) -> bool:
-        """Run `form` for this turn; False when it rejects the message (nothing was recorded but the
-        rejection). `interrupted`: it comes back after an answer to a different question, so that
-        answer is not validated."""
+    async def run(self, turn: Turn, chosen: NextAction) -> bool:
+        """Run the chosen form for this turn; False when it rejects the message (nothing was
+        recorded but the rejection). A form that comes back after an interruption
+        (`loop_was_interrupted`) doesn't validate the answer to a different question."""
+        form, interrupted = chosen.action, chosen.loop_was_interrupted
         before = await turn.transcript()
         tracker = DialogueTracker.replay(self.domain, before)
         events: list[Event] = []
@@ -63,12 +65,12 @@ class Forms:
             candidates = self._answer(before, form, tracker) if needs_validation else {}
             validated = await self._validate(turn, form, before, candidates) if candidates else []
             if needs_validation and tracker.slots.get(REQUESTED_SLOT) and not candidates and not _filled(validated):
-                turn.add("action_execution_rejected", name=form, policy=policy, confidence=confidence)
+                turn.add("action_execution_rejected", name=form, policy=chosen.policy, confidence=chosen.confidence)
                 return False
             events += validated
         if interrupted:
             turn.add("loop_interrupted", is_interrupted=True)
-        turn.add("action", name=form, policy=policy, confidence=round(confidence, 4))
+        record_action(turn, chosen)
         start = len(turn.events)
         for event in events:
             turn.apply(event)

@@ -276,3 +276,37 @@ def track(domain: Domain, events: Iterable[Event]) -> tuple[DialogueTracker, lis
         tracker.update(event)
     states.append(tracker.state())
     return tracker, states
+
+
+def story_states(domain: Domain, events: Iterable[Event]) -> list[State]:
+    """The states the story-based policies see (Rasa's `ignore_rule_only_turns`): the turns of
+    rules no story shows (actions marked `hide_rule_turn`) are left out, and the turn after
+    them reads as if it followed the last turn a story could show."""
+    tracker = DialogueTracker(domain)
+    states: list[State] = []
+    last_shown_action: dict[str, str] | None = None
+    hidden = False
+    for event in [*applied_events(events), None]:
+        if event is None or event.get("event") == "action":
+            if not hidden:
+                last_shown_action = tracker.latest_action
+            # A followup or a form's own run doesn't change whether the turn is shown.
+            if not tracker.followup_action and tracker.latest_action_name != tracker.active_loop_name:
+                hidden = bool(event and event.get("hide_rule_turn"))
+            if not hidden:
+                state = tracker.state()
+                if states and not _after_listen(state):  # the user input of the last turn shown
+                    if "user" in states[-1]:
+                        state["user"] = states[-1]["user"]
+                    else:
+                        state.pop("user", None)
+                if last_shown_action:
+                    state["prev_action"] = dict(last_shown_action)
+                states.append(state)
+        if event is not None:
+            tracker.update(event)
+    return states
+
+
+def _after_listen(state: State) -> bool:
+    return (state.get("prev_action") or {}).get("action_name") == ACTION_LISTEN

@@ -84,9 +84,17 @@ class Turn:
             **original,  # the text as sent, escaped, when the gateway had to repair it (for agents)
         )
 
+    def add_action(
+        self, name: str, policy: str | None = None, confidence: float = 1.0, *, hide_rule_turn: bool = False
+    ) -> None:
+        """Record that the bot ran `name`, chosen by `policy` with `confidence`. `hide_rule_turn`:
+        a rule no story shows chose it, so the story-based policies look past this turn."""
+        chosen = {} if policy is None else {"policy": policy, "confidence": round(confidence, 4)}
+        self.add("action", name=name, **chosen, **({"hide_rule_turn": True} if hide_rule_turn else {}))
+
     def utter(self, action: str, decision: Decision, reply: OutboundMessage) -> None:
         """Send `reply` as the bot action `action`, chosen with `decision`'s confidence."""
-        self.add("action", name=action, policy="SupportPolicy", confidence=round(decision.confidence, 4))
+        self.add_action(action, "SupportPolicy", decision.confidence)
         self.say(reply, action)
 
     def say(self, reply: OutboundMessage, utter_action: str | None = None) -> None:

@@ -24,6 +24,7 @@ from crowddesk.knowledge_base.dense import INDEX_KINDS, IndexSettings
 from crowddesk.knowledge_base.lexical import CONTEXT_WEIGHT
 from crowddesk.knowledge_base.redaction import Redactor
 
+MEMOIZATION_POLICIES = ("MemoizationPolicy", "AugmentedMemoizationPolicy")
 # `version` is the Rasa format version, as in the other project files.
 CONFIG_KEYS = ("version", "recipe", "assistant_id", "language", "pipeline", "policies")
 RECIPES = ("default.v1",)
@@ -323,6 +324,9 @@ class ProjectConfig:
     classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
     retriever: RetrieverSettings = field(default_factory=RetrieverSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
+    story_max_history: int | None = None
+    """MemoizationPolicy's `max_history`: the turns before an action a story is matched on
+    (None, Rasa's default: the whole conversation)."""
     path: Path | None = None
     # Entries read but ignored (Rasa's components and policies), for `data validate` to show.
     warnings: list[FileWarning] = field(default_factory=list, compare=False)
@@ -378,6 +382,7 @@ def load_config(path: Path, *, root: Path | None = None) -> ProjectConfig:
         config.classifier = components["CalibratedIntentClassifier"]
         config.retriever = components["KnowledgeBaseRetriever"]
     policies = _parse_components(file, top, "policies", POLICIES, config.warnings) if top.get("policies") else {}
+    config.story_max_history = _memoization_max_history(file, top)
     if policies:
         config.policy = policies["SupportPolicy"]
     return config
@@ -423,6 +428,19 @@ def _parse_components(
     return built
 
 
+def _memoization_max_history(file: YamlFile, top: Any) -> int | None:
+    """`max_history` of a listed MemoizationPolicy (or AugmentedMemoizationPolicy), if any."""
+    for index, item in enumerate(top.get("policies") or []):
+        if isinstance(item, dict) and item.get("name") in MEMOIZATION_POLICIES and item.get("max_history") is not None:
+            value = item["max_history"]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise file.error(
+                    value_line(item, "max_history"), f"policies[{index}].max_history", "expected a whole number >= 1"
+                )
+            return value
+    return None
+
+
 def _ignored_rasa_entry(name: str, section: str, available: str) -> str | None:
     """Why a Rasa pipeline component or policy is ignored, or None when `name` is not Rasa's.
     A dotted name is a Python path, i.e. a custom Rasa component or policy."""
@@ -432,6 +450,11 @@ def _ignored_rasa_entry(name: str, section: str, available: str) -> str | None:
         return (
             f"{name!r} is a {kind}; ignored with its options: CrowdDesk understands messages with its "
             f"own NLU pipeline ({available}), with default settings unless that pipeline is listed here"
+        )
+    if section == "policies" and name in MEMOIZATION_POLICIES:
+        return (
+            f"{name!r}: CrowdDesk remembers the stories as it does, with its `max_history`; its other "
+            "options are ignored"
         )
     if section == "policies" and (custom or name in RASA_POLICIES):
         kind = "custom Rasa policy" if custom else "Rasa policy"

@@ -152,7 +152,9 @@ def assemble(
         knowledge_base=knowledge_base,
         policy=policy,
         store=conversations,
-        dialogue=DialoguePolicies.train(project.domain, project.data.stories, project.data.rules),
+        dialogue=DialoguePolicies.train(
+            project.domain, project.data.stories, project.data.rules, max_history=project.config.story_max_history
+        ),
         actions=ActionClient(url) if url else None,
         tickets=tickets,
         wait_estimator=WaitEstimator(database, project.config.policy.handoff.expected_wait),

@@ -5,14 +5,15 @@ story turns, as Rasa's policy priorities order them."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from crowddesk.bot.dialogue.policies.memoization import MemoizationPolicy
 from crowddesk.bot.dialogue.policies.rules import RuleConflict, RulePolicy
-from crowddesk.bot.dialogue.policies.states import Example, examples
+from crowddesk.bot.dialogue.policies.states import examples
 from crowddesk.bot.dialogue.policies.training_events import rule_events, story_events, without_alternatives
-from crowddesk.bot.dialogue.tracker import ACTION_LISTEN, DialogueTracker, Event, State, track
+from crowddesk.bot.dialogue.tracker import ACTION_LISTEN, DialogueTracker, Event, State, story_states, track
+from crowddesk.bot.dialogue.turn import Turn
 from crowddesk.bot.project.domain import Domain
 from crowddesk.bot.project.story_graph import linear_stories
 from crowddesk.bot.project.training_data import Rule, Story
@@ -27,6 +28,8 @@ class NextAction:
     policy: str
     confidence: float
     loop_was_interrupted: bool = False
+    hide_rule_turn: bool = False
+    """Chosen by a rule no story shows: the story-based policies look past this turn."""
 
 
 @dataclass
@@ -39,18 +42,17 @@ class DialoguePolicies:
     def train(
         cls, domain: Domain, stories: Iterable[Story], rules: Iterable[Rule], *, max_history: int | None = None
     ) -> DialoguePolicies:
-        story_examples = list(story_training_examples(domain, stories))
+        linear = [story_events(domain, story.steps) for story in linear_stories(stories).stories]
+        story_examples = [example for events in linear for example in examples(domain, events)]
         rule_examples = [
             example
             for rule in rules
             for steps in without_alternatives(rule.steps)
             for example in examples(domain, rule_events(domain, rule, steps), omit_unset_slots=True)
         ]
-        return cls(
-            domain,
-            RulePolicy.train(rule_examples, story_examples),
-            MemoizationPolicy.train(story_examples, max_history),
-        )
+        rules_policy = RulePolicy.train(rule_examples, story_examples)
+        rules_policy.shown_in_stories = _rule_sources_in_stories(domain, rules_policy, linear)
+        return cls(domain, rules_policy, MemoizationPolicy.train(story_examples, max_history))
 
     @property
     def rule_conflicts(self) -> list[RuleConflict]:
@@ -59,29 +61,25 @@ class DialoguePolicies:
     def predict(self, events: Sequence[Event]) -> NextAction | None:
         """The next action after `events` (a conversation's Rasa events), or None when no rule
         or story covers this situation."""
-        return self._predict(*track(self.domain, events))
+        return self._predict(events, *track(self.domain, events))
 
     def respondable(self, events: Sequence[Event], intents: Iterable[str]) -> frozenset[str]:
         """Which of `intents`, had the latest message been that intent, some action would follow."""
-        tracker, states = track(self.domain, events)
-        if tracker.latest_message is None:
-            return frozenset()
         found = set()
         for intent in intents:
-            alternative = replace(tracker, latest_message=_with_intent(tracker.latest_message, intent))
-            user = {**states[-1].get("user", {}), "intent": intent}
-            chosen = self._predict(alternative, [*states[:-1], {**states[-1], "user": user}])
+            chosen = self.predict(_with_latest_intent(events, intent))
             if chosen is not None and chosen.action != ACTION_LISTEN:
                 found.add(intent)
         return frozenset(found)
 
-    def _predict(self, tracker: DialogueTracker, states: list[State]) -> NextAction | None:
+    def _predict(self, events: Sequence[Event], tracker: DialogueTracker, states: list[State]) -> NextAction | None:
         if tracker.followup_action:
             return NextAction(tracker.followup_action, "FollowupAction", 1.0)
         by_rule = self.rules.predict(tracker, states)
         if by_rule is not None:
-            return NextAction(by_rule.action, "RulePolicy", 1.0, by_rule.loop_was_interrupted)
-        remembered = self.memoization.predict(states)
+            hidden = by_rule.source not in self.rules.shown_in_stories
+            return NextAction(by_rule.action, "RulePolicy", 1.0, by_rule.loop_was_interrupted, hidden)
+        remembered = self.memoization.predict(story_states(self.domain, events))
         if remembered is not None:
             return NextAction(remembered, "MemoizationPolicy", 1.0)
         return None
@@ -94,11 +92,33 @@ class DialoguePolicies:
         return cls(domain, RulePolicy.from_dict(data["rules"]), MemoizationPolicy.from_dict(data["memoization"]))
 
 
+def record_action(turn: Turn, chosen: NextAction) -> None:
+    """Record that the bot ran the chosen action (Rasa's ActionExecuted)."""
+    turn.add_action(chosen.action, chosen.policy, chosen.confidence, hide_rule_turn=chosen.hide_rule_turn)
+
+
 def _with_intent(message: Event, intent: str) -> Event:
     parse = message.get("parse_data") or {}
     return {**message, "parse_data": {**parse, "intent": {"name": intent, "confidence": 1.0}}}
 
 
-def story_training_examples(domain: Domain, stories: Iterable[Story]) -> Iterable[Example]:
-    for story in linear_stories(stories).stories:
-        yield from examples(domain, story_events(domain, story.steps))
+def _with_latest_intent(events: Sequence[Event], intent: str) -> list[Event]:
+    """`events` with the latest user message read as `intent`."""
+    index = max((i for i, event in enumerate(events) if event.get("event") == "user"), default=None)
+    if index is None:
+        return list(events)
+    return [*events[:index], _with_intent(events[index], intent), *events[index + 1 :]]
+
+
+def _rule_sources_in_stories(domain: Domain, rules: RulePolicy, stories: list[list[Event]]) -> set[str]:
+    """The rule sources whose prediction, at some action of some story, is that action."""
+    shown: set[str] = set()
+    for events in stories:
+        for index, event in enumerate(events):
+            if index == 0 or event.get("event") != "action":
+                continue
+            tracker, states = track(domain, events[:index])
+            chosen = rules.predict(tracker, states)
+            if chosen is not None and chosen.action == (event.get("name") or event.get("action_text")):
+                shown.add(chosen.source)
+    return shown

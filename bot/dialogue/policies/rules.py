@@ -55,6 +55,9 @@ class RulePolicy:
     lookup: dict[str, str] = field(default_factory=dict)
     loop_unhappy: dict[str, str] = field(default_factory=dict)
     conflicts: list[RuleConflict] = field(default_factory=list)
+    shown_in_stories: set[str] = field(default_factory=set)
+    """Sources (rule keys, `loop:…`, `default:…`) whose predictions some story also shows; the
+    turns of the others are hidden from the story-based policies."""
 
     @classmethod
     def train(cls, rule_examples: Iterable[Example], story_examples: Iterable[Example]) -> RulePolicy:
@@ -119,11 +122,15 @@ class RulePolicy:
         return None if action is None else RulePrediction(action, best, interrupted)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"lookup": self.lookup, "loop_unhappy": self.loop_unhappy}
+        return {
+            "lookup": self.lookup,
+            "loop_unhappy": self.loop_unhappy,
+            "shown_in_stories": sorted(self.shown_in_stories),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RulePolicy:
-        return cls(dict(data["lookup"]), dict(data["loop_unhappy"]))
+        return cls(dict(data["lookup"]), dict(data["loop_unhappy"]), [], set(data["shown_in_stories"]))
 
 
 def _snippet_key(states: tuple[State, ...] | list[State]) -> str | None:
