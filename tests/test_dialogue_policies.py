@@ -4,6 +4,7 @@ sets that pin RulePolicy's semantics one at a time."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -347,3 +348,48 @@ def test_slots_are_featurized_as_rasa_types_do(tmp_path: Path) -> None:
     assert slot_features(slots["account"], "savings") == (1.0,)
     assert slot_features(slots["verified"], False) == (1.0, 0.0)
     assert slot_features(slots["verified"], None) == (0.0, 0.0)
+
+
+def test_the_learned_policy_follows_a_conversation_no_story_tells_in_full(tmp_path: Path) -> None:
+    """Stories that answer each request the same way, whatever came before: a new order of
+    the same requests matches no story, and the learned policy still answers each, with a
+    calibrated confidence that holds on the held-out conversations."""
+    answers = {"ask_balance": "action_check_balance", "greet": "utter_greet", "goodbye": "utter_goodbye"}
+    chance = random.Random(7)
+
+    def story(name: str, intents: list[str]) -> str:
+        steps = "".join(f"  - intent: {intent}\n  - action: {answers[intent]}\n" for intent in intents)
+        return f"- story: {name}\n  steps:\n{steps}"
+
+    sequences = [[chance.choice(list(answers)) for _ in range(chance.randint(2, 4))] for _ in range(40)]
+    trained, held_out = sequences[:24], [s for s in sequences[24:] if s not in sequences[:24]]
+    write(tmp_path, "domain.yml", DOMAIN)
+    write(tmp_path, "data/stories.yml", "stories:\n" + "".join(story(f"s{i}", s) for i, s in enumerate(trained)))
+    write(tmp_path, "tests/new.yml", "stories:\n" + "".join(story(f"t{i}", s) for i, s in enumerate(held_out)))
+    domain = load_domain(tmp_path / "domain.yml")
+    data = load_training_data([tmp_path / "data/stories.yml"], root=tmp_path)
+    tests, _ = load_test_stories(tmp_path / "tests/new.yml", root=tmp_path)
+
+    remembered_only = DialoguePolicies.train(domain, data.stories, [], target_precision=1.1)
+    assert remembered_only.learned is not None  # trained, but its bar can't be reached
+    learned = DialoguePolicies.train(domain, data.stories, [], target_precision=0.9)
+    assert passed_stories(remembered_only, domain, tests)[0] < len(held_out) / 2
+    assert passed_stories(learned, domain, tests) == (len(held_out), len(held_out))
+    chosen = [
+        learned.predict(story_events(domain, t.steps)[:index])
+        for t in tests
+        for index, event in enumerate(story_events(domain, t.steps))
+        if index and event["event"] == "action"
+    ]
+    claimed = [c.confidence for c in chosen if c is not None and c.policy == "LearnedPolicy"]
+    assert claimed and min(claimed) >= 0.9
+
+
+def test_too_few_stories_train_no_learned_policy(tmp_path: Path) -> None:
+    write(tmp_path, "domain.yml", DOMAIN)
+    write(
+        tmp_path, "data/stories.yml", "stories:\n- story: one\n  steps:\n  - intent: greet\n  - action: utter_greet\n"
+    )
+    domain = load_domain(tmp_path / "domain.yml")
+    data = load_training_data([tmp_path / "data/stories.yml"], root=tmp_path)
+    assert DialoguePolicies.train(domain, data.stories, []).learned is None

@@ -295,7 +295,7 @@ def story_states(domain: Domain, events: Iterable[Event]) -> list[State]:
                 hidden = bool(event and event.get("hide_rule_turn"))
             if not hidden:
                 state = tracker.state()
-                if states and not _after_listen(state):  # the user input of the last turn shown
+                if states and not after_listen(state):  # the user input of the last turn shown
                     if "user" in states[-1]:
                         state["user"] = states[-1]["user"]
                     else:
@@ -308,5 +308,6 @@ def story_states(domain: Domain, events: Iterable[Event]) -> list[State]:
     return states
 
 
-def _after_listen(state: State) -> bool:
+def after_listen(state: State) -> bool:
+    """Whether the user just spoke in `state` (the previous action was listening)."""
     return (state.get("prev_action") or {}).get("action_name") == ACTION_LISTEN

@@ -153,7 +153,11 @@ def assemble(
         policy=policy,
         store=conversations,
         dialogue=DialoguePolicies.train(
-            project.domain, project.data.stories, project.data.rules, max_history=project.config.story_max_history
+            project.domain,
+            project.data.stories,
+            project.data.rules,
+            max_history=project.config.story_max_history,
+            target_precision=project.config.policy.target_precision,
         ),
         actions=ActionClient(url) if url else None,
         tickets=tickets,

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from crowddesk.bot.dialogue.policies.learned import LearnedPolicy
 from crowddesk.bot.dialogue.policies.memoization import MemoizationPolicy
 from crowddesk.bot.dialogue.policies.rules import RuleConflict, RulePolicy
 from crowddesk.bot.dialogue.policies.states import examples
@@ -17,6 +17,9 @@ from crowddesk.bot.dialogue.turn import Turn
 from crowddesk.bot.project.domain import Domain
 from crowddesk.bot.project.story_graph import linear_stories
 from crowddesk.bot.project.training_data import Rule, Story
+
+# The learned policy's bar when none is given: CrowdDesk's answer precision target.
+DEFAULT_TARGET_PRECISION = 0.9
 
 
 @dataclass(frozen=True)
@@ -37,13 +40,23 @@ class DialoguePolicies:
     domain: Domain
     rules: RulePolicy
     memoization: MemoizationPolicy
+    learned: LearnedPolicy | None = None
 
     @classmethod
     def train(
-        cls, domain: Domain, stories: Iterable[Story], rules: Iterable[Rule], *, max_history: int | None = None
+        cls,
+        domain: Domain,
+        stories: Iterable[Story],
+        rules: Iterable[Rule],
+        *,
+        max_history: int | None = None,
+        target_precision: float = DEFAULT_TARGET_PRECISION,
     ) -> DialoguePolicies:
+        """`target_precision`: how often the learned policy must be right, on held-out stories,
+        at the confidence it acts on."""
         linear = [story_events(domain, story.steps) for story in linear_stories(stories).stories]
-        story_examples = [example for events in linear for example in examples(domain, events)]
+        numbered = [(number, example) for number, events in enumerate(linear) for example in examples(domain, events)]
+        story_examples = [example for _, example in numbered]
         rule_examples = [
             example
             for rule in rules
@@ -52,7 +65,12 @@ class DialoguePolicies:
         ]
         rules_policy = RulePolicy.train(rule_examples, story_examples)
         rules_policy.shown_in_stories = _rule_sources_in_stories(domain, rules_policy, linear)
-        return cls(domain, rules_policy, MemoizationPolicy.train(story_examples, max_history))
+        return cls(
+            domain,
+            rules_policy,
+            MemoizationPolicy.train(story_examples, max_history),
+            LearnedPolicy.train(numbered, target_precision),
+        )
 
     @property
     def rule_conflicts(self) -> list[RuleConflict]:
@@ -79,17 +97,14 @@ class DialoguePolicies:
         if by_rule is not None:
             hidden = by_rule.source not in self.rules.shown_in_stories
             return NextAction(by_rule.action, "RulePolicy", 1.0, by_rule.loop_was_interrupted, hidden)
-        remembered = self.memoization.predict(story_states(self.domain, events))
+        shown = story_states(self.domain, events)
+        remembered = self.memoization.predict(shown)
         if remembered is not None:
             return NextAction(remembered, "MemoizationPolicy", 1.0)
+        learned = None if self.learned is None else self.learned.predict(shown)
+        if learned is not None:
+            return NextAction(learned.action, "LearnedPolicy", learned.confidence)
         return None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"rules": self.rules.to_dict(), "memoization": self.memoization.to_dict()}
-
-    @classmethod
-    def from_dict(cls, domain: Domain, data: dict[str, Any]) -> DialoguePolicies:
-        return cls(domain, RulePolicy.from_dict(data["rules"]), MemoizationPolicy.from_dict(data["memoization"]))
 
 
 def record_action(turn: Turn, chosen: NextAction) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from crowddesk.bot.dialogue.policies.states import Example
 from crowddesk.bot.dialogue.tracker import State, state_key
@@ -35,13 +34,6 @@ class MemoizationPolicy:
 
     def predict(self, states: list[State]) -> str | None:
         return self.lookup.get(state_key(_window(states, self.max_history))) if states else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"max_history": self.max_history, "lookup": self.lookup}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> MemoizationPolicy:
-        return cls(data["max_history"], dict(data["lookup"]))
 
 
 def _window(states: list[State], max_history: int | None) -> list[State]:

@@ -15,7 +15,6 @@ import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from crowddesk.bot.dialogue.policies.states import Example
 from crowddesk.bot.dialogue.tracker import (
@@ -24,6 +23,7 @@ from crowddesk.bot.dialogue.tracker import (
     SHOULD_NOT_BE_SET,
     DialogueTracker,
     State,
+    after_listen,
     state_key,
 )
 
@@ -121,17 +121,6 @@ class RulePolicy:
             interrupted = LOOP_WAS_INTERRUPTED in unhappy
         return None if action is None else RulePrediction(action, best, interrupted)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "lookup": self.lookup,
-            "loop_unhappy": self.loop_unhappy,
-            "shown_in_stories": sorted(self.shown_in_stories),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RulePolicy:
-        return cls(dict(data["lookup"]), dict(data["loop_unhappy"]), [], set(data["shown_in_stories"]))
-
 
 def _snippet_key(states: tuple[State, ...] | list[State]) -> str | None:
     """The states after the last "…" snippet state, as a key; None when there are none."""
@@ -157,10 +146,10 @@ def _loop_unhappy_lookup(examples: list[Example]) -> dict[str, str]:
         key = _snippet_key(states)
         if key is None:
             continue
-        after_listen = _after_listen(states[-1])
-        if after_listen and example.action == loop:
+        user_spoke = after_listen(states[-1])
+        if user_spoke and example.action == loop:
             lookup[key] = LOOP_WAS_INTERRUPTED
-        elif not after_listen and example.action != loop:
+        elif not user_spoke and example.action != loop:
             lookup[key] = DO_NOT_PREDICT_LOOP_ACTION
     return lookup
 
@@ -212,7 +201,3 @@ def _state_contains(rule_state: State, conversation_state: State) -> bool:
 def _loop_name(state: State) -> str | None:
     name = (state.get("active_loop") or {}).get("name")
     return None if name in (None, SHOULD_NOT_BE_SET) else name
-
-
-def _after_listen(state: State) -> bool:
-    return (state.get("prev_action") or {}).get("action_name") == ACTION_LISTEN
