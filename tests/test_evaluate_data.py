@@ -7,14 +7,8 @@ from pathlib import Path
 import pytest
 
 from crowddesk.bot.cli.main import main
-from crowddesk.bot.evaluation.data import (
-    ExpectedAction,
-    ExpectedSlot,
-    UserTurn,
-    load_conversation_stories,
-    load_kb_queries,
-    load_labelled_messages,
-)
+from crowddesk.bot.evaluation.data import load_conversation_tests, load_kb_queries, load_labelled_messages
+from crowddesk.bot.project.story_steps import ActionStep, StepEntity, UserStep
 from crowddesk.bot.project.yaml_files import ProjectFileError
 
 
@@ -108,42 +102,46 @@ def test_kb_queries_from_csv_or_yaml(tmp_path: Path) -> None:
         load_kb_queries(write(tmp_path / "q2.yml", "- query: where is my card?\n  entry: faq/card_arrival\n"))
 
 
-def test_test_stories_parse_into_numbered_steps_with_lines(tmp_path: Path) -> None:
-    path = write(
-        tmp_path / "test_stories.yml",
-        (
-            "stories:\n"
-            "- story: track\n"
-            "  steps:\n"
-            "  - user: |\n"
-            "      where is my card order?\n"
-            "    intent: track_card_delivery\n"
-            "  - action: action_card_delivery_status\n"
-            "  - slot_was_set:\n"
-            "    - order_number: CD-562173\n"
-            "    - rating\n"
-        ),
+def test_test_stories_from_a_file_or_every_story_file_of_a_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "tests"
+    folder.mkdir()
+    write(
+        folder / "test_greet.yaml",
+        'version: "3.1"\nstories:\n- story: greet\n  steps:\n  - or:\n    - intent: greet\n'
+        "    - user: hello\n  - action: utter_greet\n",
     )
-    [story] = load_conversation_stories(path, root=tmp_path)
-    assert story.name == "track" and story.source == "test_stories.yml:2"
-    assert story.steps == (
-        UserTurn("where is my card order?", "track_card_delivery", 1, "test_stories.yml:4"),
-        ExpectedAction("action_card_delivery_status", 2, "test_stories.yml:7"),
-        ExpectedSlot("order_number", "CD-562173", False, 3, "test_stories.yml:8"),
-        ExpectedSlot("rating", None, True, 3, "test_stories.yml:8"),
-    )
+    write(folder / "test_bye.yml", "stories:\n- story: bye\n  steps:\n  - intent: goodbye\n    entities:\n    - name\n")
+    write(folder / "nlu_cases.yml", "nlu:\n- intent: greet\n  examples: |\n    - hi\n")
+    tests = load_conversation_tests(folder, root=tmp_path)
+    assert tests.files == [folder / "test_bye.yml", folder / "test_greet.yaml"]
+    # `or:` gives one story per alternative.
+    assert [story.name for story in tests.stories] == ["bye", "greet", "greet"]
+    assert tests.stories[0].steps == (UserStep("goodbye", None, (StepEntity("name"),)),)
+    assert [story.steps[0] for story in tests.stories[1:]] == [UserStep("greet"), UserStep(None, "hello")]
+    assert tests.stories[1].steps[1] == ActionStep("utter_greet")
+    assert tests.stories[1].steps[1].source == "tests/test_greet.yaml:8"
+    assert load_conversation_tests(folder / "test_bye.yml", root=tmp_path).files == [folder / "test_bye.yml"]
 
 
 @pytest.mark.parametrize(
-    ("steps", "message"),
+    ("name", "content", "message"),
     [
-        ("  - intent: greet\n", "test_stories.yml:4: stories[0].steps[0]: a test step needs the customer's words"),
-        ("  - user: hi\n    action: utter_greet\n", "test_stories.yml:4: stories[0].steps[0]: a `user` step may only"),
-        ("  - bot: hi\n", "test_stories.yml:4: stories[0].steps[0].bot: unknown key"),
+        ("test_stories.yml", "stories: []\n", "test_stories.yml: stories: expected at least one story"),
+        ("test_stories.json", "{}", "test_stories.json: unsupported file type '.json'"),
+        (
+            "test_stories.yml",
+            "stories:\n- story: s\n  steps:\n  - intent: greet\n    action: utter_greet\n",
+            "test_stories.yml:4: stories[0].steps[0]: unsupported step with keys intent, action",
+        ),
     ],
 )
-def test_malformed_story_steps_name_file_line_and_key(tmp_path: Path, steps: str, message: str) -> None:
-    path = write(tmp_path / "test_stories.yml", "stories:\n- story: s\n  steps:\n" + steps)
+def test_bad_test_stories_name_file_line_and_key(tmp_path: Path, name: str, content: str, message: str) -> None:
     with pytest.raises(ProjectFileError) as error:
-        load_conversation_stories(path, root=tmp_path)
+        load_conversation_tests(write(tmp_path / name, content), root=tmp_path)
     assert str(error.value).startswith(message)
+
+
+def test_a_folder_without_story_files_is_reported(tmp_path: Path) -> None:
+    write(tmp_path / "nlu.yml", "nlu: []\n")
+    with pytest.raises(ProjectFileError, match="no test story files"):
+        load_conversation_tests(tmp_path, root=tmp_path)

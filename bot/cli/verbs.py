@@ -19,8 +19,7 @@ from typing import Any
 from crowddesk.bot.cli.output import say
 from crowddesk.bot.conversations.audit import cli_actor
 from crowddesk.bot.evaluation.conversations import run_conversation_tests
-from crowddesk.bot.evaluation.conversations import summary_lines as conversation_summary
-from crowddesk.bot.evaluation.data import KBQuery, load_conversation_stories, load_kb_queries, load_labelled_messages
+from crowddesk.bot.evaluation.data import KBQuery, load_conversation_tests, load_kb_queries, load_labelled_messages
 from crowddesk.bot.evaluation.html_report import render_kb_report, render_nlu_report
 from crowddesk.bot.evaluation.kb import Calibration, evaluate_kb, project_knowledge_base
 from crowddesk.bot.evaluation.kb import summary_lines as kb_summary
@@ -28,10 +27,13 @@ from crowddesk.bot.evaluation.metrics import format_table, write_report
 from crowddesk.bot.evaluation.nlu import NluEvaluator, NluSettings
 from crowddesk.bot.evaluation.nlu import summary_lines as nlu_summary
 from crowddesk.bot.evaluation.open_set import held_out
+from crowddesk.bot.evaluation.story_report import summary_lines as conversation_summary
+from crowddesk.bot.evaluation.story_report import write_story_report
 from crowddesk.bot.project.config import load_config
 from crowddesk.bot.project.loading import CONFIG_FILE, Project, load_project
 from crowddesk.bot.project.scaffold import scaffold_project
 from crowddesk.bot.project.validation import validate_project
+from crowddesk.bot.project.yaml_files import display_path
 from crowddesk.bot.server.action_server import (
     DEFAULT_PORT as ACTIONS_PORT,
 )
@@ -223,13 +225,23 @@ def _unseen_entries(args: argparse.Namespace, queries: list[KBQuery], trained: b
 
 def _evaluate_conversations(args: argparse.Namespace) -> int:
     project = load_project(args.project)
-    stories = load_conversation_stories(args.stories or project.root / STORIES_FILE, root=project.root)
+    stories = args.stories or project.root / STORIES_FILE
+    if args.stories is None and not stories.exists():
+        stories = project.root / STORIES_FILE.parent
+        say(f"No {STORIES_FILE}: running every test story file under {STORIES_FILE.parent}/")
+    tests = load_conversation_tests(stories, root=project.root)
+    say("Test stories: " + ", ".join(str(display_path(path, project.root)) for path in tests.files))
+    for warning in tests.warnings:
+        say(f"warning: {warning}")
     model_dir = args.model or _train_and_report(project).model_dir
-    results = run_conversation_tests(project, stories, model_dir=model_dir, action_endpoint=args.endpoint, progress=say)
-    failures = [result.failure.as_dict() for result in results if result.failure]
-    report = {"stories": len(results), "passed": len(results) - len(failures), "failures": failures}
-    _print_and_write(args.out, report, conversation_summary(results), None)
-    return 1 if failures else 0
+    results = run_conversation_tests(
+        project, tests.stories, model_dir=model_dir, action_endpoint=args.endpoint, progress=say
+    )
+    for line in conversation_summary(results):
+        say(line)
+    if args.out is not None:
+        say("Report: " + ", ".join(str(path) for path in write_story_report(args.out, results)))
+    return 1 if any(result.failure for result in results) else 0
 
 
 def _print_and_write(out: Path | None, report: dict[str, Any], summary: list[str], html: str | None) -> None:

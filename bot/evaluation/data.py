@@ -10,16 +10,16 @@ import csv
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from crowddesk.bot.project.training_data import load_training_file
+from crowddesk.bot.project.story_graph import linear_stories
+from crowddesk.bot.project.training_data import Story, load_test_stories, load_training_file
 from crowddesk.bot.project.yaml_files import (
+    FileWarning,
     ProjectFileError,
     YamlFile,
     display_path,
     item_line,
     key_line,
-    plain,
     read_yaml,
     reject_unknown_keys,
     require_mapping,
@@ -33,8 +33,15 @@ YAML_SUFFIXES = (".yml", ".yaml")
 # Accepted CSV headers per field; BANKING77 ships `text,category`.
 MESSAGE_COLUMNS = {"text": ("text",), "intent": ("intent", "category")}
 QUERY_COLUMNS = {"query": ("query",), "entry_id": ("entry_id",)}
-STORY_KEYS = ("story", "steps", "metadata")
-STEP_KEYS = ("user", "intent", "action", "slot_was_set")
+
+
+@dataclass(frozen=True)
+class ConversationTests:
+    """Test stories ready to run, what the loader warned about, and the files they came from."""
+
+    stories: list[Story]
+    warnings: list[FileWarning]
+    files: list[Path]
 
 
 @dataclass(frozen=True)
@@ -44,46 +51,6 @@ class KBQuery:
     query: str
     entry_id: str
     source: str  # "file:line"
-
-
-@dataclass(frozen=True)
-class UserTurn:
-    """`- user: text` (+ optional `intent: name`): send the text, check the recognised intent."""
-
-    text: str
-    intent: str | None
-    number: int  # 1-based position among the story's steps
-    source: str
-
-
-@dataclass(frozen=True)
-class ExpectedAction:
-    """`- action: name`: the bot's next action in this turn."""
-
-    name: str
-    number: int
-    source: str
-
-
-@dataclass(frozen=True)
-class ExpectedSlot:
-    """One slot of `- slot_was_set:`; `value` None means "set to anything"."""
-
-    slot: str
-    value: Any
-    any_value: bool
-    number: int
-    source: str
-
-
-StoryStep = UserTurn | ExpectedAction | ExpectedSlot
-
-
-@dataclass(frozen=True)
-class ConversationStory:
-    name: str
-    steps: tuple[StoryStep, ...]
-    source: str
 
 
 def load_labelled_messages(path: Path, *, root: Path | None = None) -> list[TrainingExample]:
@@ -114,16 +81,21 @@ def load_kb_queries(path: Path, *, root: Path | None = None) -> list[KBQuery]:
     return queries
 
 
-def load_conversation_stories(path: Path, *, root: Path | None = None) -> list[ConversationStory]:
-    """Rasa test stories (`tests/test_stories.yml`): `stories:` whose steps are `user` turns,
-    `action`s and `slot_was_set` checks."""
-    file = read_yaml(path, root)
-    top = require_mapping(file, file.content, "stories file", 1)
-    reject_unknown_keys(file, top, ("version", "stories"), "")
-    stories = require_sequence(file, top.get("stories"), "stories", key_line(top, "stories"))
-    if not stories:
-        raise file.error(key_line(top, "stories"), "stories", "expected at least one story")
-    return [_story(file, stories, index) for index in range(len(stories))]
+def load_conversation_tests(path: Path, *, root: Path | None = None) -> ConversationTests:
+    """Rasa test stories from one file or from every story file under a folder (Rasa's `tests/`),
+    as straight lines: `or:` expanded and checkpoints joined across all the files."""
+    files = _story_files(path, root) if path.is_dir() else [path]
+    stories: list[Story] = []
+    warnings: list[FileWarning] = []
+    for file in files:
+        _require_suffix(file, root, YAML_SUFFIXES)
+        found, file_warnings = load_test_stories(file, root=root)
+        stories.extend(found)
+        warnings.extend(file_warnings)
+    linear = linear_stories(stories)
+    if not linear.stories:
+        raise ProjectFileError(display_path(path, root), None, "stories", "expected at least one story")
+    return ConversationTests(linear.stories, [*warnings, *linear.warnings], files)
 
 
 def _require_suffix(path: Path, root: Path | None, suffixes: tuple[str, ...]) -> None:
@@ -199,46 +171,16 @@ def _yaml_queries(file: YamlFile) -> list[KBQuery]:
     return queries
 
 
-def _story(file: YamlFile, stories: Any, index: int) -> ConversationStory:
-    key, line = f"stories[{index}]", item_line(stories, index)
-    node = require_mapping(file, stories[index], key, line)
-    reject_unknown_keys(file, node, STORY_KEYS, key)
-    name = require_str(file, node.get("story"), f"{key}.story", line)
-    items = require_sequence(file, node.get("steps"), f"{key}.steps", key_line(node, "steps"))
-    if not items:
-        raise file.error(key_line(node, "steps"), f"{key}.steps", "expected at least one step")
-    steps: list[StoryStep] = []
-    for position, item in enumerate(items):
-        steps.extend(_steps(file, item, f"{key}.steps[{position}]", item_line(items, position), position + 1))
-    return ConversationStory(name, tuple(steps), file.source(line))
-
-
-def _steps(file: YamlFile, node: Any, key: str, line: int | None, number: int) -> list[StoryStep]:
-    step = require_mapping(file, node, key, line)
-    reject_unknown_keys(file, step, STEP_KEYS, key)
-    source = file.source(line)
-    if "user" in step:
-        if "action" in step or "slot_was_set" in step:
-            raise file.error(line, key, "a `user` step may only add `intent`; put actions in their own steps")
-        text = require_str(file, step["user"], f"{key}.user", line).strip()
-        intent = (
-            require_str(file, step["intent"], f"{key}.intent", key_line(step, "intent")) if "intent" in step else None
+def _story_files(folder: Path, root: Path | None) -> list[Path]:
+    """The YAML files under `folder` whose top level holds `stories:`, in path order."""
+    candidates = sorted(p for p in folder.rglob("*") if p.suffix.lower() in YAML_SUFFIXES and p.is_file())
+    files = [path for path in candidates if _holds_stories(read_yaml(path, root))]
+    if not files:
+        raise ProjectFileError(
+            display_path(folder, root), None, None, "no test story files (`*.yml` or `*.yaml` holding `stories:`)"
         )
-        return [UserTurn(text, intent, number, source)]
-    if "intent" in step:
-        raise file.error(line, key, "a test step needs the customer's words: `- user: |` with `intent:` under it")
-    if "action" in step:
-        if len(step) != 1:
-            raise file.error(line, key, "an `action` step has no other keys")
-        return [ExpectedAction(require_str(file, step["action"], f"{key}.action", line), number, source)]
-    if "slot_was_set" not in step:
-        raise file.error(line, key, f"expected one of: {', '.join(STEP_KEYS)}")
-    slots = require_sequence(file, step["slot_was_set"], f"{key}.slot_was_set", line)
-    checks: list[StoryStep] = []
-    for position, item in enumerate(slots):
-        if isinstance(item, Mapping):
-            checks.extend(ExpectedSlot(str(slot), plain(value), False, number, source) for slot, value in item.items())
-        else:
-            slot = require_str(file, item, f"{key}.slot_was_set[{position}]", item_line(slots, position))
-            checks.append(ExpectedSlot(slot, None, True, number, source))
-    return checks
+    return files
+
+
+def _holds_stories(file: YamlFile) -> bool:
+    return isinstance(file.content, Mapping) and "stories" in file.content
