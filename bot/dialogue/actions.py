@@ -50,14 +50,14 @@ class DialogueActions:
             response, events = DEFAULT_ACTIONS[name]
             record_action(turn, chosen)
             if response is not None and self.renderer.has(response):
-                turn.say(self.renderer.render(response, turn.sender_id, turn.slots), response)
+                turn.say(turn.render(self.renderer, response), response)
             for event in events:
                 turn.apply(event)
             return True
         response = await self._response_name(turn, name)
         if response is not None:
             record_action(turn, chosen)
-            turn.say(self.renderer.render(response, turn.sender_id, turn.slots), name)
+            turn.say(turn.render(self.renderer, response), name)
             return True
         await self.custom_actions.run(turn, chosen)
         return True

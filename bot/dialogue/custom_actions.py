@@ -60,7 +60,7 @@ class CustomActions:
         template = response.get("response") or response.get("template")
         if template and self.renderer.has(template):
             extras = {k: v for k, v in response.items() if k not in ("response", "template")}
-            return self.renderer.render(template, turn.sender_id, turn.slots, **extras)
+            return turn.render(self.renderer, template, **extras)
         return OutboundMessage(
             turn.sender_id,
             str(response.get("text") or ""),

@@ -220,7 +220,7 @@ class Engine:
         if intercepted.decision is not None:
             await self._execute(turn, Understood(parse, []), intercepted.decision)
         elif intercepted.reply is not None and self.renderer.has(intercepted.reply):
-            reply = self.renderer.render(intercepted.reply, turn.sender_id, turn.slots)
+            reply = turn.render(self.renderer, intercepted.reply)
             turn.utter(intercepted.reply, Decision(DecisionKind.RESPOND, 1.0), reply)
         await self._finish(turn, parse, answered_automatically=False)
 

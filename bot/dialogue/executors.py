@@ -74,7 +74,7 @@ class AnswerFromKB:
         entry = None if decision.option is None else searched_entry(self.knowledge_base, decision.option.key)
         if entry is None:  # withdrawn since the index found it
             return redirect(decision, HandoffReason.LOW_CONFIDENCE)
-        reply = self.answers.message(turn.sender_id, entry, decision.confidence, turn.slots)
+        reply = self.answers.message(turn, entry, decision.confidence)
         turn.utter(ANSWER_ACTION, decision, reply)
         turn.writes.append(partial(count_served, entry_id=entry.id))
         turn.failed_turns = 0
@@ -121,7 +121,7 @@ class Clarify:
 
     async def __call__(self, turn: Turn, understood: Understood, decision: Decision) -> Decision | None:
         text = (
-            self.renderer.render("utter_clarify", turn.sender_id, turn.slots).text
+            turn.render(self.renderer, "utter_clarify").text
             if self.renderer.has("utter_clarify")
             else "Did you mean one of these?"
         )
@@ -141,7 +141,7 @@ class Rephrase:
 
     async def __call__(self, turn: Turn, understood: Understood, decision: Decision) -> Decision | None:
         reply = (
-            self.renderer.render("utter_default", turn.sender_id, turn.slots)
+            turn.render(self.renderer, "utter_default")
             if self.renderer.has("utter_default")
             else OutboundMessage(turn.sender_id, "Sorry, I didn't get that. Could you rephrase?")
         )
@@ -169,7 +169,7 @@ class HandOff:
             else "utter_handoff"
         )
         if self.renderer.has(reply_name):
-            turn.utter(reply_name, decision, self.renderer.render(reply_name, sender, turn.slots))
+            turn.utter(reply_name, decision, turn.render(self.renderer, reply_name))
         else:  # never silence: the customer learns a person will answer
             turn.utter(reply_name, decision, OutboundMessage(sender, DEFAULT_HANDOFF_TEXT))
         turn.handoff = build_handoff(
@@ -183,7 +183,7 @@ class HandOff:
         )
         if self.renderer.has("utter_handoff_queued"):
             wait = await asyncio.to_thread(self.wait_estimator.estimate, turn.handoff.due_at, datetime.now(UTC))
-            queued = self.renderer.render("utter_handoff_queued", sender, turn.slots, wait_minutes=str(wait))
+            queued = turn.render(self.renderer, "utter_handoff_queued", wait_minutes=str(wait))
             turn.utter("utter_handoff_queued", decision, queued)
         turn.add(
             "handoff",

@@ -146,7 +146,7 @@ class Forms:
             f"utter_ask_{slot}",
         ):
             if name.startswith("utter_") and self.renderer.has(name):
-                turn.say(self.renderer.render(name, turn.sender_id, turn.slots), name)
+                turn.say(turn.render(self.renderer, name), name)
                 return
             if name.startswith("action_") and name in self.domain.actions:
                 result = await self.custom_actions.call(turn, name, await turn.transcript())

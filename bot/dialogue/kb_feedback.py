@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from crowddesk.bot.dialogue.turn import Turn
 from crowddesk.bot.project.config import FeedbackSettings
 from crowddesk.bot.project.domain import FEEDBACK_INTENT, Domain
 from crowddesk.bot.project.responses import ResponseRenderer
@@ -96,14 +97,15 @@ class KBAnswers:
         if settings.enabled:
             check_feedback_responses(domain, settings)
 
-    def message(self, sender: str, entry: KBEntry, confidence: float, slots: Mapping[str, Any]) -> OutboundMessage:
+    def message(self, turn: Turn, entry: KBEntry, confidence: float) -> OutboundMessage:
         """The entry's answer, the feedback question and buttons, and its source as the last line."""
+        sender = turn.sender_id
         source = f"\n\nSource: {entry.source_url}" if entry.source_url else ""
         custom = {"kb_entry": entry.id, "source_url": entry.source_url, "confidence": round(confidence, 4)}
         if not self.settings.enabled:
             return OutboundMessage(sender, entry.answer + source, custom=custom)
         answer_id = uuid.uuid4().hex[:ANSWER_ID_LENGTH]
-        ask = self.renderer.render(ASK_FEEDBACK, sender, slots)
+        ask = turn.render(self.renderer, ASK_FEEDBACK)
         buttons = tuple(Button(b.title, _with_answer(b.payload, answer_id)) for b in ask.buttons)
         question = f"\n\n{ask.text}" if ask.text.strip() else ""
         return OutboundMessage(

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from crowddesk.bot.conversations.outbox import Outbox
 from crowddesk.bot.conversations.store import ConversationRecord, NewHandoff
 from crowddesk.bot.dialogue.policy import Decision
-from crowddesk.bot.project.responses import bot_event_data
+from crowddesk.bot.project.responses import ResponseRenderer, bot_event_data
 from crowddesk.connectors.types import InboundMessage, OutboundMessage
 
 History = list[dict[str, Any]]
@@ -58,6 +58,11 @@ class Turn:
     async def transcript(self) -> History:
         """Stored events followed by this turn's: what an action server or an agent reads."""
         return [*await self.history(), *self.events]
+
+    def render(self, renderer: ResponseRenderer, name: str, **values: Any) -> OutboundMessage:
+        """Response `name` for this conversation: its variation chosen for this channel and these
+        slots, its placeholders filled from them and `values`."""
+        return renderer.render(name, self.sender_id, self.slots, channel=self.channel, **values)
 
     def add(self, event: str, **data: Any) -> None:
         self.apply({"event": event, **data})
