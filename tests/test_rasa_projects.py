@@ -392,3 +392,25 @@ def test_memoization_max_history_is_read_and_checked(tmp_path: Path) -> None:
     write(tmp_path, "config.yml", "policies:\n- name: MemoizationPolicy\n  max_history: many\n")
     with pytest.raises(ProjectFileError, match=r"config.yml:3: policies\[0\].max_history"):
         load_config(path)
+
+
+def test_rules_in_a_test_file_are_skipped_with_a_warning(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "tests/test_stories.yml",
+        """\
+        stories:
+        - story: hi
+          steps:
+          - intent: greet
+          - action: utter_greet
+        rules:
+        - rule: bye
+          steps:
+          - intent: goodbye
+          - action: utter_goodbye
+        """,
+    )
+    stories, warnings = load_test_stories(path, root=tmp_path)
+    assert [story.name for story in stories] == ["hi"]
+    assert [(w.key, w.message) for w in warnings] == [("rules", "ignored: a test file's rules are not run as tests")]

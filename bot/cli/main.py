@@ -160,7 +160,10 @@ def _evaluate_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser])
     conversations = targets.add_parser("conversations", help="run test stories against the bot")
     _project_arg(conversations)
     conversations.add_argument(
-        "--stories", type=Path, help="Rasa test stories (default: tests/test_stories.yml in the project)"
+        "--stories",
+        type=Path,
+        help="a Rasa test story file or a folder of them (default: tests/test_stories.yml in the project, "
+        "else every story file under tests/)",
     )
     conversations.add_argument("--model", type=Path, help="model folder (default: train if needed)")
     conversations.add_argument(
@@ -168,7 +171,9 @@ def _evaluate_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser])
         help="action server webhook URL (default: endpoints.yml; "
         "the project's own is started when needed and none answers)",
     )
-    conversations.add_argument("--out", type=Path, help="also write the results to this folder's report.json")
+    conversations.add_argument(
+        "--out", type=Path, help="also write story_report.json and failed_test_stories.yml to this folder"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

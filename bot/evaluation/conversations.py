@@ -58,6 +58,8 @@ def _action_endpoint(
     url = explicit or project.endpoints.action_endpoint_url
     custom = {name for name in project.domain.actions if not name.startswith("utter_")}
     expected = {step.name for story in stories for step in story.steps if isinstance(step, ActionStep)}
+    # A form a story runs calls its validation action on the action server.
+    expected |= {f"validate_{name}" for name in expected if name in project.domain.forms}
     if not custom & expected or (url is not None and _answers(url)):
         yield url
         return

@@ -37,7 +37,7 @@ from crowddesk.nlu.types import EntitySpan, TrainingExample
 
 DATA_KEYS = ("version", "nlu", "rules", "stories", "responses")
 NLU_KINDS = ("intent", "synonym", "regex", "lookup")
-TEST_STORY_KEYS = ("version", "stories")
+TEST_STORY_KEYS = ("version", "stories", "rules")
 
 
 @dataclass(frozen=True)
@@ -237,6 +237,10 @@ def load_test_stories(path: Path, *, root: Path | None = None) -> tuple[list[Sto
     top = require_mapping(file, file.content, "test stories", 1)
     reject_unknown_keys(file, top, TEST_STORY_KEYS, "")
     parser = StepParser(file)
+    if top.get("rules") is not None:  # as `rasa test` does: rules are training data, not tests
+        parser.warnings.append(
+            file.warning(key_line(top, "rules"), "rules", "ignored: a test file's rules are not run as tests")
+        )
     return _parse_stories(parser, top), parser.warnings
 
 
