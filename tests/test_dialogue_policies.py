@@ -10,14 +10,28 @@ from pathlib import Path
 import pytest
 
 from crowddesk.bot.dialogue.policies.ensemble import DialoguePolicies
+from crowddesk.bot.dialogue.policies.problems import rule_conflicts
 from crowddesk.bot.dialogue.policies.training_events import story_events
 from crowddesk.bot.dialogue.tracker import DialogueTracker, Event, applied_events, slot_features
 from crowddesk.bot.project.domain import Domain, load_domain
 from crowddesk.bot.project.loading import load_project
 from crowddesk.bot.project.story_graph import linear_stories
 from crowddesk.bot.project.training_data import Story, load_test_stories, load_training_data
+from crowddesk.bot.project.validation import validate_project
 from tests.rasa_corpus import RASA_STORIES_PASSED, RASA_TEST_STORIES_PASSED
 from tests.test_project_loading import write
+
+NLU = """\
+nlu:
+- intent: goodbye
+  examples: |
+    - bye
+    - see you
+- intent: greet
+  examples: |
+    - hi
+    - hello
+"""
 
 DOMAIN = """\
 version: "3.1"
@@ -228,7 +242,8 @@ rules:
         {"event": "slot", "name": "account", "value": "savings"},
     ]
     assert next_action(policies, named) == "action_check_balance"
-    assert [conflict.actions for conflict in policies.rule_conflicts] == [("utter_goodbye", "utter_greet")]
+    conflicts = [(c.rule.name, c.other, c.actions) for c in policies.rule_conflicts]
+    assert conflicts == [("bye, said differently", "rule 'bye'", ("utter_greet", "utter_goodbye"))]
     assert next_action(policies, [*start(), *user("goodbye")]) is None
 
 
@@ -260,6 +275,32 @@ rules:
     rejected = [*active, *user("chitchat"), {"event": "action_execution_rejected", "name": "verify_form"}]
     assert next_action(policies, rejected) == "utter_chitchat"
     assert next_action(policies, [*rejected, action("utter_chitchat")]) == "verify_form"
+
+
+def test_a_story_going_on_where_a_rule_listens_drops_that_listen_and_other_clashes_are_reported(
+    tmp_path: Path,
+) -> None:
+    _, policies = project_policies(
+        tmp_path,
+        "rules:\n- rule: greet\n  steps:\n  - intent: greet\n  - action: utter_greet\n"
+        "- rule: bye\n  steps:\n  - intent: goodbye\n  - action: utter_goodbye\n",
+        """\
+stories:
+- story: greet, then offer help
+  steps:
+  - intent: greet
+  - action: utter_greet
+  - action: utter_anything_else
+- story: bye answered otherwise
+  steps:
+  - intent: goodbye
+  - action: utter_greet
+""",
+    )
+    greeted = [*start(), *user("greet"), action("utter_greet")]
+    assert next_action(policies, greeted) == "utter_anything_else"
+    conflicts = [(c.rule.name, c.other, c.actions) for c in policies.rule_conflicts]
+    assert conflicts == [("bye", "story 'bye answered otherwise'", ("utter_goodbye", "utter_greet"))]
 
 
 def test_stories_are_remembered_within_max_history(tmp_path: Path) -> None:
@@ -393,3 +434,18 @@ def test_too_few_stories_train_no_learned_policy(tmp_path: Path) -> None:
     domain = load_domain(tmp_path / "domain.yml")
     data = load_training_data([tmp_path / "data/stories.yml"], root=tmp_path)
     assert DialoguePolicies.train(domain, data.stories, []).learned is None
+
+
+def test_data_validate_reports_contradicting_rules_at_their_line(tmp_path: Path) -> None:
+    project_policies(
+        tmp_path,
+        "rules:\n- rule: bye\n  steps:\n  - intent: goodbye\n  - action: utter_goodbye\n"
+        "- rule: bye again\n  steps:\n  - intent: goodbye\n  - action: utter_greet\n",
+    )
+    write(tmp_path, "data/nlu.yml", NLU)
+    found = [str(p) for p in validate_project(tmp_path, checks=[rule_conflicts]) if p.severity == "error"]
+    expected = (
+        "data/rules.yml:6: error: rules.bye again: contradicts rule 'bye': where it does 'utter_goodbye', "
+        "this rule does 'utter_greet'"
+    )
+    assert found == [expected]

@@ -18,6 +18,7 @@ from typing import Any
 
 from crowddesk.bot.cli.output import say
 from crowddesk.bot.conversations.audit import cli_actor
+from crowddesk.bot.dialogue.policies.problems import rule_conflicts
 from crowddesk.bot.evaluation.conversations import run_conversation_tests
 from crowddesk.bot.evaluation.data import KBQuery, load_conversation_tests, load_kb_queries, load_labelled_messages
 from crowddesk.bot.evaluation.html_report import render_kb_report, render_nlu_report
@@ -72,7 +73,7 @@ def init(args: argparse.Namespace) -> int:
 
 def _report_problems(project_root: Path) -> int:
     """Print every problem in the project's files; returns the number of errors."""
-    problems = validate_project(project_root)
+    problems = validate_project(project_root, checks=[rule_conflicts])
     for problem in problems:
         where = f"{problem.path}:{problem.line}" if problem.line else problem.path
         key = f"{problem.key}: " if problem.key else ""

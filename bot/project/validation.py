@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -95,8 +95,13 @@ def problem_at(source: str, key: str, message: str, severity: Severity = "error"
     return Problem(path, line, key, message, severity)
 
 
-def validate_project(root: Path) -> list[Problem]:
-    """Load every file on its own, so one broken file does not hide the others' problems."""
+# A check of the loaded project that needs more than its files, e.g. the dialogue's rule conflicts.
+ProjectCheck = Callable[[Domain, TrainingData], Iterable[Problem]]
+
+
+def validate_project(root: Path, *, checks: Sequence[ProjectCheck] = ()) -> list[Problem]:
+    """Load every file on its own, so one broken file does not hide the others' problems.
+    `checks` run last, on the merged domain and data, when nothing else is an error."""
     problems: list[Problem] = []
     domain = _load_domain(root, problems)
     data_complete, data = _load_data(root, problems)
@@ -125,6 +130,9 @@ def validate_project(root: Path) -> list[Problem]:
             problems.extend(_cross_checks(merged or domain, data))
             if config is not None:
                 problems.extend(_untitled_clarify_options(domain, data, config.policy))
+            if not any(problem.severity == "error" for problem in problems):
+                for check in checks:
+                    problems.extend(check(merged or domain, data))
     return sorted(problems, key=lambda p: (p.path, p.line or 0, p.key, p.message))
 
 

@@ -54,17 +54,19 @@ class DialoguePolicies:
     ) -> DialoguePolicies:
         """`target_precision`: how often the learned policy must be right, on held-out stories,
         at the confidence it acts on."""
-        linear = [story_events(domain, story.steps) for story in linear_stories(stories).stories]
+        expanded = linear_stories(stories).stories
+        linear = [story_events(domain, story.steps) for story in expanded]
         numbered = [(number, example) for number, events in enumerate(linear) for example in examples(domain, events)]
         story_examples = [example for _, example in numbered]
         rule_examples = [
-            example
+            (rule, example)
             for rule in rules
             for steps in without_alternatives(rule.steps)
             for example in examples(domain, rule_events(domain, rule, steps), omit_unset_slots=True)
         ]
         rules_policy = RulePolicy.train(rule_examples, story_examples)
-        rules_policy.shown_in_stories = _rule_sources_in_stories(domain, rules_policy, linear)
+        for story, events in zip(expanded, linear, strict=True):
+            rules_policy.check_story(story.name, events, domain)
         return cls(
             domain,
             rules_policy,
@@ -123,17 +125,3 @@ def _with_latest_intent(events: Sequence[Event], intent: str) -> list[Event]:
     if index is None:
         return list(events)
     return [*events[:index], _with_intent(events[index], intent), *events[index + 1 :]]
-
-
-def _rule_sources_in_stories(domain: Domain, rules: RulePolicy, stories: list[list[Event]]) -> set[str]:
-    """The rule sources whose prediction, at some action of some story, is that action."""
-    shown: set[str] = set()
-    for events in stories:
-        for index, event in enumerate(events):
-            if index == 0 or event.get("event") != "action":
-                continue
-            tracker, states = track(domain, events[:index])
-            chosen = rules.predict(tracker, states)
-            if chosen is not None and chosen.action == (event.get("name") or event.get("action_text")):
-                shown.add(chosen.source)
-    return shown

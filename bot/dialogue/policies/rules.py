@@ -22,10 +22,14 @@ from crowddesk.bot.dialogue.tracker import (
     RULE_SNIPPET_ACTION,
     SHOULD_NOT_BE_SET,
     DialogueTracker,
+    Event,
     State,
     after_listen,
     state_key,
+    track,
 )
+from crowddesk.bot.project.domain import Domain
+from crowddesk.bot.project.training_data import Rule
 
 DEFAULT_ACTIONS = {"restart": "action_restart", "back": "action_back", "session_start": "action_session_start"}
 # Conditions on a form's unhappy path learned from rules and stories (Rasa's names).
@@ -44,15 +48,21 @@ class RulePrediction:
 
 @dataclass(frozen=True)
 class RuleConflict:
-    """Two rules (or a rule's alternatives) that, in the same situation, do different things."""
+    """A rule that, where another rule or a story does one thing, would do another (Rasa
+    refuses to train such rules)."""
 
-    states: str
-    actions: tuple[str, ...]
+    rule: Rule
+    other: str
+    """The rule or story it contradicts: "rule 'name'" or "story 'name'"."""
+    actions: tuple[str, str]
+    """What the rule does there, and what the other does."""
 
 
 @dataclass
 class RulePolicy:
     lookup: dict[str, str] = field(default_factory=dict)
+    owners: dict[str, Rule] = field(default_factory=dict)
+    """The rule each key of `lookup` came from (the first, where several agree)."""
     loop_unhappy: dict[str, str] = field(default_factory=dict)
     conflicts: list[RuleConflict] = field(default_factory=list)
     shown_in_stories: set[str] = field(default_factory=set)
@@ -60,23 +70,50 @@ class RulePolicy:
     turns of the others are hidden from the story-based policies."""
 
     @classmethod
-    def train(cls, rule_examples: Iterable[Example], story_examples: Iterable[Example]) -> RulePolicy:
-        """`rule_examples` built with unset slots omitted (a rule's state holds only what it says)."""
+    def train(cls, rule_examples: Iterable[tuple[Rule, Example]], story_examples: Iterable[Example]) -> RulePolicy:
+        """`rule_examples`: each rule's examples, built with unset slots omitted (a rule's state
+        holds only what it says). Where two rules do different things in the same situation,
+        neither is learned and both are reported."""
         rule_examples, story_examples = list(rule_examples), list(story_examples)
-        lookup: dict[str, str] = {}
-        contradicting: dict[str, set[str]] = {}
-        for example in rule_examples:
+        lookup: dict[str, tuple[Rule, str]] = {}
+        conflicts: list[RuleConflict] = []
+        contradicted: set[str] = set()
+        for rule, example in rule_examples:
             key = _snippet_key(example.states)
             if key is None or example.action == RULE_SNIPPET_ACTION:
                 continue
-            if key in lookup and lookup[key] != example.action:
-                contradicting.setdefault(key, {lookup[key]}).add(example.action)
-            lookup.setdefault(key, example.action)
+            known = lookup.setdefault(key, (rule, example.action))
+            if known[1] != example.action:
+                conflicts.append(RuleConflict(rule, f"rule {known[0].name!r}", (example.action, known[1])))
+                contradicted.add(key)
+        kept = {key: owned for key, owned in lookup.items() if key not in contradicted}
         return cls(
-            {key: action for key, action in lookup.items() if key not in contradicting},
-            _loop_unhappy_lookup([*rule_examples, *story_examples]),
-            [RuleConflict(key, tuple(sorted(actions))) for key, actions in contradicting.items()],
+            {key: action for key, (_, action) in kept.items()},
+            {key: rule for key, (rule, _) in kept.items()},
+            _loop_unhappy_lookup([example for _, example in rule_examples] + story_examples),
+            conflicts,
         )
+
+    def check_story(self, name: str, events: list[Event], domain: Domain) -> None:
+        """Compare the rules with a story, action by action, as Rasa does before training: a
+        rule's listening where the story goes on is dropped (the story shows it isn't the end);
+        any other different action is a conflict. Sources the story shows are remembered."""
+        for index, event in enumerate(events):
+            if index == 0 or event.get("event") != "action":
+                continue  # a conversation's first action is never predicted
+            tracker, states = track(domain, events[:index])
+            chosen = self.predict(tracker, states)
+            if chosen is None:
+                continue
+            done = event.get("name") or event.get("action_text") or ""
+            if chosen.action == done:
+                self.shown_in_stories.add(chosen.source)
+            elif chosen.action == ACTION_LISTEN and chosen.source in self.lookup:
+                del self.lookup[chosen.source]
+            elif chosen.source in self.owners:
+                self.conflicts.append(
+                    RuleConflict(self.owners[chosen.source], f"story {name!r}", (chosen.action, done))
+                )
 
     def predict(self, tracker: DialogueTracker, states: list[State]) -> RulePrediction | None:
         """The next action by default actions, the active form's happy path, then the rules."""
