@@ -13,6 +13,8 @@ from crowddesk.nlu.payload import parse_payload
 from crowddesk.nlu.types import Entity, IntentScore, Parse
 
 RANKING_SIZE = 10
+# The intent of a message nothing understood (Rasa's name).
+NOT_UNDERSTOOD_INTENT = "nlu_fallback"
 
 
 @dataclass(frozen=True)
@@ -23,9 +25,13 @@ class Understanding:
 
 
 class NLUPipeline:
-    """Encoder + calibrated intent classifier + entity extractor."""
+    """Encoder + calibrated intent classifier + entity extractor. Without a classifier (a project
+    with no NLU data, Rasa's "core only" model) only payloads are understood; any other text
+    is `nlu_fallback` at confidence 0."""
 
-    def __init__(self, encoder: Encoder, classifier: CalibratedIntentClassifier, entities: EntityExtractor) -> None:
+    def __init__(
+        self, encoder: Encoder, classifier: CalibratedIntentClassifier | None, entities: EntityExtractor
+    ) -> None:
         self.encoder = encoder
         self.classifier = classifier
         self.entities = entities
@@ -37,6 +43,9 @@ class NLUPipeline:
             intent = IntentScore(payload.intent, 1.0)
             return Understanding(Parse(text, intent, [intent], entities), None, True)
         vector = self.encoder.encode([text])
+        if self.classifier is None:
+            nothing = IntentScore(NOT_UNDERSTOOD_INTENT, 0.0)
+            return Understanding(Parse(text, nothing, [nothing], self.entities.extract(text)), vector[0], False)
         probabilities, confidences = self.classifier.predict([text], vector)
         # Ranked by probability; the open-set confidence keeps that order within a message.
         order = np.argsort(-probabilities[0])[:RANKING_SIZE]

@@ -63,15 +63,13 @@ from crowddesk.knowledge_base.types import Candidate
 from crowddesk.nlu.cached_encoder import CachedEncoder
 from crowddesk.nlu.frustration import FrustrationDetector, FrustrationScore
 from crowddesk.nlu.person_request import PersonRequestDetector
-from crowddesk.nlu.pipeline import NLUPipeline, Understanding
+from crowddesk.nlu.pipeline import NOT_UNDERSTOOD_INTENT, NLUPipeline, Understanding
 from crowddesk.nlu.types import IntentScore, Parse
 
 logger = logging.getLogger(__name__)
 
 # Intents of the ranking the dialogue is asked about: the rest are too unlikely to matter.
 MAX_RANKED_INTENTS = 10
-# The intent a message the models failed on is stored with (Rasa's name for "not understood").
-UNREADABLE_INTENT = "nlu_fallback"
 
 # A message the models failed on goes to a person, with nothing understood of it.
 UNREADABLE_HANDOFF = Decision(DecisionKind.HAND_OFF, 0.0, handoff_reason=HandoffReason.UNREADABLE)
@@ -79,7 +77,7 @@ UNREADABLE_HANDOFF = Decision(DecisionKind.HAND_OFF, 0.0, handoff_reason=Handoff
 
 def _unread(text: str) -> Understanding:
     """What is known of a message the models failed on: its text, no intent, no vector."""
-    nothing = IntentScore(UNREADABLE_INTENT, 0.0)
+    nothing = IntentScore(NOT_UNDERSTOOD_INTENT, 0.0)
     return Understanding(Parse(text, nothing, [nothing]), None, False)
 
 
@@ -247,8 +245,10 @@ class Engine:
                 answered_automatically,
                 await self._frustration(turn, understanding.from_payload),
                 self._person_request(message.text, understanding.from_payload),
-                respondable=self.dialogue.respondable(
-                    await turn.transcript(), [score.name for score in parse.intent_ranking[:MAX_RANKED_INTENTS]]
+                respondable=await asyncio.to_thread(  # replays the conversation: off the event loop
+                    self.dialogue.respondable,
+                    await turn.transcript(),
+                    [score.name for score in parse.intent_ranking[:MAX_RANKED_INTENTS]],
                 ),
                 answers_form=answers_form,
             )

@@ -92,7 +92,7 @@ class FollowDialogue:
     async def __call__(self, turn: Turn, understood: Understood, decision: Decision) -> Decision | None:
         ran = 0
         for _ in range(MAX_ACTIONS_PER_TURN):
-            chosen = self.policies.predict(await turn.transcript())
+            chosen = await asyncio.to_thread(self.policies.predict, await turn.transcript())
             if chosen is None:
                 break
             if chosen.action == ACTION_LISTEN:

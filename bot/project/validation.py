@@ -224,8 +224,9 @@ def _too_few_intents(data: TrainingData) -> Iterable[Problem]:
             DATA_DIRECTORY,
             None,
             "nlu",
-            f"examples for {len(intents)} intent(s): `crowddesk train` needs examples for at least "
-            f"{MIN_TRAINED_INTENTS} intents and refuses until there are",
+            f"examples for {len(intents)} intent(s), fewer than {MIN_TRAINED_INTENTS}: `crowddesk train` builds "
+            "a model without an intent classifier (as Rasa trains a core-only model), which understands "
+            "buttons and /intent messages only and hands any other text to a person",
             "warning",
         )
 

@@ -3,7 +3,7 @@
 Layout (no pickles, so an artifact from elsewhere can't run code when loaded):
     models/<UTC timestamp>-<fingerprint[:12]>/
         metadata.json     format version, fingerprint, encoder, thresholds, calibration, report
-        classifier/       CalibratedIntentClassifier.save()
+        classifier/       CalibratedIntentClassifier.save() (absent: a dialogue-only model)
         entities.json     CombinedEntityExtractor.to_dict(): rules, lookups, synonyms, system entities
         entities.crfsuite the learned entity model (CRFsuite's format), when the data annotates entities
         kb_vectors.npz    the KB question embeddings computed in training (texts, vectors), so
@@ -28,6 +28,7 @@ from crowddesk.nlu.combined_entities import CombinedEntityExtractor
 
 MODEL_FORMAT_VERSION = 3
 KB_VECTORS_FILE = "kb_vectors.npz"
+CLASSIFIER_DIR = "classifier"
 ENTITIES_FILE = "entities.json"
 LEARNED_ENTITIES_FILE = "entities.crfsuite"
 
@@ -92,7 +93,8 @@ class ModelMetadata:
 class TrainedModel:
     path: Path | None
     metadata: ModelMetadata
-    classifier: CalibratedIntentClassifier
+    classifier: CalibratedIntentClassifier | None
+    """None for a dialogue-only model (no NLU data): only buttons and `/intent` payloads are understood."""
     entities: CombinedEntityExtractor
     kb_vectors: dict[str, np.ndarray] = field(default_factory=dict)
     """Embeddings of the project's KB question variants by text, from the model's encoder."""
@@ -102,7 +104,8 @@ class TrainedModel:
         target = models_dir / f"{stamp}-{self.metadata.fingerprint[:12]}"
         partial = target.with_name(target.name + ".partial")
         partial.mkdir(parents=True)
-        self.classifier.save(partial / "classifier")
+        if self.classifier is not None:
+            self.classifier.save(partial / CLASSIFIER_DIR)
         (partial / ENTITIES_FILE).write_text(json.dumps(self.entities.to_dict()), encoding="utf-8")
         if self.entities.learned is not None:
             (partial / LEARNED_ENTITIES_FILE).write_bytes(self.entities.learned.model)
@@ -128,7 +131,9 @@ class TrainedModel:
                 f"CrowdDesk (expects {MODEL_FORMAT_VERSION}); run `crowddesk train --force`"
             )
         metadata = ModelMetadata.from_json(raw)
-        classifier = CalibratedIntentClassifier.load(path / "classifier")
+        classifier = (
+            CalibratedIntentClassifier.load(path / CLASSIFIER_DIR) if (path / CLASSIFIER_DIR).is_dir() else None
+        )
         return cls(path, metadata, classifier, _load_entities(path), _load_vectors(path / KB_VECTORS_FILE))
 
 

@@ -61,6 +61,12 @@ class TrainResult:
     report: TrainingReport
 
 
+# A classifier needs two intents to tell apart.
+MIN_INTENTS = 2
+# A model with no classifier answers no free text: only buttons and payloads act.
+NEVER_ANSWER = Thresholds(answer=1.0, clarify_floor=1.0)
+
+
 def project_fingerprint(project: Project) -> str:
     """Changes whenever anything that shapes the model changes (data, domain, config, format)."""
     digest = hashlib.sha256()
@@ -90,14 +96,69 @@ def train(
     examples = project.data.examples
     texts = [e.text for e in examples]
     labels = [e.intent for e in examples]
-    if len(set(labels)) < 2:
-        raise ValueError("training needs examples for at least two intents in data/")
 
     progress(f"[1/5] Loading encoder {project.config.encoder.model}")
     encoder = load_encoder(project.config.encoder.model)
     progress(f"[2/5] Encoding {len(texts)} training examples")
     vectors = encoder.encode(texts, show_progress=show_bars)
+    if len(set(labels)) < MIN_INTENTS:
+        progress(
+            f"[3/5] No intent classifier: examples for {len(set(labels))} intent(s) in data/, fewer than "
+            f"{MIN_INTENTS}. This model understands buttons and /intent messages only; any other text "
+            "goes to a person (Rasa's core-only model)."
+        )
+        classifier, thresholds, retriever_calibration = None, NEVER_ANSWER, RetrieverCalibration((), ())
+        entries = faq_entries(project)
+        kb_vectors = _question_vectors(encoder, entries, dict(zip(texts, vectors)))
+        report = _dialogue_only_report(project, len(texts), len(set(labels)), len(entries))
+    else:
+        classifier, thresholds, retriever_calibration, report, kb_vectors = _fit_understanding(
+            project, encoder, texts, vectors, labels, progress
+        )
 
+    progress("[5/5] Training the entity extractor and saving the model")
+    language = project.config.language
+    entities = CombinedEntityExtractor(
+        RuleEntityExtractor(
+            language=language,
+            regexes=[(r.name, r.pattern) for r in project.data.regexes if r.name in project.domain.entities],
+            lookups=project.data.lookups,
+            examples=examples,
+            synonyms=project.data.synonyms,
+        ),
+        CRFEntityExtractor.train(examples, language),
+        SystemEntityExtractor.for_entities(project.domain.entities, language),
+    )
+    report.train_seconds = round(time.perf_counter() - started, 2)
+    model = TrainedModel(
+        None,
+        ModelMetadata(
+            format_version=MODEL_FORMAT_VERSION,
+            fingerprint=fingerprint,
+            created_at=datetime.now(UTC).isoformat(),
+            encoder=encoder.name,
+            language=project.config.language,
+            thresholds=thresholds,
+            retriever_calibration=retriever_calibration,
+            report=report,
+        ),
+        classifier,
+        entities,
+        kb_vectors,
+    )
+    return TrainResult(model.save(models_dir), False, report)
+
+
+def _fit_understanding(
+    project: Project,
+    encoder: Encoder,
+    texts: list[str],
+    vectors: np.ndarray,
+    labels: list[str],
+    progress: Progress,
+) -> tuple[CalibratedIntentClassifier, Thresholds, RetrieverCalibration, TrainingReport, dict[str, np.ndarray]]:
+    """The intent classifier, the answer thresholds and retriever calibration chosen on held-out
+    folds, the report, and the vectors of the KB's questions."""
     progress(f"[3/5] Training the intent classifier ({len(set(labels))} intents)")
     classifier = intent_classifier(project.config.classifier)
     settings = project.config.policy
@@ -152,38 +213,23 @@ def train(
     report.nearest_example_exponent = classifier.known_topic.exponent
     report.calibration_error = calibration_error
     report.kb_entries = len(entries)
+    return classifier, thresholds, retriever_calibration, report, kb_vectors
 
-    progress("[5/5] Training the entity extractor and saving the model")
-    language = project.config.language
-    entities = CombinedEntityExtractor(
-        RuleEntityExtractor(
-            language=language,
-            regexes=[(r.name, r.pattern) for r in project.data.regexes if r.name in project.domain.entities],
-            lookups=project.data.lookups,
-            examples=examples,
-            synonyms=project.data.synonyms,
-        ),
-        CRFEntityExtractor.train(examples, language),
-        SystemEntityExtractor.for_entities(project.domain.entities, language),
+
+def _dialogue_only_report(project: Project, examples: int, intents: int, kb_entries: int) -> TrainingReport:
+    """A model without a classifier answers no free text: nothing is automated but buttons."""
+    return TrainingReport(
+        examples=examples,
+        intents=intents,
+        kb_entries=kb_entries,
+        target_precision=project.config.policy.target_precision,
+        answer_threshold=NEVER_ANSWER.answer,
+        expected_automation_rate=0.0,
+        expected_precision=0.0,
+        clarify_floor=NEVER_ANSWER.clarify_floor,
+        calibration_error=0.0,
+        train_seconds=0.0,
     )
-    report.train_seconds = round(time.perf_counter() - started, 2)
-    model = TrainedModel(
-        None,
-        ModelMetadata(
-            format_version=MODEL_FORMAT_VERSION,
-            fingerprint=fingerprint,
-            created_at=datetime.now(UTC).isoformat(),
-            encoder=encoder.name,
-            language=project.config.language,
-            thresholds=thresholds,
-            retriever_calibration=retriever_calibration,
-            report=report,
-        ),
-        classifier,
-        entities,
-        kb_vectors,
-    )
-    return TrainResult(model.save(models_dir), False, report)
 
 
 def intent_classifier(settings: ClassifierSettings) -> CalibratedIntentClassifier:
