@@ -10,6 +10,7 @@ from crowddesk.bot.cli import main as cli
 from crowddesk.bot.cli.output import EXIT_REFUSED
 from crowddesk.bot.project.credentials import ChannelCredentials, build_channels, load_credentials
 from crowddesk.bot.project.loading import load_project
+from crowddesk.bot.project.validation import validate_project
 from crowddesk.bot.project.yaml_files import ProjectFileError
 from crowddesk.connectors.callback import CallbackChannel
 from crowddesk.connectors.registry import CHANNELS
@@ -103,3 +104,15 @@ def test_run_with_a_credentials_file_reports_its_errors(tmp_path: Path, capsys: 
     error = capsys.readouterr().err
     assert "callback.url: environment variable 'UNSET_CALLBACK_URL' is not set" in error
     assert str(bad) in error
+
+
+def test_data_validate_checks_every_channel_as_run_builds_it(tmp_path: Path) -> None:
+    project_dir = copy_demo_project(tmp_path)
+    (project_dir / "credentials.yml").write_text(
+        'rest:\n  port: 5005\ncallback:\n  url: "${UNSET_CALLBACK_URL}"\n', encoding="utf-8"
+    )
+    found = [str(p) for p in validate_project(project_dir) if p.path == "credentials.yml"]
+    assert found == [
+        "credentials.yml:2: error: rest.port: unknown key; expected one of: allowed_origins",
+        "credentials.yml:4: warning: callback.url: environment variable 'UNSET_CALLBACK_URL' is not set",
+    ]

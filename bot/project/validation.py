@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Literal, TypeVar
 
 from crowddesk.bot.project.config import PolicySettings, load_config, never_answered_intents
-from crowddesk.bot.project.credentials import CREDENTIALS_FILE, load_credentials
+from crowddesk.bot.project.credentials import CREDENTIALS_FILE, build_channels, load_credentials
 from crowddesk.bot.project.domain import (
     FEEDBACK_INTENT,
     RETRIEVAL_SEPARATOR,
@@ -108,6 +108,10 @@ def validate_project(root: Path, *, checks: Sequence[ProjectCheck] = ()) -> list
     config = _attempt(problems, lambda: load_config(root / CONFIG_FILE, root=root))
     _attempt(problems, lambda: load_endpoints(root / ENDPOINTS_FILE, root=root))
     credentials = _attempt(problems, lambda: load_credentials(root / CREDENTIALS_FILE, root=root))
+    if credentials is not None:
+        for name, block in credentials.blocks.items():
+            # Each channel on its own, as `run` will build it, so one bad channel hides no other.
+            _attempt(problems, partial(build_channels, replace(credentials, blocks={name: block})))
     warnings = [
         *(config.warnings if config is not None else []),
         *(domain.warnings if domain is not None else []),
