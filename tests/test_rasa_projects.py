@@ -107,7 +107,12 @@ def test_data_validate_exits_zero(corpus: Path) -> None:
             "slots.travel_departure.mappings[4].entity",
             "ignored: a from_text mapping does not use it",
         ),
-        ("rules", "data", "nlu", "examples for 0 intent(s): `crowddesk train` needs examples for at least 2 intents"),
+        (
+            "rules",
+            "data",
+            "nlu",
+            "examples for 0 intent(s), fewer than 2: `crowddesk train` builds a model without an intent classifier",
+        ),
     ],
 )
 def test_what_rasa_accepts_but_crowddesk_ignores_is_a_warning(
