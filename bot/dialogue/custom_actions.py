@@ -2,7 +2,8 @@
 turn. Its events are recorded as Rasa records them (after the action's own `action` event) and
 take effect through the tracker replay: `SlotSet`, `AllSlotsReset`, `Restarted`,
 `FollowupAction`, `ActiveLoop`, `UserUtteranceReverted`, `ActionReverted`, `ConversationPaused`
-and `ConversationResumed`. Its messages (`dispatcher.utter_message`) are sent."""
+and `ConversationResumed` (a paused conversation goes to a person: see executors.FollowDialogue).
+Its messages (`dispatcher.utter_message`) are sent."""
 
 from __future__ import annotations
 

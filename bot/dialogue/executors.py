@@ -20,7 +20,7 @@ from crowddesk.bot.dialogue.kb_feedback import KBAnswers
 from crowddesk.bot.dialogue.last_action import ANSWER_ACTION
 from crowddesk.bot.dialogue.policies.ensemble import DialoguePolicies, record_action
 from crowddesk.bot.dialogue.policy import Decision, DecisionKind, HandoffReason, SupportPolicy
-from crowddesk.bot.dialogue.tracker import ACTION_LISTEN
+from crowddesk.bot.dialogue.tracker import ACTION_LISTEN, DialogueTracker
 from crowddesk.bot.dialogue.turn import Turn
 from crowddesk.bot.project.responses import ResponseRenderer
 from crowddesk.connectors.types import Button, OutboundMessage
@@ -108,6 +108,9 @@ class FollowDialogue:
             logger.warning("%s: stopped after %d actions in one turn", turn.sender_id, MAX_ACTIONS_PER_TURN)
         if not ran:
             return redirect(decision, HandoffReason.NOT_COVERED)
+        if DialogueTracker.replay(self.policies.domain, await turn.transcript()).paused:
+            # Rasa's ConversationPaused stops the bot until someone resumes it: here, a person.
+            return redirect(decision, HandoffReason.PAUSED)
         turn.failed_turns = 0
         return None
 

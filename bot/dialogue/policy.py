@@ -40,6 +40,7 @@ class HandoffReason(str, Enum):
     FAILED_TURNS = "failed_turns"
     ACTION_FAILED = "action_failed"
     NOT_COVERED = "not_covered"  # no rule, story or form of the project says what to do next
+    PAUSED = "paused"  # a custom action paused the conversation (Rasa's ConversationPaused)
     UNREADABLE = "unreadable"  # the models failed on this message alone: a person reads it
     FRUSTRATION = "frustration"
     ALWAYS_HUMAN = "always_human"  # an intent configured in `always_human_intents`
