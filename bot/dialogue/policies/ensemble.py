@@ -1,6 +1,7 @@
 """The project's dialogue policies together: trained from its stories and rules, asked for the
-next action of a conversation. Rules (and a form's happy path) come first, then remembered
-story turns, as Rasa's policy priorities order them."""
+next action of a conversation. A custom action's FollowupAction comes first, then rules (and a
+form's happy path), remembered story turns, and the learned policy, as Rasa's policy priorities
+order them."""
 
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ from crowddesk.bot.dialogue.policies.memoization import MemoizationPolicy
 from crowddesk.bot.dialogue.policies.rules import RuleConflict, RulePolicy
 from crowddesk.bot.dialogue.policies.states import examples
 from crowddesk.bot.dialogue.policies.training_events import rule_events, story_events, without_alternatives
-from crowddesk.bot.dialogue.tracker import ACTION_LISTEN, DialogueTracker, Event, State, story_states, track
+from crowddesk.bot.dialogue.tracker import ACTION_LISTEN, Event, story_states, track
 from crowddesk.bot.dialogue.turn import Turn
+from crowddesk.bot.project.config import PolicySettings
 from crowddesk.bot.project.domain import Domain
 from crowddesk.bot.project.story_graph import linear_stories
 from crowddesk.bot.project.training_data import Rule, Story
 
-# The learned policy's bar when none is given: CrowdDesk's answer precision target.
-DEFAULT_TARGET_PRECISION = 0.9
+# The learned policy's bar when none is given: the default answer precision target.
+DEFAULT_TARGET_PRECISION = PolicySettings().target_precision
 
 
 @dataclass(frozen=True)
@@ -81,18 +83,7 @@ class DialoguePolicies:
     def predict(self, events: Sequence[Event]) -> NextAction | None:
         """The next action after `events` (a conversation's Rasa events), or None when no rule
         or story covers this situation."""
-        return self._predict(events, *track(self.domain, events))
-
-    def respondable(self, events: Sequence[Event], intents: Iterable[str]) -> frozenset[str]:
-        """Which of `intents`, had the latest message been that intent, some action would follow."""
-        found = set()
-        for intent in intents:
-            chosen = self.predict(_with_latest_intent(events, intent))
-            if chosen is not None and chosen.action != ACTION_LISTEN:
-                found.add(intent)
-        return frozenset(found)
-
-    def _predict(self, events: Sequence[Event], tracker: DialogueTracker, states: list[State]) -> NextAction | None:
+        tracker, states = track(self.domain, events)
         if tracker.followup_action:
             return NextAction(tracker.followup_action, "FollowupAction", 1.0)
         by_rule = self.rules.predict(tracker, states)
@@ -107,6 +98,15 @@ class DialoguePolicies:
         if learned is not None:
             return NextAction(learned.action, "LearnedPolicy", learned.confidence)
         return None
+
+    def respondable(self, events: Sequence[Event], intents: Iterable[str]) -> frozenset[str]:
+        """Which of `intents`, had the latest message been that intent, some action would follow."""
+        found = set()
+        for intent in intents:
+            chosen = self.predict(_with_latest_intent(events, intent))
+            if chosen is not None and chosen.action != ACTION_LISTEN:
+                found.add(intent)
+        return frozenset(found)
 
 
 def record_action(turn: Turn, chosen: NextAction) -> None:
