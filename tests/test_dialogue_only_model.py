@@ -57,3 +57,33 @@ def test_a_project_without_nlu_data_runs_its_rules_on_payloads(tmp_path: Path) -
 def test_the_rules_example_project_trains(corpus: Path, tmp_path: Path) -> None:
     result = train(load_project(corpus / "rules", environ={}), tmp_path / "models")
     assert TrainedModel.load(result.model_dir).classifier is None
+
+
+def test_a_retrieval_intent_other_than_faq_answers_with_its_own_response(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "domain.yml",
+        """\
+        version: "3.1"
+        intents: [chitchat]
+        responses:
+          utter_chitchat/ask_weather: [{text: "I can't see the sky from here."}]
+          utter_chitchat/ask_name: [{text: "I'm the support bot."}]
+        """,
+    )
+    write(
+        tmp_path,
+        "data/rules.yml",
+        "rules:\n- rule: chitchat\n  steps:\n  - intent: chitchat\n  - action: utter_chitchat\n",
+    )
+    train(load_project(tmp_path), models_dir(tmp_path))
+    bot = assemble(tmp_path, database_url=f"sqlite:///{tmp_path / 'bot.db'}")
+
+    async def conversation() -> list[str]:
+        try:
+            replies = await bot.engine.handle(InboundMessage("rest", "c2", "/chitchat/ask_name"))
+            return [reply.text for reply in replies]
+        finally:
+            await bot.aclose()
+
+    assert asyncio.run(conversation()) == ["I'm the support bot."]
