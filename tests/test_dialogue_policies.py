@@ -303,6 +303,44 @@ stories:
     assert conflicts == [("bye", "story 'bye answered otherwise'", ("utter_goodbye", "utter_greet"))]
 
 
+def test_a_form_comes_back_after_a_story_told_interruption_without_validating(tmp_path: Path) -> None:
+    """Rasa's formbot 'stop, then continue': the story brings the form back, the rules' unhappy
+    path says it was interrupted (so the answer to "continue?" isn't validated as a slot), and
+    the form that just refused the message is never chosen again for it."""
+    _, policies = project_policies(
+        tmp_path,
+        "rules:\n- rule: activate\n  steps:\n  - intent: ask_balance\n  - action: verify_form\n"
+        "  - active_loop: verify_form\n",
+        """\
+stories:
+- story: stop, then continue
+  steps:
+  - intent: ask_balance
+  - action: verify_form
+  - active_loop: verify_form
+  - intent: deny
+  - action: utter_anything_else
+  - intent: affirm
+  - action: verify_form
+  - active_loop: null
+""",
+    )
+    active = [*start(), *user("ask_balance"), action("verify_form"), {"event": "active_loop", "name": "verify_form"}]
+    refused = [*active, *user("deny"), {"event": "action_execution_rejected", "name": "verify_form"}]
+    assert next_action(policies, refused) == "utter_anything_else"
+    resumed = policies.predict([*refused, action("utter_anything_else"), action("action_listen"), *user("affirm")[1:]])
+    assert resumed is not None and (resumed.action, resumed.loop_was_interrupted) == ("verify_form", True)
+    # Refused again, the form is not the next action whatever the stories remember.
+    again = [
+        *refused,
+        action("utter_anything_else"),
+        *user("affirm"),
+        {"event": "action_execution_rejected", "name": "verify_form"},
+    ]
+    chosen = policies.predict(again)
+    assert chosen is None or chosen.action != "verify_form"
+
+
 def test_stories_are_remembered_within_max_history(tmp_path: Path) -> None:
     stories = """\
 stories:

@@ -289,3 +289,15 @@ def test_the_default_clock_is_timezone_aware() -> None:
     moment = datetime.fromisoformat(found.value)
     assert moment.utcoffset() is not None
     assert moment.date() == (datetime.now(UTC).astimezone() + timedelta(days=1)).date()
+
+
+def test_examples_without_entities_teach_where_there_are_none() -> None:
+    """As Rasa trains its CRF on every example: a lone word answering "which cuisine?" is a
+    cuisine, a lone "thanks" is not (Rasa's formbot taught a CRF otherwise when it saw only the
+    annotated examples)."""
+    cuisines = [_example(word, (word, "cuisine", None)) for word in ("italian", "thai", "mexican", "greek")]
+    plain = [TrainingExample(text, "chitchat") for text in ("thanks", "hello", "stop", "good", "ok great")]
+    learned = _learned([*cuisines, *plain, *[_example(f"I want {w} food", (w, "cuisine", None)) for w in ("thai",)]])
+    assert _found(learned.extract("thanks")) == []
+    assert _found(learned.extract("stop")) == []
+    assert _found(learned.extract("italian")) == [("cuisine", "italian", None)]

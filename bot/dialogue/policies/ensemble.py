@@ -6,7 +6,7 @@ order them."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from crowddesk.bot.dialogue.policies.learned import LearnedPolicy
 from crowddesk.bot.dialogue.policies.memoization import MemoizationPolicy
@@ -86,18 +86,24 @@ class DialoguePolicies:
         tracker, states = track(self.domain, events)
         if tracker.followup_action:
             return NextAction(tracker.followup_action, "FollowupAction", 1.0)
+        # An action that just refused the message (a form) is not chosen again by any policy.
+        rejected = events[-1].get("name") if events and events[-1].get("event") == "action_execution_rejected" else None
         by_rule = self.rules.predict(tracker, states)
-        if by_rule is not None:
+        if by_rule is not None and by_rule.action != rejected:
             hidden = by_rule.source not in self.rules.shown_in_stories
             return NextAction(by_rule.action, "RulePolicy", 1.0, by_rule.loop_was_interrupted, hidden)
         shown = story_states(self.domain, events)
         remembered = self.memoization.predict(shown)
-        if remembered is not None:
-            return NextAction(remembered, "MemoizationPolicy", 1.0)
-        learned = None if self.learned is None else self.learned.predict(shown)
-        if learned is not None:
-            return NextAction(learned.action, "LearnedPolicy", learned.confidence)
-        return None
+        if remembered is not None and remembered != rejected:
+            chosen = NextAction(remembered, "MemoizationPolicy", 1.0)
+        else:
+            learned = None if self.learned is None else self.learned.predict(shown)
+            if learned is None or learned.action == rejected:
+                return None
+            chosen = NextAction(learned.action, "LearnedPolicy", learned.confidence)
+        if chosen.action == tracker.active_loop_name:  # the rules' word on an interrupted form holds
+            return replace(chosen, loop_was_interrupted=self.rules.loop_was_interrupted(tracker, states))
+        return chosen
 
     def respondable(self, events: Sequence[Event], intents: Iterable[str]) -> frozenset[str]:
         """Which of `intents`, had the latest message been that intent, some action would follow."""

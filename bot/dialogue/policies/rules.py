@@ -146,17 +146,23 @@ class RulePolicy:
         best = max(keys, key=len) if keys else ""
         action = self.lookup.get(best) if best else None
         loop = tracker.active_loop_name
-        interrupted = False
         if loop is not None:
-            unhappy = {self.loop_unhappy[key] for key in _applicable(self.loop_unhappy, states)}
+            unhappy = self._unhappy_path(states)
             # A general rule (written without the form) that just listens: inside a form, go back
             # to the form instead, unless a rule or story says not to.
             if action == ACTION_LISTEN and not _loop_name(_states_of(best)[-1]):
                 if DO_NOT_PREDICT_LOOP_ACTION not in unhappy:
                     return RulePrediction(loop, best)
                 action = None
-            interrupted = LOOP_WAS_INTERRUPTED in unhappy
-        return None if action is None else RulePrediction(action, best, interrupted)
+        return None if action is None else RulePrediction(action, best, self.loop_was_interrupted(tracker, states))
+
+    def loop_was_interrupted(self, tracker: DialogueTracker, states: list[State]) -> bool:
+        """Whether rules and stories say the active form comes back after an answer to another
+        question (whichever policy then runs it, as Rasa applies RulePolicy's event)."""
+        return tracker.active_loop_name is not None and LOOP_WAS_INTERRUPTED in self._unhappy_path(states)
+
+    def _unhappy_path(self, states: list[State]) -> set[str]:
+        return {self.loop_unhappy[key] for key in _applicable(self.loop_unhappy, states)}
 
 
 def _snippet_key(states: tuple[State, ...] | list[State]) -> str | None:
