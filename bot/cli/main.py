@@ -167,6 +167,12 @@ def _evaluate_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     conversations.add_argument("--model", type=Path, help="model folder (default: train if needed)")
     conversations.add_argument(
+        "--core",
+        action="store_true",
+        help="check as `rasa test core` does: replay each story's own events and predict only its actions "
+        "(no action runs; default: play each story as a live conversation)",
+    )
+    conversations.add_argument(
         "--endpoint",
         help="action server webhook URL (default: endpoints.yml; "
         "the project's own is started when needed and none answers)",

@@ -19,7 +19,7 @@ from typing import Any
 from crowddesk.bot.cli.output import say
 from crowddesk.bot.conversations.audit import cli_actor
 from crowddesk.bot.dialogue.policies.problems import rule_conflicts
-from crowddesk.bot.evaluation.conversations import run_conversation_tests
+from crowddesk.bot.evaluation.conversations import replay_conversation_tests, run_conversation_tests
 from crowddesk.bot.evaluation.data import KBQuery, load_conversation_tests, load_kb_queries, load_labelled_messages
 from crowddesk.bot.evaluation.html_report import render_kb_report, render_nlu_report
 from crowddesk.bot.evaluation.kb import Calibration, evaluate_kb, project_knowledge_base
@@ -235,9 +235,13 @@ def _evaluate_conversations(args: argparse.Namespace) -> int:
     for warning in tests.warnings:
         say(f"warning: {warning}")
     model_dir = args.model or _train_and_report(project).model_dir
-    results = run_conversation_tests(
-        project, tests.stories, model_dir=model_dir, action_endpoint=args.endpoint, progress=say
-    )
+    if args.core:
+        say(f"Replaying {len(tests.stories)} test stories as `rasa test core` does: only the actions are predicted")
+        results = replay_conversation_tests(project, tests.stories, model_dir=model_dir)
+    else:
+        results = run_conversation_tests(
+            project, tests.stories, model_dir=model_dir, action_endpoint=args.endpoint, progress=say
+        )
     for line in conversation_summary(results):
         say(line)
     if args.out is not None:

@@ -1,5 +1,6 @@
 """`crowddesk evaluate conversations`: Rasa test stories driven through the real engine, each a
-fresh conversation in one throw-away SQLite database (how a story is checked: story_run.py)."""
+fresh conversation in one throw-away SQLite database (how a story is checked: story_run.py), or
+with `--core` replayed as `rasa test core` does (story_replay.py)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,20 @@ import socket
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from urllib.parse import urljoin
 
 import httpx
 
+from crowddesk.bot.evaluation.story_replay import replay_stories
 from crowddesk.bot.evaluation.story_run import StoryResult, StoryRun
 from crowddesk.bot.project.loading import Project
-from crowddesk.bot.project.story_steps import ActionStep
+from crowddesk.bot.project.story_steps import ActionStep, StepEntity
 from crowddesk.bot.project.training_data import Story
 from crowddesk.bot.server.action_server import ActionServerStartError, start_action_server, stop
 from crowddesk.bot.server.assemble import Bot, assemble
+from crowddesk.nlu.pipeline import NLUPipeline
 
 
 def run_conversation_tests(
@@ -38,6 +42,24 @@ def run_conversation_tests(
         bot = assemble(project.root, model_dir=model_dir, database_url=database_url, action_endpoint=endpoint)
         progress(f"Running {len(stories)} conversation tests")
         return asyncio.run(_run_then_close(bot, stories))
+
+
+def replay_conversation_tests(
+    project: Project, stories: Sequence[Story], *, model_dir: Path | None = None
+) -> list[StoryResult]:
+    """Check every story as `rasa test core` does (story_replay.py): no action runs."""
+    with tempfile.TemporaryDirectory(prefix="crowddesk-stories-") as scratch:
+        bot = assemble(project.root, model_dir=model_dir, database_url=f"sqlite:///{Path(scratch) / 'stories.db'}")
+        try:
+            return replay_stories(bot.engine.dialogue, bot.engine.domain, stories, partial(_read_text, bot.engine.nlu))
+        finally:
+            asyncio.run(bot.aclose())
+
+
+def _read_text(nlu: NLUPipeline, text: str) -> tuple[str, str, tuple[StepEntity, ...]]:
+    parse = nlu.understand(text).parse
+    entities = tuple(StepEntity(e.entity, str(e.value), e.role, e.group) for e in parse.entities)
+    return parse.intent.name, text, entities
 
 
 async def _run_then_close(bot: Bot, stories: Sequence[Story]) -> list[StoryResult]:

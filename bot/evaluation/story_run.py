@@ -118,7 +118,7 @@ class StoryRun:
     correct_actions: int = 0
 
     async def play(self) -> StoryResult:
-        numbers = _step_numbers(self.story.steps)
+        numbers = step_numbers(self.story.steps)
         for index, step in enumerate(self.story.steps):
             if isinstance(step, UserStep):
                 await self._user(step, index, numbers[index])
@@ -236,7 +236,7 @@ class StoryRun:
         return f"utter_{entry.intent}", frozenset({KB_ANSWER, f"utter_{entry.intent}", f"utter_{base}"})
 
 
-def _step_numbers(steps: Sequence[Step]) -> list[int]:
+def step_numbers(steps: Sequence[Step]) -> list[int]:
     """1-based step numbers as the story is written: the slots of one `slot_was_set` share theirs."""
     numbers: list[int] = []
     for position, step in enumerate(steps):

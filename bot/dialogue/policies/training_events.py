@@ -33,7 +33,7 @@ def story_events(domain: Domain, steps: tuple[Step, ...]) -> list[Event]:
     """The events of one linear story (no `or:`, no checkpoints), ending with a listen."""
     events: list[Event] = []
     for step in steps:
-        events.extend(_step_events(domain, step, events, in_rule=False))
+        events.extend(step_events(domain, step, events, in_rule=False))
     _listen(events)
     return events
 
@@ -42,11 +42,11 @@ def rule_events(domain: Domain, rule: Rule, steps: tuple[Step, ...]) -> list[Eve
     """The events of one rule with `steps` (one choice of its `or:` alternatives)."""
     events: list[Event] = []
     for step in rule.condition:
-        events.extend(_step_events(domain, step, events, in_rule=True))
+        events.extend(step_events(domain, step, events, in_rule=True))
     if not rule.conversation_start:
         events.append(_action(RULE_SNIPPET_ACTION))
     for step in steps:
-        events.extend(_step_events(domain, step, events, in_rule=True))
+        events.extend(step_events(domain, step, events, in_rule=True))
     if not rule.wait_for_user_input:
         events.append(_action(RULE_SNIPPET_ACTION))
     _listen(events)
@@ -59,7 +59,8 @@ def without_alternatives(steps: tuple[Step, ...]) -> list[tuple[Step, ...]]:
     return [tuple(combination) for combination in itertools.product(*choices)]
 
 
-def _step_events(domain: Domain, step: Step, so_far: list[Event], *, in_rule: bool) -> list[Event]:
+def step_events(domain: Domain, step: Step, so_far: list[Event], *, in_rule: bool = False) -> list[Event]:
+    """The events `step` adds after `so_far` (a listen before a user message goes into `so_far`)."""
     if isinstance(step, UserStep):
         _listen(so_far)
         user = user_event(step)
