@@ -39,7 +39,13 @@ def run_conversation_tests(
         _action_endpoint(project, stories, action_endpoint, progress) as endpoint,
     ):
         database_url = f"sqlite:///{Path(scratch) / 'stories.db'}"
-        bot = assemble(project.root, model_dir=model_dir, database_url=database_url, action_endpoint=endpoint)
+        bot = assemble(
+            project.root,
+            model_dir=model_dir,
+            database_url=database_url,
+            action_endpoint=endpoint,
+            state_dir=Path(scratch),  # a throw-away run leaves nothing in the project's folder
+        )
         progress(f"Running {len(stories)} conversation tests")
         return asyncio.run(_run_then_close(bot, stories))
 
@@ -49,7 +55,8 @@ def replay_conversation_tests(
 ) -> list[StoryResult]:
     """Check every story as `rasa test core` does (story_replay.py): no action runs."""
     with tempfile.TemporaryDirectory(prefix="crowddesk-stories-") as scratch:
-        bot = assemble(project.root, model_dir=model_dir, database_url=f"sqlite:///{Path(scratch) / 'stories.db'}")
+        database_url = f"sqlite:///{Path(scratch) / 'stories.db'}"
+        bot = assemble(project.root, model_dir=model_dir, database_url=database_url, state_dir=Path(scratch))
         try:
             return replay_stories(bot.engine.dialogue, bot.engine.domain, stories, partial(_read_text, bot.engine.nlu))
         finally:

@@ -27,7 +27,7 @@ from crowddesk.bot.evaluation.metrics import answer_curve, answered_point, perce
 from crowddesk.bot.evaluation.open_set import OpenSetScores, summary_rows
 from crowddesk.bot.project.loading import Project
 from crowddesk.bot.project.yaml_files import ProjectFileError, split_source
-from crowddesk.bot.server.assemble import knowledge_base_for, sync_project_faq
+from crowddesk.bot.server.assemble import STATE_DIR, index_dir_for, knowledge_base_for, sync_project_faq
 from crowddesk.bot.training.model import TrainedModel
 from crowddesk.knowledge_base.index import KnowledgeBase
 from crowddesk.knowledge_base.retriever import FaissRetriever
@@ -85,7 +85,7 @@ def project_knowledge_base(project: Project, database: SqlEngine, encoder: Encod
     """The knowledge base as `crowddesk run` serves it (retrieval intents synced in first)."""
     store = KnowledgeBaseStore(database)
     sync_project_faq(project, store)
-    return knowledge_base_for(project, store, encoder)
+    return knowledge_base_for(project, store, encoder, index_dir_for(project.root / STATE_DIR, database))
 
 
 def evaluate_kb(

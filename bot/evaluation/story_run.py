@@ -144,7 +144,7 @@ class StoryRun:
         self.failures.append(failure)
 
     async def _user(self, step: UserStep, index: int, number: int) -> None:
-        message = step.text if step.text is not None else _payload(step)
+        message = step.text if step.text is not None else payload_text(step)
         if self.pending:
             self._fail_listen(index, number, step.source, f"the customer's next message {message!r}")
         await self.engine.handle(InboundMessage(CHANNEL, self.sender, message))
@@ -245,9 +245,10 @@ def step_numbers(steps: Sequence[Step]) -> list[int]:
     return numbers
 
 
-def _payload(step: UserStep) -> str:
-    """Rasa's `/intent{"entity": "value"}` for an intent-only step; entities without a value are left out."""
-    entities = {entity.entity: entity.value for entity in step.entities if entity.value is not None}
+def payload_text(step: UserStep) -> str:
+    """Rasa's `/intent{"entity": "value"}` for an intent-only step; an entity the story names
+    without a value is sent as null, so the dialogue still sees that it was there."""
+    entities = {entity.entity: entity.value for entity in step.entities}
     return f"/{step.intent}" + (json.dumps(entities, ensure_ascii=False) if entities else "")
 
 

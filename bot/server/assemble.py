@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -57,11 +58,23 @@ class Bot:
         self.database.dispose()
 
 
+# What CrowdDesk keeps beside a project's files: the served index, the action server's log.
+STATE_DIR = ".crowddesk"
 PROJECT_SYNC_ACTOR = "project-sync"  # the audit log's name for data/nlu.yml changes
 
 
-def knowledge_base_for(project: Project, store: KnowledgeBaseStore, encoder: Encoder) -> KnowledgeBase:
-    """The knowledge base over `store` with the project's retriever settings and index folder."""
+def index_dir_for(state_dir: Path, database: SqlEngine) -> Path:
+    """Where the served index of `database` is kept between starts: one folder per database, so a
+    bot never serves the index another database's entries built."""
+    url = database.url.render_as_string(hide_password=True)
+    return state_dir / "index" / hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def knowledge_base_for(
+    project: Project, store: KnowledgeBaseStore, encoder: Encoder, index_dir: Path | None
+) -> KnowledgeBase:
+    """The knowledge base over `store` with the project's retriever settings; `index_dir` keeps
+    its index across restarts (None: rebuilt on every start)."""
     settings = project.config.retriever
     return KnowledgeBase(
         store,
@@ -70,7 +83,7 @@ def knowledge_base_for(project: Project, store: KnowledgeBaseStore, encoder: Enc
         top_k=settings.top_k,
         context_weight=settings.context_weight,
         index=settings.index_settings(),
-        index_dir=project.root / ".crowddesk" / "index",
+        index_dir=index_dir,
     )
 
 
@@ -114,8 +127,10 @@ def assemble(
     database_url: str | None = None,
     action_endpoint: str | None = None,
     credentials: Path | None = None,
+    state_dir: Path | None = None,
 ) -> Bot:
-    """`credentials` replaces the project's credentials.yml (`crowddesk run --credentials`)."""
+    """`credentials` replaces the project's credentials.yml (`crowddesk run --credentials`);
+    `state_dir` is where the served index is kept (default: the project's `.crowddesk/`)."""
     project = load_project(project_root)
     channel_settings = project.credentials if credentials is None else load_credentials(credentials, required=True)
     channels = build_channels(channel_settings)
@@ -129,7 +144,8 @@ def assemble(
     encoder = load_encoder(model.metadata.encoder)
     # Training already encoded the project's questions: a new database need not do it again.
     kb_store.store_vectors(encoder.name, model.kb_vectors)
-    knowledge_base = knowledge_base_for(project, kb_store, encoder)
+    index_dir = index_dir_for(state_dir or project.root / STATE_DIR, database)
+    knowledge_base = knowledge_base_for(project, kb_store, encoder, index_dir)
     published = kb_store.published()
     policy = SupportPolicy(
         project.config.policy,
