@@ -9,6 +9,7 @@ type checking or inside a function: each is a dependency a reader has to follow.
 from __future__ import annotations
 
 import ast
+import tomllib
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ ROOM_ORDER = {
     "privacy": 4,
     "curation": 4,
     "training": 4,
+    "reporting": 4,
     "server": 5,
     "evaluation": 6,
     "cli": 7,
@@ -165,3 +167,16 @@ def test_every_room_of_bot_is_listed_and_says_what_it_owns() -> None:
     for room in rooms:
         docstring = ast.get_docstring(ast.parse((ROOT / "bot" / room / "__init__.py").read_text(encoding="utf-8")))
         assert docstring and "import" in docstring, f"bot/{room}/__init__.py must say what it owns and may import"
+
+
+def test_every_package_is_installed() -> None:
+    """A package pyproject.toml doesn't list is left out of a built wheel (an editable install
+    finds it anyway, so only this catches it)."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    packages = {
+        "crowddesk." + ".".join(path.parent.relative_to(ROOT).parts)
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("__init__.py")
+        if "templates" not in path.parts  # project templates ship as package data
+    }
+    assert packages - listed == set()

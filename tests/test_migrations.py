@@ -19,7 +19,9 @@ from crowddesk.storage.engines import create_engine_for
 from crowddesk.storage.migrations import History, current_revision, differences, upgrade, write_revision
 from tests.demo_bot import copy_demo_project
 
-HEAD = "0001"
+# Each history's latest revision.
+HEAD = {"knowledge_base": "0001", "conversations": "0002", "desk": "0001"}
+FIRST = "0001"
 
 
 @pytest.fixture
@@ -62,7 +64,7 @@ def test_a_database_of_the_release_before_migrations_is_adopted_with_its_data(en
     adopted = init_schema(engine)
 
     assert [str(outcome) for outcome in adopted] == [
-        f"{history.name}: none -> {HEAD} (existing tables adopted)" for history in HISTORIES
+        f"{history.name}: none -> {HEAD[history.name]} (existing tables adopted)" for history in HISTORIES
     ]
     assert [e["text"] for e in ConversationStore(engine).events("u1")] == ["hi", "hello"]
     entry = KnowledgeBaseStore(engine).get("faq/pin")
@@ -71,12 +73,12 @@ def test_a_database_of_the_release_before_migrations_is_adopted_with_its_data(en
     agent = AgentDirectory(engine).get("ann")
     assert agent is not None and agent.name == "Ann"
     with engine.connect() as connection:
-        assert [current_revision(connection, history) for history in HISTORIES] == [HEAD] * len(HISTORIES)
+        assert [current_revision(connection, history) for history in HISTORIES] == [HEAD[h.name] for h in HISTORIES]
 
     again = init_schema(engine)
 
     assert [str(outcome) for outcome in again] == [
-        f"{history.name}: {HEAD} -> {HEAD} (up to date)" for history in HISTORIES
+        f"{history.name}: {HEAD[history.name]} -> {HEAD[history.name]} (up to date)" for history in HISTORIES
     ]
 
 
@@ -84,7 +86,7 @@ def test_an_empty_database_gets_every_table_the_code_declares(engine: Engine) ->
     created = init_schema(engine)
 
     assert [str(outcome) for outcome in created] == [
-        f"{history.name}: none -> {HEAD} (created)" for history in HISTORIES
+        f"{history.name}: none -> {HEAD[history.name]} (created)" for history in HISTORIES
     ]
     declared = {
         table.name: {column.name for column in table.columns}
@@ -115,11 +117,11 @@ def test_db_upgrade_reports_each_history(
 
     assert main(command) == 0
     assert capsys.readouterr().out.splitlines() == [
-        f"{history.name}: none -> {HEAD} (created)" for history in HISTORIES
+        f"{history.name}: none -> {HEAD[history.name]} (created)" for history in HISTORIES
     ]
     assert main(command) == 0
     assert capsys.readouterr().out.splitlines() == [
-        f"{history.name}: {HEAD} -> {HEAD} (up to date)" for history in HISTORIES
+        f"{history.name}: {HEAD[history.name]} -> {HEAD[history.name]} (up to date)" for history in HISTORIES
     ]
 
 
@@ -131,7 +133,7 @@ def test_a_written_revision_adds_what_the_code_declares_and_upgrades_a_database(
     knowledge_base = HISTORIES[0]
     versions = tmp_path / "versions"
     versions.mkdir()
-    baseline = next(knowledge_base.versions.glob(f"{HEAD}_*.py"))
+    baseline = next(knowledge_base.versions.glob(f"{FIRST}_*.py"))
     (versions / baseline.name).write_text(baseline.read_text(encoding="utf-8"), encoding="utf-8")
     changed = MetaData()
     for metadata in knowledge_base.metadata:

@@ -1,5 +1,5 @@
 """The `crowddesk` command line: init, data validate, train, evaluate, run, shell, demo, kb, desk,
-privacy, db."""
+privacy, report, db."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from crowddesk.bot.cli import db as db_cli
 from crowddesk.bot.cli import desk as desk_cli
 from crowddesk.bot.cli import kb as kb_cli
 from crowddesk.bot.cli import privacy as privacy_cli
+from crowddesk.bot.cli import report as report_cli
 from crowddesk.bot.cli.output import EXIT_CODES, EXIT_REFUSED, refuse
 from crowddesk.errors import CrowdDeskError
 
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     kb_cli.add_parsers(kb_verbs, _project_arg)
     desk_cli.add_parser(verbs, _project_arg)
     privacy_cli.add_parser(verbs, _project_arg)
+    report_cli.add_parser(verbs, _project_arg)
     db_cli.add_parser(verbs, _project_arg)
     return parser
 
@@ -201,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "kb": kb_cli.run if getattr(args, "kb_command", None) in kb_cli.VERBS else commands.kb,
         "desk": desk_cli.run,
         "privacy": privacy_cli.run,
+        "report": report_cli.run,
         "db": db_cli.run,
     }[args.command]
     try:

@@ -62,13 +62,17 @@ class ConversationRow(ConversationTables):
     slots: Mapped[dict[str, Any]] = mapped_column(JSON)
     failed_turns: Mapped[int] = mapped_column(Integer)
     latest_message: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)  # the scorecard's periods
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class EventRow(ConversationTables):
     __tablename__ = "events"
-    __table_args__ = (UniqueConstraint("conversation_id", "seq"),)
+    # By type and time: the scorecard counts messages, answers and clarifications in a period.
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "seq"),
+        Index("ix_events_type_timestamp", "type", "timestamp"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
@@ -87,7 +91,7 @@ class HandoffRow(ConversationTables):
     reason: Mapped[str] = mapped_column(Text)
     priority: Mapped[str] = mapped_column(String(16))
     packet: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)  # the scorecard's periods
     due_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     assigned_to: Mapped[str | None] = mapped_column(String(128), nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
