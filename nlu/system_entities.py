@@ -11,6 +11,7 @@ from typing import Any
 from dateparser.date import DateData, DateDataParser
 from dateparser.search import search_dates
 from price_parser import Price
+from text_to_num import text2num
 
 from crowddesk.nlu.entities import without_overlaps
 from crowddesk.nlu.types import Entity
@@ -54,6 +55,16 @@ _AMOUNT = re.compile(
     re.IGNORECASE,
 )
 _NUMBER_ONLY = re.compile(_NUMBER)
+_CURRENCY_AFTER = re.compile(rf"\s?(?P<currency>{_CURRENCY})(?!\w)", re.IGNORECASE)
+# English number words ("twenty-two", "one hundred and five"), read by text2num as Duckling does.
+_NUMBER_WORD = (
+    r"(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen"
+    r"|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
+    r"|hundred|thousand|million|billion)"
+)
+_NUMBER_WORDS_EN = re.compile(
+    rf"(?<![\w-]){_NUMBER_WORD}(?:(?:[\s-]+|\s+and\s+){_NUMBER_WORD})*(?![\w-])", re.IGNORECASE
+)
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
@@ -115,15 +126,25 @@ class SystemEntityExtractor:
         if AMOUNT in self.dimensions:
             found.extend(self._amounts(text))
         if NUMBER in self.dimensions:
-            for m in _NUMBER_ONLY.finditer(text):
-                value = _number(m.group())
-                found.append(self._entity(NUMBER, value, m.start(), m.group(), {"value": value, "type": "value"}))
+            for start, surface, value in self._numbers(text):
+                found.append(self._entity(NUMBER, value, start, surface, {"value": value, "type": "value"}))
         if TIME in self.dimensions:
             found.extend(self._times(text))
         return without_overlaps(found, lambda e: (e.start - e.end, e.start))
 
     def _entity(self, dimension: str, value: Any, start: int, surface: str, info: dict[str, Any]) -> Entity:
         return Entity(dimension, value, start, start + len(surface), self.name, surface, additional_info=info)
+
+    def _numbers(self, text: str) -> list[tuple[int, str, int | float]]:
+        """(start, surface, value) of every number: in digits, and in English words."""
+        found = [(m.start(), m.group(), _number(m.group())) for m in _NUMBER_ONLY.finditer(text)]
+        if self.language.startswith("en"):
+            for m in _NUMBER_WORDS_EN.finditer(text):
+                try:
+                    found.append((m.start(), m.group(), text2num(m.group().lower(), "en")))
+                except ValueError:  # words in an order no number is written in ("two one")
+                    continue
+        return found
 
     def _amounts(self, text: str) -> list[Entity]:
         amounts = []
@@ -132,6 +153,12 @@ class SystemEntityExtractor:
             unit = CURRENCIES[(m["before"] or m["after"]).lower()]
             info = {"value": value, "type": "value", "unit": unit}
             amounts.append(self._entity(AMOUNT, value, m.start(), m.group(), info))
+        if self.language.startswith("en"):  # "twenty dollars"
+            for start, surface, value in self._numbers(text):
+                after = _CURRENCY_AFTER.match(text, start + len(surface))
+                if after is not None and not surface[0].isdigit():
+                    info = {"value": value, "type": "value", "unit": CURRENCIES[after["currency"].lower()]}
+                    amounts.append(self._entity(AMOUNT, value, start, surface + after.group(), info))
         return amounts
 
     def _times(self, text: str) -> list[Entity]:

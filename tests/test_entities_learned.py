@@ -222,6 +222,9 @@ def test_amounts_and_dates_are_read_as_duckling_gives_them() -> None:
         ("order 12345 next week", [("number", 12345), ("time", "2024-05-06T00:00:00.000+02:00")]),
         ("may the sun be with you for a second", []),
         ("may I ask something", []),
+        ("transfer twenty dollars to Maria", [("amount-of-money", 20)]),
+        ("two hundred and five tickets", [("number", 205)]),
+        ("someone and everyone", []),
     ],
 )
 def test_system_entities(text: str, expected: list[tuple[str, object]]) -> None:
