@@ -13,6 +13,7 @@ import logging
 import time
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -79,6 +80,16 @@ def _unread(text: str) -> Understanding:
     """What is known of a message the models failed on: its text, no intent, no vector."""
     nothing = IntentScore(NOT_UNDERSTOOD_INTENT, 0.0)
     return Understanding(Parse(text, nothing, [nothing]), None, False)
+
+
+@dataclass(frozen=True)
+class TurnSummary:
+    """What one stored turn was, for observers outside the dialogue (the server's metrics)."""
+
+    channel: str
+    decision: DecisionKind | None  # None: a person owns the conversation, or an interceptor replied
+    handoff_reason: str | None  # the `HandoffReason` value of the ticket the turn opened
+    seconds: float  # wall time of `Engine.handle`, waiting for the conversation's lock included
 
 
 class MessageRejected(Rejected, ValueError):
@@ -173,12 +184,20 @@ class Engine:
             self._locks[sender_id] = lock
         return lock
 
-    async def handle(self, message: InboundMessage, *, outbox: Outbox | None = None) -> list[OutboundMessage]:
+    async def handle(
+        self,
+        message: InboundMessage,
+        *,
+        outbox: Outbox | None = None,
+        on_turn: Callable[[TurnSummary], None] | None = None,
+    ) -> list[OutboundMessage]:
         """Process one customer message; returns the bot's replies (none while a human owns it).
 
         With `outbox`, the replies are also queued there in the transaction that stores the turn.
+        `on_turn` hears what each stored turn decided (the server's metrics); it must not raise.
         """
         self.check(message)
+        started = time.perf_counter()
         async with self._lock(message.sender_id):
             record = await asyncio.to_thread(self.store.get, message.sender_id)
             if record is not None and record.channel != message.channel:
@@ -193,16 +212,29 @@ class Engine:
                 initial_slots=self.slots.initial(None),
             )
             self._maybe_start_session(turn)
-            if record is not None and record.owner != ConversationOwner.BOT:
-                await self._pass_to_owner(turn, record)
-                return []
-            for interceptor in self.interceptors:
-                intercepted = await interceptor.intercept(turn)
-                if intercepted is not None:
-                    await self._finish_intercepted(turn, intercepted)
-                    return turn.replies
-            await self._understand_and_act(turn)
-            return turn.replies
+            decision = await self._run(turn, record)
+        if on_turn is not None:
+            on_turn(
+                TurnSummary(
+                    message.channel,
+                    decision,
+                    turn.handoff.reason if turn.handoff else None,
+                    time.perf_counter() - started,
+                )
+            )
+        return turn.replies
+
+    async def _run(self, turn: Turn, record: ConversationRecord | None) -> DecisionKind | None:
+        """Answer and store the turn; the kind of the decision made for it (None: nobody decided)."""
+        if record is not None and record.owner != ConversationOwner.BOT:
+            await self._pass_to_owner(turn, record)
+            return None
+        for interceptor in self.interceptors:
+            intercepted = await interceptor.intercept(turn)
+            if intercepted is not None:
+                await self._finish_intercepted(turn, intercepted)
+                return None if intercepted.decision is None else intercepted.decision.kind
+        return await self._understand_and_act(turn)
 
     async def _pass_to_owner(self, turn: Turn, record: ConversationRecord) -> None:
         """A human owns the conversation: the message joins the ticket, the bot stays quiet.
@@ -222,7 +254,7 @@ class Engine:
             turn.utter(intercepted.reply, Decision(DecisionKind.RESPOND, 1.0), reply)
         await self._finish(turn, parse, answered_automatically=False)
 
-    async def _understand_and_act(self, turn: Turn) -> None:
+    async def _understand_and_act(self, turn: Turn) -> DecisionKind:
         message = turn.message
         unreadable = False
         try:
@@ -255,6 +287,7 @@ class Engine:
             decision = self.policy.decide(parse, candidates, context, from_button=understanding.from_payload)
         await self._execute(turn, Understood(parse, candidates), decision)
         await self._finish(turn, parse, answered_automatically=answered_automatically)
+        return decision.kind
 
     async def _extract_slots(self, turn: Turn) -> bool:
         """Fill slots from the message by the domain's mappings (Rasa's `action_extract_slots`);

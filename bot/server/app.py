@@ -1,5 +1,5 @@
 """The HTTP server: channels, the agent, editor and privacy APIs and consoles, Rasa-compatible
-model and tracker endpoints, health.
+model and tracker endpoints, health and Prometheus metrics.
 
 `create_app` is the composition root: it builds every service the routes work with once and
 provides it on the app (bot/web/services.py); the routers themselves are module-level.
@@ -32,6 +32,7 @@ from crowddesk.bot.server.assemble import Bot
 from crowddesk.bot.server.channels import running_channels, running_slack_desk
 from crowddesk.bot.server.gateway import Gateway, SeenMessages
 from crowddesk.bot.server.log_redaction import redacted_logs
+from crowddesk.bot.server.metrics import ServerMetrics
 from crowddesk.bot.web.errors import install_error_handlers
 from crowddesk.bot.web.limits import BodyLimits
 from crowddesk.bot.web.services import provide
@@ -44,7 +45,8 @@ from crowddesk.knowledge_base.usage import UsageReport
 def create_app(bot: Bot, access: ApiAccess = ApiAccess()) -> FastAPI:
     """The server for `bot`; `access` says who may call the tracker and parse routes (by
     default nobody: they answer 401 saying how to configure a token)."""
-    gateway = Gateway(bot.engine, SeenMessages(bot.database), bot.outbox, bot.channels)
+    metrics = ServerMetrics.configured(bot.database, bot.engine.encoder_cache)
+    gateway = Gateway(bot.engine, SeenMessages(bot.database), bot.outbox, bot.channels, on_turn=metrics.observe_turn)
     retention = Retention(
         bot.database,
         timedelta(days=bot.project.endpoints.retention_days),
@@ -77,7 +79,7 @@ def create_app(bot: Bot, access: ApiAccess = ApiAccess()) -> FastAPI:
     app.state.bot = bot
     app.state.conversations = bot.conversations  # the web chat widget's history
     app.state.outbox_worker = outbox_worker
-    provide(app, *_services(bot, access, live_index, redactor))
+    provide(app, metrics, *_services(bot, access, live_index, redactor))
 
     app.add_middleware(BodyLimits)  # body size while streaming, JSON nesting depth
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -21,7 +21,7 @@ from sqlalchemy.orm import sessionmaker
 
 from crowddesk.bot.conversations.outbox import Outbox
 from crowddesk.bot.conversations.store import InboundMessageRow
-from crowddesk.bot.dialogue.engine import Engine, MessageRejected
+from crowddesk.bot.dialogue.engine import Engine, MessageRejected, TurnSummary
 from crowddesk.bot.server.replay import first_replies
 from crowddesk.connectors.base import ChannelConnector
 from crowddesk.connectors.text import repaired
@@ -71,11 +71,13 @@ class Gateway:
         seen: SeenMessages,
         outbox: Outbox,
         channels: Mapping[str, ChannelConnector],
+        on_turn: Callable[[TurnSummary], None] | None = None,
     ) -> None:
         self.engine = engine
         self.seen = seen
         self.outbox = outbox
         self.channels = channels
+        self.on_turn = on_turn  # hears each turn the engine stores (the app's metrics)
 
     async def __call__(self, message: InboundMessage) -> list[OutboundMessage]:
         """Process one verified message unless its delivery id was seen before (then: [])."""
@@ -90,7 +92,7 @@ class Gateway:
         message = repaired_message(message)
         inline = connector is not None and connector.replies_inline
         try:
-            return await self.engine.handle(message, outbox=None if inline else self.outbox)
+            return await self.engine.handle(message, outbox=None if inline else self.outbox, on_turn=self.on_turn)
         except MessageRejected as rejected:
             if inline or api_client or delivery_id is None:  # the HTTP status tells the client why
                 await self._forget(message)

@@ -1,4 +1,5 @@
-"""The server's own routes: health, and the Rasa-compatible model parse and conversation tracker.
+"""The server's own routes: health, Prometheus metrics, and the Rasa-compatible model parse and
+conversation tracker.
 
 No `from __future__ import annotations`: FastAPI reads the route annotations at run time.
 """
@@ -6,20 +7,24 @@ No `from __future__ import annotations`: FastAPI reads the route annotations at 
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from crowddesk.bot.conversations.audit import READ_TRACKER, AuditLog
 from crowddesk.bot.conversations.states import ConversationOwner
 from crowddesk.bot.conversations.store import ConversationStore, HandoffRecord
-from crowddesk.bot.server.api_access import Caller, api_admin, conversation_reader
+from crowddesk.bot.server.api_access import Access, Caller, Credential, api_admin, conversation_reader
 from crowddesk.bot.server.assemble import Bot
+from crowddesk.bot.server.metrics import ServerMetrics
 from crowddesk.bot.web.services import provided
 from crowddesk.connectors.text import normalise_text
 
 router = APIRouter()
 
 BotDep = Annotated[Bot, Depends(provided(Bot))]
+MetricsDep = Annotated[ServerMetrics, Depends(provided(ServerMetrics))]
 
 
 class ParseRequest(BaseModel):
@@ -54,6 +59,24 @@ async def health(bot: BotDep) -> dict[str, Any]:
             "misses": cache.misses,
         },
     }
+
+
+def metrics_reader(metrics: MetricsDep, access: Access, credential: Credential) -> None:
+    """Dependency: the API admin token (metrics reveal volumes), unless CROWDDESK_METRICS_PUBLIC=1."""
+    if not metrics.public:
+        api_admin(access, credential)
+
+
+@router.get(
+    "/metrics",
+    tags=["operations"],
+    summary="Prometheus metrics (text exposition format)",
+    response_class=PlainTextResponse,
+    dependencies=[Depends(metrics_reader)],
+)
+async def metrics(server_metrics: MetricsDep) -> Response:
+    exposition = await asyncio.to_thread(server_metrics.exposition)  # counts database rows
+    return Response(exposition, media_type=CONTENT_TYPE_LATEST)
 
 
 @router.post(
