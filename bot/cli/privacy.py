@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crowddesk.bot.cli.arguments import ProjectArg
-from crowddesk.bot.cli.output import EXIT_CODES, EXIT_NOT_FOUND, EXIT_REFUSED, fail
+from crowddesk.bot.cli.output import EXIT_CODES, EXIT_NOT_FOUND, EXIT_REFUSED, fail, say
 
 if TYPE_CHECKING:
     from crowddesk.bot.privacy.customer_data import Privacy
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         if args.privacy_command == "audit":
             entries = AuditLog(database).entries(args.sender, limit=args.limit)
             for entry in entries:
-                print(
+                say(
                     json.dumps(entry.as_dict())
                     if args.json
                     else f"{entry.at.isoformat(timespec='seconds')}  {entry.actor:<20} {entry.action:<12} "
@@ -75,13 +75,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _export(document: dict[str, Any] | None, args: argparse.Namespace) -> int:
     if document is None:
-        print(f"nothing is held about {args.sender!r}", file=sys.stderr)
-        return EXIT_NOT_FOUND
+        return fail(f"nothing is held about {args.sender!r}", EXIT_NOT_FOUND)
     text = json.dumps(document, indent=2, ensure_ascii=False)
     if args.out is None:
-        print(text)
+        say(text)
     else:
         args.out.write_text(text + "\n", encoding="utf-8")
+        # On stderr: stdout carries only the document when no --out is given.
         print(f"wrote everything held about {args.sender!r} to {args.out}", file=sys.stderr)
     return 0
 
@@ -92,16 +92,14 @@ def _erase(privacy: Privacy, actor: str, args: argparse.Namespace) -> int:
             return fail("not asking on a non-interactive input; pass --yes to erase", EXIT_REFUSED)
         answer = input(f"Erase everything held about {args.sender!r}, for good? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
-            print("nothing erased")
-            return EXIT_REFUSED
+            return fail("nothing erased", EXIT_REFUSED)
     erased = privacy.erase(args.sender, actor)
     if not erased.anything:
-        print(f"nothing is held about {args.sender!r}", file=sys.stderr)
-        return EXIT_NOT_FOUND
-    print(f"erased {args.sender!r}:")
+        return fail(f"nothing is held about {args.sender!r}", EXIT_NOT_FOUND)
+    say(f"erased {args.sender!r}:")
     for table, count in erased.removed.items():
         if count:
-            print(f"  {table}: {count}")
+            say(f"  {table}: {count}")
     return 0
 
 
