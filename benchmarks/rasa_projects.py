@@ -52,7 +52,7 @@ from crowddesk.bot.project.training_data import Story
 from crowddesk.bot.server.action_server import start_action_server, stop, wait_until_healthy
 from crowddesk.bot.training.model import latest_model_dir
 from tests.demo_bot import free_port
-from tests.rasa_corpus import CORPUS_VARIABLE, REPO_ROOT
+from tests.rasa_corpus import REPO_ROOT, corpus_root
 
 ACTIONS_DIR = REPO_ROOT / "tests" / "rasa_project_actions"
 # The stories `rasa test core` ran per project in the corpus README.
@@ -90,11 +90,6 @@ async def main(model, action_url, conversations, rounds):
 model, action_url, path, rounds = sys.argv[1:5]
 asyncio.run(main(model, action_url or None, json.load(open(path)), int(rounds)))
 """
-
-
-def corpus_root() -> Path:
-    """The corpus, where tests/rasa_corpus.py finds it."""
-    return Path(os.environ.get(CORPUS_VARIABLE, REPO_ROOT.parent / "shared" / "rasa_projects"))
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,13 @@ RASA_STORIES_PASSED = {"concertbot": (6, 6), "pokedex": (10, 10), "envirocar": (
 RASA_TEST_STORIES_PASSED = {"e2ebot": (1, 4)}
 
 
+def corpus_root() -> Path:
+    return Path(os.environ.get(CORPUS_VARIABLE, REPO_ROOT.parent / "shared" / "rasa_projects"))
+
+
 @pytest.fixture(scope="session")
 def corpus() -> Path:
-    root = Path(os.environ.get(CORPUS_VARIABLE, REPO_ROOT.parent / "shared" / "rasa_projects"))
+    root = corpus_root()
     if not all((root / name / "domain.yml").is_file() for name in PROJECTS):
         pytest.fail(f"the Rasa project corpus is not at {root}; set {CORPUS_VARIABLE} to its directory")
     return root

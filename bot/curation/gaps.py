@@ -18,6 +18,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import sessionmaker
 
 from crowddesk.bot.conversations.store import EventRow
+from crowddesk.bot.dialogue.executors import CLARIFY_ACTION
 from crowddesk.bot.dialogue.kb_feedback import read_press, served_answer
 from crowddesk.knowledge_base.index import question_vectors
 from crowddesk.knowledge_base.redaction import Redactor
@@ -28,7 +29,7 @@ from crowddesk.nlu.encoders import Encoder
 # custom action or a topic only people handle say nothing about missing content.
 GAP_HANDOFF_REASONS = frozenset({"out_of_scope", "low_confidence", "failed_turns"})
 # The bot asked to rephrase or offered options: it was not sure enough to answer.
-UNSURE_ACTIONS = frozenset({"action_default_fallback", "action_clarify"})
+UNSURE_ACTIONS = frozenset({"action_default_fallback", CLARIFY_ACTION})
 DEFAULT_SIMILARITY = 0.7  # cosine at which two questions count as the same need
 DEFAULT_COVERED = 0.8  # cosine to a published question at which a gap counts as covered
 DEFAULT_EXAMPLES = 3

@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 # The last button of every clarifying question: none of the guesses fits, get a person.
 SOMETHING_ELSE = "Something else: talk to a person"
+# The action a clarifying question is recorded as (the scorecard and the gap report count it).
+CLARIFY_ACTION = "action_clarify"
 # What a hand-off says when the domain has no `utter_handoff`.
 DEFAULT_HANDOFF_TEXT = "I'm passing your message to a person on our team; they will answer you here."
 # Actions one message may lead to before the turn stops listening anyway (Rasa's default).
@@ -131,7 +133,7 @@ class Clarify:
         buttons = [Button(o.title, o.payload) for o in decision.options]
         if self.handoff_intents:
             buttons.append(Button(SOMETHING_ELSE, f"/{self.handoff_intents[0]}"))
-        turn.utter("action_clarify", decision, OutboundMessage(turn.sender_id, text, tuple(buttons)))
+        turn.utter(CLARIFY_ACTION, decision, OutboundMessage(turn.sender_id, text, tuple(buttons)))
         turn.failed_turns += 1
         return None
 

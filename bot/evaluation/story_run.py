@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crowddesk.bot.dialogue.engine import Engine
+from crowddesk.bot.dialogue.last_action import ANSWER_ACTION
 from crowddesk.bot.dialogue.tracker import DialogueTracker
 from crowddesk.bot.project.story_steps import (
     ActionStep,
@@ -40,7 +41,6 @@ from crowddesk.bot.project.story_steps import (
 from crowddesk.bot.project.training_data import Story
 from crowddesk.connectors.types import InboundMessage
 
-KB_ANSWER = "action_answer_from_kb"
 HANDOFF_UTTERANCES = ("utter_handoff", "utter_out_of_scope")
 LISTEN = "action_listen"
 # Bookkeeping actions, and the hand-off's queue notice: not something a story asserts.
@@ -212,7 +212,7 @@ class StoryRun:
             name = str(events[start].get("name"))
             own = events[start:end]
             text = next((str(event.get("text") or "") for event in own if event["event"] == "bot"), None)
-            if name == KB_ANSWER:
+            if name == ANSWER_ACTION:
                 shown, names = self._kb_answer(own)
             elif name in HANDOFF_UTTERANCES and handoff:
                 shown, names = f"{name} (hand-off: {handoff})", frozenset({name})
@@ -231,9 +231,9 @@ class StoryRun:
         entry_id = ((message.get("data") or {}).get("custom") or {}).get("kb_entry", "")
         entry = self.engine.knowledge_base.entry(entry_id)
         if entry is None or not entry.intent:
-            return f"{KB_ANSWER} ({entry_id})", frozenset({KB_ANSWER})
+            return f"{ANSWER_ACTION} ({entry_id})", frozenset({ANSWER_ACTION})
         base = entry.intent.split("/", 1)[0]
-        return f"utter_{entry.intent}", frozenset({KB_ANSWER, f"utter_{entry.intent}", f"utter_{base}"})
+        return f"utter_{entry.intent}", frozenset({ANSWER_ACTION, f"utter_{entry.intent}", f"utter_{base}"})
 
 
 def step_numbers(steps: Sequence[Step]) -> list[int]:

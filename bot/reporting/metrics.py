@@ -15,13 +15,13 @@ from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from crowddesk.bot.conversations.store import ConversationRow, EventRow, HandoffRow
+from crowddesk.bot.dialogue.executors import CLARIFY_ACTION
 from crowddesk.bot.dialogue.last_action import ANSWER_ACTION
 from crowddesk.bot.dialogue.tracker import ACTION_LISTEN
 from crowddesk.bot.reporting.period import Period
 from crowddesk.bot.reporting.rows import Expression, Rows, aggregate, how_many
 from crowddesk.knowledge_base.store import KBFeedbackRow, KBQuestionRow
 
-CLARIFY_ACTION = "action_clarify"
 # The policy behind the support decisions (answer from the KB, clarify, hand off); any other
 # policy on an action event is the project's dialogue (rules, stories, the learned policy).
 SUPPORT_POLICY = "SupportPolicy"
