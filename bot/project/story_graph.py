@@ -52,12 +52,16 @@ def linear_stories(stories: Iterable[Story]) -> LinearStories:
     return LinearStories(paths, list(dict.fromkeys(warnings)))
 
 
+def without_alternatives(steps: tuple[Step, ...]) -> list[tuple[Step, ...]]:
+    """One sequence of steps per combination of `or:` alternatives (of a story or a rule)."""
+    choices = [step.alternatives if isinstance(step, OrStep) else (step,) for step in steps]
+    return [tuple(combination) for combination in itertools.product(*choices)]
+
+
 def _without_or(story: Story) -> list[Story]:
     """One story per combination of `or:` alternatives (the story itself when it has none)."""
-    choices = [step.alternatives if isinstance(step, OrStep) else (step,) for step in story.steps]
-    if all(len(options) == 1 for options in choices):
-        return [story]
-    return [Story(story.name, tuple(combination), story.source) for combination in itertools.product(*choices)]
+    options = without_alternatives(story.steps)
+    return [story] if len(options) == 1 else [Story(story.name, steps, story.source) for steps in options]
 
 
 def _segments(story: Story) -> list[_Segment]:

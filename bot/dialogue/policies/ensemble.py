@@ -12,12 +12,12 @@ from crowddesk.bot.dialogue.policies.learned import LearnedPolicy
 from crowddesk.bot.dialogue.policies.memoization import MemoizationPolicy
 from crowddesk.bot.dialogue.policies.rules import RuleConflict, RulePolicy
 from crowddesk.bot.dialogue.policies.states import examples
-from crowddesk.bot.dialogue.policies.training_events import rule_events, story_events, without_alternatives
+from crowddesk.bot.dialogue.policies.training_events import rule_events, story_events
 from crowddesk.bot.dialogue.tracker import ACTION_LISTEN, Event, story_states, track
 from crowddesk.bot.dialogue.turn import Turn
 from crowddesk.bot.project.config import PolicySettings
 from crowddesk.bot.project.domain import Domain
-from crowddesk.bot.project.story_graph import linear_stories
+from crowddesk.bot.project.story_graph import linear_stories, without_alternatives
 from crowddesk.bot.project.training_data import Rule, Story
 
 # The learned policy's bar when none is given: the default answer precision target.

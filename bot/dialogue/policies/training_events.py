@@ -9,7 +9,6 @@ start, with the "…" snippet action (anything may come before it); `slot: null`
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 from crowddesk.bot.dialogue.tracker import ACTION_LISTEN, RULE_SNIPPET_ACTION, SHOULD_NOT_BE_SET, Event
@@ -18,7 +17,6 @@ from crowddesk.bot.project.story_steps import (
     ActionStep,
     ActiveLoopStep,
     BotStep,
-    OrStep,
     SlotStep,
     Step,
     UserStep,
@@ -51,12 +49,6 @@ def rule_events(domain: Domain, rule: Rule, steps: tuple[Step, ...]) -> list[Eve
         events.append(_action(RULE_SNIPPET_ACTION))
     _listen(events)
     return events
-
-
-def without_alternatives(steps: tuple[Step, ...]) -> list[tuple[Step, ...]]:
-    """One sequence of steps per combination of `or:` alternatives."""
-    choices = [step.alternatives if isinstance(step, OrStep) else (step,) for step in steps]
-    return [tuple(combination) for combination in itertools.product(*choices)]
 
 
 def step_events(domain: Domain, step: Step, so_far: list[Event], *, in_rule: bool = False) -> list[Event]:
