@@ -53,7 +53,7 @@ import httpx
 import numpy as np
 
 from benchmarks import RESULTS_DIR, write_results
-from benchmarks.datasets import default_data_dir, load_banking77
+from benchmarks.datasets import Banking77, default_data_dir, load_banking77
 from benchmarks.latency import HANDOFF_RESPONSES, machine_info, outcome, process_cpu_seconds
 from benchmarks.serving import API_HEADERS, ServedBot, served_project, train
 from crowddesk.bot.desk.agents import AgentDirectory
@@ -369,6 +369,28 @@ def first_asker_counts(topics: Sequence[str], most: int, fewest: int) -> dict[st
 
 
 @dataclass(frozen=True)
+class Topics:
+    """BANKING77 split for a bot copy: the topics it never heard of, the ones it covers, and each
+    topic's questions from either split."""
+
+    held_out: list[str]
+    covered: list[str]
+    train: dict[str, list[str]]  # topic -> train-split questions, shuffled
+    test: dict[str, list[str]]  # topic -> test-split questions, shuffled
+
+
+def split_topics(data: Banking77, held_out: int, rng: random.Random) -> Topics:
+    """`held_out` topics chosen with `rng` (never one in KEPT_TOPICS), the others covered."""
+    chosen = rng.sample(sorted(set(data.test.labels) - KEPT_TOPICS), held_out)
+    return Topics(
+        chosen,
+        sorted(set(data.test.labels) - set(chosen)),
+        _by_topic(data.train.texts, data.train.labels, rng),
+        _by_topic(data.test.texts, data.test.labels, rng),
+    )
+
+
+@dataclass(frozen=True)
 class Questions:
     """Who asks what: the seeded choice of held-out topics and of their askers."""
 
@@ -382,14 +404,9 @@ class Questions:
 
 
 def choose_questions(args: argparse.Namespace) -> Questions:
-    data = load_banking77(args.data)
     rng = random.Random(SEED)
-    held_out = rng.sample(sorted(set(data.test.labels) - KEPT_TOPICS), args.held_out)
-    covered = sorted(set(data.test.labels) - set(held_out))
-    train_texts, test_texts = (
-        _by_topic(data.train.texts, data.train.labels, rng),
-        _by_topic(data.test.texts, data.test.labels, rng),
-    )
+    topics = split_topics(load_banking77(args.data), args.held_out, rng)
+    held_out, covered, train_texts, test_texts = topics.held_out, topics.covered, topics.train, topics.test
     askers = first_asker_counts(held_out, args.most_first_askers, args.fewest_first_askers)
     first_askers = [(text, topic) for topic in held_out for text in train_texts[topic][: askers[topic]]]
     rng.shuffle(first_askers)
@@ -408,12 +425,12 @@ def _by_topic(texts: Sequence[str], labels: Sequence[str], rng: random.Random) -
     return grouped
 
 
-def trained_copy(questions: Questions, workdir: Path) -> Path:
-    """The demo project without the held-out topics, trained with `crowddesk train`."""
+def trained_copy(held_out: Sequence[str], workdir: Path) -> Path:
+    """The demo project without the `held_out` topics, trained with `crowddesk train`."""
     (workdir / "demo").mkdir()
     project = copy_demo_project(workdir / "demo")
-    withhold_topics(project, questions.held_out)
-    print(f"training the demo bot without {len(questions.held_out)} topics (crowddesk train) ...", flush=True)
+    withhold_topics(project, held_out)
+    print(f"training the demo bot without {len(held_out)} topics (crowddesk train) ...", flush=True)
     start = time.perf_counter()
     train(project, workdir / "train.log")
     print(f"  trained in {time.perf_counter() - start:.0f} s", flush=True)
@@ -459,18 +476,25 @@ def hand_off_first_askers(bench: Bench, questions: Questions, answers: dict[str,
 
 
 def approve_top_topics(
-    bench: Bench, questions: Questions, loop: Loop, since: float, top: int, expected: dict[str, str]
+    bench: Bench,
+    asked: dict[str, str],
+    paraphrases: dict[str, list[str]],
+    loop: Loop,
+    since: float,
+    top: int,
+    expected: dict[str, str],
 ) -> None:
-    """The content team approves the `top` topics by volume; after each, paraphrases are asked
-    until one is answered from the new entry (time to automation). `expected` learns the entries."""
-    loop.volumes, gap_examples = gap_volumes(bench, since, dict(questions.first_askers))
+    """The content team approves the `top` topics of `loop.topic_of_ticket` by gap volume (`asked`:
+    question -> topic, to read the report); after each, the topic's `paraphrases` are asked until
+    one is answered from the new entry (time to automation). `expected` learns the entries."""
+    loop.volumes, gap_examples = gap_volumes(bench, since, asked)
     loop.suggestions = pending_by_topic(bench, loop.topic_of_ticket)
     loop.ranked = sorted(loop.suggestions, key=lambda t: (-loop.volumes[t], -len(loop.suggestions[t]), t))
     for topic in loop.ranked[:top]:
         entry, approve_seconds = approve_topic(bench, topic, loop.suggestions[topic], gap_examples.get(topic, []))
         approved_at = time.perf_counter()
         expected[topic] = entry["id"]
-        seconds, probes = first_automated(bench, questions.test[topic], entry["id"], approved_at)
+        seconds, probes = first_automated(bench, paraphrases[topic], entry["id"], approved_at)
         loop.approvals.append(
             Approval(
                 topic,
@@ -496,7 +520,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     answers = {topic: demo.responses[f"utter_faq/{topic}"][0].text for topic in questions.held_out}
     handoff_texts = frozenset(r.text for name in HANDOFF_RESPONSES for r in demo.responses.get(name, []))
     fallback_texts = frozenset(r.text for r in demo.responses.get(FALLBACK_RESPONSE, []))
-    project = args.project or trained_copy(questions, workdir)
+    project = args.project or trained_copy(questions.held_out, workdir)
 
     expected = {topic: f"{FAQ_PREFIX}{topic}" for topic in questions.covered}
     load_before = os.getloadavg()[0]
@@ -510,7 +534,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             f"phase 2: {len(questions.first_askers)} first askers handed off and answered by an agent ...", flush=True
         )
         loop, started = hand_off_first_askers(bench, questions, answers)
-        approve_top_topics(bench, questions, loop, started, args.top, expected)
+        approve_top_topics(bench, dict(questions.first_askers), questions.test, loop, started, args.top, expected)
         print("phase 3: replaying the later askers again ...", flush=True)
         after = replay(bench, questions.later, expected)
         cycle = None

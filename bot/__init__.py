@@ -2,6 +2,6 @@
 training, evaluation, the server and the CLI, one subpackage (room) each.
 
 Rooms import one way, from the bottom up: `web`, `project` → `conversations` → `desk` →
-`dialogue` → `privacy`, `curation`, `training` → `server` → `evaluation` → `cli`
-(tests/test_architecture.py checks it).
+`dialogue` → `privacy`, `curation`, `training`, `simulation` → `reporting` → `server` →
+`evaluation` → `cli` (tests/test_architecture.py checks it).
 """

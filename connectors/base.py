@@ -75,6 +75,11 @@ class ChannelConnector(ABC):
     async def stop(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Stop what `start` began and release clients."""
 
+    def open_sessions(self) -> int:
+        """Connections customers hold open to this server right now (the web chat's sockets);
+        channels reached through a platform hold none."""
+        return 0
+
     @abstractmethod
     async def send(self, recipient_id: str, message: OutboundMessage) -> None:
         """Deliver one message in the platform's native form; raise `DeliveryError` if refused."""

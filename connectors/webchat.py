@@ -123,6 +123,9 @@ class WebchatChannel(ChannelConnector):
 
         return router
 
+    def open_sessions(self) -> int:
+        return sum(len(sockets) for sockets in self._sockets.values())
+
     async def send(self, recipient_id: str, message: OutboundMessage) -> None:
         """Push to the recipient's open widgets; with none open this still succeeds, since the
         message is in the conversation's history, which the widget shows when it reconnects."""

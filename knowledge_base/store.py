@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -169,15 +170,18 @@ class KBUsageRow(KnowledgeBaseTables):
 
 
 class KBFeedbackRow(KnowledgeBaseTables):
-    """A Helpful / Not helpful press on one served answer; its key makes a second press a no-op."""
+    """A Helpful / Not helpful press on one served answer; its key makes a second press a no-op.
+    `rating` (1 to 5) is the customer's answer to the rating question asked after Helpful."""
 
     __tablename__ = "kb_feedback"
 
     answer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     entry_id: Mapped[str] = mapped_column(String(MAX_ID_LENGTH), index=True)
-    sender_id: Mapped[str] = mapped_column(String(128))
+    # Indexed for the scorecard: a conversation's presses, and the presses of a period.
+    sender_id: Mapped[str] = mapped_column(String(128), index=True)
     helpful: Mapped[bool] = mapped_column(Boolean)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    rating: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine, Insert, func, select
+from sqlalchemy import Engine, Insert, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -87,6 +87,16 @@ def record_feedback(session: Session, *, answer_id: str, entry_id: str, sender_i
     if first:
         _bump(session, entry_id, "helpful" if helpful else "unhelpful")
     return bool(first)
+
+
+def rate_answer(session: Session, *, answer_id: str, rating: int) -> None:
+    """In the turn's transaction: store the customer's rating (1 to 5) on their Helpful press
+    on answer `answer_id`; a second rating of the same answer changes nothing."""
+    session.execute(
+        update(KBFeedbackRow)
+        .where(KBFeedbackRow.answer_id == answer_id, KBFeedbackRow.helpful.is_(True), KBFeedbackRow.rating.is_(None))
+        .values(rating=rating)
+    )
 
 
 def _bump(session: Session, entry_id: str, counter: Counter) -> None:

@@ -71,14 +71,15 @@ class Upgrade:
         return f"{self.history}: {self.before or 'none'} -> {self.after} ({outcome})"
 
 
-def upgrade(engine: Engine, history: History) -> Upgrade:
-    """Bring `history`'s tables in the database to its newest revision, in one transaction."""
+def upgrade(engine: Engine, history: History, to: str = "head") -> Upgrade:
+    """Bring `history`'s tables in the database to its newest revision (or revision `to`), in one
+    transaction."""
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_POSTGRES_LOCK_KEY})")
         before = current_revision(connection, history)
         adopted = before is None and any(map(history.owns, inspect(connection).get_table_names()))
-        command.upgrade(_config(history, connection), "head")
+        command.upgrade(_config(history, connection), to)
         return Upgrade(history.name, before, current_revision(connection, history), adopted)
 
 

@@ -27,6 +27,24 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
+# Decodes a screenshot (base64 PNG) in the page itself and returns the share of pixels that aren't white.
+INKED_SHARE = """async (png) => {
+  const image = new Image();
+  image.src = `data:image/png;base64,${png}`;
+  await image.decode();
+  const canvas = document.createElement("canvas");
+  canvas.width = image.width;
+  canvas.height = image.height;
+  const context = canvas.getContext("2d");
+  context.drawImage(image, 0, 0);
+  const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+  let inked = 0;
+  for (let i = 0; i < pixels.length; i += 4) {
+    if (pixels[i] < 200 || pixels[i + 1] < 200 || pixels[i + 2] < 200) inked += 1;
+  }
+  return inked / (canvas.width * canvas.height);
+}"""
+
 
 @dataclass(frozen=True)
 class LiveServer:

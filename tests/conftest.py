@@ -11,6 +11,7 @@ import pytest
 pytest_plugins = [
     "tests.db_fixtures",
     "tests.demo_bot",
+    "tests.known_week",
     "tests.nlu_fixtures",
     "tests.browser",
     "tests.slack_bot",

@@ -24,7 +24,7 @@ from crowddesk.bot.server.assemble import Bot, assemble, models_dir
 from crowddesk.bot.training.trainer import TrainResult, train
 
 REPO = Path(__file__).resolve().parent.parent
-PROJECT_FILES = ("domain.yml", "config.yml", "endpoints.yml", "credentials.yml", "data", "actions")
+PROJECT_FILES = ("domain.yml", "config.yml", "endpoints.yml", "credentials.yml", "simulation.yml", "data", "actions")
 # The test servers' API token, and the header that sends it to the tracker and parse routes.
 API_ACCESS = ApiAccess(token="test-api-token")
 API_AUTH = {"Authorization": "Bearer test-api-token"}

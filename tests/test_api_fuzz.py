@@ -27,7 +27,7 @@ EXAMPLES_PER_OPERATION = 12
 # Routes that would end the fuzz's own session or never answer (a server-sent event stream).
 NOT_FUZZED = r"/desk/api/stream|/logout|/tokens"
 # Routes signed in with an agent account; the rest (tracker, parse) take the API token.
-ACCOUNT_PREFIXES = ("/desk/api", "/kb/api", "/privacy/api")
+ACCOUNT_PREFIXES = ("/desk/api", "/kb/api", "/privacy/api", "/analytics/api")
 
 
 @dataclass(frozen=True)

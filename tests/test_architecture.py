@@ -28,10 +28,11 @@ ROOM_ORDER = {
     "privacy": 4,
     "curation": 4,
     "training": 4,
-    "reporting": 4,
-    "server": 5,
-    "evaluation": 6,
-    "cli": 7,
+    "simulation": 4,
+    "reporting": 5,
+    "server": 6,
+    "evaluation": 7,
+    "cli": 8,
 }
 MAX_MODULES_PER_FOLDER = 20
 

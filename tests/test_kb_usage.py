@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import sessionmaker
 
 from crowddesk.bot.cli.main import main
-from crowddesk.bot.conversations.store import ConversationStore
+from crowddesk.bot.conversations.store import ConversationRow, ConversationStore, HandoffRow
 from crowddesk.bot.dialogue.kb_feedback import KBAnswers
 from crowddesk.bot.project.config import FeedbackSettings
 from crowddesk.bot.project.loading import load_project
@@ -28,7 +28,7 @@ from crowddesk.bot.server.app import create_app
 from crowddesk.bot.server.assemble import assemble
 from crowddesk.bot.training.trainer import TrainResult
 from crowddesk.connectors.webchat import history_frames
-from crowddesk.knowledge_base.store import KnowledgeBaseStore
+from crowddesk.knowledge_base.store import KBFeedbackRow, KnowledgeBaseStore
 from crowddesk.knowledge_base.types import KBEntry
 from crowddesk.knowledge_base.usage import UsageReport, count_served, record_feedback
 from tests.demo_bot import API_ACCESS, REPO, copy_demo_project
@@ -77,11 +77,12 @@ def test_helpful_is_thanked_and_counted_once_per_answer(demo_client: TestClient,
     answer = answered(demo_client, sender)
     before = usage_of(demo_client, editor)
 
-    [thanks] = press(demo_client, answer, "Helpful", sender)
-    [again] = press(demo_client, answer, "Helpful", sender)
+    thanks, rating_question = press(demo_client, answer, "Helpful", sender)
+    [again] = press(demo_client, answer, "Helpful", sender)  # asked once is enough
     press(demo_client, answer, "Not helpful", sender)  # a change of mind: the first press stands
 
     assert thanks["text"].startswith("Glad that helped") and again["text"] == thanks["text"]
+    assert rating_question["text"] == "How would you rate this conversation from 1 to 5?"
     after = usage_of(demo_client, editor)
     assert (after["helpful"], after["unhelpful"]) == (before["helpful"] + 1, before["unhelpful"])
     assert after["served"] == before["served"]
@@ -103,6 +104,31 @@ def test_not_helpful_apologises_and_offers_a_person(demo_client: TestClient, sen
     assert tracker(demo_client, sender)["handoff"] is None
     say(demo_client, sorry["buttons"][0]["payload"], sender)
     assert tracker(demo_client, sender)["handoff"]["reason"] == "customer_request"
+    # The conversation's outcomes, as the scorecard reads them: answered, then marked Not
+    # helpful, then handed off, in that order.
+    with sessionmaker(demo_client.app.state.bot.database)() as session:  # type: ignore[attr-defined]
+        row = session.scalars(select(ConversationRow).where(ConversationRow.sender_id == sender)).one()
+        assert row.answered_at is not None and row.unhelpful_at is not None and row.handed_off_at is not None
+        assert row.answered_at < row.unhelpful_at < row.handed_off_at
+
+
+def test_a_rating_after_helpful_rates_the_answer_not_an_earlier_ticket(demo_client: TestClient, sender: str) -> None:
+    agent = token(demo_client, "agent")
+    say(demo_client, "I want to talk to a real person please", sender)
+    ticket = tracker(demo_client, sender)["handoff"]["id"]
+    for verb in ("claim", "resolve"):
+        call(demo_client, "POST", f"/desk/api/tickets/{ticket}/{verb}", agent)
+    say(demo_client, "4", sender)  # the rating the resolved ticket asked for
+    answer = answered(demo_client, sender)
+
+    _, rating_question = press(demo_client, answer, "Helpful", sender)
+    [thanks] = say(demo_client, rating_question["buttons"][4]["payload"], sender)  # 5
+
+    assert thanks["text"] == "Thanks for your feedback, it helps us improve."
+    with sessionmaker(demo_client.app.state.bot.database)() as session:  # type: ignore[attr-defined]
+        rated = session.get(KBFeedbackRow, answer["custom"]["answer_id"])
+        assert rated is not None and (rated.helpful, rated.rating) == (True, 5)
+        assert session.get(HandoffRow, ticket).rating == 4, "the ticket keeps its own rating"
 
 
 def test_a_press_on_someone_elses_answer_counts_nothing(demo_client: TestClient, sender: str) -> None:
@@ -250,7 +276,8 @@ def test_the_web_chat_shows_a_press_by_its_title(demo_client: TestClient, sender
 
     frames = history_frames(tracker(demo_client, sender)["events"])
 
-    answer, pressed, thanks = frames[-3:]
+    answer, pressed, thanks, rating_question = frames[-4:]
     assert [b["title"] for b in answer["buttons"]] == ["Helpful", "Not helpful"] and answer["source"]
     assert (pressed["role"], pressed["text"]) == ("customer", "Helpful")
     assert thanks["buttons"] == []
+    assert [b["title"] for b in rating_question["buttons"]] == ["1", "2", "3", "4", "5"]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from crowddesk.bot.server.app import create_app
 from crowddesk.bot.server.metrics import PUBLIC_ENV
+from crowddesk.connectors.webchat import SOCKET_PATH
 from tests.demo_bot import API_ACCESS, API_AUTH
 from tests.test_end_to_end import say
 
@@ -49,6 +53,20 @@ def test_turns_and_the_ticket_queue_show_in_the_metrics(demo_client: TestClient,
     assert sum(lookups) >= 2
     for gauge in ("crowddesk_outbox_pending", "crowddesk_outbox_failed", "crowddesk_sla_breaches"):
         assert (gauge, ()) in after
+
+
+def test_open_web_chat_tabs_show_as_open_sessions(demo_client: TestClient) -> None:
+    before = scrape(demo_client)[("crowddesk_open_sessions", (("channel", "webchat"),))]
+    with demo_client.websocket_connect(f"{SOCKET_PATH}?session={uuid.uuid4()}") as socket:
+        assert socket.receive_json()["type"] == "history"
+        assert scrape(demo_client)[("crowddesk_open_sessions", (("channel", "webchat"),))] == before + 1
+    # Closing the tab is noticed when the server next reads the socket.
+    for _ in range(50):
+        if scrape(demo_client)[("crowddesk_open_sessions", (("channel", "webchat"),))] == before:
+            break
+        time.sleep(0.05)
+    assert scrape(demo_client)[("crowddesk_open_sessions", (("channel", "webchat"),))] == before
+    assert scrape(demo_client)[("crowddesk_open_sessions", (("channel", "rest"),))] == 0
 
 
 def test_metrics_need_the_api_token(demo_client: TestClient) -> None:

@@ -4,13 +4,16 @@ is created, the CLI reports each history, and the code's tables never drift from
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Column, Engine, MetaData, Text, inspect
+from sqlalchemy import Column, Engine, MetaData, Text, inspect, select
+from sqlalchemy.orm import Session
 
 from crowddesk.bot.cli.main import main
-from crowddesk.bot.conversations.store import ConversationStore
+from crowddesk.bot.conversations.store import ConversationRow, ConversationStore
 from crowddesk.bot.desk.agents import AgentDirectory
 from crowddesk.bot.server.database import HISTORIES, init_schema
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
@@ -20,7 +23,7 @@ from crowddesk.storage.migrations import History, current_revision, differences,
 from tests.demo_bot import copy_demo_project
 
 # Each history's latest revision.
-HEAD = {"knowledge_base": "0001", "conversations": "0002", "desk": "0001"}
+HEAD = {"knowledge_base": "0003", "conversations": "0004", "desk": "0001"}
 FIRST = "0001"
 
 
@@ -122,6 +125,102 @@ def test_db_upgrade_reports_each_history(
     assert main(command) == 0
     assert capsys.readouterr().out.splitlines() == [
         f"{history.name}: {HEAD[history.name]} -> {HEAD[history.name]} (up to date)" for history in HISTORIES
+    ]
+
+
+def test_the_outcomes_of_conversations_stored_before_they_were_kept_are_filled_in(engine: Engine) -> None:
+    conversations_history = next(history for history in HISTORIES if history.name == "conversations")
+    for history in HISTORIES:
+        upgrade(engine, history, to="0003" if history is conversations_history else "head")
+    stored = MetaData()
+    stored.reflect(engine)
+    conversations, events, handoffs, presses = (
+        stored.tables[name] for name in ("conversations", "events", "handoffs", "kb_feedback")
+    )
+    start = datetime(2026, 11, 23, 9, tzinfo=UTC)
+
+    def moment(seconds: int) -> datetime:
+        return start + timedelta(seconds=seconds)
+
+    def action(conversation: int, seq: int, seconds: int, name: str, policy: str) -> dict[str, Any]:
+        data = {"event": "action", "name": name, "policy": policy, "timestamp": moment(seconds).timestamp()}
+        return {
+            "conversation_id": conversation,
+            "seq": seq,
+            "type": "action",
+            "name": name,
+            "timestamp": moment(seconds).timestamp(),
+            "data": data,
+        }
+
+    def ticket(number: int, conversation: int, seconds: int) -> dict[str, Any]:
+        opened = moment(seconds)
+        return {
+            "id": f"t{number}",
+            "conversation_id": conversation,
+            "status": "resolved",
+            "reason": "low_confidence",
+            "priority": "normal",
+            "packet": {},
+            "created_at": opened,
+            "due_at": opened + timedelta(hours=1),
+        }
+
+    senders = ("answered", "greeted", "handed-off", "unhelpful")
+    with engine.begin() as connection:
+        connection.execute(
+            conversations.insert(),
+            [
+                {
+                    "id": number,
+                    "sender_id": sender,
+                    "channel": "rest",
+                    "owner": "bot",
+                    "slots": {},
+                    "failed_turns": 0,
+                    "latest_message": None,
+                    "created_at": start,
+                    "updated_at": start,
+                }
+                for number, sender in enumerate(senders, start=1)
+            ],
+        )
+        connection.execute(
+            events.insert(),
+            [
+                action(1, 1, 30, "action_clarify", "SupportPolicy"),  # asked which topic: not an answer
+                action(1, 2, 60, "action_answer_from_kb", "SupportPolicy"),
+                action(1, 3, 90, "action_answer_from_kb", "SupportPolicy"),
+                action(2, 1, 10, "utter_greet", "RulePolicy"),  # the project's dialogue answered
+                action(3, 1, 5, "action_listen", "RulePolicy"),  # listening answers nothing
+            ],
+        )
+        connection.execute(handoffs.insert(), [ticket(1, 3, 200), ticket(2, 3, 120)])
+        press = {"entry_id": "faq/pin", "sender_id": "unhelpful"}
+        connection.execute(
+            presses.insert(),
+            [
+                {**press, "answer_id": "a1", "helpful": True, "created_at": moment(50)},  # only Not helpful counts
+                {**press, "answer_id": "a2", "helpful": False, "created_at": moment(70)},
+            ],
+        )
+
+    assert str(upgrade(engine, conversations_history)) == "conversations: 0003 -> 0004 (upgraded)"
+
+    with Session(engine) as session:
+        rows = session.execute(
+            select(
+                ConversationRow.sender_id,
+                ConversationRow.answered_at,
+                ConversationRow.handed_off_at,
+                ConversationRow.unhelpful_at,
+            ).order_by(ConversationRow.id)
+        ).all()
+    assert [tuple(row) for row in rows] == [
+        ("answered", moment(60), None, None),
+        ("greeted", moment(10), None, None),
+        ("handed-off", None, moment(120), None),
+        ("unhelpful", None, None, moment(70)),
     ]
 
 

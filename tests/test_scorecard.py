@@ -8,7 +8,6 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,148 +15,13 @@ import pytest
 from sqlalchemy import Engine
 
 from crowddesk.bot.cli.main import main
-from crowddesk.bot.conversations import store as store_module
-from crowddesk.bot.conversations.store import ConversationStore, NewHandoff
-from crowddesk.bot.desk import tickets as tickets_module
-from crowddesk.bot.desk.agents import Agent, AgentDirectory
-from crowddesk.bot.desk.sla_monitor import SlaMonitor
-from crowddesk.bot.desk.tickets import TicketDesk
-from crowddesk.bot.project.config import SlaSettings
-from crowddesk.bot.reporting.durations import Durations
+from crowddesk.bot.reporting.durations import Durations, WaitHistogram
 from crowddesk.bot.reporting.metrics import Outcomes
 from crowddesk.bot.reporting.period import Period, period_from
 from crowddesk.bot.reporting.scorecard import Csat, UnhelpfulEntry, scorecard
 from crowddesk.errors import Rejected
-from crowddesk.knowledge_base import usage as usage_module
-from crowddesk.knowledge_base.store import KnowledgeBaseStore
-from crowddesk.knowledge_base.types import KBEntry
-from crowddesk.knowledge_base.usage import record_feedback
 from tests.demo_bot import copy_demo_project
-
-SINCE = datetime(2026, 11, 23, tzinfo=UTC)  # a Monday
-UNTIL = SINCE + timedelta(days=7)
-WEEK = Period(SINCE, UNTIL, "rest")
-
-
-class Clock:
-    """The time the conversation store, the desk and the KB feedback stamp their rows with."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.now = SINCE
-        clock = self
-
-        class SetDatetime(datetime):
-            @classmethod
-            def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
-                return clock.now if tz is None else clock.now.astimezone(tz)
-
-        for module in (store_module, tickets_module, usage_module):
-            monkeypatch.setattr(module, "datetime", SetDatetime)
-
-    def at(self, moment: datetime) -> None:
-        self.now = moment
-
-
-class Desk:
-    """Customers' turns stored as the engine stores them, and agents working their tickets."""
-
-    def __init__(self, engine: Engine, clock: Clock) -> None:
-        self.clock = clock
-        self.conversations = ConversationStore(engine)
-        self.tickets = TicketDesk(engine)
-        self.agents = AgentDirectory(engine)
-        self.monitor = SlaMonitor(engine, SlaSettings(), clock=lambda: clock.now)
-
-    def turn(self, sender: str, at: datetime, *events: dict[str, Any], channel: str = "rest", **options: Any) -> None:
-        self.clock.at(at)
-        stamped = [{**event, "timestamp": at.timestamp()} for event in events]
-        owner = "queued" if options.get("new_handoff") else "bot"
-        self.conversations.record_turn(sender, channel, stamped, {}, 0, owner, None, **options)
-
-    def ask(self, sender: str, at: datetime, text: str, intent: str, *then: dict[str, Any], **options: Any) -> None:
-        asked = {"event": "user", "text": text, "parse_data": {"text": text, "intent": {"name": intent}}}
-        self.turn(sender, at, asked, *then, **options)
-
-    def press(self, sender: str, at: datetime, answer_id: str, entry_id: str, *, helpful: bool) -> None:
-        """A Helpful / Not helpful press, counted in the turn's transaction as the interceptor does."""
-        press = {"event": "user", "text": f'/kb_feedback{{"helpful": {str(helpful).lower()}, "answer": "{answer_id}"}}'}
-        count = partial(record_feedback, answer_id=answer_id, entry_id=entry_id, sender_id=sender, helpful=helpful)
-        self.turn(sender, at, press, also=count)
-
-    def hand_off(self, sender: str, at: datetime, text: str, reason: str, *, channel: str = "rest") -> str:
-        ticket = NewHandoff(reason, "normal", {"intent": {"name": "dispute"}}, at + timedelta(minutes=30))
-        self.ask(
-            sender, at, text, "dispute", *say("utter_handoff"), handoff(reason), channel=channel, new_handoff=ticket
-        )
-        open_ticket = self.conversations.active_handoff(sender)
-        assert open_ticket is not None
-        return open_ticket.id
-
-    def work(self, ticket: str, agent: Agent, opened: datetime, reply: int, resolve: int, rating: int) -> None:
-        """`agent` replies `reply` minutes after the ticket opened, resolves it at `resolve`, gets `rating`."""
-        self.clock.at(opened + timedelta(minutes=reply - 1))
-        self.tickets.claim(ticket, agent)
-        self.clock.at(opened + timedelta(minutes=reply))
-        sent = self.tickets.reply(ticket, agent, "Let me look into it.")
-        self.clock.at(opened + timedelta(minutes=resolve))
-        self.tickets.resolve(ticket, agent)
-        self.tickets.rate(sent.ticket.sender_id, rating)
-
-    def check_sla(self, at: datetime) -> None:
-        self.clock.at(at)
-        self.monitor.check()
-
-
-def say(action: str, policy: str = "SupportPolicy", **data: Any) -> list[dict[str, Any]]:
-    return [
-        {"event": "action", "name": action, "policy": policy, "confidence": 0.9},
-        {"event": "bot", "text": action, "data": data, "metadata": {"utter_action": action}},
-    ]
-
-
-def answer(entry_id: str, answer_id: str) -> list[dict[str, Any]]:
-    return say("action_answer_from_kb", custom={"kb_entry": entry_id, "answer_id": answer_id})
-
-
-def handoff(reason: str) -> dict[str, Any]:
-    return {"event": "handoff", "reason": reason, "priority": "normal"}
-
-
-def day(number: int, hour: int, minute: int = 0) -> datetime:
-    """Hour `hour` of the period's day `number` (0: its Monday)."""
-    return SINCE + timedelta(days=number, hours=hour, minutes=minute)
-
-
-@pytest.fixture
-def week(db_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
-    """On the web channel: 2 conversations the bot answered alone, 1 clarified then answered, 2
-    handed off (replies after 20 and 45 minutes, the second after its SLA); around them, one on
-    Telegram, one just before the period and one just after."""
-    desk = Desk(db_engine, Clock(monkeypatch))
-    knowledge = KnowledgeBaseStore(db_engine)
-    knowledge.upsert(KBEntry(id="faq/pin", questions=["How do I reset my PIN?"], answer="In the app."))
-    knowledge.upsert(KBEntry(id="faq/fees", questions=["What are the fees?"], answer="None."))
-    ana, bo = desk.agents.add("ana", "Ana"), desk.agents.add("bo", "Bo")
-
-    desk.ask("c1", day(1, 9), "reset my pin", "faq", *answer("faq/pin", "a1"))
-    desk.press("c1", day(1, 9, 1), "a1", "faq/pin", helpful=True)
-    desk.ask("c2", day(1, 10), "hello", "greet", *say("utter_greet", policy="RulePolicy"))
-    desk.ask("c3", day(2, 9), "my card", "faq", *say("action_clarify"))
-    desk.ask("c3", day(2, 9, 1), "/faq/pin", "faq", *answer("faq/pin", "a3"))
-    c4 = desk.hand_off("c4", day(2, 11), "I want to dispute a charge", "out_of_scope")
-    desk.work(c4, ana, day(2, 11), reply=20, resolve=50, rating=5)
-    desk.ask("c5", day(3, 14), "what does it cost", "faq", *answer("faq/fees", "a5"))
-    desk.press("c5", day(3, 14, 1), "a5", "faq/fees", helpful=False)
-    c5 = desk.hand_off("c5", day(3, 14, 2), "that did not help", "low_confidence")
-    desk.check_sla(day(3, 14, 28))  # 4 minutes before due: a warning
-    desk.check_sla(day(3, 14, 33))  # past due, no reply: a breach
-    desk.work(c5, bo, day(3, 14, 2), reply=45, resolve=90, rating=3)
-
-    desk.ask("t1", day(4, 9), "reset my pin", "faq", *answer("faq/pin", "t1"), channel="telegram")
-    desk.hand_off("t2", day(5, 12), "a person please", "customer_request", channel="telegram")
-    desk.hand_off("before", SINCE - timedelta(seconds=1), "anyone there?", "low_confidence")
-    desk.ask("after", UNTIL, "reset my pin", "faq", *answer("faq/pin", "a9"))
-    return db_engine
+from tests.known_week import SINCE, UNTIL, WEEK, day
 
 
 def test_every_figure_of_a_known_week(week: Engine) -> None:
@@ -171,6 +35,8 @@ def test_every_figure_of_a_known_week(week: Engine) -> None:
     assert (figures.kb_helpful, figures.kb_not_helpful) == (1, 1)
     assert figures.first_reply == Durations(2, 32.5, 42.5, within_30_min=0.5, within_60_min=1.0)
     assert figures.still_waiting == 0
+    # Replies after 20 and 45 minutes: one in 15-30, one in 30-45 (edges are included), none waiting.
+    assert figures.first_reply_histogram == WaitHistogram((0, 1, 1, 0, 0, 0, 0), still_waiting=0)
     assert figures.resolution == Durations(2, 70.0, 86.0, within_30_min=0.0, within_60_min=0.5)
     assert (figures.sla_warnings, figures.sla_breaches) == (1, 1)
     assert figures.tickets_per_agent == {"ana": 1, "bo": 1}
@@ -186,6 +52,7 @@ def test_the_previous_period_is_the_same_length_just_before(week: Engine) -> Non
     assert (previous.outcomes.conversations, previous.handoffs, previous.still_waiting) == (1, 1, 1)
     assert (previous.outcomes.handoff_rate, previous.outcomes.automated_resolution_rate) == (1.0, 0.0)
     assert previous.first_reply == Durations(0, None, None, None, None)
+    assert previous.first_reply_histogram == WaitHistogram((0,) * 7, still_waiting=1)
     headline = {h.name: h for h in card.headline()}
     assert (headline["conversations"].current, headline["conversations"].previous) == (5, 1)
     assert headline["conversations"].change == 4
@@ -225,7 +92,8 @@ def test_breakdowns_by_day_week_channel_intent_and_agent(week: Engine) -> None:
         ("2026-11-25", [2, 3, 1, 1, 1]),
         ("2026-11-26", [1, 3, 1, 0, 1]),
     ]
-    assert [values[5:] for _, values in by_day.rows] == [[0.0, 1.0, 0], [0.5, 0.5, 0], [1.0, 0.0, 1]]
+    # handed off, automated (conversations), their rates, SLA breaches
+    assert [values[5:] for _, values in by_day.rows] == [[0, 2, 0.0, 1.0, 0], [1, 1, 0.5, 0.5, 0], [1, 0, 1.0, 0.0, 1]]
 
     by_week = scorecard(week, Period(SINCE - timedelta(days=7), UNTIL + timedelta(days=7), "rest"), "week").breakdown
     assert by_week is not None
@@ -269,6 +137,34 @@ def test_breakdowns_by_day_week_channel_intent_and_agent(week: Engine) -> None:
             "csat_mean": 3.0,
         },
     ]
+
+
+def test_the_queue_is_read_on_every_hour_and_at_the_end(week: Engine) -> None:
+    # On the web channel, "before" has waited since just before the week; c4 and c5 were
+    # answered within the hour they arrived, so on the hour the queue held that one ticket.
+    web = scorecard(week, WEEK).current.queue
+    assert len(web.moments) == 7 * 24 and (web.moments[0], web.moments[-1]) == (day(0, 1), UNTIL)
+    assert set(web.waiting) == {1} and (web.peak, web.peak_at) == (1, day(0, 1))
+    # A period ending while c4 waited (opened at 11:00, answered at 11:20) ends on its queue.
+    mid_wait = scorecard(week, Period(SINCE, day(2, 11, 10), "rest")).current.queue
+    assert (mid_wait.moments[-1], mid_wait.waiting[-1], mid_wait.peak_at) == (day(2, 11, 10), 2, day(2, 11, 10))
+    # On all channels, Telegram's t2 joined at noon on Saturday and was never answered.
+    everywhere = scorecard(week, Period(SINCE, UNTIL)).current.queue
+    level = dict(zip(everywhere.moments, everywhere.waiting))
+    assert (level[day(5, 12)], level[day(5, 13)], level[UNTIL]) == (1, 2, 2)
+    assert (everywhere.peak, everywhere.peak_at) == (2, day(5, 13))
+    assert scorecard(week, Period(SINCE, UNTIL)).as_dict()["current"]["people"]["queue"]["peak"] == 2
+
+
+def test_the_wait_histogram_splits_exactly_at_the_targets() -> None:
+    waits = [0, 15, 15.01, 30, 30.01, 60, 61, 120, 240, 240.01, 2000]
+
+    histogram = WaitHistogram.of(waits, still_waiting=3)
+
+    assert histogram == WaitHistogram((2, 2, 1, 1, 2, 1, 2), still_waiting=3)
+    within_30, within_60 = sum(histogram.counts[:2]) / len(waits), sum(histogram.counts[:4]) / len(waits)
+    durations = Durations.of(waits)
+    assert (durations.within_30_min, durations.within_60_min) == (round(within_30, 4), round(within_60, 4))
 
 
 def test_an_empty_period_has_zeros_and_no_rates(db_engine: Engine) -> None:
@@ -350,9 +246,9 @@ def test_report_as_json_and_csv(report: Any) -> None:
     code, out, _ = report(*period, "--csv", "--by", "day")
     assert code == 0
     assert list(csv.reader(io.StringIO(out)))[:2] == [
-        ["day", "conversations", "customer_messages", "kb_answers", "clarifications", "handoffs", "handoff_rate",
-         "automated_resolution_rate", "sla_breaches"],
-        ["2026-11-24", "2", "3", "1", "0", "0", "0.0", "1.0", "0"],
+        ["day", "conversations", "customer_messages", "kb_answers", "clarifications", "handoffs", "handed_off",
+         "automated", "handoff_rate", "automated_resolution_rate", "sla_breaches"],
+        ["2026-11-24", "2", "3", "1", "0", "0", "0", "2", "0.0", "1.0", "0"],
     ]  # fmt: skip
 
 

@@ -14,30 +14,12 @@ import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.browser import LiveServer
+from tests.browser import INKED_SHARE, LiveServer
 from tests.demo_bot import API_AUTH
 
 TITLE = "Northwind help"
 CARD_QUESTION = "It's been a week and my new card still hasn't arrived"
 SOURCE = re.compile(r"^https://community\.northwind-bank\.example/t/")
-
-# Decodes the screenshot in the page itself and returns the share of pixels that aren't white.
-INKED_SHARE = """async (png) => {
-  const image = new Image();
-  image.src = `data:image/png;base64,${png}`;
-  await image.decode();
-  const canvas = document.createElement("canvas");
-  canvas.width = image.width;
-  canvas.height = image.height;
-  const context = canvas.getContext("2d");
-  context.drawImage(image, 0, 0);
-  const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
-  let inked = 0;
-  for (let i = 0; i < pixels.length; i += 4) {
-    if (pixels[i] < 200 || pixels[i + 1] < 200 || pixels[i + 2] < 200) inked += 1;
-  }
-  return inked / (canvas.width * canvas.height);
-}"""
 
 # Records whether the typing indicator was ever shown, however briefly.
 WATCH_TYPING = """() => {

@@ -14,6 +14,7 @@ from crowddesk.bot.cli import kb as kb_cli
 from crowddesk.bot.cli import privacy as privacy_cli
 from crowddesk.bot.cli import report as report_cli
 from crowddesk.bot.cli.output import EXIT_CODES, EXIT_REFUSED, refuse
+from crowddesk.bot.simulation import MAX_WEEKS
 from crowddesk.errors import CrowdDeskError
 
 
@@ -73,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     _project_arg(demo)
     demo.add_argument("--port", type=int, default=5005)
     demo.add_argument("--actions-port", type=int, default=5055)
+    demo.add_argument(
+        "--simulate-weeks",
+        type=int,
+        choices=range(1, MAX_WEEKS + 1),
+        metavar="N",
+        help=f"first fill an empty database with N (1 to {MAX_WEEKS}) simulated weeks of customers and agents "
+        "(simulation.yml); "
+        "2 gives the dashboard a week to compare the last one with",
+    )
 
     kb = verbs.add_parser("kb", help="manage the knowledge base")
     kb_verbs = kb.add_subparsers(dest="kb_command", required=True, metavar="ACTION")

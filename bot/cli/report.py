@@ -86,6 +86,10 @@ def _table(card: Scorecard) -> str:
         "Handoffs by reason": (["reason", "tickets"], _counted(figures.handoffs_by_reason)),
         "Tickets per agent": (["agent", "tickets"], _counted(figures.tickets_per_agent)),
         "CSAT, asked when a person resolves a ticket": (["rating", "times"], _counted(figures.csat.distribution)),
+        "CSAT of the bot's answers, asked after Helpful": (
+            ["rating", "times"],
+            _counted(figures.bot_csat.distribution),
+        ),
         "Most often marked Not helpful": (
             ["entry", "question", "presses"],
             [[e.entry_id, e.question, str(e.presses)] for e in figures.most_unhelpful],

@@ -45,10 +45,12 @@ from crowddesk.bot.server.action_server import (
 )
 from crowddesk.bot.server.api_access import TOKEN_ENV, ApiAccess
 from crowddesk.bot.server.assemble import Bot, assemble, models_dir, open_database
+from crowddesk.bot.simulation.operation import Played
+from crowddesk.bot.simulation.weeks import simulate_weeks
 from crowddesk.bot.training.model import TrainedModel, latest_model_dir
 from crowddesk.bot.training.trainer import TrainResult, never_answered_intents
 from crowddesk.bot.training.trainer import train as train_model
-from crowddesk.errors import Rejected
+from crowddesk.errors import Conflict, Rejected
 from crowddesk.knowledge_base.ingest import IngestOptions, ingest
 from crowddesk.knowledge_base.sources.community import AnswerRules, CommunitySource, ImportBatch
 from crowddesk.knowledge_base.sources.importers import importer_for
@@ -310,6 +312,8 @@ def demo(args: argparse.Namespace) -> int:
     actions = start_action_server(project.root, port=args.actions_port)
     try:
         bot = assemble(project.root, action_endpoint=f"http://127.0.0.1:{args.actions_port}/webhook")
+        if args.simulate_weeks:
+            _simulate(bot, args.simulate_weeks, args.port)
         access = _demo_access(args.port)
         server = uvicorn.Server(
             uvicorn.Config(
@@ -333,6 +337,39 @@ def demo(args: argparse.Namespace) -> int:
         return 0
     finally:
         stop(actions)
+
+
+# The demo's reader of the simulated weeks: an editor sees the whole scorecard, and can't manage accounts.
+LEAD = "lead"
+
+
+def _simulate(bot: Bot, weeks: int, port: int) -> None:
+    """Fill the demo's empty database with the weeks before now, and open an account that can
+    read their scorecard; a database that already holds conversations is left as it is (the demo
+    goes on)."""
+    say(f"Simulating the past {weeks} week(s): customers ask, the bot answers, agents work the queue...")
+
+    def day_done(day: datetime, played: Played) -> None:
+        say(f"  up to {day:%a %d %b}: {played.customers} customers, {played.tickets} tickets")
+
+    try:
+        played = asyncio.run(
+            simulate_weeks(bot.project, bot.engine, bot.agents, bot.database, datetime.now(UTC), weeks, day_done)
+        )
+    except Conflict as exc:
+        say(f"Not simulating: {exc}")
+        return
+    say(
+        f"Simulated: {played.customers} customers sent {played.messages} messages; "
+        f"{played.tickets} tickets ({played.resolved} resolved), {played.ratings} ratings. "
+        "See `crowddesk report`, or the dashboard:"
+    )
+    if bot.agents.get(LEAD) is None:
+        password = secrets.token_urlsafe(12)
+        bot.agents.add(LEAD, "Support lead", role="editor", password=password)
+        say(f"  http://127.0.0.1:{port}/analytics, signed in as {LEAD} with password {password} (shown once)")
+    else:
+        say(f"  http://127.0.0.1:{port}/analytics, signed in as {LEAD} (its password was shown when it was made)")
 
 
 def _demo_access(port: int) -> ApiAccess:

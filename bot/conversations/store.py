@@ -54,6 +54,8 @@ class ConversationTables(DeclarativeBase):
 
 class ConversationRow(ConversationTables):
     __tablename__ = "conversations"
+    # A channel's conversations, read from the index alone: the scorecard's channel filter.
+    __table_args__ = (Index("ix_conversations_channel_id", "channel", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     sender_id: Mapped[str] = mapped_column(String(MAX_SENDER_ID_LENGTH), unique=True)
@@ -64,14 +66,22 @@ class ConversationRow(ConversationTables):
     latest_message: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)  # the scorecard's periods
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # What became of the conversation, kept in the turns' transactions so the scorecard reads its
+    # outcomes off the row: when the bot first answered, a ticket was first opened, and the
+    # customer first marked an answer Not helpful.
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    handed_off_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    unhelpful_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class EventRow(ConversationTables):
     __tablename__ = "events"
-    # By type and time: the scorecard counts messages, answers and clarifications in a period.
+    # The scorecard's queries: messages of a type in a period, actions by name in a period, with
+    # their conversation for one channel's (bot/conversations/migrations 0003).
     __table_args__ = (
         UniqueConstraint("conversation_id", "seq"),
-        Index("ix_events_type_timestamp", "type", "timestamp"),
+        Index("ix_events_type_timestamp_conversation", "type", "timestamp", "conversation_id"),
+        Index("ix_events_type_name_timestamp_conversation", "type", "name", "timestamp", "conversation_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -79,6 +89,8 @@ class EventRow(ConversationTables):
     seq: Mapped[int] = mapped_column(Integer)
     type: Mapped[str] = mapped_column(String(64))
     timestamp: Mapped[float] = mapped_column(Float)
+    # The event's `name` (an action's, a slot's...) copied out of `data`, so that it can be indexed.
+    name: Mapped[str | None] = mapped_column(Text, nullable=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
@@ -94,9 +106,10 @@ class HandoffRow(ConversationTables):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)  # the scorecard's periods
     due_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     assigned_to: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # Indexed, as is first_response_at: the scorecard's queue finds the tickets leaving it in a period.
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, index=True)
     assigned_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
-    first_response_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    first_response_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, index=True)
     rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # Set once, by whichever SLA monitor gets there first (see bot/desk/sla_monitor.py).
     sla_warned_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
@@ -249,6 +262,7 @@ class ConversationStore:
         latest_message: Mapping[str, Any] | None,
         new_handoff: NewHandoff | None = None,
         also: Callable[[Session], None] | None = None,
+        answered_at: datetime | None = None,
     ) -> tuple[ConversationRecord, HandoffRecord | None]:
         """Append a turn's events and replace the conversation state, in one transaction.
 
@@ -258,6 +272,8 @@ class ConversationStore:
         given, opens a queued ticket.
         `also` writes what must commit or roll back with the turn (its replies' outbox rows); it
         runs with the conversation row locked, so those rows follow the conversation's order.
+        `answered_at`: when the bot answered the customer in this turn, if it did (kept if an
+        earlier turn had).
         """
         _check_turn(sender_id, events)
         now = datetime.now(UTC)
@@ -268,15 +284,18 @@ class ConversationStore:
             "latest_message": None if latest_message is None else dict(latest_message),
             "updated_at": now,
         }
+        firsts = {"answered_at": answered_at, "handed_off_at": now if new_handoff is not None else None}
+        # Outcomes keep their first moment; a turn without one leaves the column as it is.
+        marks = {name: func.coalesce(getattr(ConversationRow, name), at) for name, at in firsts.items() if at}
         with self._sessions.begin() as session:
-            conversation = _update_conversation(session, sender_id, state)
+            conversation = _update_conversation(session, sender_id, {**state, **marks})
             if conversation is None:
                 # Insert-if-missing, not insert-or-fail: two first turns racing to create the
                 # row then both find it, and wait for each other on the row lock of the UPDATE.
                 insert_missing(
                     session, ConversationRow, [{**state, "sender_id": sender_id, "channel": channel, "created_at": now}]
                 )
-                conversation = _update_conversation(session, sender_id, state)
+                conversation = _update_conversation(session, sender_id, {**state, **marks})
                 if conversation is None:
                     raise RuntimeError(f"conversation {sender_id!r} vanished while being created")
             if conversation.channel != channel:  # rolls the transaction back
@@ -351,16 +370,30 @@ def append_events(session: Session, conversation_id: int, events: Sequence[Mappi
     ).scalar_one()
     session.execute(
         insert(events_table),
-        [
-            {
-                "conversation_id": conversation_id,
-                "seq": last_seq + position,
-                "type": event["event"],
-                "timestamp": float(event["timestamp"]),
-                "data": dict(event),
-            }
-            for position, event in enumerate(events, start=1)
-        ],
+        [event_row(conversation_id, last_seq + position, event) for position, event in enumerate(events, start=1)],
+    )
+
+
+def event_row(conversation_id: int, seq: int, event: Mapping[str, Any]) -> dict[str, Any]:
+    """The `events` row storing `event` as the `seq`th of its conversation."""
+    name = event.get("name")
+    return {
+        "conversation_id": conversation_id,
+        "seq": seq,
+        "type": event["event"],
+        "timestamp": float(event["timestamp"]),
+        "name": name if isinstance(name, str) else None,
+        "data": dict(event),
+    }
+
+
+def mark_unhelpful(session: Session, sender_id: str, at: datetime) -> None:
+    """In the turn's transaction: the customer marked an answer Not helpful at `at` (the first
+    such moment is kept)."""
+    session.execute(
+        update(ConversationRow)
+        .where(ConversationRow.sender_id == sender_id)
+        .values(unhelpful_at=func.coalesce(ConversationRow.unhelpful_at, at))
     )
 
 

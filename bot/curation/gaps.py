@@ -7,7 +7,7 @@ entry, which no handoff or fallback would show."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -66,10 +66,12 @@ class GapCluster:
         }
 
 
-def unanswered_questions(engine: Engine, since: datetime | None = None) -> list[UnansweredQuestion]:
-    """Customer messages since `since` that were handed off for want of an answer, that the
-    bot answered with a fallback or a clarification (low confidence), or whose answer the
-    customer marked not helpful."""
+def unanswered_questions(
+    engine: Engine, since: datetime | None = None, until: datetime | None = None
+) -> list[UnansweredQuestion]:
+    """Customer messages from `since` up to `until` that were handed off for want of an answer,
+    that the bot answered with a fallback or a clarification (low confidence), or whose answer
+    the customer marked not helpful (before `until`)."""
     query = (
         select(EventRow.conversation_id, EventRow.data)
         .where(EventRow.type.in_(("user", "bot", "handoff", "action")))
@@ -77,6 +79,8 @@ def unanswered_questions(engine: Engine, since: datetime | None = None) -> list[
     )
     if since is not None:
         query = query.where(EventRow.timestamp >= since.timestamp())
+    if until is not None:
+        query = query.where(EventRow.timestamp < until.timestamp())
     with sessionmaker(engine)() as session:
         return list(_classify(session.execute(query.execution_options(yield_per=1000))))
 
@@ -131,13 +135,34 @@ def gap_report(
     examples: int = DEFAULT_EXAMPLES,
     redactor: Redactor | None = None,
 ) -> list[GapCluster]:
-    """Unanswered questions not covered by a published entry, clustered, most asked first;
-    PII in them is redacted (`redactor`: the project's patterns too) before anything else."""
+    """Unanswered questions since `since` not covered by a published entry, clustered, most
+    asked first; PII in them is redacted (`redactor`: the project's patterns too) first."""
+    return clustered_gaps(
+        engine,
+        encoder,
+        unanswered_questions(engine, since),
+        similarity=similarity,
+        covered=covered,
+        examples=examples,
+        redactor=redactor,
+    )
+
+
+def clustered_gaps(
+    engine: Engine,
+    encoder: Encoder,
+    unanswered: Sequence[UnansweredQuestion],
+    *,
+    similarity: float = DEFAULT_SIMILARITY,
+    covered: float = DEFAULT_COVERED,
+    examples: int = DEFAULT_EXAMPLES,
+    redactor: Redactor | None = None,
+) -> list[GapCluster]:
+    """`unanswered` questions not covered by a published entry, clustered, most asked first; PII in
+    them is redacted (`redactor`: the project's patterns too) before anything else."""
     redactor = redactor or Redactor()
     # Before clustering: a card number is no part of what was asked, so it must not split groups.
-    questions = [
-        replace(q, text=redactor.redact(q.text)) for q in unanswered_questions(engine, since) if q.text.strip()
-    ]
+    questions = [replace(q, text=redactor.redact(q.text)) for q in unanswered if q.text.strip()]
     if not questions:
         return []
     vectors = encoder.encode([q.text for q in questions])

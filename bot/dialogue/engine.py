@@ -27,6 +27,7 @@ from crowddesk.bot.desk.tickets import TicketDesk
 from crowddesk.bot.desk.wait_estimate import WaitEstimator
 from crowddesk.bot.dialogue.action_client import ActionClient
 from crowddesk.bot.dialogue.actions import DialogueActions
+from crowddesk.bot.dialogue.answered import first_answer
 from crowddesk.bot.dialogue.batching import BatchingEncoder
 from crowddesk.bot.dialogue.custom_actions import CustomActions
 from crowddesk.bot.dialogue.executors import (
@@ -249,9 +250,10 @@ class Engine:
         await self._extract_slots(turn)
         if intercepted.decision is not None:
             await self._execute(turn, Understood(parse, []), intercepted.decision)
-        elif intercepted.reply is not None and self.renderer.has(intercepted.reply):
-            reply = turn.render(self.renderer, intercepted.reply)
-            turn.utter(intercepted.reply, Decision(DecisionKind.RESPOND, 1.0), reply)
+        else:
+            for name in intercepted.replies:
+                if self.renderer.has(name):
+                    turn.utter(name, Decision(DecisionKind.RESPOND, 1.0), turn.render(self.renderer, name))
         await self._finish(turn, parse, answered_automatically=False)
 
     async def _understand_and_act(self, turn: Turn) -> DecisionKind:
@@ -387,6 +389,7 @@ class Engine:
                 latest,
                 turn.handoff,
                 partial(_write_all, writes) if writes else None,
+                first_answer(turn.events),
             )
         except ChannelConflict as conflict:  # another process created it through another channel
             raise channel_conflict(turn.sender_id, conflict.owner, turn.channel) from None

@@ -11,11 +11,18 @@ from typing import Protocol
 
 from crowddesk.bot.desk.rating import RATING_RESPONSE
 from crowddesk.bot.desk.tickets import TicketDesk
-from crowddesk.bot.dialogue.kb_feedback import SORRY_UNHELPFUL, THANKS_FOR_HELPFUL, answered_entry, read_press
+from crowddesk.bot.dialogue.kb_feedback import (
+    SORRY_UNHELPFUL,
+    THANKS_FOR_HELPFUL,
+    FeedbackPress,
+    answered_entry,
+    count_press,
+    read_press,
+)
 from crowddesk.bot.dialogue.policy import Decision, DecisionKind, HandoffReason
-from crowddesk.bot.dialogue.turn import Turn, last_bot_action
+from crowddesk.bot.dialogue.turn import History, Turn, last_bot_action
 from crowddesk.bot.project.config import FeedbackSettings
-from crowddesk.knowledge_base.usage import record_feedback
+from crowddesk.knowledge_base.usage import rate_answer
 from crowddesk.nlu.rating import RATING_ENTITY, parse_rating
 from crowddesk.nlu.types import Entity, IntentScore, Parse
 
@@ -26,11 +33,11 @@ THANKS_FOR_RATING = "utter_thanks_for_rating"
 
 @dataclass(frozen=True)
 class Intercepted:
-    """A message read without NLU: what it meant, and either the reply (a domain response, sent
-    when the domain has it) or the decision to carry out instead."""
+    """A message read without NLU: what it meant, and either the replies (domain responses, each
+    sent when the domain has it) or the decision to carry out instead."""
 
     parse: Parse
-    reply: str | None = None
+    replies: tuple[str, ...] = ()
     decision: Decision | None = None
 
 
@@ -41,7 +48,8 @@ class TurnInterceptor(Protocol):
 
 
 class RatingAnswer:
-    """Stores the answer to the rating question on the customer's last resolved ticket.
+    """Stores the answer to the rating question: on the answer the customer had just pressed
+    Helpful on (the bot's CSAT), else on their last resolved ticket (people's CSAT).
 
     Only a message that reads as a rating is checked against the conversation, so the history
     is read for those alone.
@@ -55,13 +63,32 @@ class RatingAnswer:
         rating = parse_rating(text)
         if rating is None or turn.record is None:
             return None
-        if last_bot_action(await turn.history()) != RATING_RESPONSE:
+        history = await turn.history()
+        if last_bot_action(history) != RATING_RESPONSE:
             return None
-        if await asyncio.to_thread(self.tickets.rate, turn.sender_id, rating) is None:
+        press = _press_before_question(history)
+        if press is not None:
+            turn.writes.append(partial(rate_answer, answer_id=press.answer_id, rating=rating))
+        elif await asyncio.to_thread(self.tickets.rate, turn.sender_id, rating) is None:
             return None
         score = IntentScore(RATE_INTENT, 1.0)
         entity = Entity(RATING_ENTITY, rating, 0, len(text), "rating")
-        return Intercepted(Parse(text, score, [score], [entity]), reply=THANKS_FOR_RATING)
+        return Intercepted(Parse(text, score, [score], [entity]), replies=(THANKS_FOR_RATING,))
+
+
+def _pressed(history: History, answer_id: str) -> bool:
+    """The customer already pressed Helpful or Not helpful on answer `answer_id`."""
+    presses = (read_press(str(event.get("text") or "")) for event in history if event["event"] == "user")
+    return any(press is not None and press.answer_id == answer_id for press in presses)
+
+
+def _press_before_question(history: History) -> FeedbackPress | None:
+    """The Helpful press the rating question followed, when the customer's last message was one."""
+    for event in reversed(history):
+        if event["event"] == "user":
+            press = read_press(str(event.get("text") or ""))
+            return press if press is not None and press.helpful and press.answer_id else None
+    return None
 
 
 class AnswerFeedback:
@@ -75,12 +102,13 @@ class AnswerFeedback:
         press = read_press(turn.message.text)
         if press is None:
             return None
-        entry_id = answered_entry(await turn.history(), press.answer_id)
+        history = await turn.history()
+        entry_id = answered_entry(history, press.answer_id)
         parse = press.parse(turn.message.text)
         if entry_id is not None:
             turn.writes.append(
                 partial(
-                    record_feedback,
+                    count_press,
                     answer_id=press.answer_id,
                     entry_id=entry_id,
                     sender_id=turn.sender_id,
@@ -88,7 +116,8 @@ class AnswerFeedback:
                 )
             )
         if press.helpful:
-            return Intercepted(parse, reply=THANKS_FOR_HELPFUL)
+            rate = self.settings.ask_rating and entry_id is not None and not _pressed(history, press.answer_id)
+            return Intercepted(parse, replies=(THANKS_FOR_HELPFUL, RATING_RESPONSE) if rate else (THANKS_FOR_HELPFUL,))
         if self.settings.on_unhelpful == "handoff":
             handoff = Decision(
                 DecisionKind.HAND_OFF,
@@ -98,4 +127,4 @@ class AnswerFeedback:
             )
             return Intercepted(parse, decision=handoff)
         turn.failed_turns += 1  # the bot failed, as with "no, that's not it" after an answer
-        return Intercepted(parse, reply=SORRY_UNHELPFUL)
+        return Intercepted(parse, replies=(SORRY_UNHELPFUL,))

@@ -11,14 +11,20 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
+from crowddesk.bot.conversations.store import mark_unhelpful
+from crowddesk.bot.desk.rating import RATING_RESPONSE
 from crowddesk.bot.dialogue.turn import Turn
 from crowddesk.bot.project.config import FeedbackSettings
 from crowddesk.bot.project.domain import FEEDBACK_INTENT, Domain
 from crowddesk.bot.project.responses import ResponseRenderer
 from crowddesk.connectors.types import Button, OutboundMessage
 from crowddesk.knowledge_base.types import KBEntry
+from crowddesk.knowledge_base.usage import record_feedback
 from crowddesk.nlu.payload import parse_payload
 from crowddesk.nlu.types import Entity, IntentScore, Parse
 
@@ -113,11 +119,21 @@ class KBAnswers:
         )
 
 
+def count_press(session: Session, *, answer_id: str, entry_id: str, sender_id: str, helpful: bool) -> None:
+    """In the turn's transaction: count the first press on answer `answer_id` for its entry; a
+    first Not helpful also marks the conversation as not resolved by the bot (the scorecard)."""
+    counted = record_feedback(session, answer_id=answer_id, entry_id=entry_id, sender_id=sender_id, helpful=helpful)
+    if counted and not helpful:
+        mark_unhelpful(session, sender_id, datetime.now(UTC))
+
+
 def check_feedback_responses(domain: Domain, settings: FeedbackSettings) -> None:
     """ValueError naming the setting and the response when the domain lacks what feedback needs."""
     needed = [ASK_FEEDBACK, THANKS_FOR_HELPFUL]
     if settings.on_unhelpful == "offer_handoff":
         needed.append(SORRY_UNHELPFUL)
+    if settings.ask_rating:
+        needed.append(RATING_RESPONSE)
     missing = [name for name in needed if name not in domain.responses]
     if missing:
         raise ValueError(f"{SETTINGS_KEY}.enabled is true, but the domain has no response {', '.join(missing)}")

@@ -18,6 +18,9 @@ from crowddesk.bot.project.responses import ResponseRenderer, bot_event_data
 from crowddesk.connectors.types import InboundMessage, OutboundMessage
 
 History = list[dict[str, Any]]
+# The policy named on the actions of the support decisions (answer from the KB, clarify, hand off);
+# any other policy on an action event is the project's dialogue (rules, stories, learned).
+SUPPORT_POLICY = "SupportPolicy"
 
 
 @dataclass
@@ -99,7 +102,7 @@ class Turn:
 
     def utter(self, action: str, decision: Decision, reply: OutboundMessage) -> None:
         """Send `reply` as the bot action `action`, chosen with `decision`'s confidence."""
-        self.add_action(action, "SupportPolicy", decision.confidence)
+        self.add_action(action, SUPPORT_POLICY, decision.confidence)
         self.say(reply, action)
 
     def say(self, reply: OutboundMessage, utter_action: str | None = None) -> None:

@@ -262,6 +262,9 @@ class FeedbackSettings:
     # offer_handoff: apologise and offer a person (utter_kb_feedback_unhelpful and its
     # buttons); handoff: hand the conversation to a person at once.
     on_unhelpful: str = _setting("offer_handoff", choices=UNHELPFUL_ACTIONS)
+    # After a Helpful press the bot asks the rating question (utter_ask_rating) and stores the
+    # answer on that press: the CSAT of the bot's own answers, next to that of people's tickets.
+    ask_rating: bool = _setting(False)
 
 
 @dataclass

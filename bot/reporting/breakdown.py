@@ -14,7 +14,7 @@ from crowddesk.bot.conversations.store import HandoffRow
 from crowddesk.bot.reporting import metrics
 from crowddesk.bot.reporting.durations import Durations
 from crowddesk.bot.reporting.period import Dimension, Period
-from crowddesk.bot.reporting.rows import aggregate, count, spans
+from crowddesk.bot.reporting.rows import aggregate, count, waits
 
 Column = dict[str, Any]  # group key -> value
 
@@ -62,6 +62,8 @@ def _traffic(session: Session, period: Period, by: str) -> dict[str, Column]:
         "kb_answers": count(session, metrics.kb_answers(period), by),
         "clarifications": count(session, metrics.clarifications(period), by),
         "handoffs": count(session, metrics.handoffs(period), by),
+        "handed_off": {key: o.handed_off for key, o in outcomes.items()},
+        "automated": {key: o.automated for key, o in outcomes.items()},
         "handoff_rate": {key: o.handoff_rate for key, o in outcomes.items()},
         "automated_resolution_rate": {key: o.automated_resolution_rate for key, o in outcomes.items()},
         "sla_breaches": count(session, metrics.sla_breaches(period), by),
@@ -77,8 +79,8 @@ def _intents(session: Session, period: Period, by: str) -> dict[str, Column]:
 
 def _agents(session: Session, period: Period, by: str) -> dict[str, Column]:
     replies = {
-        agent: Durations.between(pairs)
-        for agent, pairs in spans(session, metrics.first_replies(period), HandoffRow.first_response_at, by).items()
+        agent: Durations.of(minutes)
+        for agent, minutes in waits(session, metrics.first_replies(period), HandoffRow.first_response_at, by).items()
     }
     csat = aggregate(session, metrics.ratings(period), func.avg(HandoffRow.rating), by=by)
     return {
@@ -110,6 +112,8 @@ _COUNTS = frozenset(
         "kb_answers",
         "clarifications",
         "handoffs",
+        "handed_off",
+        "automated",
         "tickets",
         "replied",
         "resolved",

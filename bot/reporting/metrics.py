@@ -11,25 +11,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from crowddesk.bot.conversations.store import ConversationRow, EventRow, HandoffRow
 from crowddesk.bot.dialogue.executors import CLARIFY_ACTION
 from crowddesk.bot.dialogue.last_action import ANSWER_ACTION
-from crowddesk.bot.dialogue.tracker import ACTION_LISTEN
 from crowddesk.bot.reporting.period import Period
 from crowddesk.bot.reporting.rows import Expression, Rows, aggregate, how_many
 from crowddesk.knowledge_base.store import KBFeedbackRow, KBQuestionRow
 
-# The policy behind the support decisions (answer from the KB, clarify, hand off); any other
-# policy on an action event is the project's dialogue (rules, stories, the learned policy).
-SUPPORT_POLICY = "SupportPolicy"
-
-_action_name = EventRow.data["name"].as_string()
-_action_policy = EventRow.data["policy"].as_string()
+_action_name = EventRow.name
 _message_intent = EventRow.data[("parse_data", "intent", "name")].as_string()
 _by_channel: Mapping[str, Expression] = {"channel": ConversationRow.channel}
+# The conversation of an event or a ticket: joined only when its channel is read (see `Rows.lookups`).
+_event_conversation = ((ConversationRow.__table__, EventRow.conversation_id == ConversationRow.id),)
+_ticket_conversation = ((ConversationRow.__table__, HandoffRow.conversation_id == ConversationRow.id),)
+_ticket_keys: Mapping[str, Expression] = {
+    **_by_channel,
+    "intent": HandoffRow.packet[("intent", "name")].as_string(),
+    "agent": HandoffRow.assigned_to,
+    "reason": HandoffRow.reason,
+    "rating": HandoffRow.rating,
+}
 
 
 def conversations(period: Period) -> Rows:
@@ -60,18 +64,31 @@ def clarifications(period: Period) -> Rows:
 
 def handoffs(period: Period) -> Rows:
     """Tickets opened in the period (a conversation may have several)."""
-    return Rows(
-        HandoffRow.__table__.join(ConversationRow.__table__, HandoffRow.conversation_id == ConversationRow.id),
-        (*_between(HandoffRow.created_at, period), *_on_channel(period)),
-        HandoffRow.created_at,
-        epoch=False,
-        keys={
-            **_by_channel,
-            "intent": HandoffRow.packet[("intent", "name")].as_string(),
-            "agent": HandoffRow.assigned_to,
-            "reason": HandoffRow.reason,
-            "rating": HandoffRow.rating,
-        },
+    return _tickets(_between(HandoffRow.created_at, period), HandoffRow.created_at, period, keys=_ticket_keys)
+
+
+def queue_departures(period: Period) -> Rows:
+    """Tickets that stopped waiting for a person in the period (see `left_queue_at`), whenever opened."""
+    # Either moment falling in the period lets the database find them by index; the first decides.
+    replied, resolved = _between(HandoffRow.first_response_at, period), _between(HandoffRow.resolved_at, period)
+    touched = or_(and_(*replied), and_(*resolved))
+    return _tickets((touched, *_between(left_queue_at(), period)), left_queue_at(), period)
+
+
+def waiting_at_start(period: Period) -> Rows:
+    """Tickets waiting for a person when the period began: opened before, not yet left the queue."""
+    left = left_queue_at()
+    return _tickets((HandoffRow.created_at < period.since, or_(left.is_(None), left >= period.since)), left, period)
+
+
+def left_queue_at() -> ColumnElement[Any]:
+    """When a ticket stopped waiting for a person: its first reply, or its resolution if that came first."""
+    replied, resolved = HandoffRow.first_response_at, HandoffRow.resolved_at
+    return case(
+        (replied.is_(None), resolved),
+        (resolved.is_(None), replied),
+        (replied <= resolved, replied),
+        else_=resolved,
     )
 
 
@@ -80,11 +97,9 @@ def first_replies(period: Period) -> Rows:
     return handoffs(period).where(_by_end(HandoffRow.first_response_at, period))
 
 
-def still_waiting(period: Period) -> Rows:
-    """Tickets opened in the period that, when it ended, were open and had no reply from a person."""
-    return handoffs(period).where(
-        ~_by_end(HandoffRow.first_response_at, period), ~_by_end(HandoffRow.resolved_at, period)
-    )
+def unanswered_by_end(period: Period) -> ColumnElement[bool]:
+    """The ticket was open and had no reply from a person when the period ended (still waiting)."""
+    return and_(~_by_end(HandoffRow.first_response_at, period), ~_by_end(HandoffRow.resolved_at, period))
 
 
 def resolutions(period: Period) -> Rows:
@@ -92,14 +107,19 @@ def resolutions(period: Period) -> Rows:
     return handoffs(period).where(_by_end(HandoffRow.resolved_at, period))
 
 
-def sla_warnings(period: Period) -> Rows:
-    """Tickets opened in the period whose SLA warning (due soon, no reply) went off before it ended."""
-    return handoffs(period).where(_by_end(HandoffRow.sla_warned_at, period))
+def warned_by_end(period: Period) -> ColumnElement[bool]:
+    """The ticket's SLA warning (due soon, no reply) went off before the period ended."""
+    return _by_end(HandoffRow.sla_warned_at, period)
+
+
+def breached_by_end(period: Period) -> ColumnElement[bool]:
+    """The ticket went past its due time without a reply before the period ended (an SLA breach)."""
+    return _by_end(HandoffRow.sla_breached_at, period)
 
 
 def sla_breaches(period: Period) -> Rows:
-    """Tickets opened in the period that went past their due time without a reply before it ended."""
-    return handoffs(period).where(_by_end(HandoffRow.sla_breached_at, period))
+    """Tickets opened in the period that breached their SLA before it ended."""
+    return handoffs(period).where(breached_by_end(period))
 
 
 def ratings(period: Period) -> Rows:
@@ -107,42 +127,42 @@ def ratings(period: Period) -> Rows:
     return resolutions(period).where(HandoffRow.rating.is_not(None))
 
 
-def kb_feedback(period: Period, *, helpful: bool) -> Rows:
-    """Helpful (or Not helpful) presses on knowledge-base answers in the period."""
+def presses(period: Period) -> Rows:
+    """Helpful and Not helpful presses on knowledge-base answers in the period."""
     return Rows(
-        KBFeedbackRow.__table__.join(ConversationRow.__table__, KBFeedbackRow.sender_id == ConversationRow.sender_id),
-        (*_between(KBFeedbackRow.created_at, period), *_on_channel(period), KBFeedbackRow.helpful.is_(helpful)),
+        KBFeedbackRow.__table__,
+        (*_between(KBFeedbackRow.created_at, period), *_on_channel(period)),
         KBFeedbackRow.created_at,
         epoch=False,
-        keys=_by_channel,
+        keys={**_by_channel, "rating": KBFeedbackRow.rating},
+        lookups=((ConversationRow.__table__, KBFeedbackRow.sender_id == ConversationRow.sender_id),),
     )
+
+
+def helpful() -> ColumnElement[bool]:
+    """The press was Helpful (else Not helpful)."""
+    return KBFeedbackRow.helpful.is_(True)
+
+
+def answer_ratings(period: Period) -> Rows:
+    """Ratings (1 to 5) of the bot's answers customers pressed Helpful on in the period."""
+    return presses(period).where(helpful(), KBFeedbackRow.rating.is_not(None))
 
 
 def answered_by_bot(period: Period) -> ColumnElement[bool]:
-    """The conversation got a KB answer or a response of the project's dialogue before the period ended."""
-    dialogue_response = and_(
-        _action_policy.is_not(None), _action_policy != SUPPORT_POLICY, _action_name != ACTION_LISTEN
-    )
-    return exists().where(
-        EventRow.conversation_id == ConversationRow.id,
-        EventRow.type == "action",
-        EventRow.timestamp < period.until.timestamp(),
-        or_(_action_name == ANSWER_ACTION, dialogue_response),
-    )
+    """The conversation got a KB answer or a response of the project's dialogue before the period
+    ended (bot/dialogue/answered.py says which actions answer)."""
+    return _by_end(ConversationRow.answered_at, period)
 
 
 def handed_off(period: Period) -> ColumnElement[bool]:
     """The conversation had a ticket opened before the period ended."""
-    return exists().where(HandoffRow.conversation_id == ConversationRow.id, HandoffRow.created_at < period.until)
+    return _by_end(ConversationRow.handed_off_at, period)
 
 
 def marked_unhelpful(period: Period) -> ColumnElement[bool]:
     """The customer pressed Not helpful on one of the bot's answers before the period ended."""
-    return exists().where(
-        KBFeedbackRow.sender_id == ConversationRow.sender_id,
-        KBFeedbackRow.helpful.is_(False),
-        KBFeedbackRow.created_at < period.until,
-    )
+    return _by_end(ConversationRow.unhelpful_at, period)
 
 
 def automated(period: Period) -> ColumnElement[bool]:
@@ -152,7 +172,7 @@ def automated(period: Period) -> ColumnElement[bool]:
 
 def most_unhelpful(period: Period, limit: int) -> Select[str, str | None, int]:
     """The entries most often marked Not helpful in the period: id, first question, presses."""
-    presses = func.count().label("presses")
+    pressed = func.count().label("presses")
     first_question = (
         select(KBQuestionRow.text)
         .where(KBQuestionRow.entry_id == KBFeedbackRow.entry_id)
@@ -161,10 +181,11 @@ def most_unhelpful(period: Period, limit: int) -> Select[str, str | None, int]:
         .scalar_subquery()
     )
     return (
-        kb_feedback(period, helpful=False)
-        .select(KBFeedbackRow.entry_id, first_question, presses)
+        presses(period)
+        .where(~helpful())
+        .select(KBFeedbackRow.entry_id, first_question, pressed)
         .group_by(KBFeedbackRow.entry_id)
-        .order_by(presses.desc(), KBFeedbackRow.entry_id)
+        .order_by(pressed.desc(), KBFeedbackRow.entry_id)
         .limit(limit)
     )
 
@@ -210,9 +231,25 @@ def outcomes(session: Session, period: Period, by: str | None = None) -> dict[st
     return {key: Outcomes(*(int(value) for value in values)) for key, values in counted.items()}
 
 
+def _tickets(
+    conditions: tuple[ColumnElement[bool], ...],
+    when: Expression,
+    period: Period,
+    keys: Mapping[str, Expression] = _by_channel,
+) -> Rows:
+    return Rows(
+        HandoffRow.__table__,
+        (*conditions, *_on_channel(period)),
+        when,
+        epoch=False,
+        keys=keys,
+        lookups=_ticket_conversation,
+    )
+
+
 def _events(period: Period, *conditions: ColumnElement[bool], intent: Expression | None = None) -> Rows:
     return Rows(
-        EventRow.__table__.join(ConversationRow.__table__, EventRow.conversation_id == ConversationRow.id),
+        EventRow.__table__,
         (
             EventRow.timestamp >= period.since.timestamp(),
             EventRow.timestamp < period.until.timestamp(),
@@ -222,6 +259,7 @@ def _events(period: Period, *conditions: ColumnElement[bool], intent: Expression
         EventRow.timestamp,
         epoch=True,
         keys=_by_channel if intent is None else {**_by_channel, "intent": intent},
+        lookups=_event_conversation,
     )
 
 

@@ -26,6 +26,8 @@ from crowddesk.bot.desk.suggestions import TicketSuggestions
 from crowddesk.bot.privacy import api as privacy_api
 from crowddesk.bot.privacy.customer_data import Privacy
 from crowddesk.bot.privacy.retention import Retention
+from crowddesk.bot.reporting import api as analytics_api
+from crowddesk.bot.reporting.console import analytics_console_router
 from crowddesk.bot.server import routes
 from crowddesk.bot.server.api_access import ApiAccess
 from crowddesk.bot.server.assemble import Bot
@@ -45,7 +47,7 @@ from crowddesk.knowledge_base.usage import UsageReport
 def create_app(bot: Bot, access: ApiAccess = ApiAccess()) -> FastAPI:
     """The server for `bot`; `access` says who may call the tracker and parse routes (by
     default nobody: they answer 401 saying how to configure a token)."""
-    metrics = ServerMetrics.configured(bot.database, bot.engine.encoder_cache)
+    metrics = ServerMetrics.configured(bot.database, bot.engine.encoder_cache, bot.channels)
     gateway = Gateway(bot.engine, SeenMessages(bot.database), bot.outbox, bot.channels, on_turn=metrics.observe_turn)
     retention = Retention(
         bot.database,
@@ -93,6 +95,8 @@ def create_app(bot: Bot, access: ApiAccess = ApiAccess()) -> FastAPI:
     app.include_router(desk_console_router())
     app.include_router(kb_api.router)
     app.include_router(kb_console_router())
+    app.include_router(analytics_api.router)
+    app.include_router(analytics_console_router())
     app.include_router(privacy_api.router)
     app.include_router(routes.router)
     return app

@@ -19,6 +19,7 @@ from sqlalchemy.orm import sessionmaker
 from crowddesk.bot.conversations.states import OPEN_TICKET_STATUSES, OutboxState
 from crowddesk.bot.conversations.store import HandoffRow, OutboxRow
 from crowddesk.bot.dialogue.engine import TurnSummary
+from crowddesk.connectors.base import ChannelConnector
 from crowddesk.nlu.cached_encoder import CachedEncoder
 
 # `CROWDDESK_METRICS_PUBLIC=1` serves /metrics without the API token: scrapers usually sit on a
@@ -61,10 +62,32 @@ class StoreCollector:
         )
 
 
+class SessionsCollector:
+    """Customers' open connections per channel (web chat tabs), read at scrape time."""
+
+    def __init__(self, channels: Mapping[str, ChannelConnector]) -> None:
+        self._channels = channels
+
+    def collect(self) -> Iterator[Metric]:
+        sessions = GaugeMetricFamily(
+            "crowddesk_open_sessions", "Connections customers hold open to this server", labels=["channel"]
+        )
+        for name, channel in self._channels.items():
+            sessions.add_metric([name], channel.open_sessions())
+        yield sessions
+
+
 class ServerMetrics:
     """One app's registry; `observe_turn` is the engine's `on_turn` hook."""
 
-    def __init__(self, database: Engine, encoder_cache: CachedEncoder, *, public: bool = False) -> None:
+    def __init__(
+        self,
+        database: Engine,
+        encoder_cache: CachedEncoder,
+        channels: Mapping[str, ChannelConnector],
+        *,
+        public: bool = False,
+    ) -> None:
         self.public = public  # served without the API token
         self.registry = CollectorRegistry()
         self.messages = Counter("crowddesk_messages", "Customer messages handled", ["channel"], registry=self.registry)
@@ -76,13 +99,18 @@ class ServerMetrics:
             "crowddesk_turn_seconds", "Time to handle one message", buckets=TURN_BUCKETS, registry=self.registry
         )
         self.registry.register(StoreCollector(database, encoder_cache))
+        self.registry.register(SessionsCollector(channels))
 
     @classmethod
     def configured(
-        cls, database: Engine, encoder_cache: CachedEncoder, environ: Mapping[str, str] = os.environ
+        cls,
+        database: Engine,
+        encoder_cache: CachedEncoder,
+        channels: Mapping[str, ChannelConnector],
+        environ: Mapping[str, str] = os.environ,
     ) -> ServerMetrics:
         """Metrics whose exposure `CROWDDESK_METRICS_PUBLIC` sets."""
-        return cls(database, encoder_cache, public=environ.get(PUBLIC_ENV) == "1")
+        return cls(database, encoder_cache, channels, public=environ.get(PUBLIC_ENV) == "1")
 
     def observe_turn(self, turn: TurnSummary) -> None:
         self.messages.labels(turn.channel).inc()
