@@ -14,6 +14,7 @@ CHANNELS: dict[str, str] = {
     "callback": "crowddesk.connectors.callback:CallbackChannel",
     "telegram": "crowddesk.connectors.telegram:TelegramChannel",
     "slack": "crowddesk.connectors.slack:SlackChannel",
+    "twilio": "crowddesk.connectors.twilio_sms:TwilioSmsChannel",
     "webchat": "crowddesk.connectors.webchat:WebchatChannel",
 }
 
