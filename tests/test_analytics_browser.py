@@ -164,3 +164,13 @@ def test_the_page_loads_only_its_own_and_the_shared_files(live_server: LiveServe
     assert all(httpx.get(f"{live_server.url}{path}").status_code == 200 for path in linked)
     for outside in ("/analytics/static/desk.js", "/analytics/static/..%2Fapi.py"):
         assert httpx.get(f"{live_server.url}{outside}").status_code == 404
+
+
+def test_the_consoles_link_to_each_other_under_one_sign_in(page: Page, live_server: LiveServer) -> None:
+    sign_in(page, live_server, account(live_server, "admin"), console="desk")
+    consoles = page.get_by_role("navigation", name="Consoles")
+    consoles.get_by_role("link", name="Analytics").click()
+    expect(page.get_by_role("heading", name="Headline")).to_be_visible()  # still signed in
+    page.get_by_role("navigation", name="Consoles").get_by_role("link", name="Knowledge base").click()
+    expect(page).to_have_url(f"{live_server.url}/kb")
+    expect(page.get_by_role("navigation", name="Consoles").get_by_role("link", name="Desk")).to_be_visible()
