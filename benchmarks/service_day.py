@@ -59,13 +59,13 @@ from benchmarks.kb_loop import (
 )
 from benchmarks.latency import HANDOFF_RESPONSES, machine_info
 from benchmarks.serving import served_project
+from crowddesk.bot.conversations.outbox import payload_message
 from crowddesk.bot.evaluation.metrics import format_table
 from crowddesk.bot.project.loading import load_project
 from crowddesk.bot.simulation.customer import Customer, served_entry
 from crowddesk.bot.simulation.operation import MAX_MESSAGES
 from crowddesk.bot.simulation.team import Staffing, Team
 from crowddesk.bot.simulation.traffic import Question, QuestionMix, arrivals
-from crowddesk.connectors.types import Button, OutboundMessage
 from tests.demo_bot import REPO
 
 DAY_ONE = datetime(2026, 12, 7, tzinfo=UTC)  # a Monday: both days follow a weekday's curve
@@ -142,17 +142,6 @@ def straight_to_people(visits: Sequence[Visit]) -> list[Visit]:
     return [Visit(visit.arrived_at, handed_off_at=visit.arrived_at) for visit in visits]
 
 
-def as_outbound(reply: dict[str, Any]) -> OutboundMessage:
-    """A REST webhook reply back in the shape the engine wrote it, for the customer to read."""
-    return OutboundMessage(
-        reply["recipient_id"],
-        reply.get("text") or "",
-        tuple(Button(b["title"], b["payload"]) for b in reply.get("buttons", [])),
-        reply.get("image"),
-        reply.get("custom") or {},
-    )
-
-
 def serve(bench: Bench, customer: Customer, question: Question, topic: str, arrived_at: datetime) -> Served:
     """One customer's conversation over the webhook: they send what they make of each reply after
     reading it, until they leave, get a ticket or have sent MAX_MESSAGES; the bot's replies take
@@ -163,7 +152,7 @@ def serve(bench: Bench, customer: Customer, question: Question, topic: str, arri
     first: tuple[str, bool] | None = None
     for _ in range(MAX_MESSAGES):
         raw = bench.say(sender, text)
-        replies = [as_outbound(reply) for reply in raw]
+        replies = [payload_message(reply) for reply in raw]
         right = served_entry(replies) == question.topic
         if first is None:
             first = (bench.outcome(raw), right)

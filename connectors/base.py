@@ -34,6 +34,19 @@ def reject_unknown_keys(channel: str, block: Mapping[str, Any], known: Iterable[
         raise CredentialsError(f"{channel}.{unknown[0]}: unknown key; expected one of: {', '.join(expected)}")
 
 
+def text_settings(channel: str, block: Mapping[str, Any]) -> dict[str, str]:
+    """The keys of a channel's block that are set (not empty), each a string; `CredentialsError`
+    names the first value that is not one."""
+    values = {}
+    for key, value in block.items():
+        if value in (None, ""):
+            continue
+        if not isinstance(value, str):
+            raise CredentialsError(f"{channel}.{key}: expected a string, got {type(value).__name__}")
+        values[key] = value
+    return values
+
+
 class DeliveryError(CrowdDeskError):
     """The platform did not accept a message.
 

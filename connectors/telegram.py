@@ -37,6 +37,7 @@ from crowddesk.connectors.base import (
     DeliveryError,
     MessageSink,
     reject_unknown_keys,
+    text_settings,
 )
 from crowddesk.connectors.types import Button, InboundMessage, OutboundMessage
 
@@ -99,7 +100,7 @@ class TelegramSettings:
         """Check every key; a `CredentialsError` names the first one that is wrong."""
         reject_unknown_keys(CHANNEL_NAME, block, cls.__dataclass_fields__)
         # Any: `mode` is checked against its Literal below, not by the type of the dict.
-        values: dict[str, Any] = {key: _text(key, value) for key, value in block.items() if value not in (None, "")}
+        values: dict[str, Any] = text_settings(CHANNEL_NAME, block)
         if "access_token" not in values:
             raise CredentialsError(
                 f"{CHANNEL_NAME}.access_token: missing; set it to the token @BotFather gave you, "
@@ -119,12 +120,6 @@ class TelegramSettings:
         if not values.get("webhook_url", "https://").startswith("https://"):
             raise CredentialsError(f"{CHANNEL_NAME}.webhook_url: Telegram only calls https:// URLs")
         return cls(**values)
-
-
-def _text(key: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise CredentialsError(f"{CHANNEL_NAME}.{key}: expected a string, got {type(value).__name__}")
-    return value
 
 
 class TelegramChannel(ChannelConnector):

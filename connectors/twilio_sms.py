@@ -29,6 +29,7 @@ from crowddesk.connectors.base import (
     DeliveryError,
     MessageSink,
     reject_unknown_keys,
+    text_settings,
 )
 from crowddesk.connectors.numbered_buttons import NumberedButtons
 from crowddesk.connectors.types import InboundMessage, OutboundMessage
@@ -63,7 +64,7 @@ class TwilioSettings:
     def parse(cls, block: Mapping[str, Any]) -> TwilioSettings:
         """Check every key; a `CredentialsError` names the first one that is wrong."""
         reject_unknown_keys(CHANNEL_NAME, block, cls.__dataclass_fields__)
-        values = {key: _text(key, value) for key, value in block.items() if value not in (None, "")}
+        values = text_settings(CHANNEL_NAME, block)
         for key in _REQUIRED_KEYS:
             if key not in values:
                 raise CredentialsError(f"{CHANNEL_NAME}.{key}: missing; see the Twilio console")
@@ -75,12 +76,6 @@ class TwilioSettings:
     def webhook_url(self) -> str:
         """The URL Twilio calls, which its signature covers (the server may sit behind a proxy)."""
         return self.public_url.rstrip("/") + WEBHOOK_PATH
-
-
-def _text(key: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise CredentialsError(f"{CHANNEL_NAME}.{key}: expected a string, got {type(value).__name__}")
-    return value
 
 
 class TwilioSmsChannel(ChannelConnector):

@@ -9,12 +9,12 @@ import numpy as np
 
 from benchmarks.service_day import (
     Visit,
-    as_outbound,
     day_half,
     first_useful_replies,
     shares_within,
     straight_to_people,
 )
+from crowddesk.bot.conversations.outbox import payload_message
 from crowddesk.bot.simulation.customer import served_entry
 from crowddesk.bot.simulation.team import Staffing, Team
 
@@ -91,7 +91,7 @@ def test_a_webhook_reply_reads_as_the_engine_wrote_it() -> None:
         "custom": {"kb_entry": "faq/card_arrival"},
     }
 
-    message = as_outbound(reply)
+    message = payload_message(reply)
 
     assert message.as_rasa() == reply
     assert served_entry([message]) == "faq/card_arrival"

@@ -115,17 +115,7 @@ def _scorecard_view(database: Engine, period: Period, agent: Agent) -> dict[str,
     card = seen_by(agent, scorecard(database, period, "day"))
     return {
         "scorecard": card.as_dict(),
-        "headline": [
-            {
-                "name": h.name,
-                "label": h.label,
-                "unit": h.unit,
-                "current": h.current,
-                "previous": h.previous,
-                "change": h.change,
-            }
-            for h in card.headline()
-        ],
+        "headline": [{**h.as_dict(), "label": h.label, "unit": h.unit} for h in card.headline()],
         "channels": known_channels,
         "charts": scorecard_charts(card),
     }

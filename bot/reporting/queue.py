@@ -31,7 +31,8 @@ class QueueLength:
         """The queue from `at_start` tickets and, per hour key, those that `joined` and `left` it."""
         first = period.since.replace(minute=0, second=0, microsecond=0)
         hours = [first + n * HOUR for n in range(math.ceil((period.until - first) / HOUR))]
-        changes = [joined.get(h.strftime(HOUR_KEY), 0) - left.get(h.strftime(HOUR_KEY), 0) for h in hours]
+        keys = [hour.strftime(HOUR_KEY) for hour in hours]
+        changes = [joined.get(key, 0) - left.get(key, 0) for key in keys]
         levels = at_start + np.cumsum(changes, dtype=np.int64)
         return cls(tuple(min(hour + HOUR, period.until) for hour in hours), tuple(int(level) for level in levels))
 

@@ -135,6 +135,9 @@ class Headline:
             return None
         return round(self.current - self.previous, 4)
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "current": self.current, "previous": self.previous, "change": self.change}
+
 
 @dataclass(frozen=True)
 class Scorecard:
@@ -156,10 +159,7 @@ class Scorecard:
         return {
             "period": self.period.as_dict(),
             "previous_period": self.period.previous().as_dict(),
-            "headline": [
-                {"name": h.name, "current": h.current, "previous": h.previous, "change": h.change}
-                for h in self.headline()
-            ],
+            "headline": [h.as_dict() for h in self.headline()],
             "current": self.current.as_dict(),
             "previous": self.previous.as_dict(),
             "breakdown": None if self.breakdown is None else self.breakdown.as_dict(),
