@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from fastapi import APIRouter
 
+from crowddesk.connectors.memory import ChannelMemory, ProcessMemory
 from crowddesk.connectors.types import InboundMessage, OutboundMessage
 from crowddesk.errors import CrowdDeskError, Rejected
 
@@ -71,6 +72,19 @@ class ChannelConnector(ABC):
     and one sent again with the same `message_id` gets the replies of its first delivery."""
     max_messages_per_second: ClassVar[float] = 20.0
     """The outbox never sends faster than this to one channel (the platform's own limit)."""
+    _memory: ChannelMemory | None = None
+
+    @property
+    def memory(self) -> ChannelMemory:
+        """What this channel remembers about its customers: the database's memory once
+        `attach_memory` gave it one, this process's until then."""
+        if self._memory is None:
+            self._memory = ProcessMemory()
+        return self._memory
+
+    def attach_memory(self, memory: ChannelMemory) -> None:
+        """Remember in `memory` from now on (the server attaches the database's at start)."""
+        self._memory = memory
 
     @classmethod
     @abstractmethod
@@ -92,6 +106,12 @@ class ChannelConnector(ABC):
         """Connections customers hold open to this server right now (the web chat's sockets);
         channels reached through a platform hold none."""
         return 0
+
+    def refusal(self, message: OutboundMessage, now: float) -> str | None:
+        """Why the platform will refuse `message` at `now` (epoch seconds) however often it is
+        retried, e.g. its reply window has closed; the desk asks before it stores an agent's
+        reply. None: the message can go."""
+        return None
 
     @abstractmethod
     async def send(self, recipient_id: str, message: OutboundMessage) -> None:

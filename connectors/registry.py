@@ -15,7 +15,11 @@ CHANNELS: dict[str, str] = {
     "telegram": "crowddesk.connectors.telegram:TelegramChannel",
     "slack": "crowddesk.connectors.slack:SlackChannel",
     "twilio": "crowddesk.connectors.twilio_sms:TwilioSmsChannel",
+    "whatsapp": "crowddesk.connectors.meta.whatsapp:WhatsAppChannel",
     "webchat": "crowddesk.connectors.webchat:WebchatChannel",
+    "x": "crowddesk.connectors.x:XChannel",
+    "messenger": "crowddesk.connectors.meta.messaging:MessengerChannel",
+    "instagram": "crowddesk.connectors.meta.messaging:InstagramChannel",
 }
 
 

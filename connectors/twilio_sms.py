@@ -10,9 +10,8 @@ Buttons become a numbered list the customer answers with the number.
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
@@ -31,7 +30,8 @@ from crowddesk.connectors.base import (
     reject_unknown_keys,
     text_settings,
 )
-from crowddesk.connectors.numbered_buttons import NumberedButtons
+from crowddesk.connectors.numbered_buttons import chosen_payload, numbered_text
+from crowddesk.connectors.segments import split_text
 from crowddesk.connectors.types import InboundMessage, OutboundMessage
 
 CHANNEL_NAME = "twilio"
@@ -43,7 +43,6 @@ DEFAULT_API_URL = "https://api.twilio.com"
 MAX_MESSAGE_CHARACTERS = 1600
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 _REQUIRED_KEYS = ("account_sid", "auth_token", "twilio_number", "public_url")
-_WHITESPACE = re.compile(r"\s")
 # Below the outbox's send timeout: a hung request must end in its thread too, not only be abandoned.
 REQUEST_TIMEOUT_SECONDS = 20.0
 # 429 is Twilio's rate limit, 401 credentials an operator can still fix: both worth retrying.
@@ -92,7 +91,6 @@ class TwilioSmsChannel(ChannelConnector):
         )
         self.client.api.base_url = settings.api_url
         self._validator = RequestValidator(settings.auth_token)
-        self._buttons = NumberedButtons()
 
     @classmethod
     def from_credentials(cls, settings: Mapping[str, Any]) -> TwilioSmsChannel:
@@ -117,7 +115,7 @@ class TwilioSmsChannel(ChannelConnector):
                 raise HTTPException(403, f"missing or wrong {SIGNATURE_HEADER} header")
             inbound = self._inbound(form)
             if inbound is not None:
-                await sink(inbound)
+                await sink(replace(inbound, text=await chosen_payload(self.memory, inbound.sender_id, inbound.text)))
             return Response(EMPTY_TWIML, media_type="text/xml")
 
         return router
@@ -125,7 +123,7 @@ class TwilioSmsChannel(ChannelConnector):
     async def send(self, recipient_id: str, message: OutboundMessage) -> None:
         """One SMS per ≤1,600-character part, buttons as a numbered list; refusals become
         `DeliveryError`s."""
-        text = self._buttons.render(recipient_id, message)
+        text = await numbered_text(self.memory, recipient_id, message)
         if message.image:
             text = f"{text}\n{message.image}" if text else message.image
         for part in split_text(text, MAX_MESSAGE_CHARACTERS):
@@ -152,17 +150,4 @@ class TwilioSmsChannel(ChannelConnector):
         text = form.get("Body", "")
         if not text.strip():
             return None  # a picture or an empty message: nothing for the bot to read
-        sender_id = f"{SENDER_PREFIX}{sender}"
-        return InboundMessage(CHANNEL_NAME, sender_id, self._buttons.read(sender_id, text), message_id=sid)
-
-
-def split_text(text: str, limit: int) -> Iterator[str]:
-    """`text` in parts of at most `limit` characters, cut at the last whitespace before the
-    limit (mid-word only when a word is longer than that)."""
-    rest = text.strip()
-    while len(rest) > limit:
-        cut = max((found.start() for found in _WHITESPACE.finditer(rest, 0, limit + 1)), default=0) or limit
-        yield rest[:cut].rstrip()
-        rest = rest[cut:].lstrip()
-    if rest:
-        yield rest
+        return InboundMessage(CHANNEL_NAME, f"{SENDER_PREFIX}{sender}", text, message_id=sid)

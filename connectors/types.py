@@ -38,6 +38,16 @@ class OutboundMessage:
     buttons: tuple[Button, ...] = ()
     image: str | None = None
     custom: dict[str, Any] = field(default_factory=dict)
+    customer_wrote_at: float | None = None
+    """When the customer last wrote (epoch seconds), for platforms that accept free-form messages
+    only for a while after it (`crowddesk.connectors.reply_window`); None: this message answers
+    the one just received."""
+    sent_by_agent: bool = False
+    """A person at the desk wrote it (Messenger lets a person answer longer than a bot)."""
+    public_post: dict[str, Any] | None = None
+    """For a reply to a public post (an X mention, a page comment): the inbound message's
+    `public_post` plus "visibility" ("public": reply under the post; "private": post only the
+    "acknowledgement" text there and send this message privately). None: an ordinary message."""
 
     def as_rasa(self) -> dict[str, Any]:
         """The shape Rasa's REST channel returns, so existing clients keep working."""

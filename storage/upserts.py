@@ -27,3 +27,13 @@ def insert_missing(session: Session, mapped: type[DeclarativeBase], rows: Sequen
     )
     result = cast(CursorResult[Any], session.execute(statement, list(rows)))
     return result.rowcount
+
+
+def upsert(session: Session, mapped: type[DeclarativeBase], row: Mapping[str, Any], key: Sequence[str]) -> None:
+    """INSERT `row`, or UPDATE its other columns where a row with the same `key` columns exists;
+    safe against a concurrent write of the same key (the last one wins)."""
+    on_postgresql = session.get_bind().dialect.name == "postgresql"
+    dialect_insert = postgresql.insert if on_postgresql else sqlite.insert
+    statement = dialect_insert(cast(Table, mapped.__table__)).values(dict(row))
+    changed = {column: statement.excluded[column] for column in row if column not in key}
+    session.execute(statement.on_conflict_do_update(index_elements=list(key), set_=changed))

@@ -23,7 +23,7 @@ from crowddesk.storage.migrations import History, current_revision, differences,
 from tests.demo_bot import copy_demo_project
 
 # Each history's latest revision.
-HEAD = {"knowledge_base": "0003", "conversations": "0004", "desk": "0001"}
+HEAD = {"knowledge_base": "0003", "conversations": "0005", "desk": "0001"}
 FIRST = "0001"
 
 
@@ -205,7 +205,7 @@ def test_the_outcomes_of_conversations_stored_before_they_were_kept_are_filled_i
             ],
         )
 
-    assert str(upgrade(engine, conversations_history)) == "conversations: 0003 -> 0004 (upgraded)"
+    assert str(upgrade(engine, conversations_history)) == f"conversations: 0003 -> {HEAD['conversations']} (upgraded)"
 
     with Session(engine) as session:
         rows = session.execute(

@@ -5,23 +5,23 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
-from crowddesk.bot.server.app import create_app
-from crowddesk.bot.server.assemble import Bot, assemble
+from crowddesk.bot.conversations.channel_memory import DatabaseChannelMemory
 from crowddesk.bot.training.trainer import TrainResult
 from crowddesk.connectors.base import CredentialsError, DeliveryError
 from crowddesk.connectors.twilio_sms import WEBHOOK_PATH, TwilioSmsChannel
 from crowddesk.connectors.types import Button, InboundMessage, OutboundMessage
-from tests.demo_bot import API_ACCESS, API_AUTH, agent_headers
+from tests.channel_bots import ChannelBot, RecordingSink, serving_demo_bot
+from tests.demo_bot import API_AUTH, agent_headers
 from tests.fakes.twilio_api import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -46,17 +46,6 @@ def twilio_api() -> Iterator[FakeTwilioAPI]:
 
 def channel_for(api: FakeTwilioAPI) -> TwilioSmsChannel:
     return TwilioSmsChannel.from_credentials({**BLOCK, "api_url": api.base_url})
-
-
-class RecordingSink:
-    """Stands in for the gateway: records what the connector hands to the bot."""
-
-    def __init__(self) -> None:
-        self.messages: list[InboundMessage] = []
-
-    async def __call__(self, message: InboundMessage) -> list[OutboundMessage]:
-        self.messages.append(message)
-        return []
 
 
 def post_sms(
@@ -159,6 +148,17 @@ def test_buttons_are_a_numbered_list_and_a_number_picks_that_button(twilio_api: 
     assert sink.messages[-1].text == "2"
 
 
+def test_a_number_picks_the_button_another_server_process_offered(twilio_api: FakeTwilioAPI, db_engine: Engine) -> None:
+    # Two channels on one database stand for two server processes behind a load balancer.
+    offering, answering = channel_for(twilio_api), channel_for(twilio_api)
+    for channel in (offering, answering):
+        channel.attach_memory(DatabaseChannelMemory(db_engine, "twilio"))
+    send(offering, OutboundMessage(SENDER, "Pick one", (Button("Card", "/card"), Button("Person", "/human_handoff"))))
+    sink = RecordingSink()
+    post_sms(answering, sink, incoming_sms(PHONE, "2", "SM20"))
+    assert [m.text for m in sink.messages] == ["/human_handoff"]
+
+
 def test_a_long_reply_is_split_at_whitespace_into_sms_sized_parts(twilio_api: FakeTwilioAPI) -> None:
     words = [f"word{number}" for number in range(700)]
     text = " ".join(words)
@@ -203,14 +203,8 @@ def test_the_auth_token_never_reaches_the_logs(twilio_api: FakeTwilioAPI, caplog
 # --- end to end through `crowddesk run`'s server -------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SmsBot:
-    """The demo bot's server (`client`) and the fake Twilio API its SMS channel talks to."""
-
-    api: FakeTwilioAPI
-    client: TestClient
-    bot: Bot
-
+SmsBot = ChannelBot[FakeTwilioAPI]
+"""The demo bot's server (`client`) and the fake Twilio API its SMS channel talks to."""
 
 CREDENTIALS = """\
 rest:
@@ -231,21 +225,19 @@ def sms_bot(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[SmsBot]:
     """The demo bot with a Twilio channel in its credentials.yml, talking to the fake API."""
-    directory = tmp_path_factory.mktemp("twilio")
-    with FakeTwilioAPI() as api, pytest.MonkeyPatch.context() as env:
-        env.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
-        env.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
-        credentials = directory / "credentials.yml"
-        credentials.write_text(CREDENTIALS % (TWILIO_NUMBER, PUBLIC_URL, api.base_url), encoding="utf-8")
-        bot = assemble(
-            demo_project,
-            model_dir=demo_training.model_dir,
-            credentials=credentials,
-            database_url=f"sqlite:///{directory / 'crowddesk.db'}",
-            action_endpoint=action_server_url,
-        )
-        with TestClient(create_app(bot, API_ACCESS)) as client:
-            yield SmsBot(api, client, bot)
+    with (
+        FakeTwilioAPI() as api,
+        serving_demo_bot(
+            api,
+            CREDENTIALS % (TWILIO_NUMBER, PUBLIC_URL, api.base_url),
+            {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN},
+            demo_project=demo_project,
+            demo_training=demo_training,
+            action_server_url=action_server_url,
+            directory=tmp_path_factory.mktemp("twilio"),
+        ) as served,
+    ):
+        yield served
 
 
 _numbers = itertools.count(5_550_100)
@@ -344,3 +336,26 @@ def test_an_agents_long_reply_reaches_the_customer_in_parts(sms_bot: SmsBot) -> 
     parts = bodies[bodies.index(next(body for body in bodies if body.startswith("Hi, Ana here."))) :]
     assert len(parts) == 2 and all(len(part) <= 1600 for part in parts)
     assert " ".join(parts) == reply
+
+
+def test_a_reply_twilio_refuses_for_good_shows_in_the_ticket_as_not_delivered(sms_bot: SmsBot) -> None:
+    phone = new_phone()
+    text_from(sms_bot, phone, "/human_handoff")
+    client = sms_bot.client
+    tracker = client.get(f"/conversations/twilio:{phone}/tracker", headers=API_AUTH).json()
+    texts_to(sms_bot, phone, sum(event["event"] == "bot" for event in tracker["events"]))  # the bot's say first
+    ticket_id = tracker["handoff"]["id"]
+    auth = agent_headers(sms_bot.bot)
+    client.post(f"/desk/api/tickets/{ticket_id}/claim", headers=auth)
+    sms_bot.api.refuse_next(400, 21610, "Attempt to send to unsubscribed recipient")
+    client.post(f"/desk/api/tickets/{ticket_id}/reply", headers=auth, json={"text": "Hi, Ana here"})
+
+    def undelivered() -> list[dict[str, Any]]:
+        return client.get(f"/desk/api/tickets/{ticket_id}", headers=auth).json()["undelivered"]
+
+    deadline = time.monotonic() + 20
+    while not undelivered() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [refused] = undelivered()
+    assert refused["text"] == "Hi, Ana here"
+    assert "error 21610" in refused["error"] and "unsubscribed" in refused["error"]

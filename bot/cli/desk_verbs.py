@@ -146,7 +146,12 @@ def _time_left(view: dict[str, Any]) -> str:
 def show(desk: Desk, args: argparse.Namespace) -> int:
     """`desk show`: the packet, transcript and notes of one ticket."""
     ticket = desk.ticket(args.ticket)
-    detail = ticket_detail(ticket, desk.conversations.events(ticket.sender_id), desk.tickets.notes(ticket.id))
+    detail = ticket_detail(
+        ticket,
+        desk.conversations.events(ticket.sender_id),
+        desk.tickets.notes(ticket.id),
+        desk.tickets.undelivered(ticket),
+    )
     if args.json:
         say(json.dumps(detail, indent=2, ensure_ascii=False))
         return 0
@@ -175,6 +180,8 @@ def _detail_lines(detail: dict[str, Any], channel: str) -> list[str]:
         "Transcript:",
         *(f"  {_clock(m['timestamp'])} {m['role']:8} {m['text']}" for m in detail["messages"]),
     ]
+    if detail["undelivered"]:
+        lines += ["Not delivered:", *(f"  {u['text']} ({u['error']})" for u in detail["undelivered"])]
     if detail["notes"]:
         lines += ["Internal notes:", *(f"  {n['author']}: {n['text']}" for n in detail["notes"])]
     return lines

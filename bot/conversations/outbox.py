@@ -15,7 +15,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -32,28 +32,45 @@ logger = logging.getLogger(__name__)
 
 
 def message_payload(message: OutboundMessage) -> dict[str, Any]:
-    """The JSON stored for a message: the Rasa REST reply shape."""
-    return message.as_rasa()
+    """The JSON stored for a message: the Rasa REST reply shape, plus what a channel's reply
+    window and a public post's visibility need under `delivery`."""
+    payload = message.as_rasa()
+    delivery = {
+        "customer_wrote_at": message.customer_wrote_at,
+        "sent_by_agent": message.sent_by_agent,
+        "public_post": message.public_post,
+    }
+    if any(delivery.values()):
+        payload["delivery"] = delivery
+    return payload
 
 
 def payload_message(payload: Mapping[str, Any]) -> OutboundMessage:
     """The message a stored payload describes (inverse of `message_payload`)."""
+    delivery = payload.get("delivery") or {}
     return OutboundMessage(
         recipient_id=str(payload["recipient_id"]),
         text=str(payload.get("text") or ""),
         buttons=tuple(Button(b["title"], b["payload"]) for b in payload.get("buttons") or ()),
         image=payload.get("image"),
         custom=dict(payload.get("custom") or {}),
+        customer_wrote_at=delivery.get("customer_wrote_at"),
+        sent_by_agent=bool(delivery.get("sent_by_agent")),
+        public_post=delivery.get("public_post"),
     )
 
 
-def bot_event_message(recipient_id: str, bot_event: Mapping[str, Any]) -> OutboundMessage:
+def bot_event_message(
+    recipient_id: str, bot_event: Mapping[str, Any], customer_wrote_at: float | None = None
+) -> OutboundMessage:
     """What the customer sees of a stored Rasa `bot` event (text plus its `data` extras); an
-    agent's message carries the agent's name as `custom.agent_name` for channels that show it."""
+    agent's message carries the agent's name as `custom.agent_name` for channels that show it.
+    `customer_wrote_at` is set for messages that do not answer the customer's latest one."""
     data = bot_event.get("data") or {}
     agent_name = (bot_event.get("metadata") or {}).get("agent_name")
     custom = {**(data.get("custom") or {}), **({"agent_name": agent_name} if agent_name else {})}
-    return payload_message({"recipient_id": recipient_id, "text": bot_event.get("text"), **data, "custom": custom})
+    message = payload_message({"recipient_id": recipient_id, "text": bot_event.get("text"), **data, "custom": custom})
+    return replace(message, customer_wrote_at=customer_wrote_at, sent_by_agent=agent_name is not None)
 
 
 @dataclass(frozen=True)
@@ -169,6 +186,16 @@ class Outbox:
             if status is not None:
                 query = query.where(OutboxRow.status == status)
             return [_record(row) for row in session.scalars(query)]
+
+    def failed_to(self, recipient_id: str) -> list[OutboxRecord]:
+        """The messages for `recipient_id` the platform refused for good, oldest first."""
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(OutboxRow)
+                .where(OutboxRow.recipient_id == recipient_id, OutboxRow.status == OutboxState.FAILED)
+                .order_by(OutboxRow.id)
+            )
+            return [_record(row) for row in rows]
 
     def _update(self, row_id: int, **values: Any) -> None:
         with self._sessions.begin() as session:

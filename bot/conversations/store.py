@@ -139,6 +139,20 @@ class InboundMessageRow(ConversationTables):
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class ChannelMemoryRow(ConversationTables):
+    """A fact a channel connector keeps about a customer between messages (connectors/memory.py)."""
+
+    __tablename__ = "channel_memory"
+    __table_args__ = (PrimaryKeyConstraint("channel", "sender_id", "key"),)
+
+    channel: Mapped[str] = mapped_column(String(64))
+    sender_id: Mapped[str] = mapped_column(String(MAX_SENDER_ID_LENGTH))
+    key: Mapped[str] = mapped_column(String(64))
+    value: Mapped[Any] = mapped_column(JSON)
+    # Indexed: retention purges the facts nobody wrote for its period.
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
 class OutboxRow(ConversationTables):
     """One outbound message waiting for, or done with, delivery through its channel."""
 

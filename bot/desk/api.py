@@ -19,6 +19,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from crowddesk.bot.conversations.audit import READ_TICKET, AuditLog
+from crowddesk.bot.conversations.outbox import OutboxRecord
 from crowddesk.bot.conversations.states import OPEN_TICKET_STATUSES
 from crowddesk.bot.conversations.store import ConversationStore, HandoffRecord
 from crowddesk.bot.desk import accounts
@@ -100,13 +101,19 @@ def ticket_view(ticket: HandoffRecord, now: datetime | None = None) -> dict[str,
     }
 
 
-def ticket_detail(ticket: HandoffRecord, events: list[dict[str, Any]], notes: list[Note]) -> dict[str, Any]:
-    """A ticket with its packet, the customer-visible transcript and the internal notes."""
+def ticket_detail(
+    ticket: HandoffRecord, events: list[dict[str, Any]], notes: list[Note], undelivered: list[OutboxRecord]
+) -> dict[str, Any]:
+    """A ticket with its packet, the customer-visible transcript, the internal notes and the
+    messages the customer's platform refused."""
     return {
         **ticket_view(ticket),
         "packet": ticket.packet,
         "messages": transcript_messages(events),
         "notes": [{"author": n.author, "text": n.text, "created_at": n.created_at.isoformat()} for n in notes],
+        "undelivered": [
+            {"text": r.message.text, "error": r.last_error, "created_at": r.created_at.isoformat()} for r in undelivered
+        ],
     }
 
 
@@ -220,7 +227,8 @@ def _watched_state(conversations: ConversationStore, tickets: TicketDesk, ticket
     if record is None:
         return None
     messages = transcript_messages(conversations.events(record.sender_id))
-    return record.status, record.assigned_to, len(messages), len(tickets.notes(ticket_id))
+    notes, undelivered = tickets.notes(ticket_id), tickets.undelivered(record)
+    return record.status, record.assigned_to, len(messages), len(notes), len(undelivered)
 
 
 @router.get("/tickets", summary="Tickets, most urgent (soonest SLA due) first")
@@ -247,9 +255,10 @@ async def get_ticket(
     ticket = await existing(conversations, ticket_id)
     events = await asyncio.to_thread(conversations.events, ticket.sender_id)
     notes = await asyncio.to_thread(tickets.notes, ticket_id)
+    undelivered = await asyncio.to_thread(tickets.undelivered, ticket)
     # Opening a ticket shows its transcript: who read whose conversation goes to the audit log.
     await asyncio.to_thread(audit.record, agent.id, READ_TICKET, ticket.sender_id, f"ticket {ticket_id}")
-    return ticket_detail(ticket, events, notes)
+    return ticket_detail(ticket, events, notes, undelivered)
 
 
 @router.post("/tickets/{ticket_id}/claim", summary="Take the ticket; 409 if someone else has it")

@@ -9,17 +9,19 @@ resolve) are put in the outbox in that same transaction: stored means it will be
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from crowddesk.bot.conversations.outbox import Outbox, bot_event_message
+from crowddesk.bot.conversations.outbox import Outbox, OutboxRecord, bot_event_message
 from crowddesk.bot.conversations.states import ConversationOwner, TicketStatus
 from crowddesk.bot.conversations.store import (
     ConversationRow,
+    EventRow,
     HandoffRecord,
     HandoffRow,
     TicketNoteRow,
@@ -28,6 +30,7 @@ from crowddesk.bot.conversations.store import (
 )
 from crowddesk.bot.desk.agents import Agent
 from crowddesk.bot.desk.suggestions import propose_from_ticket
+from crowddesk.connectors.base import ChannelConnector
 from crowddesk.errors import Conflict, NotFound, Rejected
 from crowddesk.knowledge_base.redaction import Redactor
 
@@ -70,13 +73,37 @@ def _check_text(text: str) -> str:
 class TicketDesk:
     """Ticket transitions, each one transaction; `outbox` receives what the customer must see."""
 
-    def __init__(self, engine: Engine, outbox: Outbox | None = None, redactor: Redactor | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        outbox: Outbox | None = None,
+        redactor: Redactor | None = None,
+        channels: Mapping[str, ChannelConnector] | None = None,
+    ) -> None:
+        """`channels` are asked whether an agent's reply can still reach the customer (a closed
+        reply window) before it is stored; a channel not among them is assumed to take it."""
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._outbox = outbox or Outbox(engine)
         self._redactor = redactor or Redactor()  # for suggestions made from resolved tickets
+        self._channels = channels or {}
 
-    def _tell_customer(self, session: Session, conversation: ConversationRow, events: list[dict[str, Any]]) -> None:
-        messages = [bot_event_message(conversation.sender_id, e) for e in events if e["event"] == "bot"]
+    def _tell_customer(
+        self, session: Session, conversation: ConversationRow, events: list[dict[str, Any]], *, refusable: bool = False
+    ) -> None:
+        """Stage the `bot` events among `events` for delivery. `refusable`: raise `TicketConflict`
+        instead when the channel says the message cannot reach the customer any more."""
+        wrote_at = session.scalar(
+            select(func.max(EventRow.timestamp)).where(
+                EventRow.conversation_id == conversation.id, EventRow.type == "user"
+            )
+        )
+        messages = [bot_event_message(conversation.sender_id, e, wrote_at) for e in events if e["event"] == "bot"]
+        channel = self._channels.get(conversation.channel)
+        if refusable and channel is not None:
+            for message in messages:
+                reason = channel.refusal(message, time.time())
+                if reason is not None:
+                    raise TicketConflict(f"not sent: {reason}")
         self._outbox.stage(session, conversation.channel, messages)
 
     def _locked(self, session: Session, ticket_id: str) -> tuple[HandoffRow, ConversationRow]:
@@ -126,8 +153,8 @@ class TicketDesk:
                 "data": {},
                 "metadata": {"agent_id": agent.id, "agent_name": agent.name, "ticket_id": ticket.id},
             }
+            self._tell_customer(session, conversation, [event], refusable=True)
             append_events(session, conversation.id, [event])
-            self._tell_customer(session, conversation, [event])
             return AgentReply(handoff_record(ticket, conversation.sender_id), conversation.channel, event)
 
     def note(self, ticket_id: str, agent: Agent, text: str) -> Note:
@@ -137,6 +164,11 @@ class TicketDesk:
             row = TicketNoteRow(handoff_id=ticket_id, author=agent.id, text=text, created_at=datetime.now(UTC))
             session.add(row)
             return Note(row.author, row.text, row.created_at)
+
+    def undelivered(self, ticket: HandoffRecord) -> list[OutboxRecord]:
+        """Messages to the ticket's customer their platform refused for good (a closed reply
+        window, a blocked bot), for the agent to see they never arrived."""
+        return self._outbox.failed_to(ticket.sender_id)
 
     def notes(self, ticket_id: str) -> list[Note]:
         with self._sessions() as session:

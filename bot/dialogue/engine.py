@@ -52,6 +52,7 @@ from crowddesk.bot.dialogue.policy import (
     HandoffReason,
     SupportPolicy,
 )
+from crowddesk.bot.dialogue.public_posts import PublicPostRule
 from crowddesk.bot.dialogue.slots import SlotFiller
 from crowddesk.bot.dialogue.tracker import ACTION_LISTEN, DialogueTracker
 from crowddesk.bot.dialogue.turn import Turn
@@ -170,6 +171,7 @@ class Engine:
         }
         # config.yml privacy.redact_transcripts; `redactor` carries the project's redact_patterns.
         self.transcripts = TranscriptRedactor(redactor or Redactor()) if settings.privacy.redact_transcripts else None
+        self.public_posts = PublicPostRule(settings.public_posts, redactor or Redactor())
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def check(self, message: InboundMessage) -> None:
@@ -270,14 +272,16 @@ class Engine:
         parse = understanding.parse
         turn.add_user({**parse.as_rasa(), "kb_candidates": [c.as_dict() for c in candidates]})
         answered_automatically = await self.last_action.answered_automatically(turn)
+        frustration = FrustrationScore(())
         if unreadable:
             decision = UNREADABLE_HANDOFF
         else:
             answers_form = await self._extract_slots(turn)
+            frustration = await self._frustration(turn, understanding.from_payload)
             context = ConversationContext(
                 turn.failed_turns,
                 answered_automatically,
-                await self._frustration(turn, understanding.from_payload),
+                frustration,
                 self._person_request(message.text, understanding.from_payload),
                 respondable=await asyncio.to_thread(  # replays the conversation: off the event loop
                     self.dialogue.respondable,
@@ -287,6 +291,7 @@ class Engine:
                 answers_form=answers_form,
             )
             decision = self.policy.decide(parse, candidates, context, from_button=understanding.from_payload)
+        decision = self.public_posts.escalate(message, frustration, decision)  # a post that could go viral
         await self._execute(turn, Understood(parse, candidates), decision)
         await self._finish(turn, parse, answered_automatically=answered_automatically)
         return decision.kind
@@ -312,6 +317,8 @@ class Engine:
         if (last.get("event"), last.get("name")) != ("action", ACTION_LISTEN):
             turn.add_action(ACTION_LISTEN)
         owner = ConversationOwner.QUEUED if turn.handoff else ConversationOwner.BOT
+        # Under a public post, whatever is about the customer goes to them in private.
+        turn.replies = self.public_posts.deliver(turn.message, turn.replies, handed_off=turn.handoff is not None)
         saved = await self._save(turn, owner=owner, latest=parse.as_rasa())
         self.last_action.remember(saved, turn.events, answered_automatically)
 

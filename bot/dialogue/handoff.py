@@ -15,9 +15,11 @@ from crowddesk.nlu.types import Parse
 
 TRANSCRIPT_LIMIT = 50
 SUMMARY_CHARS = 200
-# Reasons that jump the queue: the bot already failed the customer, they are upset, or the
-# topic (fraud, a complaint) is one a person must handle.
-HIGH_PRIORITY_REASONS = frozenset({HandoffReason.FAILED_TURNS, HandoffReason.FRUSTRATION, HandoffReason.ALWAYS_HUMAN})
+# Reasons that jump the queue: the bot already failed the customer, they are upset, the topic
+# (fraud, a complaint) is one a person must handle, or a public post could go viral.
+HIGH_PRIORITY_REASONS = frozenset(
+    {HandoffReason.FAILED_TURNS, HandoffReason.FRUSTRATION, HandoffReason.ALWAYS_HUMAN, HandoffReason.PUBLIC_POST}
+)
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,9 @@ def build_handoff(
     """The ticket for an agent: everything the bot knew when it gave up."""
     now = now or datetime.now(UTC)
     reason = decision.handoff_reason or HandoffReason.LOW_CONFIDENCE
-    priority = "high" if reason in HIGH_PRIORITY_REASONS else "normal"
+    priority = "high" if reason in HIGH_PRIORITY_REASONS or decision.priority_reasons else "normal"
     due_at = sla.due_at(channel, priority, now)
-    packet = {
+    packet: dict[str, Any] = {
         "sender_id": sender_id,
         "channel": channel,
         "reason": reason.value,
@@ -94,6 +96,8 @@ def build_handoff(
         ],
         "transcript": transcript(events),
     }
+    if decision.priority_reasons:  # e.g. "frustrated", "12,400 followers" on a public post
+        packet["priority_reasons"] = list(decision.priority_reasons)
     return NewHandoff(reason=reason.value, priority=priority, packet=packet, due_at=due_at)
 
 

@@ -44,6 +44,7 @@ class HandoffReason(str, Enum):
     UNREADABLE = "unreadable"  # the models failed on this message alone: a person reads it
     FRUSTRATION = "frustration"
     ALWAYS_HUMAN = "always_human"  # an intent configured in `always_human_intents`
+    PUBLIC_POST = "public_post"  # a public post that could go viral (`crowddesk.bot.dialogue.public_posts`)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class Decision:
     handoff_reason: HandoffReason | None = None
     counts_as_failure: bool = False
     handoff_detail: str = ""  # why, for the agent (e.g. which frustration rules fired)
+    priority_reasons: tuple[str, ...] = ()  # why the ticket jumps the queue, whatever the reason
 
 
 @dataclass(frozen=True)

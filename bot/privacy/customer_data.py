@@ -20,6 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from crowddesk.bot.conversations.audit import ERASE, EXPORT, AuditRow, add_entry, hashed_sender, pseudonymise
 from crowddesk.bot.conversations.store import (
+    ChannelMemoryRow,
     ConversationRow,
     EventRow,
     HandoffRow,
@@ -96,6 +97,7 @@ class Privacy:
                 "tickets": _rows(session, HandoffRow, found.tickets(HandoffRow.id)),
                 "notes": _rows(session, TicketNoteRow, found.tickets(TicketNoteRow.handoff_id)),
                 "outbox": _rows(session, OutboxRow, OutboxRow.recipient_id == sender_id),
+                "channel_memory": _rows(session, ChannelMemoryRow, ChannelMemoryRow.sender_id == sender_id),
                 "inbound_deliveries": _rows(session, InboundMessageRow, _delivered(found)),
                 "kb_feedback": _rows(session, KBFeedbackRow, KBFeedbackRow.sender_id == sender_id),
                 "kb_answers_served": [
@@ -197,6 +199,7 @@ def _delete_rows(session: Session, found: Footprint) -> dict[str, int]:
         (KBSuggestionRow, found.suggestions()),
         (KBFeedbackRow, KBFeedbackRow.sender_id == found.sender_id),
         (OutboxRow, OutboxRow.recipient_id == found.sender_id),
+        (ChannelMemoryRow, ChannelMemoryRow.sender_id == found.sender_id),
         (InboundMessageRow, _delivered(found)),
         (EventRow, EventRow.conversation_id == found.conversation_id),
         (HandoffRow, found.tickets(HandoffRow.id)),

@@ -3,7 +3,9 @@ once the retention policy says so.
 
 Delivered outbox rows and the keys that recognise platform redeliveries (`inbound_messages`)
 only grow otherwise. Platforms stop redelivering within a day, so a key older than the
-retention period can't stop anything; failed and pending outbox rows are never deleted.
+retention period can't stop anything; failed and pending outbox rows are never deleted. Facts
+channels remember about customers (`channel_memory`: the buttons last offered as a numbered list)
+go once nobody rewrote them for the period: a customer answering a week-old list is rare.
 
 With `retention: conversations_days` (endpoints.yml), a conversation with no activity for that
 long is erased as `crowddesk privacy erase` would (privacy.py), except that knowledge-base
@@ -22,7 +24,13 @@ from sqlalchemy import CursorResult, Engine, delete, select
 from sqlalchemy.orm import sessionmaker
 
 from crowddesk.bot.conversations.states import OPEN_TICKET_STATUSES, OutboxState
-from crowddesk.bot.conversations.store import ConversationRow, HandoffRow, InboundMessageRow, OutboxRow
+from crowddesk.bot.conversations.store import (
+    ChannelMemoryRow,
+    ConversationRow,
+    HandoffRow,
+    InboundMessageRow,
+    OutboxRow,
+)
 from crowddesk.bot.privacy.customer_data import Privacy
 
 logger = logging.getLogger(__name__)
@@ -39,6 +47,7 @@ class Purged:
     outbox: int
     inbound: int
     conversations: int = 0
+    channel_memory: int = 0
 
 
 class Retention:
@@ -72,14 +81,16 @@ class Retention:
                 delete(OutboxRow).where(OutboxRow.status == OutboxState.DELIVERED, OutboxRow.delivered_at < before)
             )
             inbound = session.execute(delete(InboundMessageRow).where(InboundMessageRow.received_at < before))
-            deleted = _count(outbox), _count(inbound)
+            memory = session.execute(delete(ChannelMemoryRow).where(ChannelMemoryRow.updated_at < before))
+            outbox_count, inbound_count, memory_count = _count(outbox), _count(inbound), _count(memory)
         # After that transaction: each erasure takes the write lock in a transaction of its own.
-        purged = Purged(*deleted, conversations=self._purge_conversations(now))
-        if purged.outbox or purged.inbound:
+        purged = Purged(outbox_count, inbound_count, self._purge_conversations(now), memory_count)
+        if purged.outbox or purged.inbound or purged.channel_memory:
             logger.info(
-                "purged %d delivered outbox rows and %d inbound delivery keys older than %s",
+                "purged %d delivered outbox rows, %d inbound delivery keys and %d channel facts older than %s",
                 purged.outbox,
                 purged.inbound,
+                purged.channel_memory,
                 before.isoformat(),
             )
         return purged

@@ -279,6 +279,30 @@ class PrivacySettings:
     redact_logs: bool = _setting(False)
 
 
+# A public acknowledgement must fit the shortest public reply CrowdDesk posts: a post on X.
+MAX_ACKNOWLEDGEMENT_CHARS = 280
+
+
+def acknowledgement_problem(text: str) -> str | None:
+    """Why `text` (a non-empty string) cannot be posted as the public acknowledgement, or None."""
+    if len(text) > MAX_ACKNOWLEDGEMENT_CHARS:
+        return f"must be at most {MAX_ACKNOWLEDGEMENT_CHARS} characters (a post on X), got {len(text)}"
+    return None
+
+
+@dataclass
+class PublicPostSettings:
+    """The `public_posts:` block of SupportPolicy: replies to public posts (X mentions, page
+    comments), run time only. Anything personal or account-specific continues in private."""
+
+    # Posted in public under the customer's post when the conversation continues in private.
+    acknowledgement: str = _setting("Thanks, we've sent you a private message.", check=acknowledgement_problem)
+    # A public post from an account with at least this many followers, or one gaining at least
+    # this many replies an hour, goes to a person with high priority (it could go viral).
+    high_priority_followers: int = _setting(10_000, bounds=Bounds(low=1))
+    high_priority_replies_per_hour: int = _setting(20, bounds=Bounds(low=1))
+
+
 @dataclass
 class PolicySettings:
     target_precision: float = _setting(0.95, bounds=Bounds(low=0, high=1, low_open=True))
@@ -300,6 +324,7 @@ class PolicySettings:
     handoff: HandoffSettings = field(default_factory=HandoffSettings)
     feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    public_posts: PublicPostSettings = field(default_factory=PublicPostSettings)
 
 
 def never_answered_intents(settings: PolicySettings) -> frozenset[str]:
@@ -344,8 +369,12 @@ class ProjectConfig:
             "classifier": asdict(self.classifier),
             # Ingestion settings act on `kb import` only, compact_after on the live index only.
             "retriever": {k: v for k, v in asdict(self.retriever).items() if k not in ("ingestion", "compact_after")},
-            # Handoff, feedback and privacy settings act at run time only; no retraining for them.
-            "policy": {k: v for k, v in asdict(self.policy).items() if k not in ("handoff", "feedback", "privacy")},
+            # Handoff, feedback, privacy and public post settings act at run time only; no retraining.
+            "policy": {
+                k: v
+                for k, v in asdict(self.policy).items()
+                if k not in ("handoff", "feedback", "privacy", "public_posts")
+            },
         }
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine as SqlEngine
 
+from crowddesk.bot.conversations.channel_memory import DatabaseChannelMemory
 from crowddesk.bot.conversations.outbox import Outbox
 from crowddesk.bot.conversations.store import ConversationStore
 from crowddesk.bot.desk.agents import AgentDirectory
@@ -139,6 +140,8 @@ def assemble(
         raise ModelError(f"no trained model in {models_dir(project.root)}; run `crowddesk train` first")
     model = TrainedModel.load(chosen)
     database = open_database(project, database_url)
+    for name, channel in channels.items():
+        channel.attach_memory(DatabaseChannelMemory(database, name))
     kb_store = KnowledgeBaseStore(database)
     sync_project_faq(project, kb_store)
     encoder = load_encoder(model.metadata.encoder)
@@ -161,7 +164,7 @@ def assemble(
     conversations = ConversationStore(database)
     outbox = Outbox(database)
     redactor = project.config.retriever.ingestion.redactor()  # the project's redact_patterns, wherever PII is kept
-    tickets = TicketDesk(database, outbox, redactor)
+    tickets = TicketDesk(database, outbox, redactor, channels)
     engine = Engine(
         domain=project.domain,
         nlu=nlu,

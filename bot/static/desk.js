@@ -220,7 +220,7 @@ function renderTicket(detail, switched) {
   const working = mine(detail);
   $("claim").disabled = detail.status !== "queued";
   for (const id of ["transfer-to", "transfer", "resolve", "send-reply", "reply"]) $(id).disabled = !working;
-  renderTranscript(detail.messages);
+  renderTranscript(detail.messages, detail.undelivered);
   renderNotes(detail.notes);
   if (switched) {
     $("ticket-error").textContent = "";
@@ -232,13 +232,21 @@ function renderTicket(detail, switched) {
   }
 }
 
-function renderTranscript(messages) {
+// Messages the customer's platform refused for good follow the transcript, with the reason, so
+// the agent knows they never arrived.
+function renderTranscript(messages, undelivered) {
   const list = $("transcript");
+  const clock = (date) => date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   list.replaceChildren(...messages.map((m) => {
     const item = el("li", `bubble ${m.role}`);
-    const when = new Date(m.timestamp * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    item.append(el("span", "who", `${m.role} · ${when}`), el("span", "text", m.text ?? ""));
+    item.append(el("span", "who", `${m.role} · ${clock(new Date(m.timestamp * 1000))}`),
+      el("span", "text", m.text ?? ""));
     if (m.original_text) item.append(el("span", "as-sent", `as sent: ${m.original_text}`));
+    return item;
+  }), ...undelivered.map((u) => {
+    const item = el("li", "bubble undelivered");
+    item.append(el("span", "who", `not delivered · ${clock(new Date(u.created_at))}`),
+      el("span", "text", u.text), el("span", "as-sent", u.error ?? ""));
     return item;
   }));
   list.scrollTop = list.scrollHeight;

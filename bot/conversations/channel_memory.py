@@ -1,0 +1,51 @@
+"""The database's `ChannelMemory`: channel connectors' facts about customers, shared by every
+server process on the database and kept across restarts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.orm import sessionmaker
+
+from crowddesk.bot.conversations.store import ChannelMemoryRow
+from crowddesk.storage.upserts import upsert
+
+
+class DatabaseChannelMemory:
+    """One channel's facts, rows of the `channel_memory` table."""
+
+    def __init__(self, engine: Engine, channel: str) -> None:
+        self._sessions = sessionmaker(engine)
+        self.channel = channel
+
+    def recall(self, sender_id: str, key: str) -> Any | None:
+        with self._sessions() as session:
+            return session.scalar(
+                select(ChannelMemoryRow.value).where(
+                    ChannelMemoryRow.channel == self.channel,
+                    ChannelMemoryRow.sender_id == sender_id,
+                    ChannelMemoryRow.key == key,
+                )
+            )
+
+    def remember(self, sender_id: str, key: str, value: Any | None) -> None:
+        with self._sessions.begin() as session:
+            if value is None:
+                session.execute(
+                    delete(ChannelMemoryRow).where(
+                        ChannelMemoryRow.channel == self.channel,
+                        ChannelMemoryRow.sender_id == sender_id,
+                        ChannelMemoryRow.key == key,
+                    )
+                )
+                return
+            row = {
+                "channel": self.channel,
+                "sender_id": sender_id,
+                "key": key,
+                "value": value,
+                "updated_at": datetime.now(UTC),
+            }
+            upsert(session, ChannelMemoryRow, row, key=("channel", "sender_id", "key"))
