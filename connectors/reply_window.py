@@ -47,13 +47,13 @@ class ReplyWindow:
         return WindowState.CLOSED
 
     def closed_reason(self, platform: str, message: OutboundMessage, now: float) -> str:
-        """What an agent reads when `message` cannot go out: how long ago the customer wrote and
-        what would reopen the conversation."""
+        """What an agent reads when `message` cannot go out (it was not sent): how long ago the
+        customer wrote and what reopens the conversation."""
         hours = (now - (message.customer_wrote_at or now)) / 3600
         longest = self.agent_open_for if message.sent_by_agent and self.agent_open_for else self.open_for
         return (
             f"{platform} accepts messages only within {_span(longest)} of the customer's last message, "
-            f"and the customer last wrote {hours:.0f} hours ago; the reply can go out once they write again"
+            f"and the customer last wrote {hours:.0f} hours ago: send it again once they write"
         )
 
 

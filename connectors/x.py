@@ -23,7 +23,6 @@ import hmac
 import json
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
@@ -42,6 +41,7 @@ from crowddesk.connectors.base import (
     text_settings,
 )
 from crowddesk.connectors.numbered_buttons import chosen_payload, numbered_text
+from crowddesk.connectors.reply_rate import ReplyRate
 from crowddesk.connectors.segments import split_text
 from crowddesk.connectors.types import InboundMessage, OutboundMessage
 
@@ -56,8 +56,6 @@ MAX_POST_CHARACTERS = 280
 MAX_DM_CHARACTERS = 10_000
 # Below the outbox's send timeout: a hung request must end in its thread too, not only be abandoned.
 REQUEST_TIMEOUT_SECONDS = 20.0
-REPLY_RATE_WINDOW_SECONDS = 3600.0
-MAX_WATCHED_THREADS = 10_000
 _LEADING_MENTIONS = re.compile(r"^(?:@\w+\s*)+")
 
 
@@ -103,26 +101,6 @@ class _ApiAdapter(HTTPAdapter):
             request.url = self.api_url + request.url.removeprefix(TWEEPY_HOST)
         kwargs["timeout"] = kwargs.get("timeout") or REQUEST_TIMEOUT_SECONDS
         return super().send(request, **kwargs)
-
-
-class ReplyRate:
-    """Replies the webhook delivered in the last hour per tweet: a thread gaining replies fast
-    (bystanders replying to a complaint mention the account too) is one that could go viral."""
-
-    def __init__(self) -> None:
-        self._seen: OrderedDict[str, dict[str, float]] = OrderedDict()
-
-    def add(self, parent_id: str, reply_id: str, now: float) -> int:
-        """Count reply `reply_id` to `parent_id` (once, however often it is delivered); how many
-        replies to it arrived in the last hour, this one included."""
-        replies = self._seen.setdefault(parent_id, {})
-        self._seen.move_to_end(parent_id)
-        replies.setdefault(reply_id, now)
-        for old in [reply for reply, seen in replies.items() if seen < now - REPLY_RATE_WINDOW_SECONDS]:
-            del replies[old]
-        while len(self._seen) > MAX_WATCHED_THREADS:
-            self._seen.popitem(last=False)
-        return len(replies)
 
 
 class XChannel(ChannelConnector):

@@ -503,7 +503,7 @@ def test_an_agents_reply_8_days_later_is_refused_and_nothing_is_queued(meta_bot:
     response = meta_bot.client.post(f"/desk/api/tickets/{ticket}/reply", headers=auth, json={"text": "Still there?"})
     assert response.status_code == 409
     reason = response.json()["error"]
-    assert reason.startswith(f"not sent: {CHANNELS[platform].platform} accepts messages only within 7 days")
+    assert reason.startswith(f"{CHANNELS[platform].platform} accepts messages only within 7 days")
     assert "the customer last wrote 192 hours ago" in reason
     sender = f"{platform}:{customer}"
     queued = [record.message for record in meta_bot.bot.outbox.records() if record.message.recipient_id == sender]

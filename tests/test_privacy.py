@@ -120,7 +120,10 @@ def full_history(engine: Engine, agent: Agent, word: str = "zorblax") -> Person:
     )
     ticket_id = store.active_handoff(sender).id
     # The buttons a text-only channel offered as a numbered list, remembered for the reply.
-    DatabaseChannelMemory(engine, "telegram").remember(sender, "buttons", [{"title": f"{word} trip", "payload": "/x"}])
+    memory = DatabaseChannelMemory(engine, "telegram")
+    memory.remember(sender, "buttons", [{"title": f"{word} trip", "payload": "/x"}])
+    # And a link to this conversation from another identity of theirs (a commenter's DM id).
+    memory.remember(f"telegram:dm-{word}", "conversation", sender)
     tickets.claim(ticket_id, agent)
     tickets.reply(ticket_id, agent, ANSWER)
     tickets.note(ticket_id, agent, f"customer mentioned the {word} wedding trip")
@@ -204,7 +207,10 @@ def test_an_admin_exports_then_erases_a_person_and_nothing_of_them_remains(
     assert [t["id"] for t in export["tickets"]] == [person.ticket_id] and export["tickets"][0]["rating"] == 4
     assert [n["text"] for n in export["notes"]] == ["customer mentioned the zorblax wedding trip"]
     assert [o["payload"]["text"] for o in export["outbox"]] == [ANSWER]
-    assert [(m["key"], m["value"][0]["title"]) for m in export["channel_memory"]] == [("buttons", "zorblax trip")]
+    assert sorted((m["sender_id"], m["key"]) for m in export["channel_memory"]) == [
+        (person.sender, "buttons"),
+        ("telegram:dm-zorblax", "conversation"),
+    ]
     assert {d["message_id"] for d in export["inbound_deliveries"]} == {f"{person.sender}-1", f"{person.sender}-2"}
     assert [(f["entry_id"], f["helpful"]) for f in export["kb_feedback"]] == [("faq/fees", True)]
     assert export["kb_answers_served"] == [{"answer_id": "zorblax-answer", "entry_id": "faq/fees"}]
@@ -217,7 +223,7 @@ def test_an_admin_exports_then_erases_a_person_and_nothing_of_them_remains(
     assert response.status_code == 200, response.text
     removed = response.json()["removed"]
     assert removed["conversations"] == 1 and removed["kb_entries"] == 1 and removed["kb_feedback"] == 1
-    assert removed["slack_desk_posts"] == 1 and removed["channel_memory"] == 1
+    assert removed["slack_desk_posts"] == 1 and removed["channel_memory"] == 2
     assert rows_mentioning(db_engine, person.traces) == []
     assert person.entry_id not in served_ids(knowledge_base, minilm_encoder, person.question)
     with pytest.raises(KeyError):

@@ -51,7 +51,7 @@ def test_a_person_may_answer_for_seven_days_where_the_platform_allows(
 
 def test_the_closed_reason_says_how_long_ago_and_what_reopens_it() -> None:
     reason = ReplyWindow(agent_open_for=timedelta(days=7)).closed_reason("Messenger", written(200, by_agent=True), NOW)
-    assert "within 7 days" in reason and "200 hours ago" in reason and "once they write again" in reason
+    assert "within 7 days" in reason and "200 hours ago" in reason and "send it again once they write" in reason
 
 
 def test_an_agent_message_keeps_its_window_facts_through_the_outbox_payload() -> None:

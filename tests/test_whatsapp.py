@@ -543,7 +543,7 @@ def test_without_a_template_the_desk_refuses_a_reply_25_hours_later(wa_bot_witho
     response = served.client.post(f"/desk/api/tickets/{ticket}/reply", headers=auth, json={"text": reply})
     assert response.status_code == 409
     detail = response.json()["error"]
-    assert detail.startswith("not sent: WhatsApp accepts messages only within 24 hours")
+    assert detail.startswith("WhatsApp accepts messages only within 24 hours")
     assert "25 hours ago" in detail
     events = served.client.get(f"/conversations/whatsapp:{wa_id}/tracker", headers=API_AUTH).json()["events"]
     assert all(event.get("text") != reply for event in events)

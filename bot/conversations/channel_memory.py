@@ -10,6 +10,7 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import sessionmaker
 
 from crowddesk.bot.conversations.store import ChannelMemoryRow
+from crowddesk.storage.engines import reader
 from crowddesk.storage.upserts import upsert
 
 
@@ -18,10 +19,13 @@ class DatabaseChannelMemory:
 
     def __init__(self, engine: Engine, channel: str) -> None:
         self._sessions = sessionmaker(engine)
+        # Recalled inside other transactions too (the desk asks a channel, while it holds the
+        # write lock, whether a reply can reach the customer): reads never wait for the lock.
+        self._readers = sessionmaker(reader(engine))
         self.channel = channel
 
     def recall(self, sender_id: str, key: str) -> Any | None:
-        with self._sessions() as session:
+        with self._readers() as session:
             return session.scalar(
                 select(ChannelMemoryRow.value).where(
                     ChannelMemoryRow.channel == self.channel,

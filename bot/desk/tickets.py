@@ -103,7 +103,7 @@ class TicketDesk:
             for message in messages:
                 reason = channel.refusal(message, time.time())
                 if reason is not None:
-                    raise TicketConflict(f"not sent: {reason}")
+                    raise TicketConflict(reason)
         self._outbox.stage(session, conversation.channel, messages)
 
     def _locked(self, session: Session, ticket_id: str) -> tuple[HandoffRow, ConversationRow]:

@@ -9,12 +9,14 @@ and erasure is written to the audit log (audit.py).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Table, delete, inspect, or_, select, tuple_, update
+from sqlalchemy import CursorResult, Engine, Table, Text, delete, inspect, or_, select, tuple_, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -97,7 +99,7 @@ class Privacy:
                 "tickets": _rows(session, HandoffRow, found.tickets(HandoffRow.id)),
                 "notes": _rows(session, TicketNoteRow, found.tickets(TicketNoteRow.handoff_id)),
                 "outbox": _rows(session, OutboxRow, OutboxRow.recipient_id == sender_id),
-                "channel_memory": _rows(session, ChannelMemoryRow, ChannelMemoryRow.sender_id == sender_id),
+                "channel_memory": _rows(session, ChannelMemoryRow, _channel_facts(sender_id)),
                 "inbound_deliveries": _rows(session, InboundMessageRow, _delivered(found)),
                 "kb_feedback": _rows(session, KBFeedbackRow, KBFeedbackRow.sender_id == sender_id),
                 "kb_answers_served": [
@@ -192,6 +194,12 @@ def _delivered(found: Footprint) -> ColumnElement[bool]:
     )
 
 
+def _channel_facts(sender_id: str) -> ColumnElement[bool]:
+    """The facts channels keep about the person: under their sender id, and the links to it from
+    their other identities (a commenter's Messenger id points at the comment's conversation)."""
+    return or_(ChannelMemoryRow.sender_id == sender_id, sql_cast(ChannelMemoryRow.value, Text) == json.dumps(sender_id))
+
+
 def _delete_rows(session: Session, found: Footprint) -> dict[str, int]:
     """Delete the person's rows, children before parents; counts by table."""
     deletions: list[tuple[Any, ColumnElement[bool]]] = [
@@ -199,7 +207,7 @@ def _delete_rows(session: Session, found: Footprint) -> dict[str, int]:
         (KBSuggestionRow, found.suggestions()),
         (KBFeedbackRow, KBFeedbackRow.sender_id == found.sender_id),
         (OutboxRow, OutboxRow.recipient_id == found.sender_id),
-        (ChannelMemoryRow, ChannelMemoryRow.sender_id == found.sender_id),
+        (ChannelMemoryRow, _channel_facts(found.sender_id)),
         (InboundMessageRow, _delivered(found)),
         (EventRow, EventRow.conversation_id == found.conversation_id),
         (HandoffRow, found.tickets(HandoffRow.id)),

@@ -1,5 +1,6 @@
 """Facebook Messenger and Instagram Direct: Meta's signed messaging webhook in, the Graph API's
-Send API out.
+Send API out; comments on the Page's posts and the account's media arrive on the same webhook
+(`crowddesk.connectors.meta.comments`).
 
 Both platforms post `entry[].messaging[]` events to a webhook and take messages at
 POST /{version}/me/messages, so one class serves both and a subclass per platform sets its name,
@@ -10,7 +11,9 @@ sends to graph.facebook.com. The Send API is one JSON POST, so plain httpx does 
 
 Text, quick-reply and postback events become `InboundMessage`s whose `message_id` is Meta's `mid`,
 so a delivery Meta repeats is processed once by the gateway; sender ids are `messenger:<PSID>`
-and `instagram:<IGSID>`. Echoes of the Page's own messages, deliveries and reads are ignored.
+and `instagram:<IGSID>` (a Messenger customer first reached by a private reply to their comment
+continues that comment's conversation). Echoes of the Page's own messages, deliveries and reads
+are ignored.
 Replies go out as RESPONSE within 24 hours of the customer's last message; after that only a desk
 agent's, tagged HUMAN_AGENT, for 7 days (`crowddesk.connectors.reply_window`).
 """
@@ -36,6 +39,7 @@ from crowddesk.connectors.base import (
     reject_unknown_keys,
     text_settings,
 )
+from crowddesk.connectors.meta.comments import FACEBOOK, INSTAGRAM, CommentPlatform, Comments
 from crowddesk.connectors.meta.webhooks import SIGNATURE_HEADER, check_signature, subscription_challenge
 from crowddesk.connectors.numbered_buttons import chosen_payload, numbered_text
 from crowddesk.connectors.reply_window import HUMAN_AGENT_WINDOW, ReplyWindow, WindowState
@@ -84,20 +88,21 @@ class MetaSettings:
             raise CredentialsError(f"{channel}.api_url: expected an http(s) URL such as {DEFAULT_API_URL}")
         return cls(**values)
 
-    @property
-    def send_url(self) -> str:
-        return f"{self.api_url.rstrip('/')}/{self.api_version}/me/messages"
+    def graph_url(self, path: str) -> str:
+        return f"{self.api_url.rstrip('/')}/{self.api_version}/{path}"
 
 
 class MetaMessagingChannel(ChannelConnector):
-    """What Messenger and Instagram share; subclasses set `name`, `platform`, `webhook_object`
-    and `max_text_characters`."""
+    """What Messenger and Instagram share; subclasses set `name`, `platform`, `webhook_object`,
+    `max_text_characters` and `comment_platform`."""
 
     platform: ClassVar[str]
     """The platform's name as customers and agents know it."""
     webhook_object: ClassVar[str]
     """The `object` of the platform's webhook deliveries."""
     max_text_characters: ClassVar[int]
+    comment_platform: ClassVar[CommentPlatform]
+    """Where the account's public comments arrive and how they are answered."""
     window: ClassVar[ReplyWindow] = ReplyWindow(agent_open_for=HUMAN_AGENT_WINDOW)
     # The Send API takes 300 text messages a second per Page or Instagram account; staying
     # below leaves room for other apps on the same Page and for image messages.
@@ -109,6 +114,7 @@ class MetaMessagingChannel(ChannelConnector):
         self._client = httpx.AsyncClient(
             headers={"Authorization": f"Bearer {settings.page_access_token}"}, timeout=REQUEST_TIMEOUT_SECONDS
         )
+        self._comments = Comments(self.comment_platform, self.name, self)
 
     @classmethod
     def from_credentials(cls, settings: Mapping[str, Any]) -> MetaMessagingChannel:
@@ -139,7 +145,7 @@ class MetaMessagingChannel(ChannelConnector):
 
         @router.post(
             path,
-            summary=f"{self.platform} messaging webhook (signed with {SIGNATURE_HEADER})",
+            summary=f"{self.platform} messaging and comments webhook (signed with {SIGNATURE_HEADER})",
             response_class=PlainTextResponse,
             responses={400: {"description": "not a messaging webhook"}, 403: {"description": "bad signature"}},
         )
@@ -159,27 +165,34 @@ class MetaMessagingChannel(ChannelConnector):
 
     def refusal(self, message: OutboundMessage, now: float) -> str | None:
         """The reason once the reply window has closed for `message` (24 hours, or 7 days for a
-        desk agent's); None while it may go."""
+        desk agent's) or for a commenter a private message cannot reach yet; None while it may go."""
+        unreachable = self._comments.refusal(message)
+        if unreachable is not None:
+            return unreachable
         if self.window.state(message, now) is WindowState.CLOSED:
             return self.window.closed_reason(self.platform, message, now)
         return None
 
     async def send(self, recipient_id: str, message: OutboundMessage) -> None:
         """One Send API call per text part and one for the image; the last carries the quick
-        replies. Past the 24-hour window an agent's message is tagged HUMAN_AGENT."""
+        replies. Past the 24-hour window an agent's message is tagged HUMAN_AGENT. A reply to a
+        comment goes under it or as its private reply."""
+        if message.public_post is not None:
+            await self._comments.reply(recipient_id, message)
+            return
         now = time.time()
         state = self.window.state(message, now)
         if state is WindowState.CLOSED:
             raise DeliveryError(self.window.closed_reason(self.platform, message, now), permanent=True)
-        envelope: dict[str, Any] = {"recipient": {"id": recipient_id.removeprefix(self.sender_prefix)}}
+        envelope: dict[str, Any] = {"recipient": {"id": await self._comments.messaging_id(message)}}
         if state is WindowState.HUMAN_AGENT:
             envelope.update(messaging_type="MESSAGE_TAG", tag="HUMAN_AGENT")
         else:
             envelope["messaging_type"] = "RESPONSE"
-        for content in await self._contents(recipient_id, message):
-            await self._post({**envelope, "message": content})
+        for content in await self.message_contents(recipient_id, message):
+            await self.graph_post("me/messages", {**envelope, "message": content})
 
-    async def _contents(self, recipient_id: str, message: OutboundMessage) -> list[dict[str, Any]]:
+    async def message_contents(self, recipient_id: str, message: OutboundMessage) -> list[dict[str, Any]]:
         """The `message` objects of the Send API calls `message` takes, in order."""
         quick = bool(message.text.strip() or message.image) and len(message.buttons) <= MAX_QUICK_REPLIES
         # Shown as quick replies, the buttons are left out of the text; rendering without them
@@ -193,14 +206,17 @@ class MetaMessagingChannel(ChannelConnector):
             contents[-1]["quick_replies"] = [_quick_reply(button) for button in message.buttons]
         return contents
 
-    async def _post(self, body: dict[str, Any]) -> None:
+    async def graph_post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST `body` to the Graph API's `path`; its JSON answer. Meta's refusals become
+        `DeliveryError`s, retryable or not by Graph's error code."""
         try:
-            response = await self._client.post(self.settings.send_url, json=body)
+            response = await self._client.post(self.settings.graph_url(path), json=body)
         except httpx.HTTPError as exc:
             # Network errors and timeouts: the outbox retries.
             raise DeliveryError(f"{self.platform} could not be reached: {type(exc).__name__}: {exc}") from exc
         if response.is_success:
-            return
+            answer = _json(response)
+            return answer if isinstance(answer, dict) else {}
         error = _graph_error(response)
         code = error.get("code")
         subcode = f"/{error['error_subcode']}" if "error_subcode" in error else ""
@@ -227,14 +243,10 @@ class MetaMessagingChannel(ChannelConnector):
             raise HTTPException(
                 400, f'not a {self.platform} webhook: expected object "{self.webhook_object}" with an entry list'
             )
-        events = [
-            event
-            for entry in delivery["entry"]
-            if isinstance(entry, dict)
-            for event in entry.get("messaging") or ()
-            if isinstance(event, dict)
-        ]
-        return [message for event in events if (message := await self._message(event)) is not None]
+        entries = [entry for entry in delivery["entry"] if isinstance(entry, dict)]
+        events = [event for entry in entries for event in entry.get("messaging") or () if isinstance(event, dict)]
+        messages = [message for event in events if (message := await self._message(event)) is not None]
+        return messages + [comment for entry in entries for comment in await self._comments.inbound(entry)]
 
     async def _message(self, event: Mapping[str, Any]) -> InboundMessage | None:
         """The customer message in one `messaging` event; None for echoes, deliveries, reads,
@@ -254,7 +266,7 @@ class MetaMessagingChannel(ChannelConnector):
         sender = sender.get("id") if isinstance(sender, dict) else None
         if not isinstance(sender, str) or not sender:
             raise HTTPException(400, f"not a {self.platform} message: sender.id is required")
-        sender_id = f"{self.sender_prefix}{sender}"
+        sender_id = await self._comments.customer_wrote(f"{self.sender_prefix}{sender}")
         text = await chosen_payload(self.memory, sender_id, typed) if typed is not None else str(payload or "")
         if not text.strip():
             return None
@@ -268,6 +280,7 @@ class MessengerChannel(MetaMessagingChannel):
     platform: ClassVar[str] = "Messenger"
     webhook_object: ClassVar[str] = "page"
     max_text_characters: ClassVar[int] = 2000
+    comment_platform: ClassVar[CommentPlatform] = FACEBOOK
 
 
 class InstagramChannel(MetaMessagingChannel):
@@ -277,6 +290,7 @@ class InstagramChannel(MetaMessagingChannel):
     platform: ClassVar[str] = "Instagram"
     webhook_object: ClassVar[str] = "instagram"
     max_text_characters: ClassVar[int] = 1000
+    comment_platform: ClassVar[CommentPlatform] = INSTAGRAM
 
 
 def _quick_reply(button: Button) -> dict[str, str]:
@@ -288,8 +302,14 @@ def _quick_reply(button: Button) -> dict[str, str]:
 
 def _graph_error(response: httpx.Response) -> dict[str, Any]:
     """The `error` object of a Graph API error response ({} when the body has none)."""
-    try:
-        error = response.json().get("error")
-    except (ValueError, AttributeError):
-        return {}
+    answer = _json(response)
+    error = answer.get("error") if isinstance(answer, dict) else None
     return error if isinstance(error, dict) else {}
+
+
+def _json(response: httpx.Response) -> Any:
+    """The response's JSON body, None when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
