@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.nlu_fixtures",
     "tests.browser",
     "tests.slack_bot",
+    "tests.meta_bot",
     "tests.rasa_corpus",
 ]
 

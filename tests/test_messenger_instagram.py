@@ -10,7 +10,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,11 +17,10 @@ import pytest
 import time_machine
 from fastapi import FastAPI
 
-from crowddesk.bot.training.trainer import TrainResult
 from crowddesk.connectors.base import CredentialsError, DeliveryError
 from crowddesk.connectors.meta.messaging import InstagramChannel, MessengerChannel, MetaMessagingChannel
 from crowddesk.connectors.types import Button, InboundMessage, OutboundMessage
-from tests.channel_bots import ChannelBot, RecordingSink, serving_demo_bot
+from tests.channel_bots import RecordingSink
 from tests.demo_bot import API_AUTH, agent_headers
 from tests.fakes.meta_send_api import (
     ACCESS_TOKENS,
@@ -39,6 +37,7 @@ from tests.fakes.meta_send_api import (
     webhook_body,
 )
 from tests.fakes.server import Where
+from tests.meta_bot import MetaBot
 
 PLATFORMS = ["messenger", "instagram"]
 CHANNELS: dict[str, type[MetaMessagingChannel]] = {"messenger": MessengerChannel, "instagram": InstagramChannel}
@@ -304,52 +303,6 @@ def test_the_access_token_never_reaches_the_logs(send_api: FakeMetaSendAPI, capl
 
 
 # --- end to end through `crowddesk run`'s server -------------------------------------------------
-
-
-MetaBot = ChannelBot[FakeMetaSendAPI]
-"""The demo bot's server (`client`) and the fake Send API both its channels talk to."""
-
-CREDENTIALS = """\
-rest:
-messenger:
-  page_access_token: "${MESSENGER_PAGE_ACCESS_TOKEN}"
-  app_secret: "${META_APP_SECRET}"
-  verify_token: "%(verify_token)s"
-  api_url: "%(api_url)s"
-instagram:
-  page_access_token: "${INSTAGRAM_PAGE_ACCESS_TOKEN}"
-  app_secret: "${META_APP_SECRET}"
-  verify_token: "%(verify_token)s"
-  api_url: "%(api_url)s"
-"""
-
-
-@pytest.fixture(scope="module")
-def meta_bot(
-    demo_project: Path,
-    demo_training: TrainResult,
-    action_server_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[MetaBot]:
-    """The demo bot with Messenger and Instagram in its credentials.yml, talking to the fake API."""
-    secrets = {
-        "MESSENGER_PAGE_ACCESS_TOKEN": ACCESS_TOKENS["messenger"],
-        "INSTAGRAM_PAGE_ACCESS_TOKEN": ACCESS_TOKENS["instagram"],
-        "META_APP_SECRET": APP_SECRET,
-    }
-    with (
-        FakeMetaSendAPI() as api,
-        serving_demo_bot(
-            api,
-            CREDENTIALS % {"verify_token": VERIFY_TOKEN, "api_url": api.base_url},
-            secrets,
-            demo_project=demo_project,
-            demo_training=demo_training,
-            action_server_url=action_server_url,
-            directory=tmp_path_factory.mktemp("meta"),
-        ) as served,
-    ):
-        yield served
 
 
 _customers = itertools.count(7_000_000_000_000_001)

@@ -7,22 +7,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from crowddesk.bot.training.trainer import TrainResult
 from crowddesk.connectors.base import DeliveryError
 from crowddesk.connectors.meta.messaging import MetaMessagingChannel
 from crowddesk.connectors.types import Button, InboundMessage, OutboundMessage
-from tests.channel_bots import ChannelBot, RecordingSink, serving_demo_bot
+from tests.channel_bots import RecordingSink
 from tests.demo_bot import API_AUTH, agent_headers
 from tests.fakes.meta_send_api import (
-    ACCESS_TOKENS,
     APP_SECRET,
     PAGE_IDS,
-    VERIFY_TOKEN,
     FakeMetaSendAPI,
     instagram_comment,
     page_comment,
@@ -30,7 +26,8 @@ from tests.fakes.meta_send_api import (
     text_message,
     webhook_body,
 )
-from tests.test_messenger_instagram import CREDENTIALS, call_webhook, channel_for, send, wait_until
+from tests.meta_bot import MetaBot
+from tests.test_messenger_instagram import call_webhook, channel_for, send, wait_until
 
 ACKNOWLEDGEMENT = "Thanks, we've sent you a private message."
 CARD_NUMBER = "4111 1111 1111 1111"
@@ -247,37 +244,6 @@ def test_a_message_to_a_commenter_never_reached_privately_is_refused(graph_api: 
 
 
 # --- end to end through `crowddesk run`'s server -------------------------------------------------
-
-
-MetaBot = ChannelBot[FakeMetaSendAPI]
-
-
-@pytest.fixture(scope="module")
-def meta_bot(
-    demo_project: Path,
-    demo_training: TrainResult,
-    action_server_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[MetaBot]:
-    """The demo bot with Messenger and Instagram in its credentials.yml, talking to the fake API."""
-    secrets = {
-        "MESSENGER_PAGE_ACCESS_TOKEN": ACCESS_TOKENS["messenger"],
-        "INSTAGRAM_PAGE_ACCESS_TOKEN": ACCESS_TOKENS["instagram"],
-        "META_APP_SECRET": APP_SECRET,
-    }
-    with (
-        FakeMetaSendAPI() as api,
-        serving_demo_bot(
-            api,
-            CREDENTIALS % {"verify_token": VERIFY_TOKEN, "api_url": api.base_url},
-            secrets,
-            demo_project=demo_project,
-            demo_training=demo_training,
-            action_server_url=action_server_url,
-            directory=tmp_path_factory.mktemp("meta_comments"),
-        ) as served,
-    ):
-        yield served
 
 
 def deliver(bot: MetaBot, platform: str, *events: dict[str, Any], changes: Any = (), secret: str = APP_SECRET) -> int:
