@@ -101,3 +101,9 @@ def _begin_immediate(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN")
         return
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def check_reachable(engine: Engine) -> None:
+    """Run a trivial query; the driver's `OperationalError` when the database cannot be reached."""
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SELECT 1")

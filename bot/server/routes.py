@@ -20,6 +20,7 @@ from crowddesk.bot.server.assemble import Bot
 from crowddesk.bot.server.metrics import ServerMetrics
 from crowddesk.bot.web.services import provided
 from crowddesk.connectors.text import normalise_text
+from crowddesk.storage.engines import check_reachable
 
 router = APIRouter()
 
@@ -46,11 +47,19 @@ def handoff_view(record: HandoffRecord | None) -> dict[str, Any] | None:
     }
 
 
-@router.get("/health", tags=["operations"])
+@router.get(
+    "/health",
+    tags=["operations"],
+    responses={503: {"description": "the database is unreachable; the body says so"}},
+)
 async def health(bot: BotDep) -> dict[str, Any]:
+    """Whether this process can serve: its model, its index and its database (a load balancer's
+    readiness check; a database it cannot reach answers 503 until it can again)."""
+    await asyncio.to_thread(check_reachable, bot.database)
     cache = bot.engine.encoder_cache
     return {
         "status": "ok",
+        "database": "ok",
         "model": bot.model.path.name if bot.model.path else None,
         "kb_entries": len(bot.knowledge_base.retriever),
         "encoder_cache": {

@@ -5,15 +5,23 @@ so domain code never knows HTTP."""
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from crowddesk.errors import Conflict, CrowdDeskError, Forbidden, Invalid, NotFound, Rejected, TooLarge
 
 # Most specific first: a message refused because its conversation belongs to another channel is
 # both a Rejected and a Conflict, and answers 409. An Invalid value answers 422, as a request
 # body that fails its schema does: the same kind of refusal, found one layer further in.
+logger = logging.getLogger(__name__)
+
+# A client retries a 503 after this many seconds: long enough for a database restart to be noticed.
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
+
 STATUS_CODES: tuple[tuple[type[CrowdDeskError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
@@ -35,6 +43,8 @@ def install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(family, _refused)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    for unavailable in (OperationalError, InterfaceError):
+        app.add_exception_handler(unavailable, _database_unavailable)
 
 
 async def _refused(_: Request, exc: Exception) -> JSONResponse:
@@ -45,6 +55,18 @@ async def _refused(_: Request, exc: Exception) -> JSONResponse:
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    """The database refused, dropped or timed out the connection (a restart, a failover, SQLite
+    busy past its timeout): 503, so clients and platforms send the request again, rather than
+    a 500 that reads as a bug. The driver's message is logged, never sent: it names the server."""
+    logger.warning("database unavailable: %s", exc.__class__.__name__, exc_info=exc)
+    return JSONResponse(
+        {"error": "the database is unavailable; try again shortly"},
+        status_code=503,
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
+    )
 
 
 async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
