@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import ColumnElement, Engine, and_, delete, select
 from sqlalchemy.orm import sessionmaker
 
 from crowddesk.bot.conversations.store import ChannelMemoryRow
@@ -26,30 +26,30 @@ class DatabaseChannelMemory:
 
     def recall(self, sender_id: str, key: str) -> Any | None:
         with self._readers() as session:
-            return session.scalar(
-                select(ChannelMemoryRow.value).where(
-                    ChannelMemoryRow.channel == self.channel,
-                    ChannelMemoryRow.sender_id == sender_id,
-                    ChannelMemoryRow.key == key,
-                )
-            )
+            return session.scalar(select(ChannelMemoryRow.value).where(self._fact(sender_id, key)))
 
     def remember(self, sender_id: str, key: str, value: Any | None) -> None:
+        if value is None:
+            # Channels forget on most messages they send or receive (a message without buttons
+            # retires a numbered list), and almost always there is nothing to forget: a read
+            # costs no write transaction, which on SQLite would queue behind the turns.
+            if self.recall(sender_id, key) is not None:
+                with self._sessions.begin() as session:
+                    session.execute(delete(ChannelMemoryRow).where(self._fact(sender_id, key)))
+            return
+        row = {
+            "channel": self.channel,
+            "sender_id": sender_id,
+            "key": key,
+            "value": value,
+            "updated_at": datetime.now(UTC),
+        }
         with self._sessions.begin() as session:
-            if value is None:
-                session.execute(
-                    delete(ChannelMemoryRow).where(
-                        ChannelMemoryRow.channel == self.channel,
-                        ChannelMemoryRow.sender_id == sender_id,
-                        ChannelMemoryRow.key == key,
-                    )
-                )
-                return
-            row = {
-                "channel": self.channel,
-                "sender_id": sender_id,
-                "key": key,
-                "value": value,
-                "updated_at": datetime.now(UTC),
-            }
             upsert(session, ChannelMemoryRow, row, key=("channel", "sender_id", "key"))
+
+    def _fact(self, sender_id: str, key: str) -> ColumnElement[bool]:
+        return and_(
+            ChannelMemoryRow.channel == self.channel,
+            ChannelMemoryRow.sender_id == sender_id,
+            ChannelMemoryRow.key == key,
+        )

@@ -170,8 +170,9 @@ class Engine:
             ),
         }
         # config.yml privacy.redact_transcripts; `redactor` carries the project's redact_patterns.
-        self.transcripts = TranscriptRedactor(redactor or Redactor()) if settings.privacy.redact_transcripts else None
-        self.public_posts = PublicPostRule(settings.public_posts, redactor or Redactor())
+        redactor = redactor or Redactor()
+        self.transcripts = TranscriptRedactor(redactor) if settings.privacy.redact_transcripts else None
+        self.public_posts = PublicPostRule(settings.public_posts, redactor)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def check(self, message: InboundMessage) -> None:

@@ -40,13 +40,18 @@ from crowddesk.connectors.base import (
     text_settings,
 )
 from crowddesk.connectors.meta.comments import FACEBOOK, INSTAGRAM, CommentPlatform, Comments
-from crowddesk.connectors.meta.webhooks import SIGNATURE_HEADER, check_signature, subscription_challenge
+from crowddesk.connectors.meta.webhooks import (
+    GRAPH_API_URL,
+    SIGNATURE_HEADER,
+    check_api_url,
+    check_signature,
+    subscription_challenge,
+)
 from crowddesk.connectors.numbered_buttons import chosen_payload, numbered_text
 from crowddesk.connectors.reply_window import HUMAN_AGENT_WINDOW, ReplyWindow, WindowState
 from crowddesk.connectors.segments import split_text
 from crowddesk.connectors.types import Button, InboundMessage, OutboundMessage
 
-DEFAULT_API_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v25.0"
 _API_VERSION = re.compile(r"^v\d+\.\d+$")
 _REQUIRED_KEYS = ("page_access_token", "app_secret", "verify_token")
@@ -71,7 +76,7 @@ class MetaSettings:
     page_access_token: str = field(repr=False)
     app_secret: str = field(repr=False)
     verify_token: str = field(repr=False)
-    api_url: str = DEFAULT_API_URL
+    api_url: str = GRAPH_API_URL
     api_version: str = DEFAULT_API_VERSION
 
     @classmethod
@@ -84,8 +89,7 @@ class MetaSettings:
                 raise CredentialsError(f"{channel}.{key}: missing; see your Meta app's dashboard")
         if not _API_VERSION.match(values.get("api_version", DEFAULT_API_VERSION)):
             raise CredentialsError(f"{channel}.api_version: expected a Graph API version such as {DEFAULT_API_VERSION}")
-        if not values.get("api_url", DEFAULT_API_URL).startswith(("https://", "http://")):
-            raise CredentialsError(f"{channel}.api_url: expected an http(s) URL such as {DEFAULT_API_URL}")
+        check_api_url(channel, values)
         return cls(**values)
 
     def graph_url(self, path: str) -> str:

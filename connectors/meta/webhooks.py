@@ -1,5 +1,5 @@
-"""What every Meta webhook shares (WhatsApp Cloud API, Messenger, Instagram): the subscription
-handshake and the `X-Hub-Signature-256` check.
+"""What every Meta channel shares (WhatsApp Cloud API, Messenger, Instagram): the Graph API's
+address, the webhook's subscription handshake and its `X-Hub-Signature-256` check.
 
 Meta verifies a callback URL with a GET carrying `hub.mode=subscribe`, the verify token the
 developer typed into the app dashboard and a `hub.challenge` to echo back. Every POST is signed
@@ -15,6 +15,9 @@ from collections.abc import Mapping
 from fastapi import HTTPException
 from fastapi.responses import PlainTextResponse
 
+from crowddesk.connectors.base import CredentialsError
+
+GRAPH_API_URL = "https://graph.facebook.com"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 _SIGNATURE_PREFIX = "sha256="
 
@@ -38,3 +41,10 @@ def check_signature(body: bytes, header: str | None, app_secret: str) -> None:
     """Raise 403 unless `header` is the app secret's signature of the raw `body`."""
     if not header or not hmac.compare_digest(header.encode(), signature(body, app_secret).encode()):
         raise HTTPException(403, f"missing or wrong {SIGNATURE_HEADER} header")
+
+
+def check_api_url(channel: str, values: Mapping[str, str]) -> None:
+    """Raise `CredentialsError` unless the block's `api_url` (if set) is an http(s) URL; a test
+    or a proxy sets one, Meta's own is `GRAPH_API_URL`."""
+    if not values.get("api_url", GRAPH_API_URL).startswith(("https://", "http://")):
+        raise CredentialsError(f"{channel}.api_url: expected an http(s):// URL such as {GRAPH_API_URL}")

@@ -47,7 +47,13 @@ from crowddesk.connectors.base import (
     reject_unknown_keys,
     text_settings,
 )
-from crowddesk.connectors.meta.webhooks import SIGNATURE_HEADER, check_signature, subscription_challenge
+from crowddesk.connectors.meta.webhooks import (
+    GRAPH_API_URL,
+    SIGNATURE_HEADER,
+    check_api_url,
+    check_signature,
+    subscription_challenge,
+)
 from crowddesk.connectors.numbered_buttons import chosen_payload, numbered_text
 from crowddesk.connectors.reply_window import ReplyWindow, WindowState
 from crowddesk.connectors.segments import split_text
@@ -59,7 +65,6 @@ CHANNEL_NAME = "whatsapp"
 PLATFORM = "WhatsApp"
 SENDER_PREFIX = f"{CHANNEL_NAME}:"
 WEBHOOK_PATH = "/webhooks/whatsapp/webhook"
-DEFAULT_API_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = Version.GRAPH_API.value  # the newest Graph API version the installed pywa speaks
 _API_VERSION = re.compile(r"^\d+\.\d+$")
 _REQUIRED_KEYS = ("phone_number_id", "access_token", "app_secret", "verify_token")
@@ -122,7 +127,7 @@ class WhatsAppSettings:
     access_token: str = field(repr=False)
     app_secret: str = field(repr=False)
     verify_token: str = field(repr=False)
-    api_url: str = DEFAULT_API_URL
+    api_url: str = GRAPH_API_URL
     api_version: str = DEFAULT_API_VERSION
     window_template: WindowTemplate | None = None
 
@@ -135,8 +140,7 @@ class WhatsAppSettings:
         for key in _REQUIRED_KEYS:
             if key not in values:
                 raise CredentialsError(f"{CHANNEL_NAME}.{key}: missing; see the app's WhatsApp API Setup page")
-        if not values.get("api_url", DEFAULT_API_URL).startswith(("https://", "http://")):
-            raise CredentialsError(f"{CHANNEL_NAME}.api_url: expected an http(s):// URL such as {DEFAULT_API_URL}")
+        check_api_url(CHANNEL_NAME, values)
         if not _API_VERSION.match(values.get("api_version", DEFAULT_API_VERSION)):
             raise CredentialsError(
                 f"{CHANNEL_NAME}.api_version: {values['api_version']!r} is not a Graph API version "
