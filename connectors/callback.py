@@ -5,7 +5,9 @@
 
 POST {"sender", "message"} to /webhooks/callback/webhook; it answers "success" at once, and
 every reply, including an agent's after a handoff, arrives later as a POST of
-{"recipient_id", "text", "buttons"?, "custom"?} to the configured URL.
+{"recipient_id", "text", "buttons"?, "custom"?} to the configured URL, with an `Idempotency-Key`
+header that is the same on every attempt to send that reply: delivery is at least once, so
+a receiver that keeps the keys it saw for a day drops a repeat sent after a crash.
 """
 
 from __future__ import annotations
@@ -93,7 +95,8 @@ class CallbackChannel(ChannelConnector):
     async def send(self, recipient_id: str, message: OutboundMessage) -> None:
         """POST the message as JSON; 429 and 5xx are worth retrying, other 4xx are not."""
         try:
-            response = await self._client.post(self.url, json=message.as_rasa())
+            headers = {"Idempotency-Key": message.delivery_key} if message.delivery_key else {}
+            response = await self._client.post(self.url, json=message.as_rasa(), headers=headers)
         except httpx.HTTPError as error:
             raise DeliveryError(f"callback URL unreachable: {type(error).__name__}") from error
         status = response.status_code

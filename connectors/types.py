@@ -44,6 +44,9 @@ class OutboundMessage:
     the one just received."""
     sent_by_agent: bool = False
     """A person at the desk wrote it (Messenger lets a person answer longer than a bot)."""
+    delivery_key: str | None = None
+    """The same on every attempt to send this message (the outbox row's): a receiver that keeps
+    it drops a repeat sent after a crash between sending and recording the delivery."""
     public_post: dict[str, Any] | None = None
     """For a reply to a public post (an X mention, a page comment): the inbound message's
     `public_post` plus "visibility" ("public": reply under the post; "private": post only the

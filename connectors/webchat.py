@@ -11,8 +11,8 @@ The widget keeps a session id (a UUID) in the page's localStorage and connects t
 
 The conversation's stored events are the delivery record: `send` pushes to the session's open
 sockets and succeeds when there are none, because the widget replays the history when it
-reconnects. Sockets live in this process, so run one server process per widget audience (or
-sticky sessions) for live agent replies.
+reconnects. A widget's socket lives in the process that accepted it; with several server
+processes, `attach_peers` makes every frame reach the session's sockets in the others too.
 """
 
 from __future__ import annotations
@@ -59,6 +59,17 @@ class ConversationHistory(Protocol):
     def events(self, sender_id: str) -> list[dict[str, Any]]: ...
 
 
+class PeerPushes(Protocol):
+    """Frames to and from the other server processes (`crowddesk.bot.cluster.peer_pushes`)."""
+
+    async def publish(self, sender_id: str, frame: dict[str, Any]) -> None: ...
+
+    async def follow(self, sender_id: str) -> None:
+        """Hear what other processes publish for `sender_id` (a widget of it opened here)."""
+
+    async def unfollow(self, sender_id: str) -> None: ...
+
+
 class ChatFrame(BaseModel):
     """One customer message from the widget."""
 
@@ -96,6 +107,15 @@ class WebchatChannel(ChannelConnector):
         None allows any localhost port. The server's own origin is always allowed."""
         self.allowed_origins = None if allowed_origins is None else frozenset(allowed_origins)
         self._sockets: dict[str, set[_Socket]] = {}
+        self._peers: PeerPushes | None = None
+
+    def attach_peers(self, peers: PeerPushes) -> None:
+        """Share frames with the other server processes from now on (the server does at start)."""
+        self._peers = peers
+
+    async def push_local(self, sender_id: str, frame: dict[str, Any]) -> None:
+        """Push a frame another process published to this process's sockets of `sender_id`."""
+        await self._push_here(sender_id, frame, skip=None)
 
     @classmethod
     def from_credentials(cls, settings: Mapping[str, Any]) -> WebchatChannel:
@@ -131,7 +151,7 @@ class WebchatChannel(ChannelConnector):
         message is in the conversation's history, which the widget shows when it reconnects."""
         if not recipient_id.startswith(SENDER_PREFIX):
             raise DeliveryError(f"{recipient_id!r} is not a web chat session", permanent=True)
-        await self._broadcast(recipient_id, outbound_frame(message))
+        await self._broadcast(recipient_id, outbound_frame(message), required=True)
 
     def _refusal(self, websocket: WebSocket, session: str) -> tuple[int, str] | None:
         """Why this handshake is refused, as (HTTP status, reason), or None to accept it."""
@@ -150,6 +170,8 @@ class WebchatChannel(ChannelConnector):
         # Registered before the history is read, so nothing stored meanwhile is missed; the
         # widget drops a live message that the history already showed.
         self._sockets.setdefault(sender_id, set()).add(socket)
+        if self._peers is not None:
+            await self._peers.follow(sender_id)
         try:
             events = await asyncio.to_thread(_conversation_history(websocket).events, sender_id)
             await socket.push({"type": "history", "messages": history_frames(events)})
@@ -163,6 +185,8 @@ class WebchatChannel(ChannelConnector):
             pass
         finally:
             self._forget(sender_id, socket)
+            if self._peers is not None and sender_id not in self._sockets:
+                await self._peers.unfollow(sender_id)
 
     async def _receive(self, socket: _Socket, sender_id: str, raw: str, sink: MessageSink) -> None:
         try:
@@ -193,7 +217,22 @@ class WebchatChannel(ChannelConnector):
         else:
             await socket.push({"type": "error", "reason": problem, "message_id": frame.message_id})
 
-    async def _broadcast(self, sender_id: str, frame: dict[str, Any], skip: _Socket | None = None) -> None:
+    async def _broadcast(
+        self, sender_id: str, frame: dict[str, Any], skip: _Socket | None = None, *, required: bool = False
+    ) -> None:
+        """Push to the session's sockets in the other processes, then here. A frame the others
+        miss is in the history their widgets read when they reconnect; a `required` one (an
+        agent's message, sent again by the outbox) fails instead, before any socket saw it."""
+        if self._peers is not None:
+            try:
+                await self._peers.publish(sender_id, frame)
+            except Exception as error:
+                if required:
+                    raise DeliveryError(f"could not reach the other server processes: {error}") from error
+                logger.warning("a web chat frame for %s reached this process's sockets only", sender_id, exc_info=True)
+        await self._push_here(sender_id, frame, skip)
+
+    async def _push_here(self, sender_id: str, frame: dict[str, Any], skip: _Socket | None) -> None:
         for socket in list(self._sockets.get(sender_id, ())):
             if socket is not skip and not await socket.push(frame):
                 self._forget(sender_id, socket)

@@ -1,7 +1,8 @@
 """The errors CrowdDesk refuses a request with, by what went wrong rather than where: an unknown
 id (`NotFound`), a state that does not allow the change (`Conflict`), input that is refused as
 sent (`Rejected`; `Invalid` when a value breaks the rules of its field, `TooLarge` when it is over
-a size limit), a caller who may not do it (`Forbidden`). Every exception class of CrowdDesk
+a size limit), a caller who may not do it (`Forbidden`), a service it needs is down or busy for
+a moment (`Unavailable`: send it again). Every exception class of CrowdDesk
 derives from `CrowdDeskError`; the HTTP API (bot/web/errors.py) and the command line
 (bot/cli/output.py) each turn these families into status codes and exit codes in one place, so
 domain code only says what happened. This package is the lowest layer and imports nothing of
@@ -36,3 +37,7 @@ class TooLarge(Rejected):
 
 class Forbidden(CrowdDeskError):
     """The caller may not do this."""
+
+
+class Unavailable(CrowdDeskError):
+    """Nothing was done because a service it needs is down or busy for a moment: send it again."""

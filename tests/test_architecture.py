@@ -22,6 +22,7 @@ PACKAGES = {"errors": 0, "storage": 0, "connectors": 1, "nlu": 1, "knowledge_bas
 ROOM_ORDER = {
     "web": 0,
     "project": 0,
+    "cluster": 0,
     "conversations": 1,
     "desk": 2,
     "dialogue": 3,

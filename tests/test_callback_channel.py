@@ -28,13 +28,14 @@ class Receiver:
         self.accepted: list[dict[str, Any]] = []
         self.refusals: dict[str, list[int]] = {}
         self.attempts: dict[str, int] = {}
+        self.keys: dict[str, list[str | None]] = {}  # the Idempotency-Key of each attempt, by text
         self._changed = threading.Condition()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                status = receiver.answer(body)
+                status = receiver.answer(body, self.headers.get("Idempotency-Key"))
                 self.send_response(status)
                 if status == 429:
                     self.send_header("Retry-After", "0")
@@ -47,10 +48,11 @@ class Receiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/bot-replies"
 
-    def answer(self, body: dict[str, Any]) -> int:
+    def answer(self, body: dict[str, Any], key: str | None) -> int:
         with self._changed:
             text = body.get("text", "")
             self.attempts[text] = self.attempts.get(text, 0) + 1
+            self.keys.setdefault(text, []).append(key)
             for fragment, statuses in self.refusals.items():
                 if fragment in text and statuses:
                     return statuses.pop(0)
@@ -134,6 +136,9 @@ def test_an_agent_reply_after_handoff_reaches_the_callback_url_once_despite_erro
     receiver.wait_for(lambda b: b["text"] == greeting)
     assert receiver.texts_for(sender).count(greeting) == 1
     assert receiver.attempts[greeting] == 3
+    # Every attempt carries the same key, so a receiver can drop a repeat sent after a crash.
+    [key] = set(receiver.keys[greeting])
+    assert key is not None and key.startswith("outbox-")
 
     desk(client, f"/tickets/{ticket['id']}/resolve", token)
     rating = receiver.wait_for(lambda b: b["recipient_id"] == sender and "rate" in b["text"].lower())

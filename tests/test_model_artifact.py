@@ -16,14 +16,14 @@ from crowddesk.bot.server.assemble import assemble
 from crowddesk.bot.training.model import KB_VECTORS_FILE, LEARNED_ENTITIES_FILE, ModelError, TrainedModel
 from crowddesk.bot.training.trainer import TrainResult
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
-from crowddesk.nlu.encoders import load_encoder
+from crowddesk.nlu.onnx_encoder import load_served_encoder
 
 
 def test_a_new_database_starts_without_encoding_what_training_encoded(
     demo_project: Path, demo_training: TrainResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model = TrainedModel.load(demo_training.model_dir)
-    encoder = load_encoder(model.metadata.encoder)
+    encoder = load_served_encoder(model.metadata.encoder, model.encoder_export)  # the server's own
     encoded: list[str] = []
     real_encode = encoder.encode
 

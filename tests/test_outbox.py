@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,12 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from crowddesk.bot.conversations.deliveries import SeenMessages
 from crowddesk.bot.conversations.outbox import Outbox, OutboxWorker
 from crowddesk.bot.conversations.states import OutboxState
 from crowddesk.bot.conversations.store import InboundMessageRow, OutboxRow
 from crowddesk.bot.privacy.retention import Purged, Retention
 from crowddesk.bot.server.database import init_schema
-from crowddesk.bot.server.gateway import SeenMessages
 from crowddesk.connectors.base import DeliveryError
 from crowddesk.connectors.types import Button, OutboundMessage
 from crowddesk.storage.engines import create_engine_for
@@ -66,7 +67,8 @@ def test_rate_limited_message_waits_as_told_and_is_delivered_once(db_engine: Eng
     [row] = outbox.records()
     assert row.status == OutboxState.DELIVERED and row.attempts == 2 and row.delivered_at is not None
     assert platform.texts() == ["Your card is on its way"]
-    assert platform.accepted[0] == message("c1", "Your card is on its way")
+    # Sent with the row's key, the same on every attempt.
+    assert platform.accepted[0] == replace(message("c1", "Your card is on its way"), delivery_key=f"outbox-{row.id}")
 
 
 def test_server_errors_are_retried_with_growing_backoff_until_accepted(db_engine: Engine) -> None:

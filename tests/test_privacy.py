@@ -22,6 +22,7 @@ from sqlalchemy.orm import sessionmaker
 from crowddesk.bot.cli.main import main
 from crowddesk.bot.conversations.audit import AuditLog, hashed_sender
 from crowddesk.bot.conversations.channel_memory import DatabaseChannelMemory
+from crowddesk.bot.conversations.deliveries import SeenMessages
 from crowddesk.bot.conversations.store import ConversationRow, ConversationStore, NewHandoff
 from crowddesk.bot.desk.agents import Agent, AgentDirectory
 from crowddesk.bot.desk.slack_posts import DeskPosts
@@ -31,7 +32,6 @@ from crowddesk.bot.privacy.customer_data import Privacy
 from crowddesk.bot.privacy.retention import Retention
 from crowddesk.bot.project.endpoints import load_endpoints
 from crowddesk.bot.project.yaml_files import ProjectFileError
-from crowddesk.bot.server.gateway import SeenMessages
 from crowddesk.bot.web.errors import install_error_handlers
 from crowddesk.bot.web.services import provide
 from crowddesk.knowledge_base.curation import LiveIndex

@@ -20,7 +20,9 @@ from crowddesk.bot.project.domain import Button, SessionConfig, load_domain
 from crowddesk.bot.project.endpoints import (
     ACTION_ENDPOINT_ENV,
     DATABASE_URL_ENV,
+    REDIS_URL_ENV,
     Endpoints,
+    LockStore,
     MissingEnvironmentVariable,
     load_endpoints,
 )
@@ -779,6 +781,56 @@ def test_delivery_retention_must_be_whole_days(tmp_path: Path, days: str) -> Non
 def test_unsupported_tracker_store_type_is_rejected(tmp_path: Path) -> None:
     path = write(tmp_path, "endpoints.yml", "tracker_store:\n  type: redis\n  url: localhost\n")
     with pytest.raises(ProjectFileError, match=r"endpoints.yml:2: tracker_store.type: only `type: sql`"):
+        load_endpoints(path, root=tmp_path, environ={})
+
+
+def test_lock_store_takes_rasa_s_redis_settings_and_keeps_the_password_out_of_its_repr(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "endpoints.yml",
+        """
+        lock_store:
+          type: redis
+          url: redis.internal
+          port: 6380
+          db: 2
+          password: ${REDIS_PASSWORD}
+          key_prefix: bank
+          lock_lifetime: 30
+        """,
+    )
+    lock_store = load_endpoints(path, environ={"REDIS_PASSWORD": "s3cr/et"}).lock_store
+    assert lock_store == LockStore("redis://:s3cr%2Fet@redis.internal:6380/2", "bank", 30)
+    assert "s3cr" not in repr(lock_store) and "redis.internal:6380" in repr(lock_store)
+
+
+def test_lock_store_defaults_and_its_environment_variable(tmp_path: Path) -> None:
+    path = write(tmp_path, "endpoints.yml", "lock_store:\n  type: redis\n")
+    assert load_endpoints(path, environ={}).lock_store == LockStore("redis://localhost:6379/0", "crowddesk", 10)
+    environ = {REDIS_URL_ENV: "redis://cache:6379/1"}
+    assert load_endpoints(path, environ=environ).lock_store == LockStore("redis://cache:6379/1", "crowddesk", 10)
+    # The variable alone configures it, as twelve-factor deployments expect.
+    assert load_endpoints(tmp_path / "none.yml", environ=environ).lock_store == LockStore("redis://cache:6379/1")
+    in_memory = write(tmp_path, "in_memory.yml", "lock_store:\n  type: in_memory\n")
+    assert load_endpoints(in_memory, environ={}).lock_store is None
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ("  type: sql\n", r"endpoints.yml:2: lock_store.type: expected `redis` .* got 'sql'"),
+        (
+            "  type: redis\n  lock_lifetime: 0\n",
+            r"endpoints.yml:3: lock_store.lock_lifetime: expected a whole number of sec",
+        ),
+        ("  type: redis\n  url: redis://h:6379/0\n  port: 6380\n", r"endpoints.yml:4: lock_store.port: give either"),
+        ("  type: redis\n  url: http://h\n", r"endpoints.yml:3: lock_store.url: expected a redis://"),
+        ("  type: redis\n  tls: true\n", r"endpoints.yml:3: lock_store.tls"),
+    ],
+)
+def test_a_wrong_lock_store_setting_names_its_line_and_key(tmp_path: Path, block: str, message: str) -> None:
+    path = write(tmp_path, "endpoints.yml", "lock_store:\n" + block)
+    with pytest.raises(ProjectFileError, match=message):
         load_endpoints(path, root=tmp_path, environ={})
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from crowddesk.bot.server.gateway import SeenMessages
+from crowddesk.bot.conversations.deliveries import SeenMessages
 from tests.demo_bot import API_AUTH, agent_headers
 
 WEBHOOK = "/webhooks/rest/webhook"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from crowddesk.bot.cli.arguments import ProjectArg
+from crowddesk.bot.cli.arguments import ProjectArg, positive_int
 
 DEFAULT_ACTOR = "cli"
 VERBS = ("history", "restore", "publish", "suggestions", "approve", "reject", "gaps", "usage")
@@ -41,7 +41,7 @@ def add_parsers(kb_verbs: argparse._SubParsersAction[argparse.ArgumentParser], p
     gaps.add_argument("--limit", type=int, default=20, help="clusters shown (default 20)")
     gaps.add_argument("--json", action="store_true")
     usage = kb_verbs.add_parser("usage", help="times each entry was served, and Helpful / Not helpful presses")
-    usage.add_argument("--limit", type=_positive_int, default=50, help="entries shown (default 50)")
+    usage.add_argument("--limit", type=positive_int, default=50, help="entries shown (default 50)")
     usage.add_argument(
         "--order", choices=USAGE_ORDERS, default="served", help="most served (default) or most often not helpful first"
     )
@@ -65,12 +65,6 @@ def run(args: argparse.Namespace) -> int:
     from crowddesk.bot.cli.kb_verbs import run_verb
 
     return run_verb(args)
-
-
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text}")
-    return int(text)
 
 
 def _positive_days(text: str) -> float:

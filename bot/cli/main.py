@@ -13,6 +13,7 @@ from crowddesk.bot.cli import desk as desk_cli
 from crowddesk.bot.cli import kb as kb_cli
 from crowddesk.bot.cli import privacy as privacy_cli
 from crowddesk.bot.cli import report as report_cli
+from crowddesk.bot.cli.arguments import positive_int
 from crowddesk.bot.cli.output import EXIT_CODES, EXIT_REFUSED, refuse
 from crowddesk.bot.simulation import MAX_WEEKS
 from crowddesk.errors import CrowdDeskError
@@ -50,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=None, help="default 5005 (server) / 5055 (actions)")
     run.add_argument("--model", type=Path, help="model folder (default: newest in models/)")
     run.add_argument("--database-url", help="SQLAlchemy URL (default: endpoints.yml, then SQLite)")
+    run.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="server processes on this port (default 1; more need PostgreSQL and a Redis lock store)",
+    )
     run.add_argument(
         "--credentials", type=Path, help="channels and their settings (default: the project's credentials.yml)"
     )

@@ -279,9 +279,42 @@ def run(args: argparse.Namespace) -> int:
     from crowddesk.bot.server.log_scrubbing import uvicorn_log_config
 
     access = ApiAccess.configured(args.auth_token, args.jwt_secret, args.jwt_method)
+    if args.workers > 1:
+        return _run_workers(args, access)
     use_serving_threads()
     app = create_app(_bot(args), access)
     uvicorn.run(app, host=args.host, port=args.port or SERVER_PORT, log_level="info", log_config=uvicorn_log_config())
+    return 0
+
+
+def _run_workers(args: argparse.Namespace, access: ApiAccess) -> int:
+    """`--workers N`: uvicorn starts N processes on one port, each building its own bot."""
+    import uvicorn
+
+    from crowddesk.bot.server.database import open_database
+    from crowddesk.bot.server.log_scrubbing import uvicorn_log_config
+    from crowddesk.bot.server.workers import FACTORY, WorkerSettings, check_shared_stores, hand_to_workers
+
+    check_shared_stores(args.project, args.database_url, args.workers)
+    # Upgrade the schema once, before the workers race to.
+    open_database(load_project(args.project), args.database_url).dispose()
+    settings = WorkerSettings(
+        project=str(args.project.resolve()),
+        model=str(args.model.resolve()) if args.model else None,
+        credentials=str(args.credentials.resolve()) if args.credentials else None,
+        jwt_method=args.jwt_method,
+    )
+    hand_to_workers(settings, args.database_url, access)
+    say(f"Starting {args.workers} server processes on port {args.port or SERVER_PORT}")
+    uvicorn.run(
+        FACTORY,
+        factory=True,
+        workers=args.workers,
+        host=args.host,
+        port=args.port or SERVER_PORT,
+        log_level="info",
+        log_config=uvicorn_log_config(),
+    )
     return 0
 
 

@@ -384,10 +384,11 @@ class OutboxWorker:
     async def _deliver(self, record: OutboxRecord) -> None:
         connector = self.channels[record.channel]
         await self._pacers[record.channel].wait()
+        # Delivery is at least once (a crash between sending and marking it sends it again): the
+        # row's key lets a receiver that supports it drop the repeat.
+        message = replace(record.message, delivery_key=f"outbox-{record.id}")
         try:
-            await asyncio.wait_for(
-                connector.send(record.message.recipient_id, record.message), self.policy.send_timeout
-            )
+            await asyncio.wait_for(connector.send(message.recipient_id, message), self.policy.send_timeout)
         except DeliveryError as error:
             await self._refused(record, error)
         except TimeoutError:

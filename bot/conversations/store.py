@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from crowddesk.bot.conversations.states import OPEN_TICKET_STATUSES, TicketStatus
-from crowddesk.errors import Conflict
+from crowddesk.errors import Conflict, Unavailable
 from crowddesk.storage.columns import UtcDateTime
 from crowddesk.storage.engines import reader
 from crowddesk.storage.upserts import insert_missing
@@ -46,6 +46,15 @@ class ChannelConflict(Conflict):
     def __init__(self, sender_id: str, owner: str) -> None:
         super().__init__(f"conversation {sender_id!r} belongs to the {owner} channel")
         self.owner = owner
+
+
+class TurnSuperseded(Unavailable):
+    """Another turn of the conversation was stored after this one read it; nothing was stored."""
+
+    def __init__(self, sender_id: str) -> None:
+        super().__init__(
+            f"another turn of conversation {sender_id!r} was stored while this message was processed; send it again"
+        )
 
 
 class ConversationTables(DeclarativeBase):
@@ -72,6 +81,9 @@ class ConversationRow(ConversationTables):
     answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     handed_off_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     unhelpful_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # How many turns were stored: a turn stores only if the count is still the one it read, which
+    # fences a turn whose cross-process lock lapsed (migration 0006).
+    turns: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class EventRow(ConversationTables):
@@ -184,6 +196,7 @@ class ConversationRecord:
     latest_message: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
+    turns: int = 0  # turns stored so far
 
 
 @dataclass(frozen=True)
@@ -277,6 +290,7 @@ class ConversationStore:
         new_handoff: NewHandoff | None = None,
         also: Callable[[Session], None] | None = None,
         answered_at: datetime | None = None,
+        expected_turns: int | None = None,
     ) -> tuple[ConversationRecord, HandoffRecord | None]:
         """Append a turn's events and replace the conversation state, in one transaction.
 
@@ -287,7 +301,9 @@ class ConversationStore:
         `also` writes what must commit or roll back with the turn (its replies' outbox rows); it
         runs with the conversation row locked, so those rows follow the conversation's order.
         `answered_at`: when the bot answered the customer in this turn, if it did (kept if an
-        earlier turn had).
+        earlier turn had). `expected_turns`: the turns stored when this turn read the
+        conversation (0 when there was none); if another turn was stored since, `TurnSuperseded`
+        is raised and nothing is stored.
         """
         _check_turn(sender_id, events)
         now = datetime.now(UTC)
@@ -301,16 +317,19 @@ class ConversationStore:
         firsts = {"answered_at": answered_at, "handed_off_at": now if new_handoff is not None else None}
         # Outcomes keep their first moment; a turn without one leaves the column as it is.
         marks = {name: func.coalesce(getattr(ConversationRow, name), at) for name, at in firsts.items() if at}
+        changes = {**state, **marks, "turns": ConversationRow.turns + 1}
         with self._sessions.begin() as session:
-            conversation = _update_conversation(session, sender_id, {**state, **marks})
+            conversation = _update_conversation(session, sender_id, changes, expected_turns)
             if conversation is None:
                 # Insert-if-missing, not insert-or-fail: two first turns racing to create the
                 # row then both find it, and wait for each other on the row lock of the UPDATE.
                 insert_missing(
                     session, ConversationRow, [{**state, "sender_id": sender_id, "channel": channel, "created_at": now}]
                 )
-                conversation = _update_conversation(session, sender_id, {**state, **marks})
+                conversation = _update_conversation(session, sender_id, changes, expected_turns)
                 if conversation is None:
+                    if expected_turns is not None:
+                        raise TurnSuperseded(sender_id)
                     raise RuntimeError(f"conversation {sender_id!r} vanished while being created")
             if conversation.channel != channel:  # rolls the transaction back
                 raise ChannelConflict(sender_id, conversation.channel)
@@ -411,13 +430,18 @@ def mark_unhelpful(session: Session, sender_id: str, at: datetime) -> None:
     )
 
 
-def _update_conversation(session: Session, sender_id: str, state: Mapping[str, Any]) -> Row[Any] | None:
+def _update_conversation(
+    session: Session, sender_id: str, state: Mapping[str, Any], expected_turns: int | None = None
+) -> Row[Any] | None:
     """Replace the conversation's state and return its row, locked for the rest of the
-    transaction (PostgreSQL row lock; SQLite's write lock is held from BEGIN); None if missing."""
+    transaction (PostgreSQL row lock; SQLite's write lock is held from BEGIN); None if missing,
+    or if `expected_turns` is given and another count was stored."""
     conversations = ConversationRow.__table__
-    return session.execute(
-        update(conversations).where(conversations.c.sender_id == sender_id).values(**state).returning(*conversations.c)
-    ).one_or_none()
+    matches = conversations.c.sender_id == sender_id
+    if expected_turns is not None:
+        matches = matches & (conversations.c.turns == expected_turns)
+    statement = update(conversations).where(matches).values(**state).returning(*conversations.c)
+    return session.execute(statement).one_or_none()
 
 
 def _handoff_row(handoff: HandoffRecord, conversation_id: int) -> dict[str, Any]:
@@ -457,6 +481,7 @@ def _conversation_record(row: ConversationRow | Row[Any]) -> ConversationRecord:
         latest_message=None if row.latest_message is None else dict(row.latest_message),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        turns=row.turns,
     )
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -19,6 +18,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from crowddesk.bot.cluster.turn_locks import LocalTurnLocks, TurnLocks
+from crowddesk.bot.conversations.deliveries import AlreadyDelivered, SeenMessages
 from crowddesk.bot.conversations.outbox import Outbox
 from crowddesk.bot.conversations.states import ConversationOwner
 from crowddesk.bot.conversations.store import ChannelConflict, ConversationRecord, ConversationStore
@@ -133,7 +134,9 @@ class Engine:
         wait_estimator: WaitEstimator,
         max_message_chars: int = 4000,
         redactor: Redactor | None = None,
+        turn_locks: TurnLocks | None = None,
     ) -> None:
+        """`turn_locks`: how turns of one conversation take turns (default: within this process)."""
         self.domain = domain
         self.encoder_cache = CachedEncoder(BatchingEncoder(nlu.encoder))
         self.nlu = NLUPipeline(self.encoder_cache, nlu.classifier, nlu.entities)
@@ -173,7 +176,7 @@ class Engine:
         redactor = redactor or Redactor()
         self.transcripts = TranscriptRedactor(redactor) if settings.privacy.redact_transcripts else None
         self.public_posts = PublicPostRule(settings.public_posts, redactor)
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self.turn_locks = turn_locks or LocalTurnLocks()
 
     def check(self, message: InboundMessage) -> None:
         if not message.text.strip():
@@ -181,29 +184,25 @@ class Engine:
         if len(message.text) > self.max_message_chars:
             raise MessageTooLong(f"message is {len(message.text)} characters; the limit is {self.max_message_chars}")
 
-    def _lock(self, sender_id: str) -> asyncio.Lock:
-        lock = self._locks.get(sender_id)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[sender_id] = lock
-        return lock
-
     async def handle(
         self,
         message: InboundMessage,
         *,
         outbox: Outbox | None = None,
         on_turn: Callable[[TurnSummary], None] | None = None,
+        deliveries: SeenMessages | None = None,
     ) -> list[OutboundMessage]:
         """Process one customer message; returns the bot's replies (none while a human owns it).
 
         With `outbox`, the replies are also queued there in the transaction that stores the turn.
         `on_turn` hears what each stored turn decided (the server's metrics); it must not raise.
+        With `deliveries`, a message whose `message_id` was processed before raises
+        `AlreadyDelivered`, and the id is recorded with the turn.
         """
         self.check(message)
         started = time.perf_counter()
-        async with self._lock(message.sender_id):
-            record = await asyncio.to_thread(self.store.get, message.sender_id)
+        async with self.turn_locks.hold(message.sender_id):
+            record = await asyncio.to_thread(self._conversation_unless_delivered, message, deliveries)
             if record is not None and record.channel != message.channel:
                 raise channel_conflict(message.sender_id, record.channel, message.channel)
             turn = Turn(
@@ -215,6 +214,8 @@ class Engine:
                 outbox=outbox,
                 initial_slots=self.slots.initial(None),
             )
+            if deliveries is not None and message.message_id is not None:  # stored with the turn, or not at all
+                turn.writes.append(partial(deliveries.record, message.channel, message.message_id))
             self._maybe_start_session(turn)
             decision = await self._run(turn, record)
         if on_turn is not None:
@@ -227,6 +228,16 @@ class Engine:
                 )
             )
         return turn.replies
+
+    def _conversation_unless_delivered(
+        self, message: InboundMessage, deliveries: SeenMessages | None
+    ) -> ConversationRecord | None:
+        """The stored conversation (read under the turn lock, in one worker-thread hop);
+        `AlreadyDelivered` if this delivery's turn was stored already."""
+        delivery = message.message_id
+        if deliveries is not None and delivery is not None and deliveries.seen(message.channel, delivery):
+            raise AlreadyDelivered(f"{message.channel} delivery {delivery!r} was already processed")
+        return self.store.get(message.sender_id)
 
     async def _run(self, turn: Turn, record: ConversationRecord | None) -> DecisionKind | None:
         """Answer and store the turn; the kind of the decision made for it (None: nobody decided)."""
@@ -398,6 +409,9 @@ class Engine:
                 turn.handoff,
                 partial(_write_all, writes) if writes else None,
                 first_answer(turn.events),
+                # Stored only if no other turn was since this one read the conversation: fences
+                # a turn whose lock lapsed (a process that stalled past the lock's lifetime).
+                turn.record.turns if turn.record is not None else 0,
             )
         except ChannelConflict as conflict:  # another process created it through another channel
             raise channel_conflict(turn.sender_id, conflict.owner, turn.channel) from None

@@ -1,15 +1,17 @@
-"""Where the action server and the conversation database live (Rasa's `endpoints.yml`), and
-how long delivery bookkeeping (`delivery:`) and conversations (`retention:`) are kept, CrowdDesk's own."""
+"""Where the action server, the conversation database and the lock store live (Rasa's
+`endpoints.yml`), and how long delivery bookkeeping (`delivery:`) and conversations (`retention:`)
+are kept, CrowdDesk's own."""
 
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -26,8 +28,13 @@ from crowddesk.bot.project.yaml_files import (
 
 ACTION_ENDPOINT_ENV = "CROWDDESK_ACTION_ENDPOINT"
 DATABASE_URL_ENV = "CROWDDESK_DATABASE_URL"
-ENDPOINT_KEYS = ("version", "action_endpoint", "tracker_store", "delivery", "retention")
+REDIS_URL_ENV = "CROWDDESK_REDIS_URL"
+ENDPOINT_KEYS = ("version", "action_endpoint", "tracker_store", "lock_store", "delivery", "retention")
 TRACKER_STORE_KEYS = ("type", "url", "host", "port", "dialect", "db", "username", "password", "query")
+# Rasa's RedisLockStore keys, and how long a turn's lock outlives a process that stopped renewing it.
+LOCK_STORE_KEYS = ("type", "url", "port", "db", "password", "use_ssl", "key_prefix", "lock_lifetime")
+DEFAULT_LOCK_LIFETIME_SECONDS = 10
+DEFAULT_KEY_PREFIX = "crowddesk"
 DEFAULT_SQLITE_DB = "crowddesk.db"
 DEFAULT_RETENTION_DAYS = 7
 # SQLAlchemy's bare "postgresql" means psycopg2; CrowdDesk ships psycopg 3.
@@ -44,6 +51,21 @@ class MissingEnvironmentVariable(ProjectFileError):
 
 
 @dataclass(frozen=True)
+class LockStore:
+    """The Redis that several server processes share: turn locks and live pushes."""
+
+    url: str
+    key_prefix: str = DEFAULT_KEY_PREFIX
+    lock_lifetime_seconds: int = DEFAULT_LOCK_LIFETIME_SECONDS
+
+    def __repr__(self) -> str:
+        return (
+            f"LockStore(url={masked_redis_url(self.url)!r}, key_prefix={self.key_prefix!r}, "
+            f"lock_lifetime_seconds={self.lock_lifetime_seconds!r})"
+        )
+
+
+@dataclass(frozen=True)
 class Endpoints:
     action_endpoint_url: str | None = None
     database_url: str | None = None
@@ -51,6 +73,8 @@ class Endpoints:
     """Delivered outbox rows and inbound delivery keys older than this are deleted."""
     conversations_days: int | None = None
     """Conversations with no activity for this long are erased; None keeps them."""
+    lock_store: LockStore | None = None
+    """None: turns are locked in the process (one server process)."""
 
     @property
     def conversations_retention(self) -> timedelta | None:
@@ -62,7 +86,8 @@ class Endpoints:
         return (
             f"Endpoints(action_endpoint_url={self.action_endpoint_url!r}, "
             f"database_url={masked_database_url(self.database_url)!r}, "
-            f"retention_days={self.retention_days!r}, conversations_days={self.conversations_days!r})"
+            f"retention_days={self.retention_days!r}, conversations_days={self.conversations_days!r}, "
+            f"lock_store={self.lock_store!r})"
         )
 
 
@@ -75,6 +100,16 @@ def masked_database_url(url: str | None) -> str | None:
         return "<unparseable database url>"
 
 
+def masked_redis_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
 def load_endpoints(path: Path, *, root: Path | None = None, environ: Mapping[str, str] | None = None) -> Endpoints:
     """Read endpoints.yml (missing file = nothing configured); the CROWDDESK_* variables win."""
     env = os.environ if environ is None else environ
@@ -82,6 +117,7 @@ def load_endpoints(path: Path, *, root: Path | None = None, environ: Mapping[str
     database_url: str | None = None
     retention_days = DEFAULT_RETENTION_DAYS
     conversations_days = None
+    lock_store = None
     if path.exists():
         file = read_yaml(path, root)
         if file.content is not None:
@@ -91,11 +127,16 @@ def load_endpoints(path: Path, *, root: Path | None = None, environ: Mapping[str
             database_url = _tracker_store_url(file, top, env)
             retention_days = _retention_days(file, top, env)
             conversations_days = _conversations_days(file, top, env)
+            lock_store = _lock_store(file, top, env)
+    redis_url = env.get(REDIS_URL_ENV)
+    if redis_url:
+        lock_store = replace(lock_store, url=redis_url) if lock_store else LockStore(redis_url)
     return Endpoints(
         action_endpoint_url=env.get(ACTION_ENDPOINT_ENV) or action_url,
         database_url=env.get(DATABASE_URL_ENV) or database_url,
         retention_days=retention_days,
         conversations_days=conversations_days,
+        lock_store=lock_store,
     )
 
 
@@ -131,16 +172,75 @@ def _conversations_days(file: YamlFile, top: Any, env: Mapping[str, str]) -> int
 
 def _days(file: YamlFile, section: Any, name: str, key_prefix: str, env: Mapping[str, str]) -> int | None:
     """A setting that is a whole number of days, at least 1; None when it is not given."""
-    days = _text(file, section, name, key_prefix, env)
-    if days is None:
+    return _whole_number(file, section, name, key_prefix, env, unit="days")
+
+
+def _lock_store(file: YamlFile, top: Any, env: Mapping[str, str]) -> LockStore | None:
+    if top.get("lock_store") is None:
         return None
-    if not days.isdigit() or int(days) < 1:
+    section = require_mapping(file, top["lock_store"], "lock_store", key_line(top, "lock_store"))
+    reject_unknown_keys(file, section, LOCK_STORE_KEYS, "lock_store")
+    store_type = (_text(file, section, "type", "lock_store", env) or "").lower()
+    if store_type == "in_memory":
+        return None
+    if store_type != "redis":
+        raise file.error(
+            value_line(section, "type"),
+            "lock_store.type",
+            f"expected `redis` (several server processes) or `in_memory` (one), got {store_type or None!r}",
+        )
+    lifetime = _whole_number(file, section, "lock_lifetime", "lock_store", env, unit="seconds")
+    return LockStore(
+        url=_redis_url(file, section, env),
+        key_prefix=_text(file, section, "key_prefix", "lock_store", env) or DEFAULT_KEY_PREFIX,
+        lock_lifetime_seconds=DEFAULT_LOCK_LIFETIME_SECONDS if lifetime is None else lifetime,
+    )
+
+
+def _redis_url(file: YamlFile, section: Any, env: Mapping[str, str]) -> str:
+    """Like Rasa, `url` is the server's host name; a complete `redis://` URL is taken too."""
+    url = _text(file, section, "url", "lock_store", env) or "localhost"
+    if "://" in url:
+        extra = [name for name in ("port", "db", "password", "use_ssl") if name in section]
+        if extra:
+            raise file.error(
+                key_line(section, extra[0]),
+                f"lock_store.{extra[0]}",
+                "give either a complete `url` or its parts (url as the host, port, db, ...), not both",
+            )
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise file.error(value_line(section, "url"), "lock_store.url", "expected a redis:// or rediss:// URL")
+        return url
+    port = _whole_number(file, section, "port", "lock_store", env) or 6379
+    db = _whole_number(file, section, "db", "lock_store", env, minimum=0) or 0
+    password = _text(file, section, "password", "lock_store", env)
+    use_ssl = section.get("use_ssl") is True
+    credentials = f":{quote(password, safe='')}@" if password else ""
+    return f"{'rediss' if use_ssl else 'redis'}://{credentials}{url}:{port}/{db}"
+
+
+def _whole_number(
+    file: YamlFile,
+    section: Any,
+    name: str,
+    key_prefix: str,
+    env: Mapping[str, str],
+    *,
+    minimum: int = 1,
+    unit: str = "",
+) -> int | None:
+    """A whole-number setting (of `unit`), at least `minimum`; None when it is not given."""
+    text = _text(file, section, name, key_prefix, env)
+    if text is None:
+        return None
+    if not text.isdigit() or int(text) < minimum:
+        of_unit = f" of {unit}" if unit else ""
         raise file.error(
             value_line(section, name),
             f"{key_prefix}.{name}",
-            f"expected a whole number of days, at least 1, got {days!r}",
+            f"expected a whole number{of_unit}, at least {minimum}, got {text!r}",
         )
-    return int(days)
+    return int(text)
 
 
 def _tracker_store_url(file: YamlFile, top: Any, env: Mapping[str, str]) -> str | None:

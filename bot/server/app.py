@@ -14,6 +14,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from crowddesk.bot.conversations.audit import AuditLog
+from crowddesk.bot.conversations.deliveries import SeenMessages
 from crowddesk.bot.conversations.outbox import OutboxWorker
 from crowddesk.bot.curation import api as kb_api
 from crowddesk.bot.curation.console import kb_console_router
@@ -31,8 +32,8 @@ from crowddesk.bot.reporting.console import analytics_console_router
 from crowddesk.bot.server import routes
 from crowddesk.bot.server.api_access import ApiAccess
 from crowddesk.bot.server.assemble import Bot
-from crowddesk.bot.server.channels import running_channels, running_slack_desk
-from crowddesk.bot.server.gateway import Gateway, SeenMessages
+from crowddesk.bot.server.channels import hearing_other_processes, running_channels, running_slack_desk
+from crowddesk.bot.server.gateway import Gateway
 from crowddesk.bot.server.log_redaction import redacted_logs
 from crowddesk.bot.server.metrics import ServerMetrics
 from crowddesk.bot.web.errors import install_error_handlers
@@ -66,6 +67,7 @@ def create_app(bot: Bot, access: ApiAccess = ApiAccess()) -> FastAPI:
                 running_channels(bot.channels, gateway, outbox_worker),
                 sla_monitor.running(),
                 running_slack_desk(bot),
+                hearing_other_processes(bot),
                 live_index.running(),
             ):
                 yield

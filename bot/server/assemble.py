@@ -7,8 +7,12 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from redis.asyncio import Redis
 from sqlalchemy import Engine as SqlEngine
 
+from crowddesk.bot.cluster.peer_pushes import RedisPeerPushes
+from crowddesk.bot.cluster.redis_link import connect
+from crowddesk.bot.cluster.turn_locks import RedisTurnLocks
 from crowddesk.bot.conversations.channel_memory import DatabaseChannelMemory
 from crowddesk.bot.conversations.outbox import Outbox
 from crowddesk.bot.conversations.store import ConversationStore
@@ -25,10 +29,12 @@ from crowddesk.bot.project.wiring import dialogue_intents, faq_entries, intent_t
 from crowddesk.bot.server.database import open_database
 from crowddesk.bot.training.model import ModelError, TrainedModel, latest_model_dir
 from crowddesk.connectors.base import ChannelConnector
+from crowddesk.connectors.webchat import WebchatChannel
 from crowddesk.knowledge_base.index import KnowledgeBase
 from crowddesk.knowledge_base.store import KnowledgeBaseStore
 from crowddesk.knowledge_base.types import EntryStatus
-from crowddesk.nlu.encoders import Encoder, load_encoder
+from crowddesk.nlu.encoders import Encoder
+from crowddesk.nlu.onnx_encoder import load_served_encoder
 from crowddesk.nlu.pipeline import NLUPipeline
 
 logger = logging.getLogger(__name__)
@@ -52,10 +58,15 @@ class Bot:
     channels: dict[str, ChannelConnector]
     """The channels of credentials.yml by name; `crowddesk run` serves and starts them."""
     outbox: Outbox
+    redis: Redis | None = None
+    """The lock store (endpoints.yml `lock_store`) shared with the other server processes."""
+    peer_pushes: RedisPeerPushes | None = None
 
     async def aclose(self) -> None:
         if self.engine.actions is not None:
             await self.engine.actions.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
         self.database.dispose()
 
 
@@ -144,7 +155,7 @@ def assemble(
         channel.attach_memory(DatabaseChannelMemory(database, name))
     kb_store = KnowledgeBaseStore(database)
     sync_project_faq(project, kb_store)
-    encoder = load_encoder(model.metadata.encoder)
+    encoder = load_served_encoder(model.metadata.encoder, model.encoder_export)
     # Training already encoded the project's questions: a new database need not do it again.
     kb_store.store_vectors(encoder.name, model.kb_vectors)
     index_dir = index_dir_for(state_dir or project.root / STATE_DIR, database)
@@ -165,6 +176,16 @@ def assemble(
     outbox = Outbox(database)
     redactor = project.config.retriever.ingestion.redactor()  # the project's redact_patterns, wherever PII is kept
     tickets = TicketDesk(database, outbox, redactor, channels)
+    # Several server processes share one Redis: turn locks across them, live pushes between them.
+    lock_store = project.endpoints.lock_store
+    redis, turn_locks, peer_pushes = None, None, None
+    if lock_store is not None:
+        redis = connect(lock_store.url)
+        turn_locks = RedisTurnLocks(redis, lock_store.key_prefix, lock_store.lock_lifetime_seconds)
+        peer_pushes = RedisPeerPushes(redis, lock_store.key_prefix)
+        for channel in channels.values():
+            if isinstance(channel, WebchatChannel):
+                channel.attach_peers(peer_pushes)
     engine = Engine(
         domain=project.domain,
         nlu=nlu,
@@ -182,6 +203,7 @@ def assemble(
         tickets=tickets,
         wait_estimator=WaitEstimator(database, project.config.policy.handoff.expected_wait),
         redactor=redactor,
+        turn_locks=turn_locks,
     )
     logger.info("bot ready: model %s, %d KB entries", chosen.name, len(published))
     return Bot(
@@ -196,4 +218,6 @@ def assemble(
         tickets,
         channels,
         outbox,
+        redis,
+        peer_pushes,
     )

@@ -1,4 +1,5 @@
-"""Running the configured channels: their background reception, the outbox worker and the Slack desk."""
+"""Running the configured channels: their background reception, the outbox worker, the Slack desk
+and the web chat frames other server processes publish."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from crowddesk.bot.desk.slack import SlackDesk
 from crowddesk.bot.server.assemble import Bot
 from crowddesk.connectors.base import ChannelConnector, MessageSink
 from crowddesk.connectors.slack import SlackChannel
+from crowddesk.connectors.webchat import WebchatChannel
 
 logger = logging.getLogger(__name__)
 
@@ -55,3 +57,15 @@ async def running_slack_desk(bot: Bot) -> AsyncIterator[SlackDesk | None]:
     )
     async with desk.running():
         yield desk
+
+
+@asynccontextmanager
+async def hearing_other_processes(bot: Bot) -> AsyncIterator[None]:
+    """Push what other server processes publish to this process's web chat sockets, when
+    several processes share a lock store (Redis) and the web chat is served."""
+    webchat = next((c for c in bot.channels.values() if isinstance(c, WebchatChannel)), None)
+    if bot.peer_pushes is None or webchat is None:
+        yield
+        return
+    async with bot.peer_pushes.running(webchat.push_local):
+        yield

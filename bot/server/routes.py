@@ -50,16 +50,20 @@ def handoff_view(record: HandoffRecord | None) -> dict[str, Any] | None:
 @router.get(
     "/health",
     tags=["operations"],
-    responses={503: {"description": "the database is unreachable; the body says so"}},
+    responses={503: {"description": "the database or the lock store is unreachable; the body says which"}},
 )
 async def health(bot: BotDep) -> dict[str, Any]:
-    """Whether this process can serve: its model, its index and its database (a load balancer's
-    readiness check; a database it cannot reach answers 503 until it can again)."""
+    """Whether this process can serve: its model, its index, its database and its lock store
+    (a load balancer's readiness check; a dependency it cannot reach answers 503 until it can
+    again). `lock_store` is "in_memory" for one process without Redis."""
     await asyncio.to_thread(check_reachable, bot.database)
+    if bot.redis is not None:
+        await bot.redis.ping()  # Redis errors answer 503 (bot/web/errors.py)
     cache = bot.engine.encoder_cache
     return {
         "status": "ok",
         "database": "ok",
+        "lock_store": "in_memory" if bot.redis is None else "ok",
         "model": bot.model.path.name if bot.model.path else None,
         "kb_entries": len(bot.knowledge_base.retriever),
         "encoder_cache": {

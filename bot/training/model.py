@@ -8,12 +8,15 @@ Layout (no pickles, so an artifact from elsewhere can't run code when loaded):
         entities.crfsuite the learned entity model (CRFsuite's format), when the data annotates entities
         kb_vectors.npz    the KB question embeddings computed in training (texts, vectors), so
                           a new database's embedding cache starts full instead of re-encoding
+        encoder.onnx      the encoder exported to ONNX (when it can be), which servers run
+                          with ONNX Runtime instead of torch
 """
 
 from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +34,7 @@ KB_VECTORS_FILE = "kb_vectors.npz"
 CLASSIFIER_DIR = "classifier"
 ENTITIES_FILE = "entities.json"
 LEARNED_ENTITIES_FILE = "entities.crfsuite"
+ENCODER_EXPORT_FILE = "encoder.onnx"
 
 
 class ModelError(CrowdDeskError):
@@ -99,7 +103,13 @@ class TrainedModel:
     kb_vectors: dict[str, np.ndarray] = field(default_factory=dict)
     """Embeddings of the project's KB question variants by text, from the model's encoder."""
 
-    def save(self, models_dir: Path) -> Path:
+    @property
+    def encoder_export(self) -> Path | None:
+        """Where this model keeps the ONNX export of its encoder, if it has one (None: not saved yet)."""
+        return self.path / ENCODER_EXPORT_FILE if self.path is not None else None
+
+    def save(self, models_dir: Path, *, export_encoder: Callable[[Path], None] | None = None) -> Path:
+        """Write the artifact under `models_dir`; `export_encoder` writes the encoder's ONNX export to a path."""
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         target = models_dir / f"{stamp}-{self.metadata.fingerprint[:12]}"
         partial = target.with_name(target.name + ".partial")
@@ -110,6 +120,8 @@ class TrainedModel:
         if self.entities.learned is not None:
             (partial / LEARNED_ENTITIES_FILE).write_bytes(self.entities.learned.model)
         _save_vectors(partial / KB_VECTORS_FILE, self.kb_vectors)
+        if export_encoder is not None:
+            export_encoder(partial / ENCODER_EXPORT_FILE)
         # metadata.json is written last: its presence marks a complete artifact.
         (partial / "metadata.json").write_text(json.dumps(self.metadata.to_json(), indent=2), encoding="utf-8")
         partial.rename(target)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ from crowddesk.knowledge_base.types import Candidate, KBEntry
 from crowddesk.nlu.calibration import choose_threshold, expected_calibration_error, precision_curve
 from crowddesk.nlu.classifier import CalibratedIntentClassifier, OutOfFold
 from crowddesk.nlu.combined_entities import CombinedEntityExtractor
-from crowddesk.nlu.encoders import Encoder, load_encoder
+from crowddesk.nlu.encoders import Encoder, MiniLMEncoder, load_encoder
 from crowddesk.nlu.entities import RuleEntityExtractor
 from crowddesk.nlu.learned_entities import CRFEntityExtractor
 from crowddesk.nlu.open_set import traffic_weights
@@ -116,7 +117,12 @@ def train(
             project, encoder, texts, vectors, labels, progress
         )
 
-    progress("[5/5] Training the entity extractor and saving the model")
+    export = _onnx_export(encoder)
+    progress(
+        "[5/5] Training the entity extractor, exporting the encoder to ONNX and saving the model"
+        if export is not None
+        else "[5/5] Training the entity extractor and saving the model"
+    )
     language = project.config.language
     entities = CombinedEntityExtractor(
         RuleEntityExtractor(
@@ -146,7 +152,17 @@ def train(
         entities,
         kb_vectors,
     )
-    return TrainResult(model.save(models_dir), False, report)
+    return TrainResult(model.save(models_dir, export_encoder=export), False, report)
+
+
+def _onnx_export(encoder: Encoder) -> Callable[[Path], None] | None:
+    """What writes `encoder`'s ONNX export for servers to run without torch, if it has one."""
+    if not isinstance(encoder, MiniLMEncoder):
+        return None
+    # Imported here: the exporter imports torch, and a server imports this module without training.
+    from crowddesk.nlu.onnx_export import export_onnx
+
+    return partial(export_onnx, encoder)
 
 
 def _fit_understanding(

@@ -10,9 +10,11 @@ import logging
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from crowddesk.errors import Conflict, CrowdDeskError, Forbidden, Invalid, NotFound, Rejected, TooLarge
+from crowddesk.errors import Conflict, CrowdDeskError, Forbidden, Invalid, NotFound, Rejected, TooLarge, Unavailable
 
 # Most specific first: a message refused because its conversation belongs to another channel is
 # both a Rejected and a Conflict, and answers 409. An Invalid value answers 422, as a request
@@ -29,6 +31,7 @@ STATUS_CODES: tuple[tuple[type[CrowdDeskError], int], ...] = (
     (TooLarge, 413),
     (Invalid, 422),
     (Rejected, 400),
+    (Unavailable, 503),
 )
 
 
@@ -45,10 +48,14 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)
     for unavailable in (OperationalError, InterfaceError):
         app.add_exception_handler(unavailable, _database_unavailable)
+    for unreachable in (RedisConnectionError, RedisTimeoutError):
+        app.add_exception_handler(unreachable, _redis_unavailable)
 
 
 async def _refused(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CrowdDeskError)  # registered for the families only
+    if isinstance(exc, Unavailable):
+        return _try_again(str(exc))
     return JSONResponse({"error": str(exc)}, status_code=status_code_for(exc) or 500)
 
 
@@ -62,10 +69,19 @@ async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
     busy past its timeout): 503, so clients and platforms send the request again, rather than
     a 500 that reads as a bug. The driver's message is logged, never sent: it names the server."""
     logger.warning("database unavailable: %s", exc.__class__.__name__, exc_info=exc)
+    return _try_again("the database is unavailable; try again shortly")
+
+
+async def _redis_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    """Redis (the turn locks, the live pushes between processes) is down or restarting: 503, as
+    for the database; its address stays in the log."""
+    logger.warning("redis unavailable: %s", exc.__class__.__name__, exc_info=exc)
+    return _try_again("the lock store (Redis) is unavailable; try again shortly")
+
+
+def _try_again(reason: str) -> JSONResponse:
     return JSONResponse(
-        {"error": "the database is unavailable; try again shortly"},
-        status_code=503,
-        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
+        {"error": reason}, status_code=503, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)}
     )
 
 
