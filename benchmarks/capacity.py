@@ -97,6 +97,8 @@ TARGETS = {
 TARGET_CAPACITY_CONFIG = POSTGRES_REDIS_2
 
 REQUEST_TIMEOUT = 10.0
+DRAINED_CORES = 0.15  # a server below this is idle (its background workers poll)
+DRAIN_LIMIT_SECONDS = 180.0
 KEEPALIVE_SECONDS = 2.0
 CONVERSATION_MESSAGES = 5
 CUSTOMER_GAP_SECONDS = 1.0  # mean time between two messages of one customer under load
@@ -311,6 +313,18 @@ class Driver:
         requests = scheduled(self.texts, rate, settings.warmup_seconds, f"{self.run}-warmup", SCHEDULE_SEED)
         await open_loop(self.session, self.url, requests)
 
+    async def drained(self) -> float:
+        """Wait until the server has worked off what the last part left queued (a request the
+        generator gave up on is still processed) and is idle: its CPU under DRAINED_CORES over
+        half a second. The seconds waited."""
+        started = time.perf_counter()
+        while time.perf_counter() - started < DRAIN_LIMIT_SECONDS:
+            before = tree_cpu_seconds(self.served.pid)
+            await asyncio.sleep(0.5)
+            if (tree_cpu_seconds(self.served.pid) - before) / 0.5 < DRAINED_CORES:
+                break
+        return time.perf_counter() - started
+
     async def lone(self, count: int) -> Step:
         return await self._measure("lone", 0.0, one_at_a_time(self.session, self.url, self.texts, count, self.run))
 
@@ -365,13 +379,17 @@ async def measure(served: Served, project: Path, settings: Settings, run: str) -
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         driver = Driver(served, texts, session, run)
         await driver.warm_up(settings)
+        await driver.drained()
         lone = await driver.lone(settings.lone_messages)
         load = await driver.at_rate("load", LOAD_RATE, settings.duration, SCHEDULE_SEED)
         steps: list[Step] = []
         for seed, rate in enumerate(settings.rates, start=SCHEDULE_SEED + 1):
-            await asyncio.sleep(1.0)  # let the last step's stragglers clear
+            # Each rate starts on an idle server: an overloaded part's backlog must not count
+            # against the next one.
+            print(f"  idle after {await driver.drained():.0f} s", flush=True)
             step = await driver.at_rate("capacity", rate, settings.step_duration, seed)
-            steps.append(replace(step, passed=step_passes(step)))
+            step = replace(step, passed=step_passes(step))
+            steps.append(step)
             kinds = "".join(f", {kind} {count}" for kind, count in step.error_kinds.items())
             print(f"  {rate} msg/s: p99 {step.p99_ms:.0f} ms, errors {step.error_share:.1%}{kinds}", flush=True)
             if not step.passed:

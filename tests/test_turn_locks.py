@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from crowddesk.bot.cluster.peer_pushes import RedisPeerPushes
-from crowddesk.bot.cluster.redis_link import connect
+from crowddesk.bot.cluster.redis_link import MAX_CONNECTIONS, connect
 from crowddesk.bot.cluster.turn_locks import RedisTurnLocks
 from crowddesk.bot.conversations.store import ConversationStore, TurnSuperseded
 from tests.redis_server import RedisServer
@@ -86,10 +86,26 @@ def test_different_conversations_do_not_wait_for_each_other(redis_server: RedisS
     with_two_clients(redis_server, check)
 
 
+def test_a_burst_of_more_turns_than_redis_connections_waits_rather_than_failing(redis_server: RedisServer) -> None:
+    async def check(client: Redis, _: Redis) -> None:
+        locks = RedisTurnLocks(client, PREFIX, lifetime_seconds=5)
+        held: list[int] = []
+
+        async def turn(number: int) -> None:
+            async with locks.hold(f"burst-{number}"):
+                await asyncio.sleep(0.01)
+                held.append(number)
+
+        await asyncio.gather(*(turn(number) for number in range(3 * MAX_CONNECTIONS)))
+        assert sorted(held) == list(range(3 * MAX_CONNECTIONS))
+
+    with_two_clients(redis_server, check)
+
+
 HOLDER = textwrap.dedent(
     """
     import asyncio, sys
-    from crowddesk.bot.cluster.redis_link import connect
+    from crowddesk.bot.cluster.redis_link import MAX_CONNECTIONS, connect
     from crowddesk.bot.cluster.turn_locks import RedisTurnLocks
 
     async def main():

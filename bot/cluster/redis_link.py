@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
@@ -11,14 +11,21 @@ from redis.backoff import ExponentialBackoff
 CONNECT_TIMEOUT_SECONDS = 1.0
 COMMAND_TIMEOUT_SECONDS = 2.0
 RETRIES = 2
+# A burst of turns beyond this many Redis commands in flight waits for a connection (up to
+# POOL_WAIT_SECONDS) instead of failing: a busy server queues, only a dead Redis refuses.
+MAX_CONNECTIONS = 100
+POOL_WAIT_SECONDS = 10.0
 
 
 def connect(url: str) -> Redis:
     """A client for `url` (redis://, rediss:// or unix://); it connects on first use."""
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=POOL_WAIT_SECONDS,
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
         socket_timeout=COMMAND_TIMEOUT_SECONDS,
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), RETRIES),
         health_check_interval=30,
     )
+    return Redis.from_pool(pool)
