@@ -19,6 +19,7 @@ from ruamel.yaml import YAML
 from crowddesk.bot.cli.main import build_parser
 from crowddesk.bot.cli.verbs import SERVER_PORT
 from crowddesk.bot.project.endpoints import ACTION_ENDPOINT_ENV, DATABASE_URL_ENV, REDIS_URL_ENV, load_endpoints
+from crowddesk.bot.project.loading import load_project
 from crowddesk.bot.server.action_server import DEFAULT_PORT as ACTIONS_PORT
 from crowddesk.bot.server.api_access import TOKEN_ENV
 from crowddesk.bot.server.workers import check_shared_stores
@@ -102,7 +103,7 @@ def test_compose_runs_two_workers_on_postgres_and_redis_that_crowddesk_accepts(m
     assert endpoints.action_endpoint_url == f"http://actions:{ACTIONS_PORT}/webhook"
     for name, value in resolved.items():
         monkeypatch.setenv(name, value)
-    check_shared_stores(ROOT, None, arguments.workers)  # what `--workers 2` checks before starting
+    check_shared_stores(load_project(ROOT), None, arguments.workers)  # what `--workers 2` checks before starting
     assert crowddesk_arguments(services["actions"]["command"]).target == "actions"
     for dependency in ("postgres", "redis"):
         assert server["depends_on"][dependency] == {"condition": "service_healthy"}

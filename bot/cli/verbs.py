@@ -295,9 +295,10 @@ def _run_workers(args: argparse.Namespace, access: ApiAccess) -> int:
     from crowddesk.bot.server.log_scrubbing import uvicorn_log_config
     from crowddesk.bot.server.workers import FACTORY, WorkerSettings, check_shared_stores, hand_to_workers
 
-    check_shared_stores(args.project, args.database_url, args.workers)
+    project = load_project(args.project)
+    check_shared_stores(project, args.database_url, args.workers)
     # Upgrade the schema once, before the workers race to.
-    open_database(load_project(args.project), args.database_url).dispose()
+    open_database(project, args.database_url).dispose()
     settings = WorkerSettings(
         project=str(args.project.resolve()),
         model=str(args.model.resolve()) if args.model else None,

@@ -24,6 +24,9 @@ from crowddesk.storage.upserts import insert_missing
 class AlreadyDelivered(Conflict):
     """This delivery's turn was already stored; nothing was done again."""
 
+    def __init__(self, channel: str, message_id: str) -> None:
+        super().__init__(f"{channel} delivery {message_id!r} was already processed")
+
 
 class SeenMessages:
     """The delivery keys of processed messages (purged by retention after `retention_days`)."""
@@ -40,7 +43,7 @@ class SeenMessages:
     def record(self, channel: str, message_id: str, session: Session) -> None:
         """In the turn's transaction: raises `AlreadyDelivered` (rolling it back) if recorded."""
         if not _insert(session, channel, message_id):
-            raise AlreadyDelivered(f"{channel} delivery {message_id!r} was already processed")
+            raise AlreadyDelivered(channel, message_id)
 
     def first_sight(self, channel: str, message_id: str) -> bool:
         """Record a delivery refused before any turn (an over-long message the customer was told

@@ -236,7 +236,7 @@ class Engine:
         `AlreadyDelivered` if this delivery's turn was stored already."""
         delivery = message.message_id
         if deliveries is not None and delivery is not None and deliveries.seen(message.channel, delivery):
-            raise AlreadyDelivered(f"{message.channel} delivery {delivery!r} was already processed")
+            raise AlreadyDelivered(message.channel, delivery)
         return self.store.get(message.sender_id)
 
     async def _run(self, turn: Turn, record: ConversationRecord | None) -> DecisionKind | None:

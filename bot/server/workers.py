@@ -17,7 +17,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from crowddesk.bot.project.endpoints import DATABASE_URL_ENV, REDIS_URL_ENV
-from crowddesk.bot.project.loading import load_project
+from crowddesk.bot.project.loading import Project
 from crowddesk.bot.server.api_access import JWT_SECRET_ENV, TOKEN_ENV, ApiAccess
 from crowddesk.bot.server.app import create_app
 from crowddesk.bot.server.assemble import assemble
@@ -43,9 +43,8 @@ class WorkerSettings:
     jwt_method: str
 
 
-def check_shared_stores(project_root: Path, database_url: str | None, workers: int) -> None:
+def check_shared_stores(project: Project, database_url: str | None, workers: int) -> None:
     """Refuse `workers` > 1 unless the database is PostgreSQL and a lock store (Redis) is set."""
-    project = load_project(project_root)
     url = database_url_for(project, database_url)
     if url.startswith("sqlite"):
         raise WorkersNeedSharedStores(
