@@ -123,6 +123,22 @@ def test_conversations_are_kept_apart(store: ConversationStore) -> None:
     assert store.events("nobody") == []
 
 
+def test_a_turn_starts_from_the_conversation_and_its_events_while_the_bot_owns_it(store: ConversationStore) -> None:
+    record(store, "alice", [user_event("hi"), bot_event("hello")])
+    record(store, "alice", [user_event("my card")])
+    record(store, "bob", [user_event("a person please")], owner="queued")
+
+    alice, alice_events = store.for_turn("alice")
+    assert alice == store.get("alice")
+    assert alice_events == store.events("alice")
+    assert [e["text"] for e in alice_events] == ["hi", "hello", "my card"]
+    # A person's turn replays nothing: the bot stays quiet, so it is spared the read.
+    bob, bob_events = store.for_turn("bob")
+    assert bob is not None and bob.owner == "queued"
+    assert bob_events == []
+    assert store.for_turn("nobody") == (None, [])
+
+
 @pytest.mark.parametrize(
     ("bad_event", "message"),
     [

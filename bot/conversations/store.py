@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from crowddesk.bot.conversations.states import OPEN_TICKET_STATUSES, TicketStatus
+from crowddesk.bot.conversations.states import OPEN_TICKET_STATUSES, ConversationOwner, TicketStatus
 from crowddesk.errors import Conflict, Unavailable
 from crowddesk.storage.columns import UtcDateTime
 from crowddesk.storage.engines import reader
@@ -247,13 +247,30 @@ class ConversationStore:
 
     def __init__(self, engine: Engine) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
-        self._reads = sessionmaker(reader(engine), expire_on_commit=False)
+        self._read_engine = reader(engine)
+        self._reads = sessionmaker(self._read_engine, expire_on_commit=False)
 
     def get(self, sender_id: str) -> ConversationRecord | None:
         conversations = ConversationRow.__table__
         with self._reads() as session:
             row = session.execute(select(conversations).where(conversations.c.sender_id == sender_id)).one_or_none()
             return None if row is None else _conversation_record(row)
+
+    def for_turn(self, sender_id: str) -> tuple[ConversationRecord | None, list[dict[str, Any]]]:
+        """The conversation and, while the bot owns it, its stored events oldest first (a person's
+        turn reads none): what a turn starts from, in one connection."""
+        conversations, events = ConversationRow.__table__, EventRow.__table__
+        with self._read_engine.connect() as connection:
+            row = connection.execute(select(conversations).where(conversations.c.sender_id == sender_id)).one_or_none()
+            if row is None:
+                return None, []
+            record = _conversation_record(row)
+            if record.owner != ConversationOwner.BOT:
+                return record, []
+            data = connection.scalars(
+                select(events.c.data).where(events.c.conversation_id == row.id).order_by(events.c.seq)
+            )
+            return record, list(data)
 
     def events(self, sender_id: str, after_seq: int = 0) -> list[dict[str, Any]]:
         """The stored event dicts with seq greater than `after_seq`, oldest first."""
@@ -265,18 +282,6 @@ class ConversationStore:
                 .order_by(EventRow.seq)
             )
             return list(data)
-
-    def customer_texts(self, sender_id: str, limit: int) -> list[str]:
-        """The customer's last `limit` messages, oldest first."""
-        with self._reads() as session:
-            data = session.scalars(
-                select(EventRow.data)
-                .join(ConversationRow, EventRow.conversation_id == ConversationRow.id)
-                .where(ConversationRow.sender_id == sender_id, EventRow.type == "user")
-                .order_by(EventRow.seq.desc())
-                .limit(limit)
-            )
-            return [str(event.get("text") or "") for event in reversed(list(data))]
 
     def record_turn(
         self,

@@ -69,7 +69,7 @@ class DialogueActions:
             return None
         if self.renderer.has(action):
             return action
-        intent = _latest_full_intent(await turn.transcript())
+        intent = _latest_full_intent(turn.transcript())
         if intent and RETRIEVAL_SEPARATOR in intent:
             base, key = intent.split(RETRIEVAL_SEPARATOR, 1)
             selected = f"{action}{RETRIEVAL_SEPARATOR}{key}"

@@ -36,7 +36,7 @@ class CustomActions:
     async def run(self, turn: Turn, chosen: NextAction) -> None:
         """Run the chosen action and record it, its events and its messages; ActionServerError
         when it fails."""
-        result = await self.call(turn, chosen.action, await turn.transcript())
+        result = await self.call(turn, chosen.action, turn.transcript())
         record_action(turn, chosen)
         self.apply(turn, result)
 

@@ -44,7 +44,7 @@ from crowddesk.bot.dialogue.forms import Forms, answers_form
 from crowddesk.bot.dialogue.handoff import SlaTargets
 from crowddesk.bot.dialogue.interceptors import AnswerFeedback, Intercepted, RatingAnswer, TurnInterceptor
 from crowddesk.bot.dialogue.kb_feedback import KBAnswers
-from crowddesk.bot.dialogue.last_action import LastActionMemory
+from crowddesk.bot.dialogue.last_action import answered_automatically
 from crowddesk.bot.dialogue.policies.ensemble import DialoguePolicies
 from crowddesk.bot.dialogue.policy import (
     ConversationContext,
@@ -157,7 +157,6 @@ class Engine:
         self.slots = SlotFiller(domain)
         custom_actions = CustomActions(actions, domain, self.renderer)
         forms = Forms(domain, self.renderer, self.slots, custom_actions)
-        self.last_action = LastActionMemory()
         self.interceptors: tuple[TurnInterceptor, ...] = (RatingAnswer(tickets), AnswerFeedback(settings.feedback))
         self.executors: dict[DecisionKind, Executor] = {
             DecisionKind.ANSWER_FROM_KB: AnswerFromKB(
@@ -202,7 +201,7 @@ class Engine:
         self.check(message)
         started = time.perf_counter()
         async with self.turn_locks.hold(message.sender_id):
-            record = await asyncio.to_thread(self._conversation_unless_delivered, message, deliveries)
+            record, history = await asyncio.to_thread(self._conversation_unless_delivered, message, deliveries)
             if record is not None and record.channel != message.channel:
                 raise channel_conflict(message.sender_id, record.channel, message.channel)
             turn = Turn(
@@ -210,7 +209,7 @@ class Engine:
                 record=record,
                 slots=self.slots.initial(record),
                 failed_turns=record.failed_turns if record else 0,
-                read_history=partial(self.store.events, message.sender_id),
+                history=history,
                 outbox=outbox,
                 initial_slots=self.slots.initial(None),
             )
@@ -231,13 +230,13 @@ class Engine:
 
     def _conversation_unless_delivered(
         self, message: InboundMessage, deliveries: SeenMessages | None
-    ) -> ConversationRecord | None:
-        """The stored conversation (read under the turn lock, in one worker-thread hop);
-        `AlreadyDelivered` if this delivery's turn was stored already."""
+    ) -> tuple[ConversationRecord | None, list[dict[str, Any]]]:
+        """The stored conversation and its events (`ConversationStore.for_turn`), read under the
+        turn lock in one worker-thread hop; `AlreadyDelivered` if this delivery's turn was stored."""
         delivery = message.message_id
         if deliveries is not None and delivery is not None and deliveries.seen(message.channel, delivery):
             raise AlreadyDelivered(message.channel, delivery)
-        return self.store.get(message.sender_id)
+        return self.store.for_turn(message.sender_id)
 
     async def _run(self, turn: Turn, record: ConversationRecord | None) -> DecisionKind | None:
         """Answer and store the turn; the kind of the decision made for it (None: nobody decided)."""
@@ -252,23 +251,21 @@ class Engine:
         return await self._understand_and_act(turn)
 
     async def _pass_to_owner(self, turn: Turn, record: ConversationRecord) -> None:
-        """A human owns the conversation: the message joins the ticket, the bot stays quiet.
-        Agents add events too, so what is remembered of the conversation is no longer current."""
-        self.last_action.forget(record.sender_id)
+        """A human owns the conversation: the message joins the ticket, the bot stays quiet."""
         turn.add_user(parse_data=None)
         await self._save(turn, owner=record.owner, latest=record.latest_message)
 
     async def _finish_intercepted(self, turn: Turn, intercepted: Intercepted) -> None:
         parse = intercepted.parse
         turn.add_user(parse.as_rasa())
-        await self._extract_slots(turn)
+        self._extract_slots(turn)
         if intercepted.decision is not None:
             await self._execute(turn, Understood(parse, []), intercepted.decision)
         else:
             for name in intercepted.replies:
                 if self.renderer.has(name):
                     turn.utter(name, Decision(DecisionKind.RESPOND, 1.0), turn.render(self.renderer, name))
-        await self._finish(turn, parse, answered_automatically=False)
+        await self._finish(turn, parse)
 
     async def _understand_and_act(self, turn: Turn) -> DecisionKind:
         message = turn.message
@@ -283,21 +280,21 @@ class Engine:
             understanding, candidates, unreadable = _unread(message.text), [], True
         parse = understanding.parse
         turn.add_user({**parse.as_rasa(), "kb_candidates": [c.as_dict() for c in candidates]})
-        answered_automatically = await self.last_action.answered_automatically(turn)
+        answered = answered_automatically(turn.history)
         frustration = FrustrationScore(())
         if unreadable:
             decision = UNREADABLE_HANDOFF
         else:
-            answers_form = await self._extract_slots(turn)
-            frustration = await self._frustration(turn, understanding.from_payload)
+            answers_form = self._extract_slots(turn)
+            frustration = self._frustration(turn, understanding.from_payload)
             context = ConversationContext(
                 turn.failed_turns,
-                answered_automatically,
+                answered,
                 frustration,
                 self._person_request(message.text, understanding.from_payload),
                 respondable=await asyncio.to_thread(  # replays the conversation: off the event loop
                     self.dialogue.respondable,
-                    await turn.transcript(),
+                    turn.transcript(),
                     [score.name for score in parse.intent_ranking[:MAX_RANKED_INTENTS]],
                 ),
                 answers_form=answers_form,
@@ -305,13 +302,13 @@ class Engine:
             decision = self.policy.decide(parse, candidates, context, from_button=understanding.from_payload)
         decision = self.public_posts.escalate(message, frustration, decision)  # a post that could go viral
         await self._execute(turn, Understood(parse, candidates), decision)
-        await self._finish(turn, parse, answered_automatically=answered_automatically)
+        await self._finish(turn, parse)
         return decision.kind
 
-    async def _extract_slots(self, turn: Turn) -> bool:
+    def _extract_slots(self, turn: Turn) -> bool:
         """Fill slots from the message by the domain's mappings (Rasa's `action_extract_slots`);
         True when it answers what the active form asks."""
-        tracker = DialogueTracker.replay(self.domain, await turn.transcript())
+        tracker = DialogueTracker.replay(self.domain, turn.transcript())
         extracted = self.slots.extract(tracker)
         for event in extracted:
             turn.apply(event)
@@ -323,28 +320,23 @@ class Engine:
         while next_decision is not None:
             next_decision = await self.executors[next_decision.kind](turn, understood, next_decision)
 
-    async def _finish(self, turn: Turn, parse: Parse, *, answered_automatically: bool) -> None:
-        """Listen (unless the dialogue chose to already), store the turn, remember its last bot action."""
+    async def _finish(self, turn: Turn, parse: Parse) -> None:
+        """Listen (unless the dialogue chose to already), then store the turn."""
         last = turn.events[-1] if turn.events else {}
         if (last.get("event"), last.get("name")) != ("action", ACTION_LISTEN):
             turn.add_action(ACTION_LISTEN)
         owner = ConversationOwner.QUEUED if turn.handoff else ConversationOwner.BOT
         # Under a public post, whatever is about the customer goes to them in private.
         turn.replies = self.public_posts.deliver(turn.message, turn.replies, handed_off=turn.handoff is not None)
-        saved = await self._save(turn, owner=owner, latest=parse.as_rasa())
-        self.last_action.remember(saved, turn.events, answered_automatically)
+        await self._save(turn, owner=owner, latest=parse.as_rasa())
 
-    async def _frustration(self, turn: Turn, from_payload: bool) -> FrustrationScore:
+    def _frustration(self, turn: Turn, from_payload: bool) -> FrustrationScore:
         """Frustration in the customer's words; a button press says nothing about it."""
         settings = self.policy.settings.handoff.frustration
         if from_payload or not settings.enabled:
             return FrustrationScore(())
-        earlier = (
-            []
-            if turn.record is None
-            else await asyncio.to_thread(self.store.customer_texts, turn.sender_id, settings.history_messages)
-        )
-        return self.frustration.score(turn.message.text, earlier)
+        earlier = [str(event.get("text") or "") for event in turn.history if event["event"] == "user"]
+        return self.frustration.score(turn.message.text, earlier[-settings.history_messages :])
 
     def _person_request(self, text: str, from_payload: bool) -> str:
         """The customer's words asking for a person; a button press says what it selects."""
@@ -385,7 +377,7 @@ class Engine:
                     turn.add("slot", name=name, value=value)
             turn.add("action", name=ACTION_LISTEN)
 
-    async def _save(self, turn: Turn, *, owner: str, latest: dict[str, Any] | None) -> ConversationRecord:
+    async def _save(self, turn: Turn, *, owner: str, latest: dict[str, Any] | None) -> None:
         # Queued in the turn's transaction: a crash can't store the turn yet lose its replies.
         writes: list[Callable[[Session], Any]] = (
             []
@@ -397,7 +389,7 @@ class Engine:
             turn.events = self.transcripts.events(turn.events)
             latest, turn.handoff = self.transcripts.parse(latest), self.transcripts.handoff(turn.handoff)
         try:
-            record, _ = await asyncio.to_thread(
+            await asyncio.to_thread(
                 self.store.record_turn,
                 turn.sender_id,
                 turn.channel,
@@ -415,7 +407,6 @@ class Engine:
             )
         except ChannelConflict as conflict:  # another process created it through another channel
             raise channel_conflict(turn.sender_id, conflict.owner, turn.channel) from None
-        return record
 
 
 def _write_all(writes: list[Callable[[Session], Any]], session: Session) -> None:

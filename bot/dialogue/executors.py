@@ -94,7 +94,7 @@ class FollowDialogue:
     async def __call__(self, turn: Turn, understood: Understood, decision: Decision) -> Decision | None:
         ran = 0
         for _ in range(MAX_ACTIONS_PER_TURN):
-            chosen = await asyncio.to_thread(self.policies.predict, await turn.transcript())
+            chosen = await asyncio.to_thread(self.policies.predict, turn.transcript())
             if chosen is None:
                 break
             if chosen.action == ACTION_LISTEN:
@@ -110,7 +110,7 @@ class FollowDialogue:
             logger.warning("%s: stopped after %d actions in one turn", turn.sender_id, MAX_ACTIONS_PER_TURN)
         if not ran:
             return redirect(decision, HandoffReason.NOT_COVERED)
-        if DialogueTracker.replay(self.policies.domain, await turn.transcript()).paused:
+        if DialogueTracker.replay(self.policies.domain, turn.transcript()).paused:
             # Rasa's ConversationPaused stops the bot until someone resumes it: here, a person.
             return redirect(decision, HandoffReason.PAUSED)
         turn.failed_turns = 0
@@ -183,7 +183,7 @@ class HandOff:
             parse=understood.parse,
             decision=decision,
             candidates=self._considered(understood),
-            events=await turn.transcript(),
+            events=turn.transcript(),
             sla=self.sla,
         )
         if self.renderer.has("utter_handoff_queued"):

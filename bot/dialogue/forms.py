@@ -55,7 +55,7 @@ class Forms:
         recorded but the rejection). A form that comes back after an interruption
         (`loop_was_interrupted`) doesn't validate the answer to a different question."""
         form, interrupted = chosen.action, chosen.loop_was_interrupted
-        before = await turn.transcript()
+        before = turn.transcript()
         tracker = DialogueTracker.replay(self.domain, before)
         events: list[Event] = []
         if tracker.active_loop_name != form:
@@ -149,7 +149,7 @@ class Forms:
                 turn.say(turn.render(self.renderer, name), name)
                 return
             if name.startswith("action_") and name in self.domain.actions:
-                result = await self.custom_actions.call(turn, name, await turn.transcript())
+                result = await self.custom_actions.call(turn, name, turn.transcript())
                 self.custom_actions.apply(turn, result)
                 return
 

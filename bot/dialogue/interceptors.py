@@ -63,7 +63,7 @@ class RatingAnswer:
         rating = parse_rating(text)
         if rating is None or turn.record is None:
             return None
-        history = await turn.history()
+        history = turn.history
         if last_bot_action(history) != RATING_RESPONSE:
             return None
         press = _press_before_question(history)
@@ -102,7 +102,7 @@ class AnswerFeedback:
         press = read_press(turn.message.text)
         if press is None:
             return None
-        history = await turn.history()
+        history = turn.history
         entry_id = answered_entry(history, press.answer_id)
         parse = press.parse(turn.message.text)
         if entry_id is not None:

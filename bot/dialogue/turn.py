@@ -3,7 +3,6 @@ they are stored together in one transaction."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,8 +30,8 @@ class Turn:
     record: ConversationRecord | None
     slots: dict[str, Any]
     failed_turns: int
-    read_history: Callable[[], History]
-    """Reads the stored events before this turn (blocking; `history()` calls it at most once)."""
+    history: History
+    """The stored events before this turn, oldest first (none while a person owns the conversation)."""
     events: list[dict[str, Any]] = field(default_factory=list)
     replies: list[OutboundMessage] = field(default_factory=list)
     handoff: NewHandoff | None = None
@@ -42,7 +41,6 @@ class Turn:
     """Other writes that commit with the turn or not at all (KB usage counts, answer feedback)."""
     initial_slots: dict[str, Any] = field(default_factory=dict)
     """The domain's initial slot values: what a restart or `AllSlotsReset` goes back to."""
-    _history: History | None = None
 
     @property
     def sender_id(self) -> str:
@@ -52,15 +50,9 @@ class Turn:
     def channel(self) -> str:
         return self.message.channel
 
-    async def history(self) -> History:
-        """The conversation's stored events, oldest first, read once per turn whoever asks."""
-        if self._history is None:
-            self._history = [] if self.record is None else await asyncio.to_thread(self.read_history)
-        return self._history
-
-    async def transcript(self) -> History:
+    def transcript(self) -> History:
         """Stored events followed by this turn's: what an action server or an agent reads."""
-        return [*await self.history(), *self.events]
+        return [*self.history, *self.events]
 
     def render(self, renderer: ResponseRenderer, name: str, **values: Any) -> OutboundMessage:
         """Response `name` for this conversation: its variation chosen for this channel and these
