@@ -263,12 +263,19 @@ def test_a_killed_process_loses_no_answered_message_and_its_conversations_carry_
             pool.submit(converse, sender, channel, offset)
         for _ in range(len(conversations)):  # about a fifth of the burst answered
             answered.acquire()
-        with lock:
-            serving = set(in_flight_to_a)
-        cluster.a.kill()
-        # A conversation whose turn lock the dead process held: the survivor takes it over once
-        # the lock's lease runs out.
         with cluster.redis.client() as redis:
+            # Killed while it holds a turn lock: wait until a conversation in flight to it has
+            # its ticket in Redis (the request may still be in HTTP, or its turn just ended).
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with lock:
+                    serving = set(in_flight_to_a)
+                if any(redis.zcard(f"crowddesk:turn:{sender}:queue") for sender in serving):
+                    break
+                time.sleep(0.002)
+            cluster.a.kill()
+            # A conversation whose turn lock the dead process held: the survivor takes it over
+            # once the lock's lease runs out.
             orphans = [sender for sender in serving if redis.zcard(f"crowddesk:turn:{sender}:queue")]
         assert orphans, "the kill came between turns"
         orphan = orphans[0]
