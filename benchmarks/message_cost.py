@@ -69,17 +69,18 @@ def cpu_per_call_ms(call: Callable[..., Any], arguments: Sequence[tuple[Any, ...
     return (time.process_time() - started) / len(arguments) * 1000
 
 
-async def turn_cpu_ms(bot: Bot, texts: Texts, count: int, run: str, at_once: int) -> float:
+async def turn_cpu_ms(bot: Bot, texts: Texts, count: int, run: str, at_once: int) -> tuple[float, list[str]]:
     """Process CPU per message of `count` messages through `Engine.handle`, `at_once`
-    conversations at a time, each writing `CONVERSATION_MESSAGES` messages."""
+    conversations at a time, each writing `CONVERSATION_MESSAGES` messages; and their senders."""
     messages = [
         InboundMessage(CHANNEL, f"{run}-{at_once}-{index // (at_once * CONVERSATION_MESSAGES)}-{index % at_once}", text)
-        for index, text in enumerate(texts.next() for _ in range(count))
+        for index, text in enumerate(texts_after(texts, count))
     ]
+    senders = list(dict.fromkeys(message.sender_id for message in messages))
     started = time.process_time()
     for first in range(0, count, at_once):
         await asyncio.gather(*(bot.engine.handle(message) for message in messages[first : first + at_once]))
-    return (time.process_time() - started) / count * 1000
+    return (time.process_time() - started) / count * 1000, senders
 
 
 def parts_cpu_ms(bot: Bot, texts: Texts, count: int, stored_senders: Sequence[str]) -> dict[str, float]:
@@ -193,9 +194,8 @@ async def measure(bot: Bot, project: Path, messages: int, workdir: Path) -> dict
     texts, run = Texts(project), uuid.uuid4().hex[:8]
     await turn_cpu_ms(bot, texts, WARM_UP, f"{run}-warm", 1)
     print(f"  {messages} turns one at a time, then {CONCURRENT} conversations at once ...", flush=True)
-    lone = await turn_cpu_ms(bot, texts, messages, run, 1)
-    together = await turn_cpu_ms(bot, texts, messages, run, CONCURRENT)
-    stored = [f"{run}-1-{index}-0" for index in range(messages // CONVERSATION_MESSAGES)]
+    lone, stored = await turn_cpu_ms(bot, texts, messages, run, 1)
+    together, _ = await turn_cpu_ms(bot, texts, messages, run, CONCURRENT)
     print("  the parts, alone ...", flush=True)
     parts = await asyncio.to_thread(parts_cpu_ms, bot, texts, messages, stored)
     print("  the encoders ...", flush=True)
@@ -233,7 +233,7 @@ def run(messages: int, project: Path | None, keep: Path | None) -> dict[str, Any
         "settings": {
             "messages": messages,
             "concurrent": CONCURRENT,
-            "texts": "benchmarks.capacity's, a counter appended",
+            "texts": TEXTS,
         },
         "results": results,
     }
